@@ -1,0 +1,45 @@
+"""The LiteLLM `CustomLogger` shell around CollectorCore.
+
+All four hooks only capture and enqueue (see core.py): LiteLLM runs failure hooks inline before
+the exception reaches the caller and async success hooks on the caller's event loop, so anything
+slower would be paid for by the host app on every call and every Router retry.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from litellm.integrations.custom_logger import CustomLogger
+from llmtop.collector.core import CollectorCore
+
+
+class Collector(CustomLogger):
+    """Register once: ``litellm.callbacks = [Collector()]`` (or ``Collector(db="path.db")``)."""
+
+    def __init__(self, db: str | os.PathLike[str] | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        # Private attribute: LiteLLM de-duplicates callbacks by their public attributes, and two
+        # collectors for two databases must not be mistaken for one.
+        self._core = CollectorCore(db)
+        self.llmtop_db = str(db) if db is not None else "default"
+
+    @property
+    def core(self) -> CollectorCore:
+        return self._core
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until every event seen so far is in the database (tests, scripts, shutdown)."""
+        return self._core.flush(timeout)
+
+    def log_success_event(self, kwargs, response_obj, start_time, end_time):  # noqa: ANN001
+        self._core.log(kwargs, response_obj, start_time, end_time, False)
+
+    def log_failure_event(self, kwargs, response_obj, start_time, end_time):  # noqa: ANN001
+        self._core.log(kwargs, response_obj, start_time, end_time, True)
+
+    async def async_log_success_event(self, kwargs, response_obj, start_time, end_time):  # noqa: ANN001
+        self._core.log(kwargs, response_obj, start_time, end_time, False)
+
+    async def async_log_failure_event(self, kwargs, response_obj, start_time, end_time):  # noqa: ANN001
+        self._core.log(kwargs, response_obj, start_time, end_time, True)

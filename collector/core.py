@@ -1,0 +1,68 @@
+"""The part of the collector that does not need litellm: capture on the hot path, then hand off.
+
+`CollectorCore.log` is all the caller's thread ever runs: it copies the few references it needs
+out of LiteLLM's kwargs and appends them to the writer's queue. Mapping, pricing and SQL happen on
+the writer thread, so a slow disk or a malformed payload never costs the host app time or an
+exception.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from llmtop.collector.mapping import Captured
+from llmtop.collector.writer import Writer, get_writer
+
+log = logging.getLogger("llmtop.collector")
+
+
+class CollectorCore:
+    def __init__(self, db: str | os.PathLike[str] | None = None, *, writer: Writer | None = None):
+        self._db = db
+        self._writer = writer
+
+    @property
+    def writer(self) -> Writer:
+        # Resolved lazily so a module-level instance (the proxy's) picks up LLMTOP_DB set later,
+        # and a forked worker gets its own writer.
+        w = self._writer
+        if w is None or w.pid != os.getpid():
+            w = self._writer = get_writer(self._db)
+        return w
+
+    def log(
+        self,
+        kwargs: Any,
+        response_obj: Any,
+        start_time: Any,
+        end_time: Any,
+        failed: bool,
+    ) -> None:
+        """Capture and enqueue; never raises."""
+        try:
+            get = kwargs.get
+            lp = get("litellm_params") or {}
+            md = lp.get("metadata")
+            op = get("optional_params")
+            exc = get("exception") if failed else None
+            cap = Captured(
+                get("standard_logging_object"),
+                dict(md) if md else None,
+                op.get("user") if op else None,
+                get("response_cost"),
+                type(exc).__name__ if exc is not None else None,
+                getattr(exc, "status_code", None) if exc is not None else None,
+                get("model"),
+                start_time,
+                end_time,
+                failed,
+            )
+        except Exception:  # a malformed payload is counted, never raised into the app
+            self.writer.drop(1, "malformed payload")
+            return
+        self.writer.submit(cap)
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        return self.writer.flush(timeout)

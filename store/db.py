@@ -1,0 +1,106 @@
+"""Locating and opening the llmtop database.
+
+One function decides the path (argument, then `LLMTOP_DB`, then a per-user data directory) so the
+collector, the TUI and the CLI can never disagree about which file they mean.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+APP_NAME = "llmtop"
+DB_FILENAME = "llmtop.db"
+BUSY_TIMEOUT_MS = 5000
+
+
+class DatabaseError(Exception):
+    """A database problem explained in one sentence a user can act on."""
+
+
+def default_db_path() -> Path:
+    """The per-user default: `$LLMTOP_DB`, else the platform's user data directory."""
+    env = os.environ.get("LLMTOP_DB")
+    if env:
+        return Path(env).expanduser()
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir(APP_NAME, appauthor=False)) / DB_FILENAME
+
+
+def resolve_db_path(db: str | os.PathLike[str] | None) -> Path:
+    return Path(db).expanduser() if db else default_db_path()
+
+
+def ensure_private_dir(path: Path) -> None:
+    """Create the database's directory owner-only: the file holds who spent what."""
+    parent = path.parent
+    if not parent.exists():
+        parent.mkdir(parents=True, exist_ok=True)
+        os.chmod(parent, 0o700)
+
+
+def connect(
+    path: str | os.PathLike[str],
+    *,
+    readonly: bool = False,
+    create: bool = True,
+    check_same_thread: bool = True,
+) -> sqlite3.Connection:
+    """Open the database with the pragmas every llmtop process relies on.
+
+    WAL lets one writer and many readers work at once; `busy_timeout` turns short lock waits from
+    other writer processes into waits instead of `database is locked` errors. Read-only opens use a
+    `mode=ro` URI so a viewer can never create or modify a file.
+    """
+    p = Path(path)
+    if readonly:
+        if not p.exists():
+            raise DatabaseError(f"{p}: no such database (is the collector writing somewhere else?)")
+        uri = f"file:{p}?mode=ro"
+        conn = sqlite3.connect(
+            uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=check_same_thread
+        )
+    else:
+        if not create and not p.exists():
+            raise DatabaseError(f"{p}: no such database")
+        ensure_private_dir(p)
+        new = not p.exists()
+        if new:
+            # Create the file ourselves so it is 0600 from its first byte.
+            fd = os.open(p, os.O_CREAT | os.O_WRONLY, 0o600)
+            os.close(fd)
+        conn = sqlite3.connect(
+            p,
+            timeout=BUSY_TIMEOUT_MS / 1000,
+            isolation_level=None,
+            check_same_thread=check_same_thread,
+        )
+    try:
+        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        if not readonly:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=OFF")
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise DatabaseError(explain(p, exc)) from exc
+    return conn
+
+
+def explain(path: Path, exc: BaseException) -> str:
+    """Turn sqlite's terse errors into the one precise message the user sees."""
+    msg = str(exc)
+    low = msg.lower()
+    if "not a database" in low or "malformed" in low:
+        return f"{path}: the file is not a valid llmtop/SQLite database ({msg}); move it aside to start a new one"
+    if "readonly" in low or "read-only" in low:
+        return f"{path}: the database is read-only ({msg}); check the file's and directory's permissions"
+    if "locked" in low or "busy" in low:
+        return f"{path}: the database stayed locked by another process for over {BUSY_TIMEOUT_MS // 1000}s ({msg})"
+    if "disk" in low and "full" in low:
+        return f"{path}: the disk is full ({msg})"
+    if "unable to open" in low:
+        return f"{path}: cannot open the database file ({msg}); check the path and permissions"
+    return f"{path}: {msg}"

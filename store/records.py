@@ -1,0 +1,71 @@
+"""The one record type that crosses from the collector into the database.
+
+It carries resolved strings and numbers only, so anything that can build one (the LiteLLM
+callback, the demo's simulator, a test) is written to the file by the same code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+#: Tag keys with their own column (and their own drill-down dimension).
+TAG_KEYS: tuple[str, ...] = (
+    "feature",
+    "endpoint",
+    "team",
+    "environment",
+    "workload",
+    "customer",
+    "user",
+    "prompt_version",
+    "route_version",
+    "correlation_id",
+)
+
+
+@dataclass(slots=True)
+class CallRecord:
+    started_at: float
+    ended_at: float | None = None
+    ttft_ms: float | None = None
+    trace_id: str | None = None
+    litellm_call_id: str | None = None
+    call_type: str | None = None
+    stream: bool = False
+    provider: str | None = None
+    model: str | None = None
+    response_model: str | None = None
+    model_group: str | None = None
+    original_model_group: str | None = None
+    price_key: str | None = None
+    status: str = "success"
+    error_class: str | None = None
+    error_code: str | None = None
+    normalized_error: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+    audio_input_tokens: int = 0
+    audio_output_tokens: int = 0
+    batch: bool = False
+    service_tier: str | None = None
+    litellm_cost_usd: float | None = None
+    unmetered: bool = False
+    cache_hit: bool = False
+    attempt: int = 1
+    is_retry: bool = False
+    is_fallback: bool = False
+    tags: dict[str, str] = field(default_factory=dict)
+    extra_tags: dict[str, str] = field(default_factory=dict)
+    # Filled in by the writer from llmtop.pricing, off the caller's thread.
+    cost_usd: float | None = None
+    input_usd: float | None = None
+    cache_read_usd: float | None = None
+    cache_write_usd: float | None = None
+    output_usd: float | None = None
+    saved_usd: float | None = None
+    unpriced: bool = False
+    unpriced_reason: str | None = None
+    price_version: str | None = None

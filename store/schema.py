@@ -1,0 +1,277 @@
+"""Schema and migrations: the only module that knows the table layout.
+
+Migrations are an append-only list of small functions, each recorded by name in `_llmtop_migrations`
+once applied (the pattern of simonw/llm's migrations.py). Never edit or reorder one that has
+shipped: add a new one. A database that records a migration this code does not know was written by
+a newer llmtop and is refused rather than half-understood.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from llmtop.store.db import DatabaseError, connect, explain
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = []
+
+#: Columns of `calls` that hold an id into `strings` rather than the text itself.
+STRING_COLUMNS: tuple[str, ...] = (
+    "call_type",
+    "provider",
+    "model",
+    "response_model",
+    "model_group",
+    "original_model_group",
+    "price_key",
+    "error_class",
+    "error_code",
+    "normalized_error",
+    "feature",
+    "endpoint",
+    "team",
+    "environment",
+    "workload",
+    "customer",
+    "user",
+    "prompt_version",
+    "route_version",
+    "unpriced_reason",
+    "price_version",
+)
+
+
+def migration(fn: Callable[[sqlite3.Connection], None]) -> Callable[[sqlite3.Connection], None]:
+    MIGRATIONS.append(fn)
+    return fn
+
+
+@migration
+def m001_calls(db: sqlite3.Connection) -> None:
+    # Repeated strings (models, tags, versions) live once in `strings`; rows hold small ints.
+    db.execute("CREATE TABLE strings (id INTEGER PRIMARY KEY, value TEXT NOT NULL UNIQUE)")
+    db.execute(
+        """
+        CREATE TABLE calls (
+            id INTEGER PRIMARY KEY,
+            started_at REAL NOT NULL,
+            ended_at REAL,
+            ttft_ms REAL,
+            trace_id TEXT,
+            litellm_call_id TEXT,
+            call_type INTEGER,
+            stream INTEGER NOT NULL DEFAULT 0,
+            provider INTEGER,
+            model INTEGER,
+            response_model INTEGER,
+            model_group INTEGER,
+            original_model_group INTEGER,
+            price_key INTEGER,
+            status INTEGER NOT NULL DEFAULT 0,
+            error_class INTEGER,
+            error_code INTEGER,
+            normalized_error INTEGER,
+            input_tokens INTEGER NOT NULL DEFAULT 0,
+            output_tokens INTEGER NOT NULL DEFAULT 0,
+            cache_read_tokens INTEGER NOT NULL DEFAULT 0,
+            cache_write_tokens INTEGER NOT NULL DEFAULT 0,
+            reasoning_tokens INTEGER NOT NULL DEFAULT 0,
+            cost_usd REAL,
+            input_usd REAL,
+            cache_read_usd REAL,
+            cache_write_usd REAL,
+            output_usd REAL,
+            litellm_cost_usd REAL,
+            unpriced INTEGER NOT NULL DEFAULT 0,
+            unpriced_reason INTEGER,
+            unmetered INTEGER NOT NULL DEFAULT 0,
+            cache_hit INTEGER NOT NULL DEFAULT 0,
+            saved_usd REAL,
+            attempt INTEGER NOT NULL DEFAULT 1,
+            is_retry INTEGER NOT NULL DEFAULT 0,
+            is_fallback INTEGER NOT NULL DEFAULT 0,
+            feature INTEGER,
+            endpoint INTEGER,
+            team INTEGER,
+            environment INTEGER,
+            workload INTEGER,
+            customer INTEGER,
+            user INTEGER,
+            prompt_version INTEGER,
+            route_version INTEGER,
+            correlation_id TEXT,
+            tags_json TEXT,
+            price_version INTEGER
+        )
+        """
+    )
+    db.execute("CREATE INDEX calls_started_at ON calls(started_at)")
+    # Events the collector could not write (disk full, read-only file, long lock), counted so the
+    # dashboard can say so instead of silently under-reporting spend.
+    db.execute(
+        "CREATE TABLE drops (id INTEGER PRIMARY KEY, at REAL NOT NULL, count INTEGER NOT NULL,"
+        " reason TEXT NOT NULL, pid INTEGER)"
+    )
+
+
+@migration
+def m002_requests_view(db: sqlite3.Connection) -> None:
+    db.execute(REQUESTS_VIEW_SQL)
+
+
+@migration
+def m003_alerts(db: sqlite3.Connection) -> None:
+    # Alert state is shared by every llmtop that opens the file: an ack in one is an ack in all,
+    # and a restart does not page again for an incident it already raised.
+    db.execute(
+        """
+        CREATE TABLE alerts (
+            id INTEGER PRIMARY KEY,
+            fingerprint TEXT NOT NULL UNIQUE,
+            rule TEXT NOT NULL,
+            severity TEXT NOT NULL,
+            scope TEXT NOT NULL,
+            title TEXT NOT NULL,
+            cause TEXT,
+            owner TEXT,
+            first_seen REAL NOT NULL,
+            last_seen REAL NOT NULL,
+            state TEXT NOT NULL DEFAULT 'open',
+            snoozed_until REAL,
+            details_json TEXT
+        )
+        """
+    )
+
+
+def _sv(col: str) -> str:
+    return f"(SELECT value FROM strings WHERE id = c.{col}) AS {col}"
+
+
+REQUESTS_VIEW_SQL = f"""
+CREATE VIEW requests AS
+SELECT
+    c.id,
+    c.trace_id,
+    c.litellm_call_id,
+    c.started_at,
+    c.ended_at,
+    (c.ended_at - c.started_at) * 1000.0 AS latency_ms,
+    c.ttft_ms,
+    {_sv("call_type")},
+    c.stream,
+    {_sv("provider")},
+    {_sv("model")},
+    {_sv("response_model")},
+    {_sv("model_group")},
+    CASE c.status WHEN 0 THEN 'success' ELSE 'failure' END AS status,
+    {_sv("error_class")},
+    {_sv("error_code")},
+    {_sv("normalized_error")},
+    c.input_tokens,
+    c.output_tokens,
+    c.cache_read_tokens,
+    c.cache_write_tokens,
+    c.reasoning_tokens,
+    c.cost_usd,
+    c.input_usd,
+    c.cache_read_usd,
+    c.cache_write_usd,
+    c.output_usd,
+    c.litellm_cost_usd,
+    c.unpriced,
+    {_sv("unpriced_reason")},
+    c.unmetered,
+    c.cache_hit,
+    c.saved_usd,
+    c.attempt,
+    c.is_retry,
+    c.is_fallback,
+    {_sv("original_model_group")},
+    {_sv("price_key")},
+    {_sv("feature")},
+    {_sv("endpoint")},
+    {_sv("team")},
+    {_sv("environment")},
+    {_sv("workload")},
+    {_sv("customer")},
+    {_sv("user")},
+    {_sv("prompt_version")},
+    {_sv("route_version")},
+    c.correlation_id,
+    c.tags_json,
+    {_sv("price_version")}
+FROM calls AS c
+"""
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def _ensure_table(db: sqlite3.Connection) -> None:
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS _llmtop_migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)"
+    )
+
+
+def applied_migrations(db: sqlite3.Connection) -> list[str]:
+    exists = db.execute(
+        "SELECT 1 FROM sqlite_master WHERE type='table' AND name='_llmtop_migrations'"
+    ).fetchone()
+    if not exists:
+        return []
+    return [r[0] for r in db.execute("SELECT name FROM _llmtop_migrations")]
+
+
+def check_not_newer(db: sqlite3.Connection, path: object = "database") -> None:
+    known = {m.__name__ for m in MIGRATIONS}
+    unknown = sorted(set(applied_migrations(db)) - known)
+    if unknown:
+        raise DatabaseError(
+            f"{path}: written by a newer llmtop (schema has {', '.join(unknown)}, this llmtop "
+            f"knows up to {MIGRATIONS[-1].__name__}); upgrade llmtop to read it"
+        )
+
+
+def migrate(db: sqlite3.Connection, path: object = "database") -> list[str]:
+    """Bring the schema up to date; returns the names applied now.
+
+    Each migration runs in its own IMMEDIATE transaction and the applied list is re-read inside
+    it, so several processes opening a fresh file at once apply each migration exactly once.
+    """
+    try:
+        _ensure_table(db)
+        check_not_newer(db, path)
+        done_now: list[str] = []
+        for fn in MIGRATIONS:
+            if fn.__name__ in applied_migrations(db):
+                continue
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                if fn.__name__ not in applied_migrations(db):
+                    fn(db)
+                    db.execute(
+                        "INSERT INTO _llmtop_migrations (name, applied_at) VALUES (?, ?)",
+                        (fn.__name__, time.time()),
+                    )
+                    done_now.append(fn.__name__)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        return done_now
+    except sqlite3.DatabaseError as exc:
+        raise DatabaseError(explain(Path(str(path)), exc)) from exc
+
+
+def open_db(path: str | Path, *, check_same_thread: bool = True) -> sqlite3.Connection:
+    """Open read-write and migrate: what the collector and the TUI both do first."""
+    conn = connect(path, check_same_thread=check_same_thread)
+    try:
+        migrate(conn, path)
+    except BaseException:
+        conn.close()
+        raise
+    return conn

@@ -1,0 +1,187 @@
+"""Batch insertion of CallRecords: the write half of the schema.
+
+One transaction per batch; strings are interned through `strings` with a per-connection cache so
+a steady stream of rows costs one executemany and almost no dictionary look-ups in SQL.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+
+from llmtop.store.records import CallRecord
+
+_MAX_CACHE = 200_000
+
+
+class Interner:
+    """Maps strings to ids in the `strings` table, caching what it has seen."""
+
+    def __init__(self) -> None:
+        self._ids: dict[str, int] = {}
+
+    def ids_for(self, db: sqlite3.Connection, values: Iterable[str]) -> None:
+        """Make sure every value has an id (call inside the batch's transaction)."""
+        missing = {v for v in values if v not in self._ids}
+        if not missing:
+            return
+        if len(self._ids) + len(missing) > _MAX_CACHE:
+            self._ids.clear()
+        db.executemany("INSERT OR IGNORE INTO strings (value) VALUES (?)", [(v,) for v in missing])
+        ordered = list(missing)
+        for i in range(0, len(ordered), 500):
+            chunk = ordered[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            for sid, value in db.execute(
+                f"SELECT id, value FROM strings WHERE value IN ({marks})", chunk
+            ):
+                self._ids[value] = sid
+
+    def get(self, value: str | None) -> int | None:
+        return None if value is None else self._ids[value]
+
+    def forget(self) -> None:
+        """Drop the cache: after a rolled-back transaction its new ids may not exist."""
+        self._ids.clear()
+
+
+_INSERT_SQL = """
+INSERT INTO calls (
+    started_at, ended_at, ttft_ms, trace_id, litellm_call_id, call_type, stream, provider, model,
+    response_model, model_group, original_model_group, price_key, status, error_class, error_code,
+    normalized_error, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
+    reasoning_tokens, cost_usd, input_usd, cache_read_usd, cache_write_usd, output_usd,
+    litellm_cost_usd, unpriced, unpriced_reason, unmetered, cache_hit, saved_usd, attempt,
+    is_retry, is_fallback, feature, endpoint, team, environment, workload, customer, user,
+    prompt_version, route_version, correlation_id, tags_json, price_version
+) VALUES (
+    ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
+    ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
+)
+"""
+
+_STRING_FIELDS = (
+    "call_type",
+    "provider",
+    "model",
+    "response_model",
+    "model_group",
+    "original_model_group",
+    "price_key",
+    "error_class",
+    "error_code",
+    "normalized_error",
+    "unpriced_reason",
+    "price_version",
+)
+_TAG_COLUMNS = (
+    "feature",
+    "endpoint",
+    "team",
+    "environment",
+    "workload",
+    "customer",
+    "user",
+    "prompt_version",
+    "route_version",
+)
+
+
+def _strings_of(records: Sequence[CallRecord]) -> set[str]:
+    out: set[str] = set()
+    for r in records:
+        for f in _STRING_FIELDS:
+            v = getattr(r, f)
+            if v is not None:
+                out.add(v)
+        for k in _TAG_COLUMNS:
+            v = r.tags.get(k)
+            if v is not None:
+                out.add(v)
+    return out
+
+
+def _row(r: CallRecord, s: Interner) -> tuple:
+    g = s.get
+    t = r.tags
+    return (
+        r.started_at,
+        r.ended_at,
+        r.ttft_ms,
+        r.trace_id,
+        r.litellm_call_id,
+        g(r.call_type),
+        int(r.stream),
+        g(r.provider),
+        g(r.model),
+        g(r.response_model),
+        g(r.model_group),
+        g(r.original_model_group),
+        g(r.price_key),
+        0 if r.status == "success" else 1,
+        g(r.error_class),
+        g(r.error_code),
+        g(r.normalized_error),
+        r.input_tokens,
+        r.output_tokens,
+        r.cache_read_tokens,
+        r.cache_write_tokens,
+        r.reasoning_tokens,
+        r.cost_usd,
+        r.input_usd,
+        r.cache_read_usd,
+        r.cache_write_usd,
+        r.output_usd,
+        r.litellm_cost_usd,
+        int(r.unpriced),
+        g(r.unpriced_reason),
+        int(r.unmetered),
+        int(r.cache_hit),
+        r.saved_usd,
+        r.attempt,
+        int(r.is_retry),
+        int(r.is_fallback),
+        g(t.get("feature")),
+        g(t.get("endpoint")),
+        g(t.get("team")),
+        g(t.get("environment")),
+        g(t.get("workload")),
+        g(t.get("customer")),
+        g(t.get("user")),
+        g(t.get("prompt_version")),
+        g(t.get("route_version")),
+        t.get("correlation_id"),
+        json.dumps(r.extra_tags, sort_keys=True, separators=(",", ":")) if r.extra_tags else None,
+        g(r.price_version),
+    )
+
+
+def insert_batch(
+    db: sqlite3.Connection,
+    interner: Interner,
+    records: Sequence[CallRecord],
+    drops: Sequence[tuple[int, str]] = (),
+) -> None:
+    """Write records (and pending drop counts) in one IMMEDIATE transaction, or nothing at all."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        interner.ids_for(db, _strings_of(records))
+        db.executemany(_INSERT_SQL, [_row(r, interner) for r in records])
+        if drops:
+            now = time.time()
+            pid = os.getpid()
+            db.executemany(
+                "INSERT INTO drops (at, count, reason, pid) VALUES (?, ?, ?, ?)",
+                [(now, n, reason, pid) for n, reason in drops],
+            )
+        db.execute("COMMIT")
+    except BaseException:
+        try:
+            db.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
+        interner.forget()
+        raise
