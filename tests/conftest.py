@@ -1,0 +1,25 @@
+"""Shared fixtures: every test gets its own database, and litellm never goes online."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# Before anything can import litellm: offline price map, no beta-header fetch, no retry waits.
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+os.environ.setdefault("LITELLM_LOCAL_ANTHROPIC_BETA_HEADERS", "True")
+os.environ.setdefault("INITIAL_RETRY_DELAY", "0")
+os.environ.setdefault("JITTER", "0")
+os.environ.pop("LLMTOP_TAGS", None)
+os.environ.pop("LLMTOP_PRICES", None)
+
+
+@pytest.fixture(autouse=True)
+def llmtop_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Point LLMTOP_DB at a fresh file so no test touches the user's real database."""
+    db = tmp_path / "llmtop.db"
+    monkeypatch.setenv("LLMTOP_DB", str(db))
+    yield db
