@@ -1,0 +1,275 @@
+"""`llmtop demo`: a week of simulated history, a live simulated workload, and the dashboard on it.
+
+Why a subprocess for the live workload: the TUI must stay responsive and must never import
+litellm; the simulator and its writer thread would otherwise share the TUI's GIL. The history is
+written before anything starts, in this process, so baselines exist the moment the TUI opens.
+
+Why a separate database: the demo must never mix invented spend into the user's real collector
+file, so without --db it uses (and recreates on every run) `demo.db` in llmtop's data directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+DEFAULT_SPEED = 20.0
+DEFAULT_HISTORY = "7d"
+DEFAULT_INCIDENT_AFTER = "60s"
+#: Row budget for history per simulated day, and overall (a week stays ~10 s to write).
+HISTORY_ROWS_PER_DAY = 21_500
+HISTORY_ROWS_MAX = 150_000
+
+_UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$", re.IGNORECASE)
+
+
+def parse_duration(text: str) -> float:
+    """'10s', '2m', '1h', '7d', '90' (seconds) -> seconds; argparse reports a ValueError."""
+    m = _DURATION.match(text)
+    if not m:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (try 10s, 2m, 1h, 7d)")
+    return float(m.group(1)) * _UNITS[m.group(2).lower()]
+
+
+def parse_incident(text: str) -> float | None:
+    """A duration, or off/never/none to run without the incident."""
+    if text.strip().lower() in ("off", "never", "none", "no"):
+        return None
+    return parse_duration(text)
+
+
+def demo_db_path() -> Path:
+    """The demo's own file, beside (never equal to) the collector's default database."""
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("llmtop", appauthor=False)) / "demo.db"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="llmtop demo",
+        description=(
+            "Simulate a realistic LLM workload (six features, five teams, retries, fallbacks, "
+            "a nightly batch job) through the real collector, and watch it in the dashboard. "
+            "After --incident-after, feature support-summarize ships prompt v2 (route r13) and "
+            "its spend rate jumps ~8x: the alerts should fire within two minutes."
+        ),
+    )
+    p.add_argument(
+        "--db",
+        type=Path,
+        default=None,
+        help="database to write (default: a demo.db in llmtop's data directory, recreated on "
+        "every run; never your collector database). An existing file is appended to, and "
+        "history is skipped if it already has rows.",
+    )
+    p.add_argument(
+        "--speed",
+        type=float,
+        default=DEFAULT_SPEED,
+        metavar="RPS",
+        help=f"live request rate in LLM calls per second at the start (default {DEFAULT_SPEED:g}); "
+        "it then follows the time-of-day curve. Retries add ~2%% more rows.",
+    )
+    p.add_argument(
+        "--seed", type=int, default=0, help="random seed (default 0): same seed, same data"
+    )
+    p.add_argument(
+        "--no-tui",
+        action="store_true",
+        help="run the simulator in the foreground without the dashboard (for a second terminal "
+        "running `llmtop --db PATH`, for scripts and for benchmarks)",
+    )
+    p.add_argument(
+        "--duration",
+        type=parse_duration,
+        default=None,
+        metavar="DUR",
+        help="stop after this long, e.g. 10s, 2m, 1h (default: until Ctrl-C / quitting the TUI)",
+    )
+    p.add_argument(
+        "--history",
+        type=parse_duration,
+        default=parse_duration(DEFAULT_HISTORY),
+        metavar="DUR",
+        help=f"backfill this much past traffic first, e.g. 7d, 1d, 0 (default {DEFAULT_HISTORY}). "
+        "The last hour is written at the live rate; older history is thinned to "
+        f"{HISTORY_ROWS_PER_DAY:,} rows/day (at most {HISTORY_ROWS_MAX:,} rows) and each "
+        "thinned row carries a demo_weight tag.",
+    )
+    p.add_argument(
+        "--incident-after",
+        type=parse_incident,
+        default=parse_duration(DEFAULT_INCIDENT_AFTER),
+        metavar="DUR",
+        help=f"when the scripted incident starts, counted from the live start (default "
+        f"{DEFAULT_INCIDENT_AFTER}); 'off' disables it",
+    )
+    return p
+
+
+def _remove_db(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        try:
+            os.unlink(f"{path}{suffix}")
+        except FileNotFoundError:
+            pass
+
+
+def _row_count(path: Path) -> int:
+    import sqlite3
+
+    if not path.exists():
+        return 0
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return int(conn.execute("SELECT count(*) FROM calls").fetchone()[0])
+    except sqlite3.Error:
+        return 0
+    finally:
+        conn.close()
+
+
+def write_history(path: Path, seconds: float, speed: float, seed: int, *, quiet: bool) -> int:
+    """Backfill past traffic and wait until it is on disk."""
+    from llmtop.collector.core import CollectorCore
+    from llmtop.demo.simulator import Simulator
+
+    if seconds <= 0:
+        return 0
+    core = CollectorCore(path)
+    sim = Simulator(core, seed=seed, incident_at=None)
+    max_rows = int(min(HISTORY_ROWS_MAX, HISTORY_ROWS_PER_DAY * seconds / 86400.0))
+    if not quiet:
+        print(f"llmtop demo: writing {seconds / 86400:g} days of history to {path} …", flush=True)
+
+    def progress(n: int) -> None:
+        if not quiet:
+            print(f"\r  {n:,} rows", end="", flush=True)
+
+    n = sim.backfill(
+        time.time(),
+        seconds,
+        rate=speed,
+        max_rows=max(max_rows, 1000),
+        flush=lambda: core.flush(120),
+        submit_record=core.writer.submit,
+        on_progress=progress,
+    )
+    core.flush(120)
+    if not quiet:
+        print(f"\r  {n:,} rows of history written", flush=True)
+    return n
+
+
+def run_headless(args: argparse.Namespace, path: Path, *, quiet: bool = False) -> int:
+    """--no-tui: simulate in the foreground until --duration or Ctrl-C / SIGTERM, then flush."""
+    from llmtop.collector.core import CollectorCore
+    from llmtop.demo.simulator import Simulator
+
+    stop = False
+
+    def on_term(signum: int, frame: object) -> None:
+        nonlocal stop
+        stop = True
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    core = CollectorCore(path)
+    written_before = core.writer.written  # history written by this process is not live traffic
+    start = time.time()
+    incident_at = None if args.incident_after is None else start + args.incident_after
+    # A different stream from the history's, so live traffic does not replay its first minutes.
+    sim = Simulator(core, seed=args.seed + 1, incident_at=incident_at)
+    try:
+        sim.run_live(rate=args.speed, duration=args.duration, should_stop=lambda: stop)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        flushed = core.flush(30)
+    w = core.writer
+    elapsed = max(time.time() - start, 1e-9)
+    print(
+        f"llmtop demo: {w.written - written_before:,} live rows written in {elapsed:.1f}s "
+        f"({(w.written - written_before) / elapsed:,.0f} rows/s), {w.dropped:,} dropped"
+        f"{'' if flushed else ' (flush timed out)'}, db {path}",
+        flush=True,
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.speed <= 0:
+        print("llmtop demo: --speed must be > 0", file=sys.stderr)
+        return 2
+    if args.db is None:
+        path = demo_db_path()
+        _remove_db(path)  # the demo's own file: a fresh week every run, never doubled history
+    else:
+        path = args.db.expanduser()
+    if args.history > 0:
+        existing = _row_count(path)
+        if existing:
+            print(f"llmtop demo: {path} already has {existing:,} rows; not adding history")
+        else:
+            write_history(path, args.history, args.speed, args.seed, quiet=False)
+    if args.no_tui:
+        if args.incident_after is not None:
+            print(
+                f"llmtop demo: simulating {args.speed:g} calls/s; support-summarize ships prompt "
+                f"v2 after {args.incident_after:g}s (Ctrl-C to stop)",
+                flush=True,
+            )
+        return run_headless(args, path)
+    return run_with_tui(args, path)
+
+
+def run_with_tui(args: argparse.Namespace, path: Path) -> int:
+    """Live simulator in a child process, dashboard in this one; the child dies with the TUI."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "llmtop.demo.run",
+        "--db",
+        str(path),
+        "--speed",
+        repr(args.speed),
+        "--seed",
+        str(args.seed),
+        "--history",
+        "0",
+        "--incident-after",
+        "off" if args.incident_after is None else repr(args.incident_after),
+    ]
+    if args.duration is not None:
+        cmd += ["--duration", repr(args.duration + 5)]  # outlive the TUI; it is stopped anyway
+    log_path = path.with_name(path.name + ".simulator.log")
+    with open(log_path, "ab") as log:
+        child = subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+    try:
+        try:
+            from llmtop.tui.app import run_tui
+        except ImportError as exc:
+            print(
+                f"llmtop demo: the dashboard is not available ({exc}); "
+                "use --no-tui and run `llmtop --db PATH` elsewhere",
+                file=sys.stderr,
+            )
+            return 1
+        return int(run_tui(db_paths=[path], window="1h", exit_after=args.duration) or 0)
+    finally:
+        if child.poll() is None:
+            child.terminate()  # SIGTERM: the child flushes its writer and exits
+            try:
+                child.wait(10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()

@@ -1,0 +1,188 @@
+"""The demo workload: seeded, fixed clock, written through the real collector, read back by SQL.
+
+Everything here runs in simulated time (no sleeping, no wall-clock assertions), so the same seed
+gives the same rows on every machine.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from llmtop.collector.core import CollectorCore
+from llmtop.collector.mapping import Captured, to_record
+from llmtop.demo.cli import main, parse_duration
+from llmtop.demo.simulator import FEATURES, Attempt, Simulator, fast_record
+
+T0 = 1_763_900_000.0  # a fixed "now" for the live span's start
+SPAN = 1200.0  # twenty simulated minutes of live traffic
+INCIDENT_AT = T0 + 600.0
+HISTORY_DAYS = 1
+
+
+@pytest.fixture(scope="module")
+def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    db = tmp_path_factory.mktemp("demo") / "demo.db"
+    core = CollectorCore(db)
+    sim = Simulator(core, seed=7, incident_at=INCIDENT_AT)
+    sim.backfill(
+        T0,
+        HISTORY_DAYS * 86400.0,
+        rate=5.0,
+        max_rows=15_000,
+        flush=lambda: core.flush(60),
+        submit_record=core.writer.submit,
+    )
+    sim.run_span(T0, T0 + SPAN, rate=10.0)
+    assert core.flush(60)
+    assert core.writer.dropped == 0
+    yield db
+    core.writer.close()
+
+
+def q(db: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    conn = sqlite3.connect(db)
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
+
+
+def test_every_feature_has_rows_with_its_team_and_priced_models(demo_db: Path) -> None:
+    got = dict(q(demo_db, "SELECT feature, count(*) FROM requests GROUP BY feature"))
+    assert set(got) == set(FEATURES)
+    teams = dict(q(demo_db, "SELECT DISTINCT feature, team FROM requests"))
+    assert teams == {f.name: f.team for f in FEATURES.values()}
+    # Every model the demo uses is in the bundled price map: nothing shows up unpriced.
+    assert q(demo_db, "SELECT count(*) FROM requests WHERE unpriced = 1")[0][0] == 0
+    assert q(demo_db, "SELECT count(*) FROM requests WHERE call_type = 'embedding'")[0][0] > 0
+    assert q(demo_db, "SELECT count(*) FROM requests WHERE reasoning_tokens > 0")[0][0] > 0
+    # A small share of proxy streams arrive without usage: unmetered, not free.
+    unmetered = q(demo_db, "SELECT count(*), min(feature) FROM requests WHERE unmetered = 1")[0]
+    assert unmetered[0] > 0 and unmetered[1] == "chat"
+
+
+def test_spend_is_heavy_tailed_by_user(demo_db: Path) -> None:
+    shares = q(
+        demo_db,
+        "SELECT user, sum(cost_usd) / (SELECT sum(cost_usd) FROM requests WHERE user IS NOT NULL)"
+        " FROM requests WHERE user IS NOT NULL GROUP BY user ORDER BY 2 DESC",
+    )
+    assert len(shares) > 200
+    assert shares[0][1] > 0.12  # ~300 users: uniform would be 0.003
+    assert len(q(demo_db, "SELECT DISTINCT customer FROM requests")) >= 35
+
+
+def test_rate_limits_are_retried_on_the_same_trace_and_sometimes_fall_back(demo_db: Path) -> None:
+    retried = q(
+        demo_db,
+        "SELECT f.trace_id, r.attempt FROM requests f JOIN requests r ON r.trace_id = f.trace_id"
+        " WHERE f.normalized_error = '429_RATE_LIMIT_EXCEEDED' AND f.error_code = '429'"
+        " AND f.error_class = 'RateLimitError' AND f.attempt = 1"
+        " AND r.is_retry = 1 AND r.started_at > f.started_at",
+    )
+    assert len(retried) > 20
+    assert all(attempt >= 2 for _, attempt in retried)
+    fallbacks = q(
+        demo_db,
+        "SELECT original_model_group, model_group FROM requests WHERE is_fallback = 1",
+    )
+    assert fallbacks and all(o != m for o, m in fallbacks)
+    errors = {r[0] for r in q(demo_db, "SELECT DISTINCT normalized_error FROM requests")}
+    assert {"500_PROVIDER_INTERNAL_ERROR", "408_UPSTREAM_TIMEOUT"} <= errors
+
+
+def test_the_incident_multiplies_support_summarize_spend(demo_db: Path) -> None:
+    def window(a: float, b: float) -> tuple[Any, ...]:
+        return q(
+            demo_db,
+            "SELECT sum(input_tokens) * 1.0 / count(*), sum(cache_read_tokens) * 1.0 /"
+            " sum(input_tokens), sum(cost_usd), group_concat(DISTINCT prompt_version),"
+            " group_concat(DISTINCT route_version) FROM requests"
+            " WHERE feature = 'support-summarize' AND status = 'success'"
+            " AND started_at >= ? AND started_at < ?",
+            (a, b),
+        )[0]
+
+    before = window(T0, INCIDENT_AT)
+    after = window(INCIDENT_AT, T0 + SPAN)
+    assert before[3:] == ("v1", "r12") and after[3:] == ("v2", "r13")
+    assert after[0] >= 4 * before[0]  # input tokens per request
+    assert before[1] > 0.4 and after[1] < 0.1  # share of input read from the prompt cache
+    assert after[2] >= 5 * before[2]  # equal spans: spend rate
+    # Nothing else changed: the other features keep their version.
+    assert q(
+        demo_db, "SELECT DISTINCT prompt_version FROM requests WHERE feature != 'support-summarize'"
+    ) == [("v1",)]
+
+
+def test_history_covers_the_requested_days_and_the_nightly_burst(demo_db: Path) -> None:
+    first, last = q(demo_db, "SELECT min(started_at), max(started_at) FROM requests")[0]
+    assert first <= T0 - HISTORY_DAYS * 86400 + 600
+    assert last < T0 + SPAN
+    hours = {
+        time.localtime(t).tm_hour
+        for (t,) in q(demo_db, "SELECT started_at FROM requests WHERE feature = 'nightly-enrich'")
+    }
+    assert hours == {2}
+    workloads = {r[0] for r in q(demo_db, "SELECT DISTINCT workload FROM requests")}
+    assert workloads == {"realtime", "batch", "agent"}
+
+
+def test_fast_history_records_match_the_collectors_mapping() -> None:
+    class Keep:
+        def __init__(self) -> None:
+            self.calls: list[tuple[Any, ...]] = []
+
+        def log(self, kwargs: Any, resp: Any, start: Any, end: Any, failed: bool) -> None:
+            self.calls.append((kwargs, start, end, failed))
+
+    sink = Keep()
+    sim = Simulator(sink, seed=3, incident_at=T0 + 60)
+    sim.run_span(T0, T0 + 180, rate=20.0)
+    assert len(sink.calls) > 2000
+
+    for kwargs, start, end, failed in sink.calls:
+        lp, op = kwargs["litellm_params"], kwargs["optional_params"]
+        exc = kwargs.get("exception")
+        cap = Captured(
+            kwargs["standard_logging_object"],
+            dict(lp["metadata"]),
+            op.get("user"),
+            kwargs.get("response_cost"),
+            type(exc).__name__ if exc else None,
+            getattr(exc, "status_code", None),
+            kwargs["model"],
+            start,
+            end,
+            failed,
+        )
+        want = dataclasses.asdict(to_record(cap))
+        got = dataclasses.asdict(fast_record(Attempt(end, kwargs, failed)))
+        assert got == want
+
+
+def test_cli_no_tui_writes_rows_and_exits_0(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "cli.db"
+    rc = main(["--no-tui", "--duration", "2s", "--db", str(db), "--history", "1d", "--speed", "50"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "rows written" in out and str(db) in out
+    n, first = q(db, "SELECT count(*), min(started_at) FROM requests")[0]
+    assert n > 10_000
+    assert first < time.time() - 0.9 * 86400
+
+
+def test_durations_parse() -> None:
+    assert parse_duration("10s") == 10
+    assert parse_duration("2m") == 120
+    assert parse_duration("1h") == 3600
+    assert parse_duration("7d") == 7 * 86400
+    assert parse_duration("0") == 0
