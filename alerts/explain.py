@@ -1,0 +1,348 @@
+"""Likely cause: why the alerting window cost more than its baseline, ranked by dollars explained.
+
+The alerting window is compared with the same rows' baseline (the windows the rule compared
+against, scaled to one window) along every tag dimension at once. Evidence kinds:
+
+- a prompt/route version with rows in the window and none in the baseline (a deploy);
+- the tag value (feature, customer, user, model...) whose extra dollars are out of proportion to
+  its usual share ("customer=acme +$9.80" — proportional growth of everything explains nothing);
+- mechanisms: model-mix shift, cache-hit drop, p90 token growth, retry/fallback/error rates.
+
+Ties are broken towards the actionable change (a deploy or a tenant) over the mechanism it caused,
+so "new prompt_version v7" ranks above "p90 input tokens 2.1k → 12.4k" when both explain the same
+money.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from llmtop.alerts.rules import Rules
+from llmtop.store.alert_queries import Agg, aggregate, error_breakdown, first_seen, token_values
+from llmtop.store.queries import Clause, Reader, classify_error, format_filter, quantile
+
+EXPLAIN_DIMS: tuple[str, ...] = (
+    "feature",
+    "model",
+    "customer",
+    "user",
+    "prompt_version",
+    "route_version",
+    "endpoint",
+    "workload",
+    "team",
+)
+VERSION_DIMS = ("prompt_version", "route_version")
+#: Tie-break weights: a change someone made beats the mechanism it triggered.
+_WEIGHT = {"version": 1.2, "contributor": 1.0, "mechanism": 0.9, "rate": 0.9}
+
+
+@dataclass
+class Evidence:
+    text: str
+    dollars: float
+    kind: str
+    dim: str | None = None
+    primary: bool = False
+    value: str | None = None
+
+
+@dataclass
+class Why:
+    causes: list[Evidence] = field(default_factory=list)
+    owner: str | None = None
+    drill_dim: str = "model"
+    since: float | None = None
+    cur: Agg = field(default_factory=Agg)
+    base: Agg = field(default_factory=Agg)
+
+    @property
+    def cause(self) -> str:
+        if not self.causes:
+            return "no single driver found: spend rose across the board"
+        return "; ".join(e.text for e in self.causes[:3])
+
+
+def fmt_tokens(n: float) -> str:
+    return f"{n / 1000:.1f}k" if n >= 1000 else f"{n:.0f}"
+
+
+def _pct(x: float) -> str:
+    return f"{x * 100:.0f}%"
+
+
+def _rate(a: float, b: float) -> float:
+    return a / b if b else 0.0
+
+
+def fixed_dims(scope: Sequence[Clause]) -> set[str]:
+    return {c.key for c in scope if c.op == "=" and c.value is not None}
+
+
+def owner_from_map(rules: Rules, scope: Sequence[Clause]) -> str | None:
+    """The most specific owners entry whose clauses all hold for `scope`."""
+    have = set(scope)
+    best: tuple[int, str] | None = None
+    for clauses, owner in rules.owners:
+        if set(clauses) <= have and (best is None or len(clauses) > best[0]):
+            best = (len(clauses), owner)
+    return best[1] if best else None
+
+
+def explain(
+    reader: Reader,
+    rules: Rules,
+    scope: tuple[Clause, ...],
+    cur: tuple[float, float],
+    base: Sequence[tuple[float, float]],
+    scale: float,
+    *,
+    extra: Sequence[Evidence] = (),
+    focus: str | None = None,
+) -> Why:
+    """Compare `cur` with the baseline ranges (their sum times `scale` is one window's worth)."""
+    fixed = fixed_dims(scope)
+    dims = tuple(d for d in EXPLAIN_DIMS if d not in fixed)
+    ranges = [(0, cur[0], cur[1])] + [(i + 1, a, b) for i, (a, b) in enumerate(base)]
+    rows = aggregate(reader, ranges, dims, scope)
+    why = Why()
+    cur_by: dict[str, dict[str | None, Agg]] = {d: {} for d in dims}
+    base_by: dict[str, dict[str | None, Agg]] = {d: {} for d in dims}
+    base_raw_n: dict[str, dict[str | None, int]] = {d: {} for d in dims}
+    for idx, keys, agg in rows:
+        is_cur = idx == 0
+        (why.cur if is_cur else why.base).add(agg, 1.0 if is_cur else scale)
+        for d, k in zip(dims, keys, strict=True):
+            target = cur_by[d] if is_cur else base_by[d]
+            target.setdefault(k, Agg()).add(agg, 1.0 if is_cur else scale)
+            if not is_cur:
+                base_raw_n[d][k] = base_raw_n[d].get(k, 0) + agg.requests
+    c, b = why.cur, why.base
+    delta = c.spend - b.spend
+    base_cpr = _rate(b.spend, b.requests)
+    items: list[Evidence] = list(extra)
+
+    # Versions that began in the window.
+    since: float | None = None
+    for d in VERSION_DIMS:
+        if d not in dims or b.requests == 0:
+            continue
+        for v, agg in cur_by[d].items():
+            if v is None or agg.requests == 0 or base_raw_n[d].get(v, 0) > 0:
+                continue
+            extra_usd = agg.spend - agg.requests * base_cpr
+            t0 = first_seen(reader, d, v, cur[0], cur[1], scope)
+            if t0 is not None:
+                since = t0 if since is None else min(since, t0)
+            at = f" since {datetime.fromtimestamp(t0):%H:%M}" if t0 is not None else ""
+            items.append(
+                Evidence(
+                    f"new {d} {v}{at} (not in the baseline): {int(agg.requests)} requests, "
+                    f"{'+' if extra_usd >= 0 else '-'}${abs(extra_usd):.2f}",
+                    extra_usd,
+                    "version",
+                    d,
+                    value=v,
+                )
+            )
+    why.since = since
+    new_versions = {(e.dim, e.value) for e in items if e.kind == "version"}
+
+    # Tag values carrying more of the increase than their usual share.
+    if delta > 0:
+        for d in dims:
+            best: tuple[float, str | None, Agg, Agg] | None = None
+            for v, agg in cur_by[d].items():
+                if v is None or (d, v) in new_versions:
+                    continue
+                bv = base_by[d].get(v, Agg())
+                dv = agg.spend - bv.spend
+                if dv <= 0:
+                    continue
+                if dv / delta - _rate(bv.spend, b.spend) < 0.25:
+                    continue
+                if best is None or dv > best[0]:
+                    best = (dv, v, agg, bv)
+            if best is None:
+                continue
+            dv, v, agg, bv = best
+            if d == "model":
+                cs, bs = _rate(agg.requests, c.requests), _rate(bv.requests, b.requests)
+                if cs - bs >= 0.2:
+                    items.append(
+                        Evidence(
+                            f"model mix: {v} {_pct(bs)} → {_pct(cs)} of requests (+${dv:.2f})",
+                            dv,
+                            "mechanism",
+                            "model",
+                        )
+                    )
+                    continue
+            items.append(
+                Evidence(
+                    f"{d}={v} +${dv:.2f} (${bv.spend:.2f} → ${agg.spend:.2f})",
+                    dv,
+                    "contributor",
+                    d,
+                )
+            )
+
+    # Prompt-cache hit rate.
+    hb, hc = _rate(b.cached, b.eligible), _rate(c.cached, c.eligible)
+    if c.eligible and b.eligible and hb >= 0.1 and hb - hc >= 0.1 and hc <= hb * 0.67:
+        share_b = _rate(b.cache_read_tokens, b.input_tokens)
+        share_c = _rate(c.cache_read_tokens, c.input_tokens)
+        lost = max(0.0, c.input_tokens * (share_b - share_c))
+        full = _rate(c.input_usd, c.input_tokens - c.cache_read_tokens)
+        cached = _rate(b.cache_read_usd, b.cache_read_tokens) if b.cache_read_tokens else full / 2
+        items.append(
+            Evidence(
+                f"cache hit rate {_pct(hb)} → {_pct(hc)}",
+                lost * max(0.0, full - cached),
+                "mechanism",
+                "route_version",
+                primary=focus == "cache",
+            )
+        )
+
+    # p90 token growth (prompt/context growth, verbose output).
+    toks = token_values(reader, ranges, scope)
+    cur_t = toks.get(0, ([], []))
+    base_t: tuple[list[int], list[int]] = ([], [])
+    for idx, (ins, outs) in toks.items():
+        if idx:
+            base_t[0].extend(ins)
+            base_t[1].extend(outs)
+    for j, (label, usd, ntok) in enumerate(
+        (
+            ("input", c.input_usd + c.cache_read_usd, c.input_tokens),
+            ("output", c.output_usd, c.output_tokens),
+        )
+    ):
+        cv, bv_ = sorted(cur_t[j]), sorted(base_t[j])
+        pc, pb = quantile(cv, 0.9), quantile(bv_, 0.9)
+        if pc is None or pb is None or pb <= 0 or pc < 1.5 * pb:
+            continue
+        mean_c, mean_b = sum(cv) / len(cv), sum(bv_) / len(bv_)
+        dollars = max(0.0, (mean_c - mean_b) * len(cv) * _rate(usd, ntok))
+        items.append(
+            Evidence(
+                f"p90 {label} tokens {fmt_tokens(pb)} → {fmt_tokens(pc)}",
+                dollars,
+                "mechanism",
+                "prompt_version",
+            )
+        )
+
+    # Retry / fallback / error rates.
+    for label, num_c, num_b, usd_c, usd_b in (
+        ("retry", c.retries, b.retries, c.retry_spend, b.retry_spend),
+        ("fallback", c.fallbacks, b.fallbacks, c.fallback_spend, b.fallback_spend),
+        ("error", c.failures, b.failures, c.failed_spend, b.failed_spend),
+    ):
+        rc, rb = _rate(num_c, c.requests), _rate(num_b, b.requests)
+        if (c.requests < 10 or rc - rb < 0.05 or rc < 1.5 * rb) and focus != label:
+            continue
+        text = f"{label} rate {_pct(rb)} → {_pct(rc)}"
+        if label in ("error", "retry") and c.failures:
+            top = _top_error(reader, cur, scope)
+            if top:
+                text += f" ({top})" if label == "error" else f" (after {top})"
+        expected = c.requests * _rate(usd_b, b.requests)
+        items.append(
+            Evidence(text, max(0.0, usd_c - expected), "rate", "model", primary=focus == label)
+        )
+
+    items.sort(key=lambda e: (not e.primary, -max(e.dollars, 0.0) * _WEIGHT[e.kind], e.text))
+    why.causes = [e for e in items if e.primary or e.dollars > 0.005 or e.kind == "rate"]
+    if not why.causes and c.spend > 0:
+        why.causes = _top_shares(cur_by, c)
+    why.drill_dim = next((e.dim for e in why.causes if e.dim), "model")
+    why.owner = _owner(rules, scope, cur_by, base_by, delta, why.causes)
+    return why
+
+
+def _top_error(reader: Reader, cur: tuple[float, float], scope: Sequence[Clause]) -> str | None:
+    by: dict[str, int] = {}
+    models: dict[str, dict[str, int]] = {}
+    for cls, code, model, n in error_breakdown(reader, cur[0], cur[1], scope):
+        k = classify_error(cls, code)
+        by[k] = by.get(k, 0) + n
+        if model:
+            models.setdefault(k, {})[model] = models.setdefault(k, {}).get(model, 0) + n
+    if not by:
+        return None
+    k, n = max(by.items(), key=lambda kv: kv[1])
+    m = models.get(k)
+    on = f" on {max(m.items(), key=lambda kv: kv[1])[0]}" if m else ""
+    return f"{k} ×{n}{on}"
+
+
+def _top_shares(cur_by: dict[str, dict[str | None, Agg]], c: Agg) -> list[Evidence]:
+    """No change explains it (e.g. a budget burning at its usual rate): say who spends it."""
+    out: list[Evidence] = []
+    for d in ("feature", "customer", "model"):
+        vals = [(a.spend, v) for v, a in cur_by.get(d, {}).items() if v is not None]
+        if not vals:
+            continue
+        spend, v = max(vals)
+        if spend > 0:
+            out.append(
+                Evidence(
+                    f"largest share: {d}={v} ${spend:.2f} ({_pct(spend / c.spend)})",
+                    spend,
+                    "contributor",
+                    d,
+                )
+            )
+    out.sort(key=lambda e: -e.dollars)
+    return out[:2]
+
+
+def _owner(
+    rules: Rules,
+    scope: tuple[Clause, ...],
+    cur_by: dict[str, dict[str | None, Agg]],
+    base_by: dict[str, dict[str | None, Agg]],
+    delta: float,
+    causes: Sequence[Evidence],
+) -> str | None:
+    """owners map for the scope, then for the feature behind it, then the dominant `team` tag."""
+    o = owner_from_map(rules, scope)
+    if o:
+        return o
+    fixed = {c.key: c.value for c in scope if c.op == "=" and c.value is not None}
+    feature = fixed.get("feature")
+    if feature is None:
+        feature = _dominant(cur_by.get("feature", {}), base_by.get("feature", {}), delta)
+        if feature is not None:
+            o = owner_from_map(rules, (Clause("feature", "=", feature),))
+            if o:
+                return o
+    team = fixed.get("team") or _dominant(cur_by.get("team", {}), base_by.get("team", {}), delta)
+    if team is None:
+        return None
+    return owner_from_map(rules, (Clause("team", "=", team),)) or team
+
+
+def _dominant(cur: dict[str | None, Agg], base: dict[str | None, Agg], delta: float) -> str | None:
+    """The value behind most of the increase, or of the spend when nothing increased."""
+    best: tuple[float, str] | None = None
+    for v, a in cur.items():
+        if v is None:
+            continue
+        score = a.spend - base.get(v, Agg()).spend if delta > 0 else a.spend
+        if best is None or score > best[0]:
+            best = (score, v)
+    return best[1] if best else None
+
+
+def scope_text(scope: Sequence[Clause]) -> str:
+    return format_filter(scope)
+
+
+def finite(x: float) -> float:
+    return x if math.isfinite(x) else 0.0

@@ -1,0 +1,275 @@
+"""All SQL the alert engine and alert state need, in one place beside the schema it depends on.
+
+Why ranges joined from a VALUES list: every alert rule compares a window with a handful of
+same-length windows in the past (the same hour on the previous seven days, the trailing two
+hours...). Sending them as one `WITH r(idx, a, b) AS (VALUES ...)` and joining on
+`c.started_at >= r.a AND c.started_at < r.b` lets SQLite walk the `calls_started_at` index once per
+range and group in SQL, so the cost follows the rows inside the windows, not the size of the file.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from llmtop.store.queries import Clause, Reader, _dim_expr, _where
+
+#: Per range and group: the sums every rule and the cause analysis are built from.
+AGG_COLUMNS = (
+    "spend",
+    "requests",
+    "failures",
+    "retries",
+    "fallbacks",
+    "eligible",
+    "cached",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "input_usd",
+    "cache_read_usd",
+    "output_usd",
+    "retry_spend",
+    "fallback_spend",
+    "failed_spend",
+)
+
+_AGG_SQL = """coalesce(sum(c.cost_usd), 0), count(*), coalesce(sum(c.status), 0),
+    coalesce(sum(c.is_retry), 0), coalesce(sum(c.is_fallback), 0),
+    coalesce(sum(CASE WHEN c.cache_hit=0 AND c.status=0 AND c.input_tokens>0 THEN 1 END), 0),
+    coalesce(sum(CASE WHEN c.cache_hit=0 AND c.status=0 AND c.cache_read_tokens>0 THEN 1 END), 0),
+    coalesce(sum(CASE WHEN c.cache_hit=0 THEN c.input_tokens END), 0),
+    coalesce(sum(CASE WHEN c.cache_hit=0 THEN c.output_tokens END), 0),
+    coalesce(sum(CASE WHEN c.cache_hit=0 THEN c.cache_read_tokens END), 0),
+    coalesce(sum(c.input_usd), 0), coalesce(sum(c.cache_read_usd), 0),
+    coalesce(sum(c.output_usd), 0),
+    coalesce(sum(CASE WHEN c.is_retry=1 THEN c.cost_usd END), 0),
+    coalesce(sum(CASE WHEN c.is_fallback=1 THEN c.cost_usd END), 0),
+    coalesce(sum(CASE WHEN c.status=1 THEN c.cost_usd END), 0)"""
+
+
+@dataclass
+class Agg:
+    """Sums over a set of rows; mutable so callers can add groups together."""
+
+    spend: float = 0.0
+    requests: int = 0
+    failures: int = 0
+    retries: int = 0
+    fallbacks: int = 0
+    eligible: int = 0
+    cached: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    input_usd: float = 0.0
+    cache_read_usd: float = 0.0
+    output_usd: float = 0.0
+    retry_spend: float = 0.0
+    fallback_spend: float = 0.0
+    failed_spend: float = 0.0
+
+    def add(self, other: Agg, scale: float = 1.0) -> None:
+        for name in AGG_COLUMNS:
+            setattr(self, name, getattr(self, name) + getattr(other, name) * scale)
+
+    def scaled(self, scale: float) -> Agg:
+        out = Agg()
+        out.add(self, scale)
+        return out
+
+
+def _ranges_cte(ranges: Sequence[tuple[int, float, float]]) -> tuple[str, list[Any]]:
+    marks = ",".join("(?,?,?)" for _ in ranges)
+    params: list[Any] = []
+    for idx, a, b in ranges:
+        params.extend((idx, a, b))
+    return f"WITH r(idx, a, b) AS (VALUES {marks})", params
+
+
+def aggregate(
+    reader: Reader,
+    ranges: Sequence[tuple[int, float, float]],
+    dims: Sequence[str] = (),
+    clauses: Sequence[Clause] = (),
+) -> list[tuple[int, tuple[str | None, ...], Agg]]:
+    """Sums per (range index, values of `dims`) over rows whose started_at is in each range."""
+    if not ranges:
+        return []
+    cte, params = _ranges_cte(ranges)
+    where, wparams = _where(clauses)
+    exprs = [_dim_expr(d) for d in dims]
+    cols = "".join(f", {e}" for e, _ in exprs)
+    group = "".join(f", {i + 2}" for i in range(len(exprs)))
+    sql = f"""{cte}
+        SELECT r.idx{cols}, {_AGG_SQL}
+        FROM r JOIN calls c ON c.started_at >= r.a AND c.started_at < r.b
+        WHERE {where}
+        GROUP BY 1{group}"""
+    rows = reader._q(sql, (*params, *wparams))
+    ids: set[int] = set()
+    for row in rows:
+        for i, (_, interned) in enumerate(exprs):
+            if interned and row[1 + i] is not None:
+                ids.add(row[1 + i])
+    names = reader._strings(ids) if ids else {}
+    out: list[tuple[int, tuple[str | None, ...], Agg]] = []
+    n = len(exprs)
+    for row in rows:
+        keys: list[str | None] = []
+        for i, (_, interned) in enumerate(exprs):
+            v = row[1 + i]
+            keys.append(
+                names.get(v) if interned and v is not None else (None if v is None else str(v))
+            )
+        out.append((row[0], tuple(keys), Agg(*row[1 + n :])))
+    return out
+
+
+def token_values(
+    reader: Reader,
+    ranges: Sequence[tuple[int, float, float]],
+    clauses: Sequence[Clause] = (),
+    limit: int = 50_000,
+) -> dict[int, tuple[list[int], list[int]]]:
+    """Input and output tokens of successful, billed rows per range (for p90 comparisons)."""
+    if not ranges:
+        return {}
+    cte, params = _ranges_cte(ranges)
+    where, wparams = _where(clauses)
+    out: dict[int, tuple[list[int], list[int]]] = {}
+    for idx, i, o in reader._q(
+        f"""{cte} SELECT r.idx, c.input_tokens, c.output_tokens
+        FROM r JOIN calls c ON c.started_at >= r.a AND c.started_at < r.b
+        WHERE c.status = 0 AND c.cache_hit = 0 AND {where} LIMIT ?""",
+        (*params, *wparams, limit),
+    ):
+        ins, outs = out.setdefault(idx, ([], []))
+        ins.append(i)
+        outs.append(o)
+    return out
+
+
+def error_breakdown(
+    reader: Reader, start: float, end: float, clauses: Sequence[Clause] = ()
+) -> list[tuple[str | None, str | None, str | None, int]]:
+    """(error_class, error_code, model, failures) in a window, most failures first."""
+    where, params = _where(clauses)
+    return [
+        tuple(r)  # type: ignore[misc]
+        for r in reader._q(
+            f"""SELECT (SELECT value FROM strings WHERE id = c.error_class),
+            (SELECT value FROM strings WHERE id = c.error_code),
+            (SELECT value FROM strings WHERE id = c.model), count(*)
+            FROM calls c WHERE c.started_at >= ? AND c.started_at < ? AND c.status = 1 AND {where}
+            GROUP BY c.error_class, c.error_code, c.model ORDER BY 4 DESC LIMIT 20""",
+            (start, end, *params),
+        )
+    ]
+
+
+def first_seen(
+    reader: Reader, dim: str, value: str, start: float, end: float, clauses: Sequence[Clause] = ()
+) -> float | None:
+    """When a tag value first appears inside [start, end) (e.g. a new prompt version's deploy)."""
+    expr, interned = _dim_expr(dim)
+    where, params = _where(clauses)
+    cond = f"{expr} = (SELECT id FROM strings WHERE value = ?)" if interned else f"{expr} = ?"
+    r = reader._q(
+        f"SELECT min(c.started_at) FROM calls c WHERE c.started_at >= ? AND c.started_at < ? AND {cond} AND {where}",
+        (start, end, value, *params),
+    )
+    return r[0][0] if r else None
+
+
+def first_row_at(reader: Reader) -> float | None:
+    """Oldest row: days before it are "no data", not "zero spend" (indexed, instant)."""
+    return reader._q("SELECT min(started_at) FROM calls")[0][0]
+
+
+def spend_between(
+    reader: Reader, start: float, end: float, clauses: Sequence[Clause] = ()
+) -> float:
+    return reader.spend_between(start, end, clauses)
+
+
+# --- alert state ---------------------------------------------------------------------------------
+
+ALERT_COLUMNS = (
+    "fingerprint",
+    "rule",
+    "severity",
+    "scope",
+    "title",
+    "cause",
+    "owner",
+    "first_seen",
+    "last_seen",
+    "state",
+    "snoozed_until",
+    "details_json",
+)
+
+
+def load_alert_rows(reader: Reader) -> list[dict[str, Any]]:
+    rows = reader._q(f"SELECT {', '.join(ALERT_COLUMNS)} FROM alerts")
+    return [dict(zip(ALERT_COLUMNS, r, strict=True)) for r in rows]
+
+
+def begin(reader: Reader) -> None:
+    """IMMEDIATE so two processes syncing at once serialize instead of double-paging."""
+    reader.conn.execute("BEGIN IMMEDIATE")
+
+
+def commit(reader: Reader) -> None:
+    reader.conn.execute("COMMIT")
+
+
+def rollback(reader: Reader) -> None:
+    reader.conn.execute("ROLLBACK")
+
+
+def insert_alert(reader: Reader, row: dict[str, Any]) -> None:
+    reader.conn.execute(
+        f"INSERT INTO alerts ({', '.join(ALERT_COLUMNS)}) VALUES ({','.join('?' * len(ALERT_COLUMNS))})",
+        [row.get(c) for c in ALERT_COLUMNS],
+    )
+
+
+def update_alert(reader: Reader, fingerprint: str, **values: Any) -> int:
+    cols = [c for c in values if c in ALERT_COLUMNS and c != "fingerprint"]
+    if not cols:
+        return 0
+    cur = reader.conn.execute(
+        f"UPDATE alerts SET {', '.join(f'{c} = ?' for c in cols)} WHERE fingerprint = ?",
+        [*(values[c] for c in cols), fingerprint],
+    )
+    return cur.rowcount
+
+
+def dumps(details: dict[str, Any]) -> str:
+    return json.dumps(details, separators=(",", ":"), sort_keys=True)
+
+
+def set_alert_state(
+    reader: Reader, fingerprint: str, state: str, snoozed_until: float | None
+) -> int:
+    """Ack/snooze an alert that has not resolved (a resolved one must page when it re-fires)."""
+    cur = reader.conn.execute(
+        "UPDATE alerts SET state = ?, snoozed_until = ? WHERE fingerprint = ? AND state != 'resolved'",
+        (state, snoozed_until, fingerprint),
+    )
+    return cur.rowcount
+
+
+def max_row_id(reader: Reader) -> int:
+    return reader.max_id()
+
+
+def rows_added_before(reader: Reader, after_id: int, before: float) -> bool:
+    """Did rows with started_at < `before` arrive after row `after_id`? (walks new ids only)"""
+    return bool(
+        reader._q("SELECT 1 FROM calls WHERE id > ? AND started_at < ? LIMIT 1", (after_id, before))
+    )

@@ -1,0 +1,584 @@
+"""Alert rules against scripted incidents written through the real writer (mapping + pricing).
+
+One week of quiet, seasonal-free history for six features is written once per module and copied
+into each test's database; each test then writes its own last 20 minutes (normal, or with an
+incident) and evaluates at a fixed `NOW`. Every incident test asserts the alert, its top likely
+cause and its owner; every "stays quiet" test has a control showing the same rule does fire once
+the thing keeping it quiet is taken away.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import shutil
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from llmtop.alerts import cli, state
+from llmtop.alerts.engine import evaluate
+from llmtop.alerts.model import Alert
+from llmtop.alerts.rules import AnomalyRule, Rules, RulesError, load_rules, parse_rules
+from llmtop.collector.writer import Writer
+from llmtop.store.queries import Reader
+from llmtop.store.records import CallRecord
+
+NOW = datetime(2026, 3, 12, 14, 0, tzinfo=timezone.utc).timestamp()  # a Thursday
+DAY = 86400.0
+HISTORY_START = NOW - 7 * DAY - 3 * 3600
+TAIL = 20 * 60  # each test writes the last 20 minutes itself
+
+PROVIDER = {"claude-sonnet-4-5": "anthropic", "gpt-4o-mini": "openai", "gpt-4o": "openai"}
+
+# name: (every seconds, model, team, workload, input, output, extra tags)
+FEATURES: dict[str, dict[str, Any]] = {
+    "support-summarize": dict(
+        every=60, model="claude-sonnet-4-5", team="support", workload="realtime", inp=8000, out=300
+    ),
+    "kb-answer": dict(
+        every=30, model="claude-sonnet-4-5", team="docs", workload="realtime", inp=30000, out=400
+    ),
+    "classify": dict(
+        every=30, model="gpt-4o-mini", team="search", workload="realtime", inp=500, out=20
+    ),
+    "agent-step": dict(
+        every=120, model="claude-sonnet-4-5", team="agents", workload="agent", inp=3000, out=500
+    ),
+    "haiku-tagger": dict(
+        every=300, model="gpt-4o-mini", team="growth", workload="realtime", inp=200, out=20
+    ),
+    "nightly-enrich": dict(
+        every=10, model="gpt-4o", team="data", workload="batch", inp=4000, out=500
+    ),
+}
+SUPPORT_CUSTOMERS = ("globex", "initech", "umbrella")
+AGENT_USERS = (("acme", "u-a1"), ("acme", "u-a2"), ("hooli", "u-h1"), ("hooli", "u-h2"))
+
+
+def _in_batch_hour(t: float) -> bool:
+    return datetime.fromtimestamp(t, timezone.utc).hour == 2
+
+
+def records(
+    feature: str, start: float, end: float, rng: random.Random, **change: Any
+) -> Iterator[CallRecord]:
+    """Normal traffic of one feature in [start, end); `change` overrides fields (the incident)."""
+    spec = {**FEATURES[feature], **change}
+    every = spec["every"]
+    t = start + (-(start - HISTORY_START) % every)
+    i = int((t - HISTORY_START) // every)
+    while t < end:
+        i += 1
+        t_row = t
+        t += every
+        if feature == "nightly-enrich" and not spec.get("anytime") and not _in_batch_hour(t_row):
+            continue
+        tags = {
+            "feature": feature,
+            "team": spec["team"],
+            "workload": spec["workload"],
+            "prompt_version": spec.get("prompt_version", "v3"),
+            "route_version": spec.get("route_version", "r12"),
+        }
+        if feature == "support-summarize":
+            tags["customer"] = SUPPORT_CUSTOMERS[i % 3]
+            tags["user"] = f"u-s{i % 17}"
+        if feature == "agent-step":
+            tags["customer"], tags["user"] = AGENT_USERS[i % 4]
+        inp = int(spec["inp"] * rng.uniform(0.85, 1.15))
+        out = int(spec["out"] * rng.uniform(0.85, 1.15))
+        cached = 0
+        if feature == "kb-answer" and i % 4 != 0 and spec.get("cache", True):
+            cached = int(inp * 0.9)
+        fail = feature == "classify" and i % 200 == 0
+        yield CallRecord(
+            started_at=t_row,
+            ended_at=t_row + 0.8,
+            model=spec["model"],
+            provider=PROVIDER[spec["model"]],
+            call_type="completion",
+            status="failure" if fail else "success",
+            error_class="InternalServerError" if fail else None,
+            error_code="500" if fail else None,
+            input_tokens=0 if fail else inp,
+            output_tokens=0 if fail else out,
+            cache_read_tokens=cached,
+            tags=tags,
+        )
+
+
+def write(db: Path, recs: Any) -> None:
+    w = Writer(db)
+    for r in recs:
+        w.submit(r)
+    assert w.flush(60), w.last_error
+    w.close()
+
+
+def normal_tail(rng: random.Random, skip: tuple[str, ...] = ()) -> Iterator[CallRecord]:
+    for f in FEATURES:
+        if f not in skip:
+            yield from records(f, NOW - TAIL, NOW + 3600, rng)
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    db = tmp_path_factory.mktemp("history") / "history.db"
+    rng = random.Random(5)
+    write(db, (r for f in FEATURES for r in records(f, HISTORY_START, NOW - TAIL, rng)))
+    return db
+
+
+@pytest.fixture
+def db(history: Path, llmtop_db: Path) -> Path:
+    shutil.copy(history, llmtop_db)
+    return llmtop_db
+
+
+def run(db: Path, rules: Rules | None = None, now: float = NOW) -> list[Alert]:
+    r = Reader(db)
+    try:
+        return evaluate(r, rules or Rules(), now)
+    finally:
+        r.close()
+
+
+def only(alerts: list[Alert], rule: str, scope: str) -> Alert:
+    found = [a for a in alerts if a.rule == rule and a.scope == scope]
+    assert found, [(a.rule, a.scope, a.title) for a in alerts]
+    return found[0]
+
+
+# --- the quiet baseline --------------------------------------------------------------------------
+
+
+def test_normal_week_is_quiet(db: Path) -> None:
+    write(db, normal_tail(random.Random(1)))
+    assert [(a.rule, a.scope, a.title) for a in run(db)] == []
+
+
+# --- (a) a prompt version that grows input tokens 6× -----------------------------------------------
+
+
+def test_prompt_version_growth_fires_with_version_as_cause(db: Path) -> None:
+    rng = random.Random(2)
+    write(db, normal_tail(rng, skip=("support-summarize",)))
+    write(db, records("support-summarize", NOW - TAIL, NOW - 900, rng))
+    write(
+        db,
+        records("support-summarize", NOW - 900, NOW, rng, inp=48000, prompt_version="v4"),
+    )
+    rules = parse_rules('[owners]\n"feature=support-summarize" = "team-support"\n', Path("r.toml"))
+    alerts = run(db, rules)
+    a = only(alerts, "anomaly", "feature=support-summarize")
+    assert a.severity == "critical"
+    assert "support-summarize spend $" in a.title and "/15m" in a.title and "3σ band" in a.title
+    assert a.causes[0][0].startswith("new prompt_version v4 since 13:45")
+    assert any(t.startswith("p90 input tokens") for t, _ in a.causes)
+    assert a.owner == "team-support"
+    assert a.drill == ("feature=support-summarize", "prompt_version")
+    assert a.since == pytest.approx(NOW - 900, abs=60)
+    # The realtime workload's band breaks too, but it is the same incident: one alert.
+    assert [(x.rule, x.scope) for x in alerts] == [("anomaly", "feature=support-summarize")]
+
+
+# --- (b) a route change that drops prompt-cache hits ----------------------------------------------
+
+
+def test_route_change_cache_drop_names_route_and_cache(db: Path) -> None:
+    rng = random.Random(3)
+    write(db, normal_tail(rng, skip=("kb-answer",)))
+    write(db, records("kb-answer", NOW - TAIL, NOW - 900, rng))
+    write(db, records("kb-answer", NOW - 900, NOW, rng, cache=False, route_version="r13"))
+    alerts = run(db)
+    a = only(alerts, "anomaly", "feature=kb-answer")
+    assert a.causes[0][0].startswith("new route_version r13")
+    assert re.search(r"cache hit rate 7\d% → 0%", a.cause), a.cause
+    assert a.owner == "docs"
+    drop = only(alerts, "cache_hit_drop", "feature=kb-answer")
+    assert re.fullmatch(r"cache hit rate 7\d% → 0%", drop.causes[0][0]), drop.causes
+    assert "route_version r13" in drop.cause
+    assert drop.owner == "docs"
+
+
+# --- (c) a retry storm of 429s --------------------------------------------------------------------
+
+
+def test_retry_storm_fires_error_and_retry_rate(db: Path) -> None:
+    rng = random.Random(4)
+    write(db, normal_tail(rng, skip=("classify",)))
+    write(db, records("classify", NOW - TAIL, NOW - 600, rng))
+    storm = []
+    for r in records("classify", NOW - 600, NOW, rng):
+        for attempt in (1, 2):
+            storm.append(
+                CallRecord(
+                    started_at=r.started_at + attempt - 1,
+                    model=r.model,
+                    provider=r.provider,
+                    status="failure",
+                    error_class="RateLimitError",
+                    error_code="429",
+                    attempt=attempt,
+                    is_retry=attempt > 1,
+                    tags=r.tags,
+                )
+            )
+        r.started_at += 2
+        r.attempt, r.is_retry = 3, True
+        storm.append(r)
+    write(db, storm)
+    alerts = run(db)
+    err = only(alerts, "error_rate", "feature=classify")
+    assert err.severity == "critical"
+    assert err.causes[0][0].startswith("error rate 0% → 57% (429 rate limit ×40 on gpt-4o-mini)")
+    assert err.owner == "search"
+    retry = only(alerts, "retry_rate", "feature=classify")
+    assert "429 rate limit" in retry.causes[0][0] and retry.causes[0][0].startswith("retry rate")
+    assert retry.owner == "search"
+
+
+# --- (d) one customer running away --------------------------------------------------------------
+
+
+def test_runaway_customer_is_named_with_its_user(db: Path) -> None:
+    rng = random.Random(5)
+    write(db, normal_tail(rng))
+    loop = [
+        CallRecord(
+            started_at=NOW - 3600 + 60 * k,
+            model="claude-sonnet-4-5",
+            provider="anthropic",
+            input_tokens=40000,
+            output_tokens=1000,
+            tags={
+                "feature": "agent-step",
+                "team": "agents",
+                "workload": "agent",
+                "customer": "acme",
+                "user": "u-a1",
+                "prompt_version": "v3",
+                "route_version": "r12",
+            },
+        )
+        for k in range(60)
+    ]
+    write(db, loop)
+    alerts = run(db)
+    a = only(alerts, "runaway", "customer=acme")
+    assert a.title.startswith("customer acme spend $")
+    assert "× its 7-day average" in a.title
+    assert a.causes[0][0].startswith("user=u-a1 +$")
+    assert a.owner == "agents"
+    assert not [x for x in alerts if x.rule == "runaway" and x.scope == "customer=hooli"]
+
+
+# --- (e) a budget on course to run out mid-month ----------------------------------------------------
+
+
+def test_budget_projection_fires_before_the_money_is_gone(db: Path) -> None:
+    write(db, normal_tail(random.Random(6)))
+    r = Reader(db)
+    try:
+        from llmtop.alerts.rules import parse_filter
+
+        scope = parse_filter("team=support")
+        month0 = datetime(2026, 3, 1, tzinfo=timezone.utc).timestamp()
+        spent = r.spend_between(month0, NOW, scope)
+        rate = r.spend_between(NOW - DAY, NOW, scope) / DAY
+    finally:
+        r.close()
+    amount = round(spent + rate * 7.2 * DAY)  # runs out a bit over 7 days from the 12th
+    out_day = datetime.fromtimestamp(NOW + (amount - spent) / rate, timezone.utc).day
+    rules = parse_rules(
+        f'[[budget]]\nscope = "team=support"\namount = {amount}\n', Path("rules.toml")
+    )
+    a = only(run(db, rules), "budget:month:monthly budget", "team=support")
+    assert spent < 0.8 * amount  # neither level reached: only the projection can fire
+    assert a.severity == "warning"
+    assert f"runs out on the {out_day}th" in a.title and out_day == 19
+    assert a.owner == "support"
+    assert a.causes[0][0].startswith("largest share: feature=support-summarize")
+
+
+# --- (f) a tiny workload with a +300% blip ----------------------------------------------------------
+
+
+def test_tiny_workload_blip_stays_quiet(db: Path) -> None:
+    rng = random.Random(7)
+    write(db, normal_tail(rng))
+    blip = [
+        CallRecord(
+            started_at=NOW - 900 + 20 * k,
+            model="gpt-4o-mini",
+            provider="openai",
+            input_tokens=200,
+            output_tokens=20,
+            tags={"feature": "haiku-tagger", "team": "growth", "workload": "realtime"},
+        )
+        for k in range(45)
+    ]
+    write(db, blip)
+    assert run(db) == []
+    # Control: without the absolute-dollar floor the same blip is a 3σ, +300% anomaly.
+    loose = Rules(anomaly=AnomalyRule(min_change_usd=0.0))
+    a = only(run(db, loose), "anomaly", "feature=haiku-tagger")
+    assert a.owner == "growth"
+
+
+# --- (g) a nightly batch burst at its usual hour ------------------------------------------------------
+
+
+@pytest.mark.parametrize("minute", [5, 30])
+def test_nightly_batch_burst_stays_quiet(db: Path, minute: int) -> None:
+    at = NOW - 12 * 3600 + minute * 60  # 02:05 / 02:30 on the 12th, inside tonight's burst
+    assert run(db, now=at) == []
+
+
+def test_batch_burst_at_an_unusual_hour_fires(db: Path) -> None:
+    rng = random.Random(8)
+    write(db, normal_tail(rng))
+    write(db, records("nightly-enrich", NOW - 1800, NOW, rng, anytime=True))
+    alerts = run(db)
+    a = only(alerts, "anomaly", "feature=nightly-enrich")
+    assert "/6h, no spend here normally" in a.title
+    assert a.owner == "data"
+
+
+# --- state: no re-page after restart, ack, snooze, resolve ------------------------------------------
+
+
+def _incident(db: Path) -> None:
+    rng = random.Random(9)
+    write(db, normal_tail(rng, skip=("support-summarize",)))
+    write(db, records("support-summarize", NOW - TAIL, NOW - 900, rng))
+    write(db, records("support-summarize", NOW - 900, NOW, rng, inp=48000, prompt_version="v4"))
+
+
+def test_sync_pages_once_and_survives_restart(db: Path) -> None:
+    _incident(db)
+    alerts = run(db)
+    assert alerts
+    r1 = Reader(db)
+    new, states = state.sync(r1, alerts, NOW)
+    assert {a.fingerprint for a in new} == {a.fingerprint for a in alerts}
+    assert {s.state for s in states} == {"open"}
+    new, _ = state.sync(r1, alerts, NOW + 5)
+    assert new == []
+    r1.close()
+    r2 = Reader(db)  # a restarted dashboard
+    new, states = state.sync(r2, alerts, NOW + 10)
+    assert new == []
+    assert all(s.since <= NOW for s in states)
+    r2.close()
+
+
+def test_ack_is_visible_to_a_second_reader_and_resolve_refires(db: Path) -> None:
+    _incident(db)
+    alerts = run(db)
+    fp = alerts[0].fingerprint
+    r1, r2 = Reader(db), Reader(db)
+    state.sync(r1, alerts, NOW)
+    assert state.ack(r1, fp)
+    new, states = state.sync(r2, alerts, NOW + 5)
+    assert new == []
+    assert {s.fingerprint: s.state for s in states}[fp] == "acked"
+    # It stops firing: resolved. It fires again later: a new page.
+    _, states = state.sync(r2, [], NOW + 10)
+    assert {s.fingerprint: s.state for s in states}[fp] == "resolved"
+    assert not state.ack(r2, fp)  # acking a resolved alert must not silence its return
+    new, states = state.sync(r1, alerts, NOW + 20)
+    assert fp in {a.fingerprint for a in new}
+    assert {s.fingerprint: s.state for s in states}[fp] == "open"
+    r1.close()
+    r2.close()
+
+
+def test_snooze_quiets_until_it_expires(db: Path) -> None:
+    _incident(db)
+    alerts = run(db)
+    fp = alerts[0].fingerprint
+    r = Reader(db)
+    state.sync(r, alerts, NOW)
+    assert state.snooze(r, fp, NOW + 600)
+    new, states = state.sync(r, alerts, NOW + 300)
+    assert fp not in {a.fingerprint for a in new}
+    assert {s.fingerprint: s.state for s in states}[fp] == "snoozed"
+    new, _ = state.sync(r, alerts, NOW + 601)
+    assert fp in {a.fingerprint for a in new}
+    r.close()
+
+
+def test_escalation_to_critical_pages_again_even_if_acked(db: Path) -> None:
+    _incident(db)
+    a = run(db)[0]
+    warn = Alert(**{**a.__dict__, "severity": "warning"})
+    crit = Alert(**{**a.__dict__, "severity": "critical"})
+    r = Reader(db)
+    state.sync(r, [warn], NOW)
+    state.ack(r, warn.fingerprint)
+    new, _ = state.sync(r, [crit], NOW + 5)
+    assert [x.fingerprint for x in new] == [a.fingerprint]
+    r.close()
+
+
+# --- llmtop check --------------------------------------------------------------------------------
+
+
+def _budget_file(tmp_path: Path, amount: float, projection: bool = False) -> Path:
+    p = tmp_path / "rules.toml"
+    p.write_text(
+        "[[budget]]\n"
+        'name = "support daily"\n'
+        'scope = "team=support"\n'
+        'period = "day"\n'
+        f"amount = {amount}\n"
+        f"projection = {'true' if projection else 'false'}\n"
+    )
+    return p
+
+
+def _today_support(db: Path) -> float:
+    r = Reader(db)
+    try:
+        from llmtop.store.queries import parse_filter
+
+        return r.spend_between(NOW - 14 * 3600, NOW, parse_filter("team=support"))
+    finally:
+        r.close()
+
+
+def test_check_exit_0_when_quiet(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write(db, normal_tail(random.Random(10)))
+    assert cli.main(["--db", str(db), "--now", str(NOW)]) == 0
+    assert "no alerts firing" in capsys.readouterr().out
+
+
+def test_check_exit_1_on_warning(
+    db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write(db, normal_tail(random.Random(11)))
+    cfg = _budget_file(tmp_path, _today_support(db) / 0.9)  # 90% used: past the 80% warning
+    code = cli.main(["--db", str(db), "--config", str(cfg), "--now", str(NOW)])
+    out = capsys.readouterr().out
+    assert code == 1, out
+    assert out.startswith("WARNING  team=support")
+    assert "owner: support" in out and "cause: largest share: feature=support-summarize" in out
+
+
+def test_check_exit_2_on_critical_json(
+    db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write(db, normal_tail(random.Random(12)))
+    cfg = _budget_file(tmp_path, _today_support(db) / 1.5)
+    code = cli.main(["--db", str(db), "--config", str(cfg), "--now", str(NOW), "--json"])
+    assert code == 2
+    (obj,) = json.loads(capsys.readouterr().out)
+    assert obj["severity"] == "critical" and obj["scope"] == "team=support"
+    assert obj["owner"] == "support" and obj["causes"][0]["dollars"] > 0
+    assert obj["drill"] == {"filter": "team=support", "group_by": "feature"}
+
+
+def test_check_exit_3_on_malformed_rules(
+    db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = tmp_path / "rules.toml"
+    cfg.write_text('[anomaly]\nsigma = 3\n\n[[budget]]\nscope = "team=search"\namount = -5\n')
+    assert cli.main(["--db", str(db), "--config", str(cfg), "--now", str(NOW)]) == 3
+    err = capsys.readouterr().err
+    assert f"{cfg}:6: budget[0].amount: must be > 0 (dollars), got -5" in err
+
+
+def test_check_exit_3_on_missing_or_corrupt_db(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "nope.db"
+    assert cli.main(["--db", str(missing)]) == 3
+    assert "no such database" in capsys.readouterr().err
+    assert not missing.exists()  # check must not create one
+    bad = tmp_path / "bad.db"
+    bad.write_bytes(b"this is not sqlite" * 100)
+    assert cli.main(["--db", str(bad)]) == 3
+    assert "not a valid llmtop/SQLite database" in capsys.readouterr().err
+
+
+# --- rules file validation -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[anomaly]\nsigma = 3 3\n", ":2: syntax error: Expected newline or end of document"),
+        ("[anomaly]\nsigmaa = 3\n", ":2: anomaly.sigmaa: unknown key (allowed here: "),
+        ('[spike]\nwindow = "5 minutes"\n', ":2: spike.window: bad window '5 minutes'"),
+        ("[workloads]\nbatch = 6\n", ':2: workloads.batch: must be a duration string like "15m"'),
+        (
+            '\n[[budget]]\namount = 10\n\n[[budget]]\namount = 5\nperiod = "year"\n',
+            ":7: budget[1].period: must be one of day, week, month, got 'year'",
+        ),
+        (
+            '[[budget]]\namount = 10\nscope = "team"\n',
+            ":3: budget[0].scope: bad filter term 'team'",
+        ),
+        (
+            "[[budget]]\namount = 10\nwarning_pct = 120\n",
+            ":3: budget[0].warning_pct: must be <= critical_pct (100), got 120",
+        ),
+        ('[owners]\n"feature=x" = 3\n', ":2: owners.feature=x: owner must be a non-empty string"),
+        ("[[budget]]\nperiod = 'day'\n", ":1: budget[0]: missing amount"),
+    ],
+)
+def test_rules_errors_are_precise(tmp_path: Path, text: str, message: str) -> None:
+    p = tmp_path / "llmtop-rules.toml"
+    p.write_text(text)
+    with pytest.raises(RulesError) as exc:
+        load_rules(p)
+    assert str(exc.value).startswith(f"{p}{message}"), str(exc.value)
+
+
+def test_rules_defaults_and_full_file(tmp_path: Path) -> None:
+    assert load_rules(tmp_path / "missing.toml") == Rules()
+    assert load_rules(None) == Rules()
+    p = tmp_path / "llmtop-rules.toml"
+    p.write_text(
+        """
+[anomaly]
+group_by = ["feature", "workload", "team"]
+min_change_usd = 2.5
+[workloads]
+realtime = "10m"
+batch = { window = "8h" }
+[spike]
+ratio = 4
+[runaway]
+min_usd = 20
+[rates]
+error_rate_pct = 5
+[[budget]]
+name = "org"
+amount = 3000
+[[budget]]
+scope = "feature=support-summarize"
+period = "week"
+amount = 200
+warning_pct = 70
+owner = "support-lead"
+[owners]
+"feature=support-summarize" = "team-support"
+"""
+    )
+    r = load_rules(p)
+    assert r.anomaly.group_by == ("feature", "workload", "team")
+    assert r.anomaly.min_change_usd == 2.5 and r.spike.ratio == 4 and r.runaway.min_usd == 20
+    assert r.workloads["realtime"] == 600 and r.workloads["batch"] == 8 * 3600
+    assert r.rates.error_rate_pct == 5
+    assert [(b.name, b.period, b.amount, b.scope_text) for b in r.budgets] == [
+        ("org", "month", 3000, ""),
+        ("weekly budget", "week", 200, "feature=support-summarize"),
+    ]
+    assert r.budgets[1].warning_pct == 70 and r.budgets[1].owner == "support-lead"
+    assert r.owners[0][1] == "team-support"
