@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +15,8 @@ os.environ.setdefault("LITELLM_LOCAL_ANTHROPIC_BETA_HEADERS", "True")
 os.environ.setdefault("INITIAL_RETRY_DELAY", "0")
 os.environ.setdefault("JITTER", "0")
 os.environ.pop("LLMTOP_TAGS", None)
+os.environ["TZ"] = "UTC"  # snapshots and "today/this month" must not depend on the machine's zone
+time.tzset()
 os.environ.pop("LLMTOP_PRICES", None)
 
 
@@ -22,4 +25,5 @@ def llmtop_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
     """Point LLMTOP_DB at a fresh file so no test touches the user's real database."""
     db = tmp_path / "llmtop.db"
     monkeypatch.setenv("LLMTOP_DB", str(db))
+    monkeypatch.setenv("LLMTOP_STATE", str(tmp_path / "ui-state.json"))
     yield db

@@ -1,1 +1,1 @@
-"""llmtop."""
+"""llmtop.tui: the live Textual dashboard. Reads only through llmtop.store.queries."""

@@ -1,1 +1,1 @@
-"""llmtop."""
+"""One widget per file."""

@@ -1,0 +1,102 @@
+"""The `llmtop` command: the dashboard by default, and a few subcommands.
+
+Subcommands import their own modules lazily, so `llmtop` itself starts fast and never imports
+litellm (only the collector does, inside the app that registers it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+SUBCOMMANDS = ("demo", "prices", "check", "prune", "vacuum")
+
+
+def _tui_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="llmtop",
+        description=(
+            "top for LLM spend: a live dashboard over the llmtop collector's SQLite database. "
+            f"Subcommands: {', '.join(SUBCOMMANDS)} (llmtop SUBCOMMAND --help)."
+        ),
+    )
+    p.add_argument(
+        "--db",
+        action="append",
+        metavar="PATH",
+        help="database file (default: $LLMTOP_DB or the per-user data directory)",
+    )
+    p.add_argument(
+        "--window",
+        default="1h",
+        help="time window on start: 5m 1h 6h 24h 7d 30d or any NNm/NNh/NNd",
+    )
+    p.add_argument(
+        "--config",
+        type=Path,
+        help="alert rules file (default: llmtop-rules.toml beside the database)",
+    )
+    p.add_argument("--version", action="store_true", help="print the version and exit")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in SUBCOMMANDS:
+        cmd, rest = args[0], args[1:]
+        if cmd == "demo":
+            from llmtop.demo.cli import main as demo_main
+
+            return demo_main(rest)
+        if cmd == "prices":
+            from llmtop.pricing.cli import main as prices_main
+
+            return prices_main(rest)
+        if cmd == "check":
+            from llmtop.alerts.cli import main as check_main
+
+            return check_main(rest)
+        from llmtop.store.maintenance import main as maintenance_main
+
+        return maintenance_main([cmd, *rest])
+
+    ns = _tui_parser().parse_args(args)
+    if ns.version:
+        from llmtop import __version__
+
+        print(f"llmtop {__version__}")
+        return 0
+    from llmtop.store.db import DatabaseError, resolve_db_path
+    from llmtop.store.queries import parse_window
+
+    try:
+        parse_window(ns.window)
+    except ValueError as exc:
+        print(f"llmtop: {exc}", file=sys.stderr)
+        return 2
+    paths = [resolve_db_path(p) for p in ns.db] if ns.db else [resolve_db_path(None)]
+    for p in paths:
+        if not p.exists():
+            print(
+                f"llmtop: {p}: no database yet. Register the collector in your app "
+                "(litellm.callbacks = [llmtop.collector.Collector()]) or try `llmtop demo`.",
+                file=sys.stderr,
+            )
+            return 2
+    try:
+        from llmtop.store.queries import Reader
+
+        Reader(paths[0]).close()  # fail here, with one clear line, rather than inside the UI
+    except DatabaseError as exc:
+        print(f"llmtop: {exc}", file=sys.stderr)
+        return 2
+    if len(paths) > 1:
+        print("llmtop: several --db files are not merged yet; showing the first", file=sys.stderr)
+    from llmtop.tui.app import run_tui
+
+    return run_tui(paths, ns.window, rules_path=ns.config)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

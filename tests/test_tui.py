@@ -1,0 +1,244 @@
+"""The real Textual app under Pilot, on fixture databases written by the real collector path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from llmtop.store.queries import quantile
+from llmtop.tui.app import LlmtopApp
+from llmtop.tui.widgets.requests_table import RequestsTable
+from llmtop.tui.widgets.top_table import TopTable
+from textual.widgets import Static
+
+from tests.builders import payload, write
+from tests.tui_fixtures import NOW, build, expected_cost, make_app
+
+
+def text_of(app: LlmtopApp, selector: str) -> str:
+    w = app.screen.query_one(selector, Static)
+    return str(w.render())
+
+
+async def settle(app: LlmtopApp, pilot) -> None:  # noqa: ANN001
+    await app.workers.wait_for_complete()
+    await pilot.pause()
+    await app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+@pytest.fixture
+def specs(llmtop_db: Path) -> list[dict]:
+    return build(llmtop_db)
+
+
+async def test_panels_match_independent_figures(llmtop_db: Path, specs: list[dict]) -> None:
+    app = make_app(llmtop_db)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(app, pilot)
+        snap = app.snapshot
+        assert snap is not None
+        spend = sum(expected_cost(s) for s in specs)
+        assert snap.totals.requests == len(specs)
+        assert snap.totals.spend == pytest.approx(spend, rel=1e-9)
+        assert snap.burn.per_hour_window == pytest.approx(spend, rel=1e-9)  # 1h window
+        assert snap.errors.error_rate == pytest.approx(2 / len(specs))
+        assert dict(snap.errors.by_class) == {"429 rate limit": 2}
+        ok = [s for s in specs if s.get("status") != "failure"]
+        lat = sorted(s.get("latency", 0.5) * 1000 for s in specs)
+        assert snap.tokens.latency_p95 == pytest.approx(quantile(lat, 0.95))
+        ins = sorted(s["input_tokens"] for s in ok)
+        assert snap.tokens.input_p90 == pytest.approx(quantile(ins, 0.9))
+        hits = sum(1 for s in ok if s["cached"]) / len(ok)
+        assert snap.cache.hit_rate == pytest.approx(hits)
+        # ...and the screen shows them.
+        assert f"${spend:.3f}" in text_of(app, "#status")
+        assert f"prompt-cache hits {hits * 100:.1f}%" in text_of(app, "#cache .panel-body")
+        assert f"errors {2 / len(specs) * 100:.1f}%" in text_of(app, "#errors .panel-body")
+        assert "429 rate limit 2" in text_of(app, "#errors .panel-body")
+        table = app.query_one(TopTable)
+        by_feature: dict[str, float] = {}
+        for s in specs:
+            by_feature[s["feature"]] = by_feature.get(s["feature"], 0) + expected_cost(s)
+        assert set(table.groups) == set(by_feature)
+        for k, v in by_feature.items():
+            assert table.groups[k].spend == pytest.approx(v, rel=1e-9)
+        top = max(by_feature, key=by_feature.__getitem__)
+        assert table.coordinate_to_cell_key((0, 0)).row_key.value == top  # sorted by spend
+
+
+async def test_drill_down_back_and_requests(llmtop_db: Path, specs: list[dict]) -> None:
+    app = make_app(llmtop_db)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(app, pilot)
+        table = app.query_one(TopTable)
+        first = table.coordinate_to_cell_key((0, 0)).row_key.value
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert app.view.group_by == "model"
+        assert f"feature={first}" in text_of(app, "#crumbs")
+        assert {g.key for g in app.snapshot.groups} == {
+            s["model"] for s in specs if s["feature"] == first
+        }
+        await pilot.press("enter", "enter", "enter")  # model → customer → user → requests
+        await settle(app, pilot)
+        assert app.view.requests
+        rt = app.query_one(RequestsTable)
+        assert rt.row_count >= 1
+        await pilot.press("enter")  # open a request's detail
+        await settle(app, pilot)
+        assert type(app.screen).__name__ == "DetailScreen"
+        await pilot.press("escape")
+        await pilot.press("escape", "escape", "escape", "escape")
+        await settle(app, pilot)
+        assert app.view.path == () and not app.view.requests
+        assert "grouped by feature" in text_of(app, "#crumbs")
+
+
+async def test_filter_and_bad_filter(llmtop_db: Path, specs: list[dict]) -> None:
+    app = make_app(llmtop_db)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("slash")
+        await pilot.press(*"team=search")
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert {g.key for g in app.snapshot.groups} == {
+            s["feature"] for s in specs if s.get("team") == "search"
+        }
+        assert app.snapshot.totals.requests == sum(1 for s in specs if s.get("team") == "search")
+        await pilot.press("slash", "ctrl+u")
+        await pilot.press(*"nonsense")
+        await pilot.press("enter")
+        await pilot.pause()
+        assert type(app.screen).__name__ == "PromptScreen"  # stays open, error shown in place
+        assert "bad filter term" in text_of(app, "#prompt-error")
+        await pilot.press("escape")
+        await pilot.press("slash", "ctrl+u")
+        await pilot.press(*"model~gpt-4o-m* status=success")
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert app.snapshot.totals.requests == sum(
+            1 for s in specs if s.get("model") == "gpt-4o-mini" and s.get("status") != "failure"
+        )
+
+
+async def test_window_switching(llmtop_db: Path, specs: list[dict]) -> None:
+    app = make_app(llmtop_db)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("1")
+        await settle(app, pilot)
+        assert app.window == 300
+        assert app.snapshot.totals.requests == sum(1 for s in specs if s["start"] >= NOW - 300)
+        assert "window 5m" in text_of(app, "#topbar")
+        await pilot.press("w", "ctrl+u", *"10m", "enter")
+        await settle(app, pilot)
+        assert app.window == 600
+        assert app.snapshot.totals.requests == sum(1 for s in specs if s["start"] >= NOW - 600)
+
+
+async def test_pause_freezes_then_resumes(llmtop_db: Path, specs: list[dict]) -> None:
+    clock = {"now": NOW}
+    app = make_app(llmtop_db, clock=lambda: clock["now"])
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(app, pilot)
+        before = app.snapshot.totals.requests
+        await pilot.press("p")
+        await settle(app, pilot)
+        assert "PAUSED" in text_of(app, "#topbar")
+        write(llmtop_db, [payload(start=NOW - 10, feature="late")])
+        clock["now"] = NOW + 30
+        app.refresh_data()
+        await settle(app, pilot)
+        assert app.snapshot.totals.requests == before
+        await pilot.press("p")
+        await settle(app, pilot)
+        assert "live" in text_of(app, "#topbar")
+        assert app.snapshot.totals.requests == before + 1
+
+
+async def test_new_row_appears_live_without_a_key(llmtop_db: Path, specs: list[dict]) -> None:
+    app = make_app(llmtop_db, watch=True)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(app, pilot)
+        before = app.snapshot.totals.requests
+        write(llmtop_db, [payload(start=NOW - 5, feature="fresh-feature")])
+        for _ in range(100):  # the watcher wakes the app; give it up to ~5 s to get there
+            await pilot.pause(0.05)
+            if app.snapshot.totals.requests == before + 1:
+                break
+        assert app.snapshot.totals.requests == before + 1
+        assert "fresh-feature" in app.query_one(TopTable).groups
+
+
+async def test_tag_values_are_shown_as_text(llmtop_db: Path) -> None:
+    evil = "[bold red]boom[/] [link=x]y[/link]"
+    build(llmtop_db, [dict(start=NOW - 60, feature=evil, input_tokens=10, output_tokens=5)])
+    app = make_app(llmtop_db)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(app, pilot)
+        table = app.query_one(TopTable)
+        assert evil in table.groups
+        cell = table.get_cell(evil, "key")
+        assert cell.plain.startswith(evil)
+        assert not cell.spans  # no style came from the value itself
+
+
+async def test_group_picker_choice_is_remembered(llmtop_db: Path, specs: list[dict]) -> None:
+    app = make_app(llmtop_db)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("g")
+        await pilot.pause()
+        picker = app.screen.query_one("#picker")
+        dims = app.snapshot.dimensions
+        picker.highlighted = dims.index("customer")
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert app.view.group_by == "customer"
+        assert {g.key for g in app.snapshot.groups} == {s["customer"] for s in specs}
+    app2 = make_app(llmtop_db)
+    async with app2.run_test(size=(120, 36)) as pilot:
+        await settle(app2, pilot)
+        assert app2.view.group_by == "customer"
+
+
+async def test_sort_by_column(llmtop_db: Path, specs: list[dict]) -> None:
+    app = make_app(llmtop_db)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(app, pilot)
+        table = app.query_one(TopTable)
+        table.sort_by("requests")
+        await pilot.pause()
+        counts = [
+            table.groups[table.coordinate_to_cell_key((i, 0)).row_key.value].requests
+            for i in range(table.row_count)
+        ]
+        assert counts == sorted(counts, reverse=True)
+        table.sort_by("requests")
+        await pilot.pause()
+        counts = [
+            table.groups[table.coordinate_to_cell_key((i, 0)).row_key.value].requests
+            for i in range(table.row_count)
+        ]
+        assert counts == sorted(counts)
+
+
+async def test_help_lists_every_binding(llmtop_db: Path, specs: list[dict]) -> None:
+    from llmtop.tui.screens.help import KEYS
+
+    app = make_app(llmtop_db)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert type(app.screen).__name__ == "HelpScreen"
+        listed = " ".join(k for k, _ in KEYS)
+        for b in app.BINDINGS:
+            for key in b.key.split(","):
+                shown = {"question_mark": "?", "slash": "/"}.get(key, key)
+                assert shown in listed, f"{key} is not in the help screen"
+        await pilot.press("escape")
+        await pilot.pause()
+        assert type(app.screen).__name__ != "HelpScreen"

@@ -1,0 +1,545 @@
+"""The llmtop Textual app.
+
+Data flow: a worker thread reads a Snapshot through llmtop.store.queries and posts SnapshotLoaded;
+the handler only assigns a reactive; widgets render in their watch methods. watchfiles tells us
+when the database or its WAL changed, so a committed row shows within the debounce (~0.1 s) plus
+one read, with no polling of SQLite; a slow timer keeps sliding windows moving when nothing is
+written.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from llmtop.store.db import DatabaseError
+from llmtop.store.queries import (
+    WINDOWS,
+    Clause,
+    Reader,
+    RequestRow,
+    Snapshot,
+    format_filter,
+    format_window,
+    parse_filter,
+    parse_window,
+)
+from llmtop.tui import state
+from llmtop.tui.format import clock, count, money, safe
+from llmtop.tui.messages import (
+    AlertsEvaluated,
+    DataChanged,
+    DetailLoaded,
+    LoadFailed,
+    RequestsLoaded,
+    SnapshotLoaded,
+)
+from llmtop.tui.widgets.alerts_panel import AlertsPanel
+from llmtop.tui.widgets.burn_panel import BurnPanel
+from llmtop.tui.widgets.cache_panel import CachePanel
+from llmtop.tui.widgets.errors_panel import ErrorsPanel
+from llmtop.tui.widgets.requests_table import RequestsTable
+from llmtop.tui.widgets.tokens_panel import TokensPanel
+from llmtop.tui.widgets.top_table import TopTable
+from textual import on, work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Grid
+from textual.reactive import reactive
+from textual.widgets import ContentSwitcher, Footer, Static
+from textual.worker import get_current_worker
+
+DRILL_ORDER: tuple[str, ...] = ("feature", "model", "customer", "user")
+WINDOW_KEYS: tuple[str, ...] = ("5m", "1h", "6h", "24h", "7d", "30d")
+TICK_SECONDS = 5.0
+ALERT_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class View:
+    """Where the user is: a drill path, a grouping, and whether requests are listed."""
+
+    path: tuple[Clause, ...] = ()
+    group_by: str = "feature"
+    requests: bool = False
+
+
+class LlmtopApp(App[None]):
+    CSS_PATH = "llmtop.tcss"
+    TITLE = "llmtop"
+
+    BINDINGS = [
+        Binding("q", "quit", "Quit"),
+        Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("g", "group", "Group"),
+        Binding("slash", "filter", "Filter", key_display="/"),
+        Binding("p", "pause", "Pause"),
+        Binding("w", "custom_window", "Window"),
+        Binding("l", "list_requests", "Requests"),
+        Binding("a", "alerts", "Alerts"),
+        Binding("escape,backspace", "back", "Back", key_display="esc"),
+        Binding("s", "sort", "Sort", show=False),
+        Binding("S", "reverse_sort", "Reverse sort", show=False),
+        Binding("r", "reload", "Reload", show=False),
+        *(
+            Binding(str(i + 1), f"window('{w}')", f"{w}", show=False)
+            for i, w in enumerate(WINDOW_KEYS)
+        ),
+    ]
+
+    snapshot: reactive[Snapshot | None] = reactive(None)
+    view: reactive[View] = reactive(View)
+    window: reactive[float] = reactive(3600.0)
+    range_end: reactive[float | None] = reactive(None)
+    paused_at: reactive[float | None] = reactive(None)
+    filter_clauses: reactive[tuple[Clause, ...]] = reactive(())
+    error: reactive[str | None] = reactive(None)
+    alert_states: reactive[list[Any]] = reactive(list)
+
+    def __init__(
+        self,
+        db_path: str | Path,
+        *,
+        window: str = "1h",
+        clock: Callable[[], float] = time.time,
+        watch: bool = True,
+        alerts: bool = True,
+        rules_path: Path | None = None,
+        exit_after: float | None = None,
+    ) -> None:
+        super().__init__()
+        self.db_path = Path(db_path)
+        self.clock = clock
+        self.watch_files = watch
+        self.alerts_enabled = alerts
+        self.rules_path = rules_path
+        self.exit_after = exit_after
+        self._lock = threading.Lock()
+        self._reader: Reader | None = None
+        self._history: list[View] = []
+        self._rules: Any = None
+        self._stop_watching: threading.Event | None = None
+        self.set_reactive(LlmtopApp.window, parse_window(window))
+        remembered = state.load().get("group_by")
+        if isinstance(remembered, str) and remembered:
+            self.set_reactive(LlmtopApp.view, View(group_by=remembered))
+
+    # --- layout ---------------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield Static(id="topbar")
+        with Grid(id="panels"):
+            yield BurnPanel(id="burn")
+            yield CachePanel(id="cache")
+            yield ErrorsPanel(id="errors")
+            yield TokensPanel(id="tokens")
+        yield AlertsPanel(id="alerts")
+        yield Static(id="crumbs")
+        with ContentSwitcher(initial="groups", id="tables"):
+            yield TopTable(id="groups")
+            yield RequestsTable(id="requests")
+        yield Static(id="status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.render_topbar()
+        self.render_crumbs()
+        self.query_one(TopTable).set_dimension(self.view.group_by)
+        self.query_one(TopTable).focus()
+        self.refresh_data()
+        self.set_interval(TICK_SECONDS, self.refresh_data)
+        if self.alerts_enabled:
+            self.evaluate_alerts()
+            self.set_interval(ALERT_SECONDS, self.evaluate_alerts)
+        if self.watch_files:
+            self.watch_database()
+        if self.exit_after is not None:
+            self.set_timer(self.exit_after, self.exit)
+
+    def on_resize(self) -> None:
+        self.set_class(self.size.width < 120, "-narrow")
+
+    # --- reading (workers) ----------------------------------------------------------------------
+    def now(self) -> float:
+        if self.paused_at is not None:
+            return self.paused_at
+        if self.range_end is not None:
+            return self.range_end
+        return self.clock()
+
+    def reader(self) -> Reader:
+        if self._reader is None:
+            self._reader = Reader(self.db_path)
+        return self._reader
+
+    def refresh_data(self) -> None:
+        if self.paused_at is not None and self.snapshot is not None:
+            return
+        v = self.view
+        self.load_snapshot(self.now(), self.window, v, self.filter_clauses)
+
+    @work(thread=True, exclusive=True, group="snapshot")
+    def load_snapshot(
+        self, now: float, window: float, view: View, filters: tuple[Clause, ...]
+    ) -> None:
+        worker = get_current_worker()
+        clauses = (*filters, *view.path)
+        try:
+            with self._lock:
+                snap = self.reader().snapshot(
+                    now=now, window=window, group_by=view.group_by, clauses=clauses
+                )
+                rows: tuple[RequestRow, ...] | None = None
+                if view.requests:
+                    rows = self.reader().requests(now=now, window=window, clauses=clauses)
+        except (DatabaseError, ValueError) as exc:
+            if not worker.is_cancelled:
+                self.post_message(LoadFailed(str(exc)))
+            return
+        if worker.is_cancelled:
+            return
+        self.post_message(SnapshotLoaded(snap))
+        if rows is not None:
+            self.post_message(RequestsLoaded(rows))
+
+    @work(thread=True, exclusive=True, group="detail")
+    def load_detail(self, row_id: int) -> None:
+        try:
+            with self._lock:
+                detail = self.reader().detail(row_id)
+        except DatabaseError as exc:
+            self.post_message(LoadFailed(str(exc)))
+            return
+        self.post_message(DetailLoaded(detail))
+
+    @work(thread=True, exclusive=True, group="alerts")
+    def evaluate_alerts(self) -> None:
+        if self.paused_at is not None:
+            return
+        try:
+            from llmtop.alerts.engine import evaluate
+            from llmtop.alerts.rules import default_rules_path, load_rules
+            from llmtop.alerts.state import sync
+
+            if self._rules is None:
+                self._rules = load_rules(self.rules_path or default_rules_path(self.db_path))
+            now = self.now()
+            with self._lock:
+                fired = evaluate(self.reader(), self._rules, now)
+                new, states = sync(self.reader(), fired, now)
+        except Exception as exc:  # an alerting problem must not take the dashboard down
+            self.post_message(LoadFailed(f"alerts: {exc}"))
+            return
+        self.post_message(AlertsEvaluated(new, states))
+
+    def watch_database(self) -> None:
+        """Post DataChanged whenever the database or its WAL is written.
+
+        A plain daemon thread rather than a worker: watchfiles blocks in native code that task
+        cancellation cannot interrupt, and app shutdown must never wait on it. The stop event is
+        checked every rust_timeout.
+        """
+        from watchfiles import watch
+
+        names = {self.db_path.name, self.db_path.name + "-wal"}
+        stop = self._stop_watching = threading.Event()
+
+        def run() -> None:
+            try:
+                for _changes in watch(
+                    self.db_path.parent,
+                    watch_filter=lambda _c, p: Path(p).name in names,
+                    debounce=100,
+                    step=50,
+                    recursive=False,
+                    stop_event=stop,
+                    rust_timeout=300,
+                    yield_on_timeout=False,
+                    raise_interrupt=False,
+                ):
+                    if stop.is_set():
+                        return
+                    self.post_message(DataChanged())
+            except Exception as exc:  # no watcher: the periodic tick still refreshes
+                self.post_message(LoadFailed(f"file watching stopped: {exc}"))
+
+        threading.Thread(target=run, name="llmtop-watch", daemon=True).start()
+
+    # --- message handlers: assign reactives only --------------------------------------------------
+    def on_snapshot_loaded(self, message: SnapshotLoaded) -> None:
+        self.error = None
+        self.snapshot = message.snapshot
+
+    def on_requests_loaded(self, message: RequestsLoaded) -> None:
+        self.query_one(RequestsTable).show(message.rows)
+
+    def on_detail_loaded(self, message: DetailLoaded) -> None:
+        from llmtop.tui.screens.detail import DetailScreen
+
+        if message.detail is not None:
+            self.push_screen(DetailScreen(message.detail))
+
+    def on_load_failed(self, message: LoadFailed) -> None:
+        self.error = message.error
+
+    def on_data_changed(self, _message: DataChanged) -> None:
+        if self.range_end is None:
+            self.refresh_data()
+
+    def on_alerts_evaluated(self, message: AlertsEvaluated) -> None:
+        self.alert_states = message.states
+        for a in message.new:
+            self.notify(
+                safe(f"{a.title}\ncause: {a.cause}\nowner: {a.owner or '—'}"),
+                title=f"{a.severity.upper()}: {a.scope or 'all'}",
+                severity="error" if a.severity == "critical" else "warning",
+                timeout=10,
+            )
+            self.bell()
+
+    # --- watchers: render ------------------------------------------------------------------------
+    def watch_snapshot(self, snap: Snapshot | None) -> None:
+        if snap is None:
+            return
+        for panel in ("#burn", "#cache", "#errors", "#tokens"):
+            self.query_one(panel).snapshot = snap  # type: ignore[attr-defined]
+        self.query_one(TopTable).show(snap.groups)
+        self.render_status()
+        self.render_topbar()
+
+    def watch_view(self, old: View, new: View) -> None:
+        if not self.is_mounted:
+            return
+        self.query_one(TopTable).set_dimension(new.group_by)
+        switcher = self.query_one(ContentSwitcher)
+        switcher.current = "requests" if new.requests else "groups"
+        (self.query_one(RequestsTable) if new.requests else self.query_one(TopTable)).focus()
+        self.render_crumbs()
+        self.refresh_data()
+
+    def watch_window(self) -> None:
+        if self.is_mounted:
+            self.render_topbar()
+            self.refresh_data()
+
+    def watch_range_end(self) -> None:
+        self.watch_window()
+
+    def watch_filter_clauses(self) -> None:
+        if self.is_mounted:
+            self.render_crumbs()
+            self.refresh_data()
+
+    def watch_paused_at(self) -> None:
+        if self.is_mounted:
+            self.render_topbar()
+            self.refresh_data()
+
+    def watch_error(self) -> None:
+        if self.is_mounted:
+            self.render_status()
+
+    def watch_alert_states(self, states: list[Any]) -> None:
+        if self.is_mounted:
+            self.query_one(AlertsPanel).states = states
+
+    def render_topbar(self) -> None:
+        t = safe("llmtop ", "bold")
+        t.append_text(safe(str(self.db_path), "dim"))
+        t.append("  window ")
+        if self.range_end is not None:
+            t.append(f"{format_window(self.window)} to {clock(self.range_end)}", style="bold")
+        else:
+            t.append(format_window(self.window), style="bold")
+        if self.paused_at is not None:
+            t.append(f"  ⏸ PAUSED at {clock(self.paused_at)}", style="bold yellow")
+        else:
+            t.append("  ● live", style="bold green")
+            t.append(f"  {clock(self.now())}")
+        self.query_one("#topbar", Static).update(t)
+
+    def render_crumbs(self) -> None:
+        v = self.view
+        t = safe("all", "bold")
+        for c in v.path:
+            t.append(" › ")
+            t.append_text(safe(f"{c.key}={c.value if c.value is not None else '(none)'}", "bold"))
+        t.append("  ·  ")
+        t.append("requests, newest first" if v.requests else f"grouped by {v.group_by}")
+        if self.filter_clauses:
+            t.append("  ·  filter ")
+            t.append_text(safe(format_filter(self.filter_clauses), "italic"))
+        self.query_one("#crumbs", Static).update(t)
+
+    def render_status(self) -> None:
+        t = safe("")
+        if self.error:
+            t.append_text(safe(f"✗ {self.error}", "bold red"))
+            self.query_one("#status", Static).update(t)
+            return
+        s = self.snapshot
+        if s is None:
+            t.append("loading…")
+        else:
+            tot = s.totals
+            t.append(f"{count(tot.requests)} requests · ")
+            t.append(f"{money(tot.spend)} spent", style="bold")
+            t.append(" · ")
+            t.append(f"{tot.unpriced} unpriced", style="bold yellow" if tot.unpriced else "dim")
+            t.append(" · ")
+            t.append(f"{tot.unmetered} unmetered", style="bold yellow" if tot.unmetered else "dim")
+            t.append(" · ")
+            t.append(f"{s.dropped} dropped", style="bold red" if s.dropped else "dim")
+        self.query_one("#status", Static).update(t)
+
+    # --- actions ---------------------------------------------------------------------------------
+    def go(self, view: View) -> None:
+        self._history.append(self.view)
+        self.view = view
+
+    @on(TopTable.RowSelected, "#groups")
+    def drill(self, event: TopTable.RowSelected) -> None:
+        table = self.query_one(TopTable)
+        key = event.row_key.value
+        g = table.groups.get(key or "")
+        if g is None:
+            return
+        v = self.view
+        path = (*v.path, Clause(v.group_by, "=", g.key))
+        used = {c.key for c in path} | {c.key for c in self.filter_clauses if c.op == "="}
+        nxt = next((d for d in DRILL_ORDER if d not in used), None)
+        self.go(View(path=path, group_by=nxt or v.group_by, requests=nxt is None))
+
+    @on(RequestsTable.RowSelected, "#requests")
+    def open_request(self, event: RequestsTable.RowSelected) -> None:
+        if event.row_key.value:
+            self.load_detail(int(event.row_key.value))
+
+    def action_back(self) -> None:
+        if self.screen is not self.screen_stack[0]:
+            self.pop_screen()
+            return
+        if self._history:
+            self.view = self._history.pop()
+
+    def action_list_requests(self) -> None:
+        if not self.view.requests:
+            self.go(replace(self.view, requests=True))
+
+    def action_window(self, name: str) -> None:
+        self.range_end = None
+        self.window = WINDOWS[name]
+
+    def action_pause(self) -> None:
+        self.paused_at = None if self.paused_at is not None else self.clock()
+
+    def action_reload(self) -> None:
+        self._rules = None
+        self.refresh_data()
+
+    def action_sort(self) -> None:
+        self.query_one(TopTable).cycle_sort()
+
+    def action_reverse_sort(self) -> None:
+        t = self.query_one(TopTable)
+        t.sort_by(t.sort_column)
+
+    def action_help(self) -> None:
+        from llmtop.tui.screens.help import HelpScreen
+
+        self.push_screen(HelpScreen())
+
+    def action_group(self) -> None:
+        from llmtop.tui.screens.group_picker import GroupPicker
+
+        dims = self.snapshot.dimensions if self.snapshot else ()
+
+        def chosen(dim: str | None) -> None:
+            if dim:
+                state.save(group_by=dim)
+                self.go(View(path=self.view.path, group_by=dim))
+
+        self.push_screen(GroupPicker(dims, self.view.group_by), chosen)
+
+    def action_filter(self) -> None:
+        from llmtop.tui.screens.prompt import PromptScreen
+
+        def chosen(clauses: tuple[Clause, ...] | None) -> None:
+            if clauses is not None:
+                self.filter_clauses = clauses
+
+        self.push_screen(
+            PromptScreen(
+                "Filter (key=value key!=value key~glob*; empty clears)",
+                format_filter(self.filter_clauses),
+                parse_filter,
+            ),
+            chosen,
+        )
+
+    def action_custom_window(self) -> None:
+        from llmtop.tui.screens.prompt import PromptScreen, parse_range
+
+        def chosen(value: tuple[float, float | None] | None) -> None:
+            if value is not None:
+                self.window, self.range_end = value
+
+        self.push_screen(
+            PromptScreen(
+                "Window: a length (90m, 3h, 2d) or a range (2026-11-20 10:00 .. 2026-11-20 12:00)",
+                format_window(self.window),
+                parse_range,
+            ),
+            chosen,
+        )
+
+    def action_alerts(self) -> None:
+        self.query_one(AlertsPanel).focus_list()
+
+    @work(thread=True, group="alert-state")
+    def change_alert(self, fingerprint: str, what: str, until: float | None = None) -> None:
+        from llmtop.alerts import state as alert_state
+
+        try:
+            with self._lock:
+                if what == "ack":
+                    alert_state.ack(self.reader(), fingerprint)
+                else:
+                    alert_state.snooze(self.reader(), fingerprint, until or self.clock())
+        except Exception as exc:
+            self.post_message(LoadFailed(f"alerts: {exc}"))
+            return
+        self.call_from_thread(self.evaluate_alerts)
+
+    def jump_to(self, filter_text: str, group_by: str) -> None:
+        """From an alert straight to the drill-down that explains it."""
+        try:
+            clauses = parse_filter(filter_text)
+        except ValueError:
+            clauses = ()
+        self.filter_clauses = ()
+        self.go(View(path=clauses, group_by=group_by))
+        self.query_one(TopTable).focus()
+
+    def on_unmount(self) -> None:
+        if self._stop_watching is not None:
+            self._stop_watching.set()
+        if self._reader is not None:
+            with self._lock:
+                self._reader.close()
+
+
+def run_tui(
+    db_paths: list[Path] | list[str],
+    window: str = "1h",
+    *,
+    exit_after: float | None = None,
+    rules_path: Path | None = None,
+) -> int:
+    """Entry point used by the CLI and `llmtop demo`."""
+    app = LlmtopApp(db_paths[0], window=window, exit_after=exit_after, rules_path=rules_path)
+    app.run()
+    return 0

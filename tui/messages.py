@@ -1,0 +1,47 @@
+"""Past-tense messages posted by workers; handlers only assign reactives."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from llmtop.store.queries import RequestDetail, RequestRow, Snapshot
+from textual.message import Message
+
+
+class SnapshotLoaded(Message):
+    def __init__(self, snapshot: Snapshot) -> None:
+        super().__init__()
+        self.snapshot = snapshot
+
+
+class RequestsLoaded(Message):
+    def __init__(self, rows: tuple[RequestRow, ...]) -> None:
+        super().__init__()
+        self.rows = rows
+
+
+class DetailLoaded(Message):
+    def __init__(self, detail: RequestDetail | None) -> None:
+        super().__init__()
+        self.detail = detail
+
+
+class AlertsEvaluated(Message):
+    def __init__(self, new: list[Any], states: list[Any]) -> None:
+        super().__init__()
+        self.new = new
+        self.states = states
+
+
+class DataChanged(Message):
+    """The database (or its WAL) changed on disk: time to read again."""
+
+    def can_replace(self, message: Message) -> bool:
+        # A pending twin says the same thing: one refresh covers both.
+        return isinstance(message, DataChanged)
+
+
+class LoadFailed(Message):
+    def __init__(self, error: str) -> None:
+        super().__init__()
+        self.error = error

@@ -1,0 +1,1 @@
+"""Modal screens: help, request detail, prompts, grouping picker."""

@@ -1,0 +1,33 @@
+"""Burn rate: how fast money goes now, against this window and the same hour last week."""
+
+from __future__ import annotations
+
+from llmtop.store.queries import Snapshot
+from llmtop.tui.format import money
+from llmtop.tui.widgets.panel import Panel, line, lines
+from rich.text import Text
+
+
+class BurnPanel(Panel):
+    TITLE = "Burn rate"
+    SPARK = True
+
+    def body(self, s: Snapshot) -> Text:
+        b = s.burn
+        vs: tuple[str, str] | str = ""
+        if b.per_hour_baseline:
+            ratio = b.per_hour_now / b.per_hour_baseline
+            style = "bold red" if ratio >= 2 else ("yellow" if ratio >= 1.25 else "green")
+            vs = (f" {ratio:.1f}× base", style)
+        elif b.per_hour_baseline is None:
+            vs = (" no 7d base", "dim")
+        return lines(
+            line((f"{money(b.per_hour_now)}/h", "bold"), " now", vs),
+            line(f"{money(b.per_hour_window)}/h avg · {b.requests_per_min:.0f} req/min"),
+            line(f"7d same-hour base {money(b.per_hour_baseline)}/h"),
+            line(f"today {money(b.today)} · mo {money(b.month)}"),
+            line("→ month end ", (money(b.month_projection), "bold")),
+        )
+
+    def spark(self, s: Snapshot) -> tuple[float, ...]:
+        return s.burn.spark

@@ -1,0 +1,22 @@
+"""Cache: provider prompt-cache hits and what they and LiteLLM's response cache saved."""
+
+from __future__ import annotations
+
+from llmtop.store.queries import Snapshot
+from llmtop.tui.format import money, pct
+from llmtop.tui.widgets.panel import Panel, line, lines
+from rich.text import Text
+
+
+class CachePanel(Panel):
+    TITLE = "Cache"
+
+    def body(self, s: Snapshot) -> Text:
+        c = s.cache
+        return lines(
+            line("prompt-cache hits ", (pct(c.hit_rate), "bold")),
+            line("cached input share ", (pct(c.read_share), "bold")),
+            line("saved by cached reads ", (money(c.saved_prompt_cache), "green")),
+            line(f"response cache {c.response_cache_hits} hits"),
+            line("saved by response cache ", (money(c.saved_response_cache), "green")),
+        )

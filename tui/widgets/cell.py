@@ -1,0 +1,28 @@
+"""A table cell that shows formatted text but sorts by its raw value."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from llmtop.tui.format import safe
+from rich.text import Text
+
+
+class Cell(Text):
+    def __init__(self, shown: str | Text, sort_value: Any, style: str = "", justify: str = "right"):
+        text = shown if isinstance(shown, Text) else safe(shown)
+        super().__init__(text.plain, style=style or text.style, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+        self.sort_value = sort_value
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Cell) and self.plain == other.plain and self.style == other.style
+
+    __hash__ = Text.__hash__  # type: ignore[assignment]
+
+
+def sort_key(value: Any) -> tuple[int, Any]:
+    """Sort missing values last whatever the direction of the number."""
+    v = getattr(value, "sort_value", value)
+    if v is None:
+        return (1, 0)
+    return (0, v)

@@ -1,0 +1,70 @@
+"""A bordered stat panel: a few lines of figures and an optional sparkline.
+
+Reusable, so it carries DEFAULT_CSS; the concrete panels only say what to print.
+"""
+
+from __future__ import annotations
+
+from llmtop.store.queries import Snapshot
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.reactive import reactive
+from textual.widgets import Sparkline, Static
+
+
+class Panel(Vertical):
+    DEFAULT_CSS = """
+    Panel {
+        border: round $primary 60%;
+        border-title-color: $text;
+        border-title-style: bold;
+        padding: 0 1;
+        height: auto;
+    }
+    Panel > .panel-body { height: auto; }
+    Panel > Sparkline { height: 1; margin-top: 0; }
+    """
+    TITLE = ""
+    SPARK = False
+
+    snapshot: reactive[Snapshot | None] = reactive(None)
+
+    def compose(self) -> ComposeResult:
+        yield Static(classes="panel-body")
+        if self.SPARK:
+            yield Sparkline([], summary_function=max)
+
+    def on_mount(self) -> None:
+        self.border_title = self.TITLE
+
+    def watch_snapshot(self, snapshot: Snapshot | None) -> None:
+        if snapshot is None:
+            return
+        self.query_one(".panel-body", Static).update(self.body(snapshot))
+        if self.SPARK:
+            self.query_one(Sparkline).data = list(self.spark(snapshot))
+
+    def body(self, snapshot: Snapshot) -> Text:
+        raise NotImplementedError
+
+    def spark(self, snapshot: Snapshot) -> tuple[float, ...]:
+        return ()
+
+
+def line(*parts: tuple[str, str] | str) -> Text:
+    """A line from (text, style) pairs; plain strings are unstyled. Never parses markup."""
+    t = Text(no_wrap=True, overflow="ellipsis")
+    for p in parts:
+        if isinstance(p, tuple):
+            t.append(p[0], style=p[1])
+        else:
+            t.append(p)
+    return t
+
+
+def lines(*rows: Text) -> Text:
+    out = Text("\n", no_wrap=True, overflow="ellipsis").join(rows)
+    out.no_wrap = True
+    out.overflow = "ellipsis"
+    return out

@@ -1,0 +1,64 @@
+"""Individual requests at the bottom of a drill path, newest first."""
+
+from __future__ import annotations
+
+from llmtop.store.queries import RequestRow
+from llmtop.tui.format import clock, count, money, ms
+from llmtop.tui.widgets.cell import Cell
+from textual.widgets import DataTable
+
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("time", "time"),
+    ("model", "model"),
+    ("feature", "feature"),
+    ("status", "status"),
+    ("in", "in"),
+    ("cached", "cached"),
+    ("out", "out"),
+    ("cost", "cost"),
+    ("latency", "latency"),
+    ("attempt", "try"),
+)
+
+
+class RequestsTable(DataTable[Cell]):
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)  # type: ignore[arg-type]
+        self.ids: list[int] = []
+
+    def on_mount(self) -> None:
+        for key, label in COLUMNS:
+            self.add_column(label, key=key)
+
+    def show(self, rows: tuple[RequestRow, ...]) -> None:
+        selected = self.selected_id()
+        self.clear()
+        self.ids = [r.id for r in rows]
+        for r in rows:
+            status = r.status if r.status == "success" else (r.error_class or "failure")
+            cost = "unmetered" if r.unmetered else ("unpriced" if r.unpriced else money(r.cost_usd))
+            self.add_row(
+                Cell(clock(r.started_at), r.started_at, justify="left"),
+                Cell(r.model or "(none)", r.model, justify="left"),
+                Cell(r.feature or "(none)", r.feature, justify="left"),
+                Cell(
+                    status, r.status, style="" if r.status == "success" else "red", justify="left"
+                ),
+                Cell(count(r.input_tokens), r.input_tokens),
+                Cell(count(r.cache_read_tokens), r.cache_read_tokens),
+                Cell(count(r.output_tokens), r.output_tokens),
+                Cell(cost, r.cost_usd, style="yellow" if r.unpriced or r.unmetered else ""),
+                Cell(ms(r.latency_ms), r.latency_ms),
+                Cell(str(r.attempt), r.attempt),
+                key=str(r.id),
+            )
+        if selected is not None and selected in self.ids:
+            self.move_cursor(row=self.ids.index(selected))
+
+    def selected_id(self) -> int | None:
+        if not self.row_count:
+            return None
+        try:
+            return int(self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value or 0)
+        except Exception:
+            return None
