@@ -237,7 +237,7 @@ async def test_help_lists_every_binding(llmtop_db: Path, specs: list[dict]) -> N
         listed = " ".join(k for k, _ in KEYS)
         for b in app.BINDINGS:
             for key in b.key.split(","):
-                shown = {"question_mark": "?", "slash": "/"}.get(key, key)
+                shown = {"question_mark": "?", "slash": "/", "escape": "esc"}.get(key, key)
                 assert shown in listed, f"{key} is not in the help screen"
         await pilot.press("escape")
         await pilot.pause()
