@@ -1,0 +1,65 @@
+"""Migrations: append-only, recorded, idempotent; older files upgrade, newer ones are refused."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from llmtop.store.db import DatabaseError
+from llmtop.store.maintenance import prune
+from llmtop.store.queries import Reader
+from llmtop.store.schema import MIGRATIONS, applied_migrations, migrate, open_db
+
+from tests.builders import payload, write
+
+
+def test_fresh_database_gets_every_migration(llmtop_db: Path) -> None:
+    conn = open_db(llmtop_db)
+    assert applied_migrations(conn) == [m.__name__ for m in MIGRATIONS]
+    assert migrate(conn) == []  # idempotent
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    conn.close()
+
+
+def test_older_database_migrates_without_losing_rows(llmtop_db: Path) -> None:
+    conn = sqlite3.connect(llmtop_db, isolation_level=None)
+    conn.execute(
+        "CREATE TABLE _llmtop_migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)"
+    )
+    MIGRATIONS[0](conn)  # a file written by the very first release: calls only, no view
+    conn.execute("INSERT INTO _llmtop_migrations VALUES (?, 0)", (MIGRATIONS[0].__name__,))
+    conn.execute("INSERT INTO calls (started_at, input_tokens, cost_usd) VALUES (100.0, 7, 0.5)")
+    conn.close()
+    conn = open_db(llmtop_db)
+    assert conn.execute("SELECT input_tokens, cost_usd, status FROM requests").fetchall() == [
+        (7, 0.5, "success")
+    ]
+    conn.close()
+
+
+def test_newer_database_is_refused_with_a_clear_message(llmtop_db: Path) -> None:
+    conn = open_db(llmtop_db)
+    conn.execute("INSERT INTO _llmtop_migrations VALUES ('m999_from_the_future', 0)")
+    conn.close()
+    with pytest.raises(DatabaseError, match="newer llmtop.*m999_from_the_future"):
+        open_db(llmtop_db)
+    with pytest.raises(DatabaseError, match="newer llmtop"):
+        Reader(llmtop_db)
+
+
+def test_corrupt_file_gives_one_precise_error(llmtop_db: Path) -> None:
+    llmtop_db.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(DatabaseError, match="not a valid llmtop/SQLite database"):
+        Reader(llmtop_db)
+    assert llmtop_db.read_bytes().startswith(b"this is not")  # nothing overwritten
+
+
+def test_prune_keeps_rows_younger_than_retention(llmtop_db: Path) -> None:
+    now = 1_800_000_000.0
+    write(llmtop_db, [payload(start=now - d * 86400 - 1) for d in (1, 10, 89, 91, 120)])
+    assert prune(llmtop_db, older_than=90 * 86400, now=now, batch=1) == 2
+    conn = open_db(llmtop_db)
+    left = sorted(round((now - r[0]) / 86400) for r in conn.execute("SELECT started_at FROM calls"))
+    assert left == [1, 10, 89]
+    conn.close()
