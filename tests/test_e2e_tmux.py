@@ -1,0 +1,182 @@
+"""End to end: the installed `llmtop` command in a real terminal (tmux), on a demo database.
+
+Pilot tests drive the App object inside pytest's process; they cannot see a broken entry point,
+a terminal driver problem, an exception at import time outside the app, or a quit that hangs.
+Here the console script is launched exactly as a user would, and we read the screen back with
+`capture-pane`.
+
+Every wait is a readiness poll with a generous ceiling; nothing asserts how long anything took.
+The tmux server is private (`-L <unique>`, `-f /dev/null`) and always killed in `finally`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+TMUX = shutil.which("tmux")
+pytestmark = pytest.mark.skipif(TMUX is None, reason="tmux is not installed")
+
+WIDTH, HEIGHT = 120, 36
+READY_TIMEOUT = 20.0
+POLL = 0.2
+
+
+def llmtop_command() -> str:
+    """The installed console script: the venv's own first, so a stray global one is not used."""
+    beside = Path(sys.executable).parent / "llmtop"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("llmtop")
+    if found is None:
+        pytest.fail("the llmtop entry point is not installed (pip install -e .)")
+    return found
+
+
+class Tmux:
+    """A private tmux server holding one session; every command goes to that socket only."""
+
+    def __init__(self, socket: str, session: str) -> None:
+        self.socket = socket
+        self.session = session
+
+    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        assert TMUX is not None
+        return subprocess.run(
+            [TMUX, "-L", self.socket, "-f", os.devnull, *args],
+            capture_output=True,
+            text=True,
+            check=check,
+            timeout=30,
+        )
+
+    def capture(self) -> str:
+        return self.run("capture-pane", "-p", "-t", self.session).stdout
+
+    def send(self, *keys: str) -> None:
+        self.run("send-keys", "-t", self.session, *keys)
+
+    def pane(self, fmt: str) -> str:
+        """A pane format variable; '' once the session (and so the pane) is gone."""
+        out = self.run("display-message", "-p", "-t", self.session, fmt, check=False)
+        return out.stdout.strip() if out.returncode == 0 else ""
+
+    def kill(self) -> None:
+        self.run("kill-server", check=False)
+
+
+def wait_for(what: str, tmux: Tmux, ok: Callable[[str], bool]) -> str:
+    """Poll the screen until ok(screen); on timeout fail with the last screen for diagnosis."""
+    deadline = time.monotonic() + READY_TIMEOUT
+    screen = ""
+    while time.monotonic() < deadline:
+        screen = tmux.capture()
+        if ok(screen):
+            return screen
+        if tmux.pane("#{pane_dead}") == "1":
+            break
+        time.sleep(POLL)
+    pytest.fail(f"never saw {what}; last screen:\n{screen}")
+
+
+@pytest.fixture
+def demo_db(tmp_path: Path) -> Path:
+    """A demo database made by the installed command itself (history plus a few live seconds)."""
+    db = tmp_path / "demo.db"
+    env = {**os.environ, "LLMTOP_DB": str(db), "LLMTOP_STATE": str(tmp_path / "ui-state.json")}
+    proc = subprocess.run(
+        [llmtop_command(), "demo", "--no-tui", "--duration", "3s", "--history", "1d"]
+        + ["--db", str(db)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert db.exists()
+    return db
+
+
+@pytest.fixture
+def tmux_session(tmp_path: Path, demo_db: Path) -> Iterator[Tmux]:
+    """llmtop running in a detached 120×36 tmux pane; the pane is kept after exit for its status.
+
+    Textual draws through stderr, so the pane must own both streams: nothing is redirected.
+    """
+    tag = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tmux = Tmux(socket=f"llmtop-e2e-{tag}", session="llmtop")
+    env = {"LLMTOP_DB": str(demo_db), "LLMTOP_STATE": str(tmp_path / "ui-state.json")}
+    try:
+        tmux.run(
+            "new-session",
+            "-d",
+            "-s",
+            tmux.session,
+            "-x",
+            str(WIDTH),
+            "-y",
+            str(HEIGHT),
+            *(arg for k, v in env.items() for arg in ("-e", f"{k}={v}")),
+            "-c",
+            str(tmp_path),
+            llmtop_command(),
+            ";",
+            "set-option",
+            "-t",
+            tmux.session,
+            "remain-on-exit",
+            "on",
+        )
+        yield tmux
+    finally:
+        tmux.kill()
+
+
+def top_feature(screen: str) -> str:
+    """The first data row under the table header, i.e. where the cursor starts."""
+    lines = screen.splitlines()
+    for i, line in enumerate(lines):
+        if re.match(r"^\s*feature\s+spend\s", line):
+            return lines[i + 1].split()[0]
+    raise AssertionError(f"no feature table on screen:\n{screen}")
+
+
+def test_dashboard_drill_down_and_quit(tmux_session: Tmux) -> None:
+    """Start, see the dashboard, drill into the top feature, quit cleanly with status 0."""
+    tmux = tmux_session
+
+    def dashboard(screen: str) -> bool:
+        return "Burn rate" in screen and "grouped by feature" in screen and "requests ·" in screen
+
+    screen = wait_for("the dashboard", tmux, dashboard)
+    assert "Burn rate" in screen
+    assert re.search(r"^\s*(chat|classify|agent-step|embed|support-summarize)\s+\$", screen, re.M)
+    assert "demo.db" in screen  # the top bar names the database that was opened
+    feature = top_feature(screen)
+
+    tmux.send("Enter")
+    screen = wait_for(
+        f"the drill-down into {feature}",
+        tmux,
+        lambda s: f"feature={feature}" in s and "grouped by model" in s,
+    )
+    assert f"all › feature={feature}" in screen
+    assert re.search(r"^\s*model\s+spend\s", screen, re.M)
+
+    tmux.send("q")
+    deadline = time.monotonic() + READY_TIMEOUT
+    while tmux.pane("#{pane_dead}") != "1" and time.monotonic() < deadline:
+        time.sleep(POLL)
+    assert tmux.pane("#{pane_dead}") == "1", f"llmtop did not exit on q:\n{tmux.capture()}"
+    status = tmux.pane("#{pane_dead_status}")
+    assert status == "0", f"llmtop exited with {status}:\n{tmux.capture()}"
+    assert "Traceback" not in tmux.capture()
