@@ -19,12 +19,12 @@ import sys
 import time
 from pathlib import Path
 
-DEFAULT_SPEED = 20.0
-DEFAULT_HISTORY = "7d"
+DEFAULT_SPEED = 2.0
+DEFAULT_HISTORY = "3d"
 DEFAULT_INCIDENT_AFTER = "60s"
-#: Row budget for history per simulated day, and overall (a week stays ~10 s to write).
-HISTORY_ROWS_PER_DAY = 21_500
-HISTORY_ROWS_MAX = 150_000
+#: Row budget for history: above it the history is shortened (never thinned), so a quick start
+#: stays quick. Three days at the default 2 calls/s is well under it.
+HISTORY_ROWS_MAX = 400_000
 
 _UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$", re.IGNORECASE)
@@ -100,9 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=parse_duration(DEFAULT_HISTORY),
         metavar="DUR",
         help=f"backfill this much past traffic first, e.g. 7d, 1d, 0 (default {DEFAULT_HISTORY}). "
-        "The last hour is written at the live rate; older history is thinned to "
-        f"{HISTORY_ROWS_PER_DAY:,} rows/day (at most {HISTORY_ROWS_MAX:,} rows) and each "
-        "thinned row carries a demo_weight tag.",
+        "History is written at the live rate (so baselines match live traffic) and shortened "
+        f"if that would exceed {HISTORY_ROWS_MAX:,} rows.",
     )
     p.add_argument(
         "--incident-after",
@@ -146,7 +145,7 @@ def write_history(path: Path, seconds: float, speed: float, seed: int, *, quiet:
         return 0
     core = CollectorCore(path)
     sim = Simulator(core, seed=seed, incident_at=None)
-    max_rows = int(min(HISTORY_ROWS_MAX, HISTORY_ROWS_PER_DAY * seconds / 86400.0))
+    max_rows = HISTORY_ROWS_MAX
     if not quiet:
         print(f"llmtop demo: writing {seconds / 86400:g} days of history to {path} …", flush=True)
 

@@ -634,16 +634,14 @@ class Simulator:
         *,
         rate: float,
         max_rows: int = 300_000,
-        dense_tail: float = 3600.0,
         on_progress: Callable[[int], None] | None = None,
         flush: Callable[[], object] | None = None,
         submit_record: Callable[[CallRecord], None] | None = None,
     ) -> int:
         """Write past traffic for [now - seconds, now), before the live loop starts.
 
-        Density: the last `dense_tail` seconds at the live rate, so the rates the dashboard
-        compares in its default one-hour window match the live run; older history is thinned
-        to fit `max_rows` (7 days at 20 calls/s would be 12M rows). Rows are emitted in arrival
+        Density: the live rate throughout; if `max_rows` cannot hold `seconds` of it, the span is
+        shortened (the most recent part is kept). Rows are emitted in arrival
         order per request; `flush` is called every 20k rows so the writer's bounded queue
         never overflows (backpressure instead of drops). With `submit_record` (the writer's
         `submit`), rows skip the defensive mapping via `fast_record`, about twice as fast.
@@ -651,7 +649,6 @@ class Simulator:
         if seconds <= 0:
             return 0
         start = now - seconds
-        tail = min(dense_tail, seconds)
 
         # Expected rows per unit of rate over both parts, measured with the same season curve.
         def mass(a: float, b: float) -> float:
@@ -663,28 +660,23 @@ class Simulator:
                 t += dt
             return total * 1.05  # retries and fallbacks add a few rows
 
-        tail = min(tail, 0.4 * max_rows / max(rate * mass(now - tail, now) / max(tail, 1.0), 1e-9))
-        tail_rate = rate
-        old_mass = mass(start, now - tail)
-        remaining = max_rows - tail_rate * mass(now - tail, now)
-        old_rate = min(rate, max(remaining, 0.0) / old_mass) if old_mass > 0 else 0.0
+        # One density for all of history: baselines, 3-sigma bands and 7-day averages are only
+        # meaningful if a past hour holds as many calls as a live one. When the row budget
+        # cannot hold `seconds` at the live rate, history is shortened, never thinned.
+        span = min(seconds, max_rows / max(rate * mass(now - 3600.0, now) / 3600.0, 1e-9))
+        start = now - span
         before = self.emitted
         next_flush = before + 20_000
-        for a0, a1, r in ((start, now - tail, old_rate), (now - tail, now, tail_rate)):
+        for a0, a1, r in ((start, now, rate),):
             if r <= 0 or a1 <= a0:
                 continue
-            # Thinned rows say how many calls each one stands for, so a reader can re-weight.
-            weight = f"{rate / r:.4g}" if r < rate else None
             for at, feat in self.arrivals(a0, a1, r, now, step=60.0 if r < 2 else 1.0):
                 done = [a for a in self.request(feat, at) if a.end <= now]
                 if submit_record is None:
                     self.emit(done)
                 else:
                     for a in done:
-                        rec = fast_record(a)
-                        if weight:
-                            rec.extra_tags["demo_weight"] = weight
-                        submit_record(rec)
+                        submit_record(fast_record(a))
                     self.emitted += len(done)
                 if self.emitted >= next_flush:
                     next_flush = self.emitted + 20_000

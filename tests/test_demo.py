@@ -33,8 +33,8 @@ def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     sim.backfill(
         T0,
         HISTORY_DAYS * 86400.0,
-        rate=5.0,
-        max_rows=15_000,
+        rate=0.5,
+        max_rows=60_000,
         flush=lambda: core.flush(60),
         submit_record=core.writer.submit,
     )
@@ -134,6 +134,22 @@ def test_history_covers_the_requested_days_and_the_nightly_burst(demo_db: Path) 
     assert workloads == {"realtime", "batch", "agent"}
 
 
+def test_history_is_shortened_not_thinned(tmp_path: Path) -> None:
+    """A row budget too small for the span keeps the live density over fewer days."""
+    core = CollectorCore(tmp_path / "short.db")
+    sim = Simulator(core, seed=1, incident_at=None)
+    n = sim.backfill(T0, 3 * 86400.0, rate=2.0, max_rows=5_000, submit_record=core.writer.submit)
+    assert core.flush(60)
+    first, last, count = q(
+        tmp_path / "short.db", "SELECT min(started_at), max(started_at), count(*) FROM requests"
+    )[0]
+    core.writer.close()
+    assert count == n and n <= 5_000 * 1.2
+    assert T0 - first < 86400  # the most recent part was kept, the rest dropped
+    per_hour = count / ((last - first) / 3600)
+    assert per_hour > 0.2 * 2.0 * 3600  # still the live rate's order of magnitude, not 1/100
+
+
 def test_fast_history_records_match_the_collectors_mapping() -> None:
     class Keep:
         def __init__(self) -> None:
@@ -171,7 +187,7 @@ def test_cli_no_tui_writes_rows_and_exits_0(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     db = tmp_path / "cli.db"
-    rc = main(["--no-tui", "--duration", "2s", "--db", str(db), "--history", "1d", "--speed", "50"])
+    rc = main(["--no-tui", "--duration", "2s", "--db", str(db), "--history", "1d", "--speed", "1"])
     assert rc == 0
     out = capsys.readouterr().out
     assert "rows written" in out and str(db) in out
