@@ -58,6 +58,7 @@ class CollectorCore:
                 start_time,
                 end_time,
                 failed,
+                get("stream"),
             )
         except Exception:  # a malformed payload is counted, never raised into the app
             self.writer.drop(1, "malformed payload")

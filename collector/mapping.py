@@ -36,6 +36,9 @@ class Captured(NamedTuple):
     start_time: Any
     end_time: Any
     failed: bool
+    # kwargs["stream"]: the standard logging object leaves `stream` None on a stream that fails
+    # mid-way, and that row must still say it was a stream (and carry its TTFT).
+    stream: Any = None
 
 
 def clean_value(value: Any) -> str | None:
@@ -191,7 +194,7 @@ def to_record(cap: Captured) -> CallRecord:
     if started is None:
         raise ValueError("payload has no start time")
     ended = _epoch(slo.get("endTime")) or _epoch(cap.end_time)
-    stream = bool(slo.get("stream"))
+    stream = bool(slo.get("stream")) or cap.stream is True
     cst = _epoch(slo.get("completionStartTime"))
     ttft_ms = (cst - started) * 1000.0 if stream and cst is not None else None
 

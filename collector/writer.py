@@ -143,7 +143,11 @@ class Writer:
     def flush(self, timeout: float = 5.0) -> bool:
         """Block until everything enqueued so far is written (True) or could not be (False)."""
         if self._thread is None:
-            return not self._pending and not self._q
+            if not self._q:
+                return not self._pending
+            # A hook on another thread may have appended but not yet started the thread:
+            # start it here rather than report a spurious failure.
+            self._start()
         marker = _Flush()
         self._q.append(marker)
         self._wake.set()
