@@ -15,6 +15,20 @@ DB_FILENAME = "llmtop.db"
 BUSY_TIMEOUT_MS = 5000
 
 
+def busy_timeout_ms() -> int:
+    """How long to wait for another process's write lock: `LLMTOP_BUSY_TIMEOUT_MS` or 5 s.
+
+    A knob because the right wait depends on the deployment (and tests need lock contention to
+    fail fast); read at each connect so a process can change it before opening the database.
+    """
+    raw = os.environ.get("LLMTOP_BUSY_TIMEOUT_MS", "")
+    try:
+        value = int(raw)
+    except ValueError:
+        return BUSY_TIMEOUT_MS
+    return value if value >= 0 else BUSY_TIMEOUT_MS
+
+
 class DatabaseError(Exception):
     """A database problem explained in one sentence a user can act on."""
 
@@ -35,10 +49,17 @@ def resolve_db_path(db: str | os.PathLike[str] | None) -> Path:
 
 def ensure_private_dir(path: Path) -> None:
     """Create the database's directory owner-only: the file holds who spent what."""
+    missing: list[Path] = []
     parent = path.parent
-    if not parent.exists():
-        parent.mkdir(parents=True, exist_ok=True)
-        os.chmod(parent, 0o700)
+    while not parent.exists() and parent != parent.parent:
+        missing.append(parent)
+        parent = parent.parent
+    for d in reversed(missing):  # every directory we create, not just the last one
+        try:
+            d.mkdir(mode=0o700)
+        except FileExistsError:  # another process made it first
+            continue
+        os.chmod(d, 0o700)  # mkdir's mode is filtered by the umask
 
 
 def connect(
@@ -55,12 +76,13 @@ def connect(
     `mode=ro` URI so a viewer can never create or modify a file.
     """
     p = Path(path)
+    busy = busy_timeout_ms()
     if readonly:
         if not p.exists():
             raise DatabaseError(f"{p}: no such database (is the collector writing somewhere else?)")
         uri = f"file:{p}?mode=ro"
         conn = sqlite3.connect(
-            uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=check_same_thread
+            uri, uri=True, timeout=busy / 1000, check_same_thread=check_same_thread
         )
     else:
         if not create and not p.exists():
@@ -73,12 +95,12 @@ def connect(
             os.close(fd)
         conn = sqlite3.connect(
             p,
-            timeout=BUSY_TIMEOUT_MS / 1000,
+            timeout=busy / 1000,
             isolation_level=None,
             check_same_thread=check_same_thread,
         )
     try:
-        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        conn.execute(f"PRAGMA busy_timeout={busy}")
         if not readonly:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
@@ -98,7 +120,7 @@ def explain(path: Path, exc: BaseException) -> str:
     if "readonly" in low or "read-only" in low:
         return f"{path}: the database is read-only ({msg}); check the file's and directory's permissions"
     if "locked" in low or "busy" in low:
-        return f"{path}: the database stayed locked by another process for over {BUSY_TIMEOUT_MS // 1000}s ({msg})"
+        return f"{path}: the database stayed locked by another process for over {busy_timeout_ms() / 1000:g}s ({msg})"
     if "disk" in low and "full" in low:
         return f"{path}: the disk is full ({msg})"
     if "unable to open" in low:
