@@ -21,7 +21,7 @@ from pathlib import Path
 
 DEFAULT_SPEED = 2.0
 DEFAULT_HISTORY = "3d"
-DEFAULT_INCIDENT_AFTER = "60s"
+DEFAULT_INCIDENT_AFTER = "30s"
 #: Row budget for history: above it the history is shortened (never thinned), so a quick start
 #: stays quick. Three days at the default 2 calls/s is well under it.
 HISTORY_ROWS_MAX = 400_000
@@ -204,6 +204,33 @@ def run_headless(args: argparse.Namespace, path: Path, *, quiet: bool = False) -
     return 0
 
 
+#: Alert rules for the demo's database. The built-in dollar floors (≥ $1 per window) are sized for
+#: a production workload; the demo spends a few dollars an hour, so its floors are scaled down
+#: with it and its spike window is short enough to catch the incident within a minute or two.
+DEMO_RULES = """\
+# Written by `llmtop demo` for its own database: thresholds scaled to the demo's small spend.
+[spike]
+window = "2m"
+min_change_usd = 0.25
+
+[runaway]
+min_usd = 0.5
+
+[owners]
+"feature=support-summarize" = "team-support"
+"""
+
+
+def write_demo_rules(db: Path) -> None:
+    """Put the demo's rules beside its database unless the user has a rules file there already."""
+    from llmtop.alerts.rules import default_rules_path
+
+    rules = default_rules_path(db)
+    if not rules.exists():
+        rules.parent.mkdir(parents=True, exist_ok=True)
+        rules.write_text(DEMO_RULES)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.speed <= 0:
@@ -214,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         _remove_db(path)  # the demo's own file: a fresh week every run, never doubled history
     else:
         path = args.db.expanduser()
+    write_demo_rules(path)
     if args.history > 0:
         existing = _row_count(path)
         if existing:
