@@ -1,0 +1,261 @@
+"""How the TUI holds up on big databases: first screen, refresh per window, memory, disk.
+
+Usage:
+    .venv/bin/python benchmarks/tui.py                       # 1M rows
+    .venv/bin/python benchmarks/tui.py --rows 1000000 --rows 10000000
+    .venv/bin/python benchmarks/tui.py --quick               # 100k rows, a smoke run
+
+Targets (from the issue): first full screen < 1 s, one refresh < 100 ms at 10M rows, peak TUI
+memory < 200 MB.
+
+Databases are built through the real writer (benchmarks/_build.py) and cached under
+$TMPDIR/llmtop-bench/<rows>.db, so a re-run measures without rebuilding. Every measurement runs in
+a fresh subprocess so neither the build nor an earlier measurement inflates peak memory (maxrss
+only ever grows). The app runs headless under Textual's run_test with the real clock, shifted so
+that "now" is the newest row of the cached database — otherwise a database built yesterday would
+show empty short windows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # offline machine, no price fetch
+
+HERE = Path(__file__).resolve().parent
+WINDOW_NAMES = ("5m", "1h", "6h", "24h", "7d", "30d")
+TARGET_FIRST_MS = 1000.0
+TARGET_REFRESH_MS = 100.0
+TARGET_RSS_MB = 200.0
+#: How long to wait for a screen before calling it "never painted". The app's 5 s refresh tick
+#: cancels a snapshot worker that is still running, so a snapshot slower than the tick is
+#: discarded again and again; without a ceiling the benchmark would wait forever.
+PAINT_TIMEOUT = 60.0
+
+
+def _maxrss_mb() -> float:
+    """This process's peak RSS.
+
+    On Linux ru_maxrss survives execve, so a child started by a parent that just built a database
+    would report the *parent's* peak; VmHWM belongs to the new address space and does not.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    # Linux reports KiB, macOS bytes.
+    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return r / (1024 * 1024) if sys.platform == "darwin" else r / 1024
+
+
+# --- child: the TUI ----------------------------------------------------------------------------
+async def _tui(path: Path, end: float, alerts: bool, windows: bool) -> dict[str, Any]:
+    """Time app start → first SnapshotLoaded painted; optionally switch through every window."""
+    from llmtop.store.queries import WINDOWS
+    from llmtop.tui.app import LlmtopApp
+
+    shift = time.time() - end - 1.0  # real, moving clock; "now" = just after the newest row
+
+    def clock() -> float:
+        return time.time() - shift
+
+    out: dict[str, Any] = {"rss_before_mb": _maxrss_mb()}
+    t0 = time.perf_counter()
+    app = LlmtopApp(path, clock=clock, watch=False, alerts=alerts)
+    async with app.run_test(size=(160, 48)) as pilot:
+        deadline = time.perf_counter() + PAINT_TIMEOUT
+        while app.snapshot is None and time.perf_counter() < deadline:
+            await asyncio.sleep(0.002)
+        await pilot.pause()  # the watcher has filled the widgets; let the compositor paint them
+        ok = app.snapshot is not None
+        out["first_screen_ms"] = (time.perf_counter() - t0) * 1000 if ok else None
+        out["rss_first_screen_mb"] = _maxrss_mb()
+        if windows:
+            per: dict[str, float] = {}
+            for i, name in enumerate(WINDOW_NAMES):
+                want = WINDOWS[name]
+                t = time.perf_counter()
+                await pilot.press(str(i + 1))
+                deadline = time.perf_counter() + PAINT_TIMEOUT
+
+                def painted(want: float = want) -> bool:
+                    snap = app.snapshot
+                    return snap is not None and abs(snap.end - snap.start - want) <= 1
+
+                while not painted() and time.perf_counter() < deadline:
+                    await asyncio.sleep(0.002)
+                await pilot.pause()
+                per[name] = (time.perf_counter() - t) * 1000 if painted() else None
+            out["in_app_window_switch_ms"] = per
+            out["rss_after_all_windows_mb"] = _maxrss_mb()
+    return out
+
+
+# --- child: the queries alone ------------------------------------------------------------------
+def _refresh(path: Path, end: float, repeats: int) -> dict[str, Any]:
+    """Reader.snapshot per window, as the TUI's worker calls it (group_by=feature, no filter)."""
+    from llmtop.store.queries import WINDOWS, Reader
+
+    r = Reader(path, readonly=True)
+    now = end + 1.0
+    out: dict[str, Any] = {}
+    try:
+        for name in WINDOW_NAMES:
+            times = []
+            for _ in range(repeats):
+                t = time.perf_counter()
+                r.snapshot(now=now, window=WINDOWS[name], group_by="feature")
+                times.append((time.perf_counter() - t) * 1000)
+            out[name] = {"median_ms": statistics.median(times), "min_ms": min(times)}
+    finally:
+        r.close()
+    out["rss_mb"] = _maxrss_mb()
+    return out
+
+
+def _child(argv: list[str]) -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("what", choices=("tui", "refresh"))
+    p.add_argument("path", type=Path)
+    p.add_argument("end", type=float)
+    p.add_argument("--alerts", action="store_true")
+    p.add_argument("--windows", action="store_true")
+    p.add_argument("--repeats", type=int, default=3)
+    ns = p.parse_args(argv)
+    if ns.what == "tui":
+        res = asyncio.run(_tui(ns.path, ns.end, ns.alerts, ns.windows))
+    else:
+        res = _refresh(ns.path, ns.end, ns.repeats)
+    print("RESULT " + json.dumps(res))
+    return 0
+
+
+def _run_child(*args: str, timeout: float) -> dict[str, Any]:
+    state = Path(tempfile.gettempdir()) / f"llmtop-bench-ui-state-{os.getpid()}.json"
+    env = {**os.environ, "LLMTOP_DB": args[1], "LLMTOP_STATE": str(state)}
+    proc = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "--child", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[len("RESULT ") :])
+    raise RuntimeError(f"child {args[0]} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+
+
+# --- parent ------------------------------------------------------------------------------------
+def _plan(path: Path, end: float) -> list[str]:
+    """EXPLAIN QUERY PLAN for the snapshot's row-pulling queries, to say *why* a window is slow."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    base = "FROM calls c WHERE c.started_at >= ? AND c.started_at < ? AND 1"
+    queries = {
+        "totals": f"SELECT count(*), sum(c.cost_usd) {base}",
+        "percentiles (rows to Python)": f"SELECT c.input_tokens, c.output_tokens, c.ttft_ms {base}",
+        "group latency (rows to Python)": f"SELECT c.feature, c.ended_at - c.started_at {base}",
+        "groups": f"SELECT c.feature AS k, sum(c.cost_usd), count(*) {base} GROUP BY k",
+    }
+    lines = []
+    for label, sql in queries.items():
+        plan = conn.execute("EXPLAIN QUERY PLAN " + sql, (end - 3600, end)).fetchall()
+        lines.append(f"  {label}: " + " | ".join(str(r[-1]) for r in plan))
+    conn.close()
+    return lines
+
+
+def _mark(value: float | None, target: float) -> str:
+    return "ok " if value is not None and value < target else "SLOW"
+
+
+def _ms(value: float | None) -> str:
+    return (
+        f"{value:,.0f} ms" if value is not None else f"never painted within {PAINT_TIMEOUT:.0f} s"
+    )
+
+
+def bench(rows: int, cache: Path, timeout: float) -> None:
+    sys.path.insert(0, str(HERE))
+    from _build import build, checkpoint, disk_bytes
+
+    path = cache / f"{rows}.db"
+    print(f"\n=== {rows:,} rows  ({path})")
+    built = build(path, rows)
+    if built.seconds:
+        print(f"build: {built.seconds:.1f} s ({rows / built.seconds:,.0f} rows/s, real writer)")
+    else:
+        print("build: cached")
+    checkpoint(path)
+    print(f"disk: {disk_bytes(path) / rows:.0f} bytes/row ({disk_bytes(path) / 2**20:.0f} MiB)")
+
+    end = str(built.end)
+    first = _run_child("tui", str(path), end, timeout=timeout)
+    with_alerts = _run_child("tui", str(path), end, "--alerts", timeout=timeout)
+    switch = _run_child("tui", str(path), end, "--windows", timeout=timeout)
+    refresh = _run_child("refresh", str(path), end, timeout=timeout)
+
+    f = first["first_screen_ms"]
+    print(f"first full screen (1h window, alerts off): {f:,.0f} ms  [{_mark(f, TARGET_FIRST_MS)}]")
+    fa = with_alerts["first_screen_ms"]
+    print(
+        f"first full screen (1h window, alerts on):  {fa:,.0f} ms  [{_mark(fa, TARGET_FIRST_MS)}]"
+    )
+    print("refresh = Reader.snapshot, group by feature (median of 3 / min):")
+    for name in WINDOW_NAMES:
+        m, lo = refresh[name]["median_ms"], refresh[name]["min_ms"]
+        sw = switch["in_app_window_switch_ms"][name]
+        print(
+            f"  {name:>4}: {m:8,.0f} ms  (min {lo:,.0f})  [{_mark(m, TARGET_REFRESH_MS)}]"
+            f"   in-app key→painted {_ms(sw)}"
+        )
+    r1 = first["rss_first_screen_mb"]
+    r2 = with_alerts["rss_first_screen_mb"]
+    r3 = switch["rss_after_all_windows_mb"]
+    print(f"peak RSS, TUI at first screen, alerts off: {r1:,.0f} MB  [{_mark(r1, TARGET_RSS_MB)}]")
+    print(f"peak RSS, TUI at first screen, alerts on:  {r2:,.0f} MB  [{_mark(r2, TARGET_RSS_MB)}]")
+    print(f"peak RSS, TUI after visiting every window: {r3:,.0f} MB  [{_mark(r3, TARGET_RSS_MB)}]")
+    print(f"(python + imports before the app starts: {first['rss_before_mb']:,.0f} MB)")
+    print("query plans (1h window):")
+    for line in _plan(path, built.end):
+        print(line)
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["--child"]:
+        return _child(argv[1:])
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--rows", type=int, action="append", help="row count (repeatable; 1M default)")
+    p.add_argument("--quick", action="store_true", help="100k rows")
+    p.add_argument(
+        "--cache",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "llmtop-bench",
+        help="where built databases are kept (default: $TMPDIR/llmtop-bench)",
+    )
+    p.add_argument("--timeout", type=float, default=1800, help="per measurement subprocess (s)")
+    ns = p.parse_args(argv)
+    sizes = ns.rows or ([100_000] if ns.quick else [1_000_000])
+    if ns.quick and ns.rows:
+        sizes = [100_000, *ns.rows]
+    for rows in sizes:
+        bench(rows, ns.cache, ns.timeout)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
