@@ -53,7 +53,7 @@ def count(v: float | None) -> str:
         return f"{v / 1000:.0f}k"
     if a >= 1000:
         return f"{v / 1000:.1f}k"
-    return f"{v:.0f}" if float(v).is_integer() else f"{v:.1f}"
+    return f"{v:.0f}" if a >= 100 or float(v).is_integer() else f"{v:.1f}"
 
 
 def ms(v: float | None) -> str:
