@@ -1,0 +1,218 @@
+"""How much the collector costs the app, and how fast its writer drains: run on the target machine.
+
+    .venv/bin/python benchmarks/collector.py [--calls 2000] [--events 200000]
+
+(a) Caller's side: median time of `litellm.completion(mock_response=...)` with our Collector
+    registered vs. with a no-op CustomLogger, in alternating batches so drift (thermal, other
+    processes) hits both equally; plus `CollectorCore.log()` alone (timeit). Target: <= 20 us added.
+(b) Writer throughput: N events submitted to one Writer then flushed, as CallRecords (the storage
+    path) and as captured LiteLLM payloads (mapping + pricing + storage), against a raw
+    `sqlite3.executemany` of the same rows into the same schema. Target: >= 100k events/s and
+    >= 50 % of raw.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import statistics
+import tempfile
+import time
+import timeit
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+os.environ.setdefault("LITELLM_LOCAL_ANTHROPIC_BETA_HEADERS", "True")
+
+import litellm  # noqa: E402
+from litellm.integrations.custom_logger import CustomLogger  # noqa: E402
+from llmtop.collector import Collector, CollectorCore, Writer  # noqa: E402
+from llmtop.collector.mapping import to_record  # noqa: E402
+from llmtop.collector.writer import price_record  # noqa: E402
+from llmtop.store.schema import open_db  # noqa: E402
+from llmtop.store.write import _INSERT_SQL, Interner, _row, _strings_of  # noqa: E402
+
+MSG = [{"role": "user", "content": "benchmark"}]
+
+
+class NoOp(CustomLogger):
+    """The baseline: a callback that does nothing, so LiteLLM's own callback cost cancels out."""
+
+    def log_success_event(self, kwargs, response_obj, start_time, end_time):  # noqa: ANN001
+        pass
+
+    def log_failure_event(self, kwargs, response_obj, start_time, end_time):  # noqa: ANN001
+        pass
+
+
+class Recorder(CustomLogger):
+    """Keeps one real payload, so (b) feeds the writer exactly what LiteLLM hands a callback."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.kwargs: dict[str, Any] | None = None
+        self.times: tuple[Any, Any] = (None, None)
+
+    def log_success_event(self, kwargs, response_obj, start_time, end_time):  # noqa: ANN001
+        self.kwargs, self.times = kwargs, (start_time, end_time)
+
+
+def use(cb: CustomLogger) -> None:
+    litellm.logging_callback_manager._reset_all_callbacks()
+    litellm.callbacks = [cb]
+
+
+def time_calls(n: int) -> list[float]:
+    out = []
+    pc = time.perf_counter
+    for _ in range(n):
+        t = pc()
+        litellm.completion(model="gpt-4o-mini", messages=MSG, mock_response="hi")
+        out.append(pc() - t)
+    return out
+
+
+def caller_side(tmp: Path, calls: int) -> None:
+    collector, noop = Collector(db=tmp / "caller.db"), NoOp()
+    for cb in (noop, collector):  # warm both paths (imports, price catalogue, writer thread)
+        use(cb)
+        time_calls(200)
+    batch, rounds = 100, max(1, calls // 100)
+    with_c: list[float] = []
+    without: list[float] = []
+    for i in range(rounds):
+        order = [(collector, with_c), (noop, without)]
+        for cb, sink in order if i % 2 else reversed(order):
+            use(cb)
+            sink.extend(time_calls(batch))
+    collector.flush(30)
+    litellm.logging_callback_manager._reset_all_callbacks()
+    m_c, m_n = statistics.median(with_c) * 1e6, statistics.median(without) * 1e6
+    print(f"(a) litellm.completion(mock_response), {len(with_c)} calls each, alternating batches")
+    print(f"    median with no-op CustomLogger : {m_n:9.1f} us/call")
+    print(f"    median with llmtop Collector   : {m_c:9.1f} us/call")
+    print(f"    added by the collector         : {m_c - m_n:9.1f} us/call (target <= 20)")
+
+    rec = Recorder()
+    use(rec)
+    litellm.completion(model="gpt-4o-mini", messages=MSG, mock_response="hi")
+    deadline = time.time() + 10
+    while rec.kwargs is None and time.time() < deadline:
+        time.sleep(0.01)
+    litellm.logging_callback_manager._reset_all_callbacks()
+    assert rec.kwargs is not None
+    w = Writer(tmp / "log-only.db", max_queue=10**9)
+    w._thread = object()  # type: ignore[assignment]  # hold the thread: time the hot path only
+    core = CollectorCore(writer=w)
+    kw, (st, et) = rec.kwargs, rec.times
+    n = 200_000
+    per = min(timeit.repeat(lambda: core.log(kw, None, st, et, False), number=n, repeat=3)) / n
+    print(f"    CollectorCore.log() alone      : {per * 1e6:9.2f} us/call (timeit, best of 3)")
+    return None
+
+
+def sample_payload() -> tuple[dict[str, Any], Any, Any]:
+    rec = Recorder()
+    use(rec)
+    litellm.completion(
+        model="gpt-4o-mini",
+        messages=MSG,
+        mock_response="hi",
+        metadata={"feature": "search", "llmtop": {"team": "core"}},
+        user="u-1",
+    )
+    deadline = time.time() + 10
+    while rec.kwargs is None and time.time() < deadline:
+        time.sleep(0.01)
+    litellm.logging_callback_manager._reset_all_callbacks()
+    assert rec.kwargs is not None
+    return rec.kwargs, rec.times[0], rec.times[1]
+
+
+def drain(w: Writer, items: list[Any]) -> float:
+    gc.collect()
+    t = time.perf_counter()
+    for it in items:
+        w.submit(it)
+    assert w.flush(600), w.last_error
+    dt = time.perf_counter() - t
+    assert w.written == len(items) and w.dropped == 0, (w.written, w.dropped)
+    w.close()
+    return dt
+
+
+def raw_executemany(path: Path, records: list[Any], batch: int) -> float:
+    conn = open_db(path)
+    interner = Interner()
+    conn.execute("BEGIN IMMEDIATE")
+    interner.ids_for(conn, _strings_of(records))
+    conn.execute("COMMIT")
+    rows = [_row(r, interner) for r in records]  # prepared outside the timing: raw SQLite only
+    gc.collect()
+    t = time.perf_counter()
+    for i in range(0, len(rows), batch):
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany(_INSERT_SQL, rows[i : i + batch])
+        conn.execute("COMMIT")
+    dt = time.perf_counter() - t
+    conn.close()
+    return dt
+
+
+def writer_side(tmp: Path, n: int) -> None:
+    kwargs, st, et = sample_payload()
+    core = CollectorCore(writer=Writer(tmp / "unused.db"))
+    captured: list[Any] = []
+    # Capture the way the hot path does; 1000 distinct payloads cycled (distinct trace ids).
+    pool = []
+    for i in range(1000):
+        slo = dict(kwargs["standard_logging_object"])
+        slo["trace_id"] = f"trace-{i}"
+        slo["litellm_call_id"] = f"call-{i}"
+        pool.append({**kwargs, "standard_logging_object": slo})
+    w0 = Writer(tmp / "capture.db", max_queue=10**9)
+    w0._thread = object()  # type: ignore[assignment]
+    core = CollectorCore(writer=w0)
+    for i in range(n):
+        core.log(pool[i % 1000], None, st, et, False)
+    captured = list(w0._q)
+    records = []
+    for c in captured[:1000]:
+        r = to_record(c)
+        price_record(r)
+        records.append(r)
+    records = [records[i % 1000] for i in range(n)]
+
+    t_rec = drain(Writer(tmp / "records.db", max_queue=n + 1), records)
+    t_cap = drain(Writer(tmp / "captured.db", max_queue=n + 1), captured)
+    t_raw = raw_executemany(tmp / "raw.db", records, Writer(tmp / "x.db").batch_size)
+    print(f"(b) writer throughput, {n:,} events into one file (WAL, synchronous=NORMAL)")
+    print(f"    raw sqlite3.executemany        : {n / t_raw:12,.0f} events/s")
+    print(
+        f"    Writer, CallRecords            : {n / t_rec:12,.0f} events/s"
+        f"  ({t_raw / t_rec:6.1%} of raw)"
+    )
+    print(
+        f"    Writer, captured payloads      : {n / t_cap:12,.0f} events/s"
+        f"  ({t_raw / t_cap:6.1%} of raw; includes mapping + pricing)"
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--calls", type=int, default=2000, help="calls per side in (a)")
+    ap.add_argument("--events", type=int, default=200_000, help="events in (b)")
+    ap.add_argument("--only", choices=["a", "b"], default=None)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        if args.only in (None, "a"):
+            caller_side(tmp, args.calls)
+        if args.only in (None, "b"):
+            writer_side(tmp, args.events)
+
+
+if __name__ == "__main__":
+    main()
