@@ -12,19 +12,12 @@ from llmtop.tui.widgets.top_table import TopTable
 from textual.widgets import Static
 
 from tests.builders import payload, write
-from tests.tui_fixtures import NOW, build, expected_cost, make_app
+from tests.tui_fixtures import NOW, build, expected_cost, make_app, settle
 
 
 def text_of(app: LlmtopApp, selector: str) -> str:
     w = app.screen.query_one(selector, Static)
     return str(w.render())
-
-
-async def settle(app: LlmtopApp, pilot) -> None:  # noqa: ANN001
-    await app.workers.wait_for_complete()
-    await pilot.pause()
-    await app.workers.wait_for_complete()
-    await pilot.pause()
 
 
 @pytest.fixture

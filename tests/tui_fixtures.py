@@ -74,3 +74,21 @@ def make_app(db: Path, **kwargs: Any) -> LlmtopApp:
     kwargs.setdefault("watch", False)
     kwargs.setdefault("alerts", False)
     return LlmtopApp(db, **kwargs)
+
+
+async def settle(app: LlmtopApp, pilot: Any) -> None:
+    """Wait until the app's workers are done and their messages handled.
+
+    An exclusive worker replaced by a newer one ends as cancelled, which `wait_for_complete`
+    reports by raising; that is the design working, so wait again for the newer one.
+    """
+    from textual.worker import WorkerCancelled
+
+    for _ in range(3):
+        for _ in range(20):
+            try:
+                await app.workers.wait_for_complete()
+                break
+            except WorkerCancelled:
+                continue
+        await pilot.pause()

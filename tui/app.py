@@ -57,6 +57,7 @@ DRILL_ORDER: tuple[str, ...] = ("feature", "model", "customer", "user")
 WINDOW_KEYS: tuple[str, ...] = ("5m", "1h", "6h", "24h", "7d", "30d")
 TICK_SECONDS = 5.0
 ALERT_SECONDS = 10.0
+ALERT_MIN_GAP = 2.0
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,7 @@ class LlmtopApp(App[None]):
         self._reader: Reader | None = None
         self._history: list[View] = []
         self._rules: Any = None
+        self._last_alert_eval = 0.0
         self._stop_watching: threading.Event | None = None
         self.set_reactive(LlmtopApp.window, parse_window(window))
         remembered = state.load().get("group_by")
@@ -217,6 +219,7 @@ class LlmtopApp(App[None]):
 
     @work(thread=True, exclusive=True, group="alerts")
     def evaluate_alerts(self) -> None:
+        self._last_alert_eval = time.monotonic()
         if self.paused_at is not None:
             return
         try:
@@ -288,6 +291,10 @@ class LlmtopApp(App[None]):
     def on_data_changed(self, _message: DataChanged) -> None:
         if self.range_end is None:
             self.refresh_data()
+            # New rows can start an incident: judge them now rather than at the next tick,
+            # but not more often than every ALERT_MIN_GAP seconds under a busy writer.
+            if self.alerts_enabled and time.monotonic() - self._last_alert_eval >= ALERT_MIN_GAP:
+                self.evaluate_alerts()
 
     def on_alerts_evaluated(self, message: AlertsEvaluated) -> None:
         self.alert_states = message.states

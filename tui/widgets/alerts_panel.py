@@ -63,8 +63,8 @@ class AlertsPanel(Vertical):
         highlighted = ol.highlighted
         ol.clear_options()
         ol.add_options([Option(_line(s), id=s.fingerprint) for s in visible])
-        if highlighted is not None and visible:
-            ol.highlighted = min(highlighted, len(visible) - 1)
+        if visible:
+            ol.highlighted = min(highlighted or 0, len(visible) - 1)
         self._visible = visible
 
     def focus_list(self) -> None:
