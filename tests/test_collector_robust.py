@@ -133,8 +133,10 @@ def test_locked_out_writer_buffers_counts_drops_and_recovers(
     try:
         caplog.set_level(logging.ERROR, logger="llmtop.collector")
         call(80)  # no exception reaches the app
-        # 50 fit in the buffer; the other 30 are counted, not silently lost.
-        wait_for(lambda: w.dropped == 30, "30 counted drops")
+        # At most 50 fit in the buffer; the rest are counted, not silently lost. (Usually exactly
+        # 30 drop; more only if the queue also filled while a write attempt was blocked.)
+        wait_for(lambda: not w._q and w.dropped + len(w._pending) == 80, "all 80 handled")
+        assert w.dropped >= 30
         assert not w.flush(0.5)  # honest: nothing could be written yet
         assert w.written == 10
         assert any("locked" in r.getMessage() for r in caplog.records)
@@ -143,11 +145,12 @@ def test_locked_out_writer_buffers_counts_drops_and_recovers(
         locker.close()
 
     wait_for(lambda: w.flush(1.0), "the writer to get the database back")
-    assert w.written == 60 and w.dropped == 30
+    dropped = w.dropped
+    assert w.written == 10 + 80 - dropped
     w.close()
     ids = [r[0] for r in sqlite3.connect(llmtop_db).execute("SELECT id FROM calls ORDER BY id")]
-    assert len(ids) == 60 and ids[:10] == before  # nothing stored before the outage is lost
-    assert scalar(llmtop_db, "SELECT sum(count) FROM drops") == 30
+    assert len(ids) == 90 - dropped and ids[:10] == before  # nothing stored before is lost
+    assert scalar(llmtop_db, "SELECT sum(count) FROM drops") == dropped  # the exact count
     assert scalar(llmtop_db, "SELECT count(*) FROM drops") >= 1
     assert "locked" in scalar(llmtop_db, "SELECT reason FROM drops LIMIT 1")
     del c
