@@ -51,7 +51,6 @@ from textual.binding import Binding
 from textual.containers import Grid
 from textual.reactive import reactive
 from textual.widgets import ContentSwitcher, Footer, Static
-from textual.worker import get_current_worker
 
 DRILL_ORDER: tuple[str, ...] = ("feature", "model", "customer", "user")
 WINDOW_KEYS: tuple[str, ...] = ("5m", "1h", "6h", "24h", "7d", "30d")
@@ -93,11 +92,11 @@ class LlmtopApp(App[None]):
     ]
 
     snapshot: reactive[Snapshot | None] = reactive(None)
-    view: reactive[View] = reactive(View)
-    window: reactive[float] = reactive(3600.0)
-    range_end: reactive[float | None] = reactive(None)
-    paused_at: reactive[float | None] = reactive(None)
-    filter_clauses: reactive[tuple[Clause, ...]] = reactive(())
+    view: reactive[View] = reactive(View, init=False)
+    window: reactive[float] = reactive(3600.0, init=False)
+    range_end: reactive[float | None] = reactive(None, init=False)
+    paused_at: reactive[float | None] = reactive(None, init=False)
+    filter_clauses: reactive[tuple[Clause, ...]] = reactive((), init=False)
     error: reactive[str | None] = reactive(None)
     alert_states: reactive[list[Any]] = reactive(list)
 
@@ -124,6 +123,8 @@ class LlmtopApp(App[None]):
         self._history: list[View] = []
         self._rules: Any = None
         self._last_alert_eval = 0.0
+        self._loading = False
+        self._reload_pending = False
         self._stop_watching: threading.Event | None = None
         self.set_reactive(LlmtopApp.window, parse_window(window))
         remembered = state.load().get("group_by")
@@ -163,6 +164,7 @@ class LlmtopApp(App[None]):
 
     def on_resize(self) -> None:
         self.set_class(self.size.width < 120, "-narrow")
+        self.set_class(self.size.height < 34, "-short")
 
     # --- reading (workers) ----------------------------------------------------------------------
     def now(self) -> float:
@@ -178,16 +180,30 @@ class LlmtopApp(App[None]):
         return self._reader
 
     def refresh_data(self) -> None:
+        """Read again, at most one read at a time.
+
+        A read that is still running is never cancelled (its result would be thrown away, and a
+        database slow enough to outlast the tick would never paint): the request is remembered and
+        served with the latest view as soon as the running read posts its result.
+        """
         if self.paused_at is not None and self.snapshot is not None:
             return
-        v = self.view
-        self.load_snapshot(self.now(), self.window, v, self.filter_clauses)
+        if self._loading:
+            self._reload_pending = True
+            return
+        self._loading = True
+        self._reload_pending = False
+        self.load_snapshot(self.now(), self.window, self.view, self.filter_clauses)
 
-    @work(thread=True, exclusive=True, group="snapshot")
+    def _read_done(self) -> None:
+        self._loading = False
+        if self._reload_pending:
+            self.refresh_data()
+
+    @work(thread=True, group="snapshot")
     def load_snapshot(
         self, now: float, window: float, view: View, filters: tuple[Clause, ...]
     ) -> None:
-        worker = get_current_worker()
         clauses = (*filters, *view.path)
         try:
             with self._lock:
@@ -198,14 +214,11 @@ class LlmtopApp(App[None]):
                 if view.requests:
                     rows = self.reader().requests(now=now, window=window, clauses=clauses)
         except (DatabaseError, ValueError) as exc:
-            if not worker.is_cancelled:
-                self.post_message(LoadFailed(str(exc)))
+            self.post_message(LoadFailed(str(exc), snapshot=True))
             return
-        if worker.is_cancelled:
-            return
-        self.post_message(SnapshotLoaded(snap))
         if rows is not None:
             self.post_message(RequestsLoaded(rows))
+        self.post_message(SnapshotLoaded(snap))
 
     @work(thread=True, exclusive=True, group="detail")
     def load_detail(self, row_id: int) -> None:
@@ -275,6 +288,7 @@ class LlmtopApp(App[None]):
     def on_snapshot_loaded(self, message: SnapshotLoaded) -> None:
         self.error = None
         self.snapshot = message.snapshot
+        self._read_done()
 
     def on_requests_loaded(self, message: RequestsLoaded) -> None:
         self.query_one(RequestsTable).show(message.rows)
@@ -287,6 +301,8 @@ class LlmtopApp(App[None]):
 
     def on_load_failed(self, message: LoadFailed) -> None:
         self.error = message.error
+        if message.snapshot:
+            self._read_done()
 
     def on_data_changed(self, _message: DataChanged) -> None:
         if self.range_end is None:

@@ -42,6 +42,7 @@ class DataChanged(Message):
 
 
 class LoadFailed(Message):
-    def __init__(self, error: str) -> None:
+    def __init__(self, error: str, *, snapshot: bool = False) -> None:
         super().__init__()
         self.error = error
+        self.snapshot = snapshot  # True when the failed read was the dashboard's snapshot

@@ -20,7 +20,7 @@ class BurnPanel(Panel):
             style = "bold red" if ratio >= 2 else ("yellow" if ratio >= 1.25 else "green")
             vs = (f" {ratio:.1f}× base", style)
         elif b.per_hour_baseline is None:
-            vs = (" no 7d base", "dim")
+            vs = (" · no 7d base", "dim")
         return lines(
             line((f"{money(b.per_hour_now)}/h", "bold"), " now", vs),
             line(f"{money(b.per_hour_window)}/h avg · {b.requests_per_min:.0f} req/min"),
