@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -128,13 +129,8 @@ def tmux_session(tmp_path: Path, demo_db: Path) -> Iterator[Tmux]:
             *(arg for k, v in env.items() for arg in ("-e", f"{k}={v}")),
             "-c",
             str(tmp_path),
-            llmtop_command(),
-            ";",
-            "set-option",
-            "-t",
-            tmux.session,
-            "remain-on-exit",
-            "on",
+            # The shell reports llmtop's exit status on screen once the app has left it.
+            f"{shlex.quote(llmtop_command())}; echo llmtop-exit=$?; sleep 60",
         )
         yield tmux
     finally:
@@ -173,10 +169,7 @@ def test_dashboard_drill_down_and_quit(tmux_session: Tmux) -> None:
     assert re.search(r"^\s*model\s+spend\s", screen, re.M)
 
     tmux.send("q")
-    deadline = time.monotonic() + READY_TIMEOUT
-    while tmux.pane("#{pane_dead}") != "1" and time.monotonic() < deadline:
-        time.sleep(POLL)
-    assert tmux.pane("#{pane_dead}") == "1", f"llmtop did not exit on q:\n{tmux.capture()}"
-    status = tmux.pane("#{pane_dead_status}")
-    assert status == "0", f"llmtop exited with {status}:\n{tmux.capture()}"
+    screen = wait_for("llmtop to exit", tmux, lambda s: "llmtop-exit=" in s)
+    status = re.search(r"llmtop-exit=(\d+)", screen)
+    assert status and status.group(1) == "0", f"llmtop did not exit cleanly:\n{screen}"
     assert "Traceback" not in tmux.capture()

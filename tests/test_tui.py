@@ -70,6 +70,9 @@ async def test_drill_down_back_and_requests(llmtop_db: Path, specs: list[dict]) 
         await settle(app, pilot)
         assert app.view.group_by == "model"
         assert f"feature={first}" in text_of(app, "#crumbs")
+        assert table.columns["key"].label.plain == "model"
+        header = "".join(seg.text for seg in table.render_line(0))
+        assert header.split()[0] == "model"  # what is painted, not only the label object
         assert {g.key for g in app.snapshot.groups} == {
             s["model"] for s in specs if s["feature"] == first
         }

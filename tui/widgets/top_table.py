@@ -70,6 +70,9 @@ class TopTable(DataTable[Cell]):
             from rich.text import Text
 
             col.label = Text(dim)
+            # DataTable caches its rendered header line; the public refresh() alone keeps the
+            # old label on screen.
+            self._clear_caches()
             self.refresh()
 
     def show(self, groups: tuple[GroupRow, ...]) -> None:
