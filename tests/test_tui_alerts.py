@@ -53,7 +53,7 @@ async def test_alert_appears_live_is_acked_and_jumps(llmtop_db: Path) -> None:
     write(llmtop_db, steady(NOW - 7200, NOW - 300))
     default_rules_path(llmtop_db).write_text(RULES)
     app = make_app(llmtop_db, watch=True, alerts=True)
-    async with app.run_test(size=(140, 40)) as pilot:
+    async with app.run_test(size=(140, 40), notifications=True) as pilot:
         await settle(app, pilot)
         assert not [s for s in app.alert_states if s.state != "resolved"]
         assert not app.query_one(AlertsPanel).display
@@ -81,6 +81,12 @@ async def test_alert_appears_live_is_acked_and_jumps(llmtop_db: Path) -> None:
         await pilot.pause()
         panel = app.query_one(AlertsPanel)
         assert panel.display
+        # The toast is on screen and rendered (a crash here once took the app down).
+        await pilot.pause(0.3)
+        toasts = list(app.screen.query("Toast"))
+        assert toasts, "no toast for the new alert"
+        toast_text = " ".join(str(t.render()) for t in toasts)
+        assert "support-summarize" in toast_text and "team-support" in toast_text
 
         await pilot.press("a")
         assert app.focused is not None and app.focused.id == "alert-list", app.focused

@@ -315,11 +315,13 @@ class LlmtopApp(App[None]):
     def on_alerts_evaluated(self, message: AlertsEvaluated) -> None:
         self.alert_states = message.states
         for a in message.new:
+            # Plain text with markup off: alert text quotes tag values, which must stay inert.
             self.notify(
-                safe(f"{a.title}\ncause: {a.cause}\nowner: {a.owner or '—'}"),
+                safe(f"{a.title}\ncause: {a.cause}\nowner: {a.owner or '—'}").plain,
                 title=f"{a.severity.upper()}: {a.scope or 'all'}",
                 severity="error" if a.severity == "critical" else "warning",
                 timeout=10,
+                markup=False,
             )
             self.bell()
 
