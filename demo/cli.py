@@ -21,7 +21,7 @@ from pathlib import Path
 
 DEFAULT_SPEED = 2.0
 DEFAULT_HISTORY = "3d"
-DEFAULT_INCIDENT_AFTER = "30s"
+DEFAULT_INCIDENT_AFTER = "20s"
 #: Row budget for history: above it the history is shortened (never thinned), so a quick start
 #: stays quick. Three days at the default 2 calls/s is well under it.
 HISTORY_ROWS_MAX = 400_000
