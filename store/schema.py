@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from llmtop.store.db import DatabaseError, connect, explain
+from llmtop.store.records import TAG_KEYS
 
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = []
 
@@ -29,15 +30,7 @@ STRING_COLUMNS: tuple[str, ...] = (
     "error_class",
     "error_code",
     "normalized_error",
-    "feature",
-    "endpoint",
-    "team",
-    "environment",
-    "workload",
-    "customer",
-    "user",
-    "prompt_version",
-    "route_version",
+    *(k for k in TAG_KEYS if k != "correlation_id"),
     "unpriced_reason",
     "price_version",
 )

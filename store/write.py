@@ -12,7 +12,8 @@ import sqlite3
 import time
 from collections.abc import Iterable, Sequence
 
-from llmtop.store.records import CallRecord
+from llmtop.store.records import TAG_KEYS, CallRecord
+from llmtop.store.schema import STRING_COLUMNS
 
 _MAX_CACHE = 200_000
 
@@ -63,31 +64,10 @@ INSERT INTO calls (
 )
 """
 
-_STRING_FIELDS = (
-    "call_type",
-    "provider",
-    "model",
-    "response_model",
-    "model_group",
-    "original_model_group",
-    "price_key",
-    "error_class",
-    "error_code",
-    "normalized_error",
-    "unpriced_reason",
-    "price_version",
-)
-_TAG_COLUMNS = (
-    "feature",
-    "endpoint",
-    "team",
-    "environment",
-    "workload",
-    "customer",
-    "user",
-    "prompt_version",
-    "route_version",
-)
+#: Tag keys with an interned column (correlation ids are unique per request: stored as text).
+_TAG_COLUMNS = tuple(k for k in TAG_KEYS if k != "correlation_id")
+#: The other interned CallRecord fields.
+_STRING_FIELDS = tuple(c for c in STRING_COLUMNS if c not in _TAG_COLUMNS)
 
 
 def _strings_of(records: Sequence[CallRecord]) -> set[str]:
