@@ -7,7 +7,6 @@ streams without usage) are handled here and nowhere else.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from datetime import datetime
@@ -313,7 +312,3 @@ def to_record(cap: Captured) -> CallRecord:
 
 def _float_or_none(v: Any) -> float | None:
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
-
-
-def extra_tags_json(extra: dict[str, str]) -> str:
-    return json.dumps(extra, sort_keys=True)
