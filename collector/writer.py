@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from llmtop.collector.mapping import Captured, to_record
+from llmtop.pricing import catalogue
 from llmtop.store.db import DatabaseError, explain, resolve_db_path
 from llmtop.store.records import CallRecord
 from llmtop.store.schema import open_db
@@ -49,8 +50,6 @@ class _Flush:
 
 def price_record(rec: CallRecord) -> None:
     """Fill our cost from llmtop.pricing; a row's cost is never guessed."""
-    from llmtop.pricing import catalogue
-
     cat = catalogue()
     rec.price_version = cat.version
     if rec.unmetered:

@@ -648,9 +648,8 @@ class Simulator:
         """
         if seconds <= 0:
             return 0
-        start = now - seconds
 
-        # Expected rows per unit of rate over both parts, measured with the same season curve.
+        # Expected rows per unit of rate, measured with the same season curve.
         def mass(a: float, b: float) -> float:
             ref = max(seasonality(now), 1e-6)
             t, total = a, 0.0
@@ -663,27 +662,25 @@ class Simulator:
         # One density for all of history: baselines, 3-sigma bands and 7-day averages are only
         # meaningful if a past hour holds as many calls as a live one. When the row budget
         # cannot hold `seconds` at the live rate, history is shortened, never thinned.
+        if rate <= 0:
+            return 0
         span = min(seconds, max_rows / max(rate * mass(now - 3600.0, now) / 3600.0, 1e-9))
-        start = now - span
         before = self.emitted
         next_flush = before + 20_000
-        for a0, a1, r in ((start, now, rate),):
-            if r <= 0 or a1 <= a0:
-                continue
-            for at, feat in self.arrivals(a0, a1, r, now, step=60.0 if r < 2 else 1.0):
-                done = [a for a in self.request(feat, at) if a.end <= now]
-                if submit_record is None:
-                    self.emit(done)
-                else:
-                    for a in done:
-                        submit_record(fast_record(a))
-                    self.emitted += len(done)
-                if self.emitted >= next_flush:
-                    next_flush = self.emitted + 20_000
-                    if flush is not None:
-                        flush()
-                    if on_progress is not None:
-                        on_progress(self.emitted - before)
+        for at, feat in self.arrivals(now - span, now, rate, now, step=60.0 if rate < 2 else 1.0):
+            done = [a for a in self.request(feat, at) if a.end <= now]
+            if submit_record is None:
+                self.emit(done)
+            else:
+                for a in done:
+                    submit_record(fast_record(a))
+                self.emitted += len(done)
+            if self.emitted >= next_flush:
+                next_flush = self.emitted + 20_000
+                if flush is not None:
+                    flush()
+                if on_progress is not None:
+                    on_progress(self.emitted - before)
         return self.emitted - before
 
     def advance(self, t0: float, t1: float, *, rate: float, rate_ref: float) -> int:
