@@ -7,7 +7,12 @@ collector would, which is what gives the started_at index its locality.
 
 The shape: 30 days, a diurnal curve, Zipf-skewed tag values (a few hundred distinct values per
 tag, a handful dominating spend, as in real fleets), a dozen models, ~2% failures, ~30% streams,
-a share of prompt-cache reads, uuid-sized trace and call ids.
+a share of prompt-cache reads, UUID trace and call ids (as LiteLLM makes them).
+
+Tags are correlated the way real ones are: a feature belongs to one endpoint, team and workload,
+runs one of its own prompt versions (a new one ships every ten days) on a primary model with a
+fallback-ish secondary; a user belongs to one customer; most traffic is prod. (Independent random
+tags would make every request its own tag combination, which no real fleet looks like.)
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import math
 import random
 import sqlite3
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +29,8 @@ from pathlib import Path
 from llmtop.collector.writer import Writer
 from llmtop.store.records import CallRecord
 
+#: Bump when the generated data or the file format changes: cached databases carry it in their name.
+VERSION = 2
 DAYS = 30
 CHUNK = 100_000  # submit this many, then flush: the writer drops rows past its queue bound
 
@@ -85,10 +93,25 @@ def generate(rows: int, end: float, seed: int = 1) -> Iterator[CallRecord]:
     """Yield `rows` CallRecords in started_at order over the DAYS before `end`."""
     rnd = random.Random(seed)
     start = end - DAYS * 86400.0
-    values = {k: [f"{k}-{i:03d}" for i in range(n)] for k, n in TAG_CARDINALITY.items()}
-    values["environment"] = ["prod", "staging", "dev"]
-    cum = {k: _cumulative(_zipf_weights(len(v))) for k, v in values.items()}
+    n_feat, n_user = TAG_CARDINALITY["feature"], TAG_CARDINALITY["user"]
+    feat_cum = _cumulative(_zipf_weights(n_feat))
+    user_cum = _cumulative(_zipf_weights(n_user))
     model_cum = _cumulative(MODEL_WEIGHTS)
+    features = [
+        {
+            "feature": f"feature-{i:03d}",
+            "endpoint": f"endpoint-{i % TAG_CARDINALITY['endpoint']:03d}",
+            "team": f"team-{i % TAG_CARDINALITY['team']:03d}",
+            "workload": ("chat", "batch", "agent", "rag")[i % 4],
+            "models": rnd.choices(MODELS, cum_weights=model_cum, k=2),
+            "prompt": i % TAG_CARDINALITY["prompt_version"],
+        }
+        for i in range(n_feat)
+    ]
+    users = [
+        (f"user-{i:03d}", f"customer-{rnd.randrange(TAG_CARDINALITY['customer']):03d}")
+        for i in range(n_user)
+    ]
     # Diurnal load by warping evenly spaced times: with x uniform, t = x - A·sin(ωx)/ω has
     # density ∝ 1/(1 - A·cos(ωx)), peaks once a day, stays sorted (A < 1) and maps whole days
     # onto whole days, so the 30-day span is kept exactly.
@@ -99,13 +122,24 @@ def generate(rows: int, end: float, seed: int = 1) -> Iterator[CallRecord]:
     for b0 in range(0, rows, block):
         k = min(block, rows - b0)
         # Draw each column for a whole block at once: choices(k=...) is ~10x cheaper per value.
-        tag_cols = {key: rnd.choices(values[key], cum_weights=cum[key], k=k) for key in values}
-        model_col = rnd.choices(MODELS, cum_weights=model_cum, k=k)
+        feat_col = rnd.choices(features, cum_weights=feat_cum, k=k)
+        user_col = rnd.choices(users, cum_weights=user_cum, k=k)
         for j in range(k):
             x = span * (b0 + j + rnd.random()) / rows
             t = start + x - amp * math.sin(omega * x) / omega
-            model, provider, in_mean, out_mean = model_col[j]
-            tags = {key: col[j] for key, col in tag_cols.items()}
+            f = feat_col[j]
+            model, provider, in_mean, out_mean = f["models"][0 if rnd.random() < 0.8 else 1]
+            u = rnd.random()
+            tags = {
+                "feature": f["feature"],
+                "endpoint": f["endpoint"],
+                "team": f["team"],
+                "workload": f["workload"],
+                "environment": "prod" if u < 0.9 else ("staging" if u < 0.98 else "dev"),
+                "customer": user_col[j][1],
+                "user": user_col[j][0],
+                "prompt_version": f"v{f['prompt']}.{int(x // (10 * 86400))}",
+            }
             failed = rnd.random() < 0.02
             stream = out_mean > 0 and rnd.random() < 0.3
             inp = max(1, int(rnd.expovariate(1.0 / in_mean)))
@@ -117,8 +151,8 @@ def generate(rows: int, end: float, seed: int = 1) -> Iterator[CallRecord]:
                 started_at=t,
                 ended_at=t + latency,
                 ttft_ms=min(latency, 0.1 + rnd.random() * 0.5) * 1000.0 if stream else None,
-                trace_id=f"{rnd.getrandbits(128):032x}",
-                litellm_call_id=f"{rnd.getrandbits(128):032x}",
+                trace_id=str(uuid.UUID(int=rnd.getrandbits(128), version=4)),
+                litellm_call_id=str(uuid.UUID(int=rnd.getrandbits(128), version=4)),
                 call_type="embedding" if out_mean == 0 else "acompletion",
                 stream=stream,
                 provider=provider,
@@ -173,6 +207,10 @@ def build(path: Path, rows: int, *, end: float | None = None, seed: int = 1) -> 
     last = conn.execute("SELECT max(started_at) FROM calls").fetchone()[0]
     conn.close()
     return Built(path, rows, float(last), time.perf_counter() - t0)
+
+
+def cached_path(cache: Path, rows: int) -> Path:
+    return cache / f"{rows}-v{VERSION}.db"
 
 
 def checkpoint(path: Path) -> None:

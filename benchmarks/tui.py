@@ -191,9 +191,9 @@ def _ms(value: float | None) -> str:
 
 def bench(rows: int, cache: Path, timeout: float) -> None:
     sys.path.insert(0, str(HERE))
-    from _build import build, checkpoint, disk_bytes
+    from _build import build, cached_path, checkpoint, disk_bytes
 
-    path = cache / f"{rows}.db"
+    path = cached_path(cache, rows)
     print(f"\n=== {rows:,} rows  ({path})")
     built = build(path, rows)
     if built.seconds:

@@ -26,6 +26,7 @@ from llmtop.collector.mapping import Captured, to_record
 from llmtop.pricing import catalogue
 from llmtop.store.db import DatabaseError, explain, resolve_db_path
 from llmtop.store.records import CallRecord
+from llmtop.store.rollup import Rollup
 from llmtop.store.schema import open_db
 from llmtop.store.write import Interner, insert_batch
 
@@ -113,6 +114,7 @@ class Writer:
         self._stopping = False
         self._conn: sqlite3.Connection | None = None
         self._interner = Interner()
+        self._rollup = Rollup()
         self._pending: list[CallRecord] = []
         self._drops: Counter[str] = Counter()
         self._traces: OrderedDict[str, int] = OrderedDict()
@@ -258,7 +260,9 @@ class Writer:
         try:
             conn = self._connection()
             drops = list(self._drops.items())
-            insert_batch(conn, self._interner, self._pending, [(n, r) for r, n in drops])
+            insert_batch(
+                conn, self._interner, self._pending, [(n, r) for r, n in drops], self._rollup
+            )
         except (sqlite3.Error, DatabaseError, OSError) as exc:
             self._fail(exc)
             return False
@@ -277,6 +281,7 @@ class Writer:
         if self._conn is None:
             self._conn = open_db(self.path, check_same_thread=False)
             self._interner = Interner()
+            self._rollup = Rollup()
         return self._conn
 
     def _fail(self, exc: BaseException) -> None:

@@ -82,7 +82,11 @@ def connect(
             raise DatabaseError(f"{p}: no such database (is the collector writing somewhere else?)")
         uri = f"file:{p}?mode=ro"
         conn = sqlite3.connect(
-            uri, uri=True, timeout=busy / 1000, check_same_thread=check_same_thread
+            uri,
+            uri=True,
+            timeout=busy / 1000,
+            isolation_level=None,
+            check_same_thread=check_same_thread,
         )
     else:
         if not create and not p.exists():
@@ -105,6 +109,8 @@ def connect(
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=OFF")
+        # Rollup upserts add histograms inside SQLite (see store/rollup.py).
+        conn.create_function("llmtop_hist_merge", 2, _hist_merge, deterministic=True)
     except sqlite3.DatabaseError as exc:
         conn.close()
         raise DatabaseError(explain(p, exc)) from exc
@@ -126,3 +132,9 @@ def explain(path: Path, exc: BaseException) -> str:
     if "unable to open" in low:
         return f"{path}: cannot open the database file ({msg}); check the path and permissions"
     return f"{path}: {msg}"
+
+
+def _hist_merge(a: bytes | None, b: bytes | None) -> bytes:
+    from llmtop.store.rollup import merge_hist_blobs
+
+    return merge_hist_blobs(a, b)

@@ -7,6 +7,8 @@ same time waits at most one batch (a few ms) for the lock.
 from __future__ import annotations
 
 import argparse
+import os
+import sqlite3
 import sys
 import time
 
@@ -15,26 +17,102 @@ from llmtop.store.queries import parse_window
 from llmtop.store.schema import open_db
 
 DEFAULT_RETENTION = "90d"
+DEFAULT_ROLLUP_RETENTION = "400d"
+#: Minute rollups (cube 0 only) serve the short windows; hours and days serve everything older.
+MINUTE_ROLLUP_KEEP = 8 * 86400.0
 BATCH = 2000
 
 
-def prune(path: object, *, older_than: float, now: float | None = None, batch: int = BATCH) -> int:
-    """Delete raw rows started before now - older_than; returns how many were deleted."""
+def retention_from_env(name: str, default: str) -> float | None:
+    """LLMTOP_RETENTION / LLMTOP_ROLLUP_RETENTION: a window like 90d, or 'off' to keep forever."""
+    text = os.environ.get(name, default).strip().lower()
+    if text in ("off", "0", "never", "forever"):
+        return None
+    try:
+        return parse_window(text)
+    except ValueError as exc:
+        raise ValueError(f"{name}: {exc}") from None
+
+
+def prune_step(
+    conn: sqlite3.Connection,
+    *,
+    now: float,
+    raw_keep: float | None,
+    rollup_keep: float | None,
+    batch: int = BATCH,
+) -> int:
+    """Delete at most `batch` expired raw rows and `batch` expired rollup rows per table part, each
+    in its own short IMMEDIATE transaction, so a writer waits at most a few ms; returns how many
+    rows went (0 means nothing is left to prune)."""
+    deleted = 0
+    jobs: list[tuple[str, tuple[float | int, ...]]] = []
+    if raw_keep is not None:
+        jobs.append(
+            (
+                "DELETE FROM calls WHERE id IN (SELECT id FROM calls WHERE started_at < ? LIMIT ?)",
+                (now - raw_keep, batch),
+            )
+        )
+    jobs.append(
+        (
+            "DELETE FROM rollups WHERE (cube, res, bucket, combo) IN (SELECT cube, res, bucket,"
+            " combo FROM rollups WHERE cube = 0 AND res = 60 AND bucket < ? LIMIT ?)",
+            (now - MINUTE_ROLLUP_KEEP, batch),
+        )
+    )
+    if rollup_keep is not None:
+        for cube in (0, 1, 2):
+            for res in (3600, 86400):
+                jobs.append(
+                    (
+                        "DELETE FROM rollups WHERE (cube, res, bucket, combo) IN (SELECT cube, res,"
+                        f" bucket, combo FROM rollups WHERE cube = {cube} AND res = {res}"
+                        " AND bucket < ? LIMIT ?)",
+                        (now - rollup_keep, batch),
+                    )
+                )
+    for sql, params in jobs:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            cur = conn.execute(sql, params)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        deleted += max(cur.rowcount, 0)
+    return deleted
+
+
+def prune(
+    path: object,
+    *,
+    older_than: float | None,
+    now: float | None = None,
+    batch: int = BATCH,
+    rollups_older_than: float | None = 400 * 86400.0,
+) -> int:
+    """Delete raw rows started before now - older_than (and rollups past theirs); returns how many
+    raw rows were deleted. Rollups of pruned rows stay: totals over long windows survive."""
     now = time.time() if now is None else now
-    cutoff = now - older_than
     conn = open_db(str(path))
     deleted = 0
     try:
-        while True:
-            conn.execute("BEGIN IMMEDIATE")
-            cur = conn.execute(
-                "DELETE FROM calls WHERE id IN (SELECT id FROM calls WHERE started_at < ? LIMIT ?)",
-                (cutoff, batch),
-            )
-            conn.execute("COMMIT")
-            deleted += cur.rowcount
-            if cur.rowcount < batch:
-                return deleted
+        if older_than is not None:
+            cutoff = now - older_than
+            while True:
+                conn.execute("BEGIN IMMEDIATE")
+                cur = conn.execute(
+                    "DELETE FROM calls WHERE id IN (SELECT id FROM calls WHERE started_at < ? LIMIT ?)",
+                    (cutoff, batch),
+                )
+                conn.execute("COMMIT")
+                deleted += cur.rowcount
+                if cur.rowcount < batch:
+                    break
+        while prune_step(conn, now=now, raw_keep=None, rollup_keep=rollups_older_than, batch=batch):
+            pass
+        return deleted
     finally:
         conn.close()
 
@@ -59,7 +137,14 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--db", help="database file (default: $LLMTOP_DB or the per-user data dir)")
     if cmd == "prune":
         ap.add_argument(
-            "--older-than", default=DEFAULT_RETENTION, help="retention, e.g. 90d (default)"
+            "--older-than",
+            default=os.environ.get("LLMTOP_RETENTION", DEFAULT_RETENTION),
+            help="raw-row retention, e.g. 90d (default: $LLMTOP_RETENTION or 90d)",
+        )
+        ap.add_argument(
+            "--rollups-older-than",
+            default=os.environ.get("LLMTOP_ROLLUP_RETENTION", DEFAULT_ROLLUP_RETENTION),
+            help="rollup retention (default: $LLMTOP_ROLLUP_RETENTION or 400d)",
         )
     ns = ap.parse_args(rest)
     path = resolve_db_path(ns.db)
@@ -68,8 +153,15 @@ def main(argv: list[str]) -> int:
         return 2
     try:
         if cmd == "prune":
-            n = prune(path, older_than=parse_window(ns.older_than))
-            print(f"pruned {n} rows older than {ns.older_than} from {path}")
+            n = prune(
+                path,
+                older_than=parse_window(ns.older_than),
+                rollups_older_than=parse_window(ns.rollups_older_than),
+            )
+            print(
+                f"pruned {n} rows older than {ns.older_than} from {path}"
+                f" (rollups kept for {ns.rollups_older_than})"
+            )
         else:
             before, after = vacuum(path)
             print(f"vacuumed {path}: {before:,} → {after:,} bytes")

@@ -18,7 +18,32 @@ from pathlib import Path
 from typing import Any
 
 from llmtop.store.db import DatabaseError, connect, explain
-from llmtop.store.schema import check_not_newer, migrate
+from llmtop.store.engine import Source, Spec, Tracker, merge_groups, total
+from llmtop.store.records import pack_id, unpack_id
+from llmtop.store.rollup import (
+    F_CACHED,
+    F_CR,
+    F_ELIGIBLE,
+    F_FAIL,
+    F_FAILED_SPEND,
+    F_FALLBACK,
+    F_IN,
+    F_N,
+    F_OUT,
+    F_RC_HITS,
+    F_RETRY,
+    F_RETRY_SPEND,
+    F_SAVED_RC,
+    F_SPEND,
+    F_UNMETERED,
+    F_UNPRICED,
+    INPUT,
+    LATENCY,
+    OUTPUT,
+    TTFT,
+    Agg,
+)
+from llmtop.store.schema import STRING_COLUMNS, check_not_newer, migrate
 
 WINDOWS: dict[str, float] = {
     "5m": 300.0,
@@ -129,7 +154,7 @@ def format_filter(clauses: Sequence[Clause]) -> str:
 
 def _dim_expr(dim: str) -> tuple[str, bool]:
     """SQL for a dimension over `calls AS c`, and whether it is an id into `strings`."""
-    if dim in STRING_DIMENSIONS:
+    if dim in STRING_DIMENSIONS or dim in STRING_COLUMNS:
         return f"c.{dim}", True
     if dim == "status":
         return "CASE c.status WHEN 0 THEN 'success' ELSE 'failure' END", False
@@ -320,6 +345,259 @@ def classify_error(error_class: str | None, error_code: str | None) -> str:
     return "other"
 
 
+_NICE_WIDTHS = (
+    10,
+    20,
+    30,
+    60,
+    120,
+    180,
+    240,
+    300,
+    360,
+    600,
+    720,
+    900,
+    1200,
+    1800,
+    3600,
+    7200,
+    10800,
+    14400,
+    21600,
+    28800,
+    43200,
+    86400,
+)
+
+
+def spark_width(window: float, buckets: int) -> int:
+    """A sparkline bin size that rollup buckets divide, close to window/buckets."""
+    w = window / buckets
+    for n in _NICE_WIDTHS:
+        if n >= w:
+            return n
+    return math.ceil(w / 86400) * 86400
+
+
+def _trackers(
+    group_by: str, clauses: Sequence[Clause], window: float, buckets: int
+) -> dict[str, Tracker]:
+    where, params = _where(clauses)
+    keys = frozenset(c.key for c in clauses)
+    dims = () if group_by == "source" else (group_by,)
+
+    def spec(**kw: Any) -> Spec:
+        return Spec(where=kw.pop("where", where), params=tuple(params), keys=keys, **kw)
+
+    fail_where = f"({where}) AND c.status = 1"
+    out = {
+        "main": Tracker(spec(dims=dims, hist=True)),
+        "prev": Tracker(spec(dims=dims)),
+        "errors": Tracker(
+            Spec(
+                dims=("error_class", "error_code"),
+                where=fail_where,
+                params=tuple(params),
+                keys=keys | {"status"},
+            )
+        ),
+        "price": Tracker(spec(dims=("price_key",))),
+        "spark": Tracker(spec(width=spark_width(window, buckets))),
+        "recent": Tracker(spec()),
+        "today": Tracker(spec()),
+        "month": Tracker(spec()),
+    }
+    for d in range(1, 8):
+        out[f"base{d}"] = Tracker(spec())
+    return out
+
+
+@dataclass
+class Partial:
+    """One database's share of a snapshot, before merging (see MultiReader)."""
+
+    main: dict[Any, Agg]
+    prev: dict[Any, Agg]
+    errors: dict[Any, Agg]
+    price: dict[Any, Agg]
+    spark: dict[Any, Agg]
+    recent: Agg
+    base: tuple[float | None, ...]
+    today: float
+    month: float
+    dropped: int
+    max_id: int
+    dimensions: tuple[str, ...]
+
+
+def assemble(
+    parts: Sequence[Partial],
+    *,
+    now: float,
+    window: float,
+    group_by: str,
+    clauses: Sequence[Clause],
+    buckets: int = 30,
+) -> Snapshot:
+    """Merge the partials of one or more databases into what the dashboard shows."""
+    start = now - window
+    main = merge_groups([p.main for p in parts])
+    tot = total(main)
+    v = tot.v
+    totals = Totals(
+        requests=int(v[F_N]),
+        spend=v[F_SPEND],
+        failures=int(v[F_FAIL]),
+        retries=int(v[F_RETRY]),
+        fallbacks=int(v[F_FALLBACK]),
+        unpriced=int(v[F_UNPRICED]),
+        unmetered=int(v[F_UNMETERED]),
+        response_cache_hits=int(v[F_RC_HITS]),
+        input_tokens=int(v[F_IN]),
+        output_tokens=int(v[F_OUT]),
+        cache_read_tokens=int(v[F_CR]),
+        failed_spend=v[F_FAILED_SPEND],
+        retry_spend=v[F_RETRY_SPEND],
+        saved_response_cache=v[F_SAVED_RC],
+    )
+
+    width = spark_width(window, buckets)
+    spark_groups = merge_groups([p.spark for p in parts])
+    b0 = int(start // width) * width
+    bins = range(b0, int(now // width) * width + 1, width)
+    spark = tuple(spark_groups[b].v[F_SPEND] if b in spark_groups else 0.0 for b in bins)
+    err_spark = tuple(float(spark_groups[b].v[F_FAIL]) if b in spark_groups else 0.0 for b in bins)
+
+    recent_s = min(300.0, window)
+    recent = Agg()
+    for p in parts:
+        recent.merge(p.recent)
+    base_days = [
+        [p.base[d] for p in parts if p.base[d] is not None] for d in range(len(parts[0].base))
+    ]
+    base_vals = [sum(x) for x in base_days if x]  # type: ignore[misc]
+    month = sum(p.month for p in parts)
+    local = datetime.fromtimestamp(now)
+    month0 = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    next_month = (month0 + timedelta(days=32)).replace(day=1)
+    elapsed = now - month0.timestamp()
+    span = next_month.timestamp() - month0.timestamp()
+    burn = Burn(
+        per_hour_now=recent.v[F_SPEND] * 3600.0 / recent_s,
+        per_hour_window=totals.spend * 3600.0 / window,
+        per_hour_baseline=sum(base_vals) / len(base_vals) if base_vals else None,
+        today=sum(p.today for p in parts),
+        month=month,
+        month_projection=month * span / elapsed if elapsed > 0 else month,
+        requests_per_min=recent.v[F_N] * 60.0 / recent_s,
+        spark=spark,
+    )
+
+    # Prompt-cache savings: cached reads priced at the full input rate minus what they cost.
+    saved_prompt = 0.0
+    price = merge_groups([p.price for p in parts])
+    per_key = [(k[0], g.v[F_CR]) for k, g in price.items() if k[0] and g.v[F_CR] > 0]
+    if per_key:
+        from llmtop.pricing import catalogue
+
+        cat = catalogue()
+        for name, n in per_key:
+            n = int(n)
+            full = cat.cost(name, input_tokens=n, output_tokens=0, price_key=name)
+            cached = cat.cost(
+                name, input_tokens=n, output_tokens=0, cache_read_tokens=n, price_key=name
+            )
+            if full.total_usd is not None and cached.total_usd is not None:
+                saved_prompt += full.total_usd - cached.total_usd
+    cache = CacheStats(
+        hit_rate=_rate(v[F_CACHED], v[F_ELIGIBLE]),
+        read_share=_rate(totals.cache_read_tokens, totals.input_tokens),
+        saved_prompt_cache=saved_prompt,
+        saved_response_cache=totals.saved_response_cache,
+        response_cache_hits=totals.response_cache_hits,
+    )
+
+    by_class: dict[str, int] = {}
+    for (ec, code), g in merge_groups([p.errors for p in parts]).items():
+        k = classify_error(ec, code)
+        by_class[k] = by_class.get(k, 0) + int(g.v[F_N])
+    errors = ErrorStats(
+        error_rate=_rate(totals.failures, totals.requests),
+        retry_rate=_rate(totals.retries, totals.requests),
+        fallback_rate=_rate(totals.fallbacks, totals.requests),
+        by_class=tuple(sorted(by_class.items(), key=lambda kv: -kv[1])),
+        failed_spend=totals.failed_spend,
+        retry_spend=totals.retry_spend,
+        spark=err_spark,
+    )
+
+    def whole(x: float | None) -> float | None:  # token counts are integers
+        return None if x is None else float(round(x))
+
+    tokens = TokenStats(
+        input_p50=whole(tot.quantile(INPUT, 0.5)),
+        input_p90=whole(tot.quantile(INPUT, 0.9)),
+        output_p50=whole(tot.quantile(OUTPUT, 0.5)),
+        output_p90=whole(tot.quantile(OUTPUT, 0.9)),
+        out_in_ratio=_rate(v[F_OUT], v[F_IN]),
+        latency_p50=tot.quantile(LATENCY, 0.5),
+        latency_p95=tot.quantile(LATENCY, 0.95),
+        latency_p99=tot.quantile(LATENCY, 0.99),
+        ttft_p50=tot.quantile(TTFT, 0.5),
+        ttft_p95=tot.quantile(TTFT, 0.95),
+    )
+
+    prev = merge_groups([p.prev for p in parts])
+    groups = []
+    for key, g in main.items():
+        gv = g.v
+        n = int(gv[F_N])
+        spend = gv[F_SPEND]
+        pg = prev.get(key)
+        pv = pg.v[F_SPEND] if pg is not None else 0.0
+        label = key[0]
+        groups.append(
+            GroupRow(
+                key=None if label is None else str(label),
+                spend=spend,
+                share=spend / totals.spend if totals.spend else 0.0,
+                delta=(spend - pv) / pv if pv else None,
+                requests=n,
+                cost_per_request=spend / n if n else 0.0,
+                cost_per_1k=spend * 1000.0 / n if n else 0.0,
+                tokens_per_request=(gv[F_IN] + gv[F_OUT]) / n if n else 0.0,
+                cache_hit=gv[F_CACHED] / gv[F_ELIGIBLE] if gv[F_ELIGIBLE] else 0.0,
+                retry=gv[F_RETRY] / n if n else 0.0,
+                error=gv[F_FAIL] / n if n else 0.0,
+                p95_latency_ms=g.quantile(LATENCY, 0.95),
+                unpriced=int(gv[F_UNPRICED]),
+            )
+        )
+    groups.sort(key=lambda g: (-g.spend, -g.requests, g.key or ""))
+    dims: list[str] = []
+    for p in parts:
+        dims.extend(d for d in p.dimensions if d not in dims)
+    if len(parts) > 1 and "source" not in dims:
+        dims.append("source")
+    return Snapshot(
+        now=now,
+        start=start,
+        end=now,
+        group_by=group_by,
+        clauses=tuple(clauses),
+        totals=totals,
+        burn=burn,
+        cache=cache,
+        errors=errors,
+        tokens=tokens,
+        groups=tuple(groups),
+        dropped=sum(p.dropped for p in parts),
+        max_id=sum(p.max_id for p in parts),
+        dimensions=tuple(dims),
+    )
+
+
 class Reader:
     """One read connection and the queries over it (used from a single worker thread at a time)."""
 
@@ -334,6 +612,10 @@ class Reader:
                 migrate(self.conn, self.path)
         except sqlite3.DatabaseError as exc:
             raise DatabaseError(explain(self.path, exc)) from exc
+
+        self._src: Source | None = None
+        self._view: tuple[Any, ...] | None = None
+        self._trackers: dict[str, Tracker] = {}
 
     def close(self) -> None:
         self.conn.close()
@@ -387,6 +669,72 @@ class Reader:
         return (*DIMENSIONS, *sorted(k for k in keys if k not in DIMENSIONS))
 
     # --- the dashboard snapshot ---
+    def _source(self) -> Source:
+        if self._src is None:
+            self._src = Source(self._q, self._strings, _dim_expr)
+        return self._src
+
+    def partial(
+        self,
+        *,
+        now: float,
+        window: float,
+        group_by: str = "feature",
+        clauses: Sequence[Clause] = (),
+        buckets: int = 30,
+        source: str | None = None,
+    ) -> Partial:
+        """This database's share of a snapshot: mergeable aggregates, kept warm between calls.
+
+        Everything is read in one transaction, so the rows, rollups and max id agree.
+        """
+        view = (group_by, tuple(clauses), window, buckets)
+        if self._view != view:
+            self._view = view
+            self._trackers = _trackers(group_by, clauses, window, buckets)
+        t = self._trackers
+        src = self._source()
+        local = datetime.fromtimestamp(now)
+        day0 = local.replace(hour=0, minute=0, second=0, microsecond=0)
+        month0 = day0.replace(day=1)
+        self._q("BEGIN")
+        try:
+            max_id = self.max_id()
+            first = self._q("SELECT min(started_at) FROM calls")[0][0]
+
+            def upd(name: str, a: float, b: float) -> dict[Any, Agg]:
+                return t[name].update(src, a, b, max_id, now)
+
+            main = upd("main", now - window, now)
+            prev = upd("prev", now - 2 * window, now - window)
+            if group_by == "source":
+                main = {(source,): total(main)} if main else {}
+                prev = {(source,): total(prev)} if prev else {}
+            base: list[float | None] = []
+            for d in range(1, 8):
+                s0 = now - d * 86400 - 3600
+                if first is None or first > s0:
+                    base.append(None)
+                    continue
+                base.append(total(upd(f"base{d}", s0, now - d * 86400)).v[F_SPEND])
+            part = Partial(
+                main=main,
+                prev=prev,
+                errors=upd("errors", now - window, now),
+                price=upd("price", now - window, now),
+                spark=upd("spark", now - window, now),
+                recent=total(upd("recent", now - min(300.0, window), now)),
+                base=tuple(base),
+                today=total(upd("today", day0.timestamp(), now)).v[F_SPEND],
+                month=total(upd("month", month0.timestamp(), now)).v[F_SPEND],
+                dropped=self.dropped(),
+                max_id=max_id,
+                dimensions=self.dimensions(),
+            )
+        finally:
+            self._q("COMMIT")
+        return part
+
     def snapshot(
         self,
         *,
@@ -396,225 +744,15 @@ class Reader:
         clauses: Sequence[Clause] = (),
         buckets: int = 30,
     ) -> Snapshot:
-        start = now - window
-        where, params = _where(clauses)
-        base = f"FROM calls c WHERE c.started_at >= ? AND c.started_at < ? AND {where}"
-        p = (start, now, *params)
-        t = self._q(
-            f"""SELECT count(*), coalesce(sum(c.cost_usd),0), coalesce(sum(c.status),0),
-            coalesce(sum(c.is_retry),0), coalesce(sum(c.is_fallback),0), coalesce(sum(c.unpriced),0),
-            coalesce(sum(c.unmetered),0), coalesce(sum(c.cache_hit),0),
-            coalesce(sum(CASE WHEN c.cache_hit=0 THEN c.input_tokens END),0),
-            coalesce(sum(CASE WHEN c.cache_hit=0 THEN c.output_tokens END),0),
-            coalesce(sum(CASE WHEN c.cache_hit=0 THEN c.cache_read_tokens END),0),
-            coalesce(sum(CASE WHEN c.status=1 THEN c.cost_usd END),0),
-            coalesce(sum(CASE WHEN c.is_retry=1 OR c.is_fallback=1 THEN c.cost_usd END),0),
-            coalesce(sum(CASE WHEN c.cache_hit=1 THEN c.saved_usd END),0),
-            coalesce(sum(CASE WHEN c.cache_hit=0 AND c.status=0 AND c.input_tokens>0 THEN 1 END),0),
-            coalesce(sum(CASE WHEN c.cache_hit=0 AND c.status=0 AND c.cache_read_tokens>0 THEN 1 END),0)
-            {base}""",
-            p,
-        )[0]
-        totals = Totals(*t[:14])
-        eligible, cached_reqs = t[14], t[15]
-
-        # Spend and errors over time for the sparklines.
-        width = window / buckets
-        spark = [0.0] * buckets
-        err_spark = [0.0] * buckets
-        for b, s, f in self._q(
-            f"SELECT CAST((c.started_at - ?) / ? AS INTEGER) AS b, coalesce(sum(c.cost_usd),0), sum(c.status) {base} GROUP BY b",
-            (start, width, *p),
-        ):
-            if 0 <= b < buckets:
-                spark[b] = s
-                err_spark[b] = f or 0
-
-        # Burn rate: now (last 5 minutes), window average, and the same hour over the last 7 days.
-        recent = min(300.0, window)
-        r = self._q(
-            f"SELECT coalesce(sum(c.cost_usd),0), count(*) FROM calls c WHERE c.started_at >= ? AND c.started_at < ? AND {where}",
-            (now - recent, now, *params),
-        )[0]
-        base_sum, days_with_data = 0.0, 0
-        first = self._q("SELECT min(started_at) FROM calls")[0][0]
-        for d in range(1, 8):
-            s0 = now - d * 86400 - 3600
-            if first is None or first > s0:
-                continue
-            base_sum += self.spend_between(s0, now - d * 86400, clauses)
-            days_with_data += 1
-        local = datetime.fromtimestamp(now)
-        day0 = local.replace(hour=0, minute=0, second=0, microsecond=0)
-        month0 = day0.replace(day=1)
-        next_month = (month0 + timedelta(days=32)).replace(day=1)
-        today = self.spend_between(day0.timestamp(), now, clauses)
-        month = self.spend_between(month0.timestamp(), now, clauses)
-        elapsed = now - month0.timestamp()
-        span = next_month.timestamp() - month0.timestamp()
-        burn = Burn(
-            per_hour_now=r[0] * 3600.0 / recent,
-            per_hour_window=totals.spend * 3600.0 / window,
-            per_hour_baseline=base_sum / days_with_data if days_with_data else None,
-            today=today,
-            month=month,
-            month_projection=month * span / elapsed if elapsed > 0 else month,
-            requests_per_min=r[1] * 60.0 / recent,
-            spark=tuple(spark),
-        )
-
-        # Prompt-cache savings: cached reads priced at the full input rate minus what they cost.
-        saved_prompt = 0.0
-        rows = self._q(
-            f"SELECT c.price_key, sum(c.cache_read_tokens) {base} AND c.cache_hit=0 AND c.cache_read_tokens>0 GROUP BY c.price_key",
-            p,
-        )
-        if rows:
-            from llmtop.pricing import catalogue
-
-            cat = catalogue()
-            names = self._strings({k for k, _ in rows})
-            for k, n in rows:
-                name = names.get(k)
-                if not name:
-                    continue
-                full = cat.cost(name, input_tokens=n, output_tokens=0, price_key=name)
-                cached = cat.cost(
-                    name, input_tokens=n, output_tokens=0, cache_read_tokens=n, price_key=name
-                )
-                if full.total_usd is not None and cached.total_usd is not None:
-                    saved_prompt += full.total_usd - cached.total_usd
-        cache = CacheStats(
-            hit_rate=_rate(cached_reqs, eligible),
-            read_share=_rate(totals.cache_read_tokens, totals.input_tokens),
-            saved_prompt_cache=saved_prompt,
-            saved_response_cache=totals.saved_response_cache,
-            response_cache_hits=totals.response_cache_hits,
-        )
-
-        by_class: dict[str, int] = {}
-        for ec, code, n in self._q(
-            f"SELECT (SELECT value FROM strings WHERE id=c.error_class), (SELECT value FROM strings WHERE id=c.error_code), count(*) {base} AND c.status=1 GROUP BY c.error_class, c.error_code",
-            p,
-        ):
-            k = classify_error(ec, code)
-            by_class[k] = by_class.get(k, 0) + n
-        errors = ErrorStats(
-            error_rate=_rate(totals.failures, totals.requests),
-            retry_rate=_rate(totals.retries, totals.requests),
-            fallback_rate=_rate(totals.fallbacks, totals.requests),
-            by_class=tuple(sorted(by_class.items(), key=lambda kv: -kv[1])),
-            failed_spend=totals.failed_spend,
-            retry_spend=totals.retry_spend,
-            spark=tuple(err_spark),
-        )
-
-        ins, outs, lats, ttfts = [], [], [], []
-        for i, o, lat, tt, ch, st in self._q(
-            f"SELECT c.input_tokens, c.output_tokens, (c.ended_at - c.started_at) * 1000.0, c.ttft_ms, c.cache_hit, c.status {base}",
-            p,
-        ):
-            if st == 0 and not ch:
-                ins.append(i)
-                outs.append(o)
-            if lat is not None:
-                lats.append(lat)
-            if tt is not None:
-                ttfts.append(tt)
-        ins.sort()
-        outs.sort()
-        lats.sort()
-        ttfts.sort()
-        tokens = TokenStats(
-            input_p50=quantile(ins, 0.5),
-            input_p90=quantile(ins, 0.9),
-            output_p50=quantile(outs, 0.5),
-            output_p90=quantile(outs, 0.9),
-            out_in_ratio=_rate(sum(outs), sum(ins)),
-            latency_p50=quantile(lats, 0.5),
-            latency_p95=quantile(lats, 0.95),
-            latency_p99=quantile(lats, 0.99),
-            ttft_p50=quantile(ttfts, 0.5),
-            ttft_p95=quantile(ttfts, 0.95),
-        )
-        groups = self.groups(
-            now=now, window=window, group_by=group_by, clauses=clauses, total=totals.spend
-        )
-        return Snapshot(
+        part = self.partial(
             now=now,
-            start=start,
-            end=now,
+            window=window,
             group_by=group_by,
-            clauses=tuple(clauses),
-            totals=totals,
-            burn=burn,
-            cache=cache,
-            errors=errors,
-            tokens=tokens,
-            groups=groups,
-            dropped=self.dropped(),
-            max_id=self.max_id(),
-            dimensions=self.dimensions(),
+            clauses=clauses,
+            buckets=buckets,
+            source=self.path.stem,
         )
-
-    def groups(
-        self,
-        *,
-        now: float,
-        window: float,
-        group_by: str,
-        clauses: Sequence[Clause] = (),
-        total: float | None = None,
-    ) -> tuple[GroupRow, ...]:
-        expr, interned = _dim_expr(group_by)
-        where, params = _where(clauses)
-        start = now - window
-        sql = f"""SELECT {expr} AS k, coalesce(sum(c.cost_usd),0), count(*),
-            coalesce(sum(CASE WHEN c.cache_hit=0 THEN c.input_tokens + c.output_tokens END),0),
-            coalesce(sum(CASE WHEN c.cache_hit=0 AND c.status=0 AND c.input_tokens>0 THEN 1 END),0),
-            coalesce(sum(CASE WHEN c.cache_hit=0 AND c.status=0 AND c.cache_read_tokens>0 THEN 1 END),0),
-            sum(c.is_retry), sum(c.status), sum(c.unpriced)
-            FROM calls c WHERE c.started_at >= ? AND c.started_at < ? AND {where} GROUP BY k"""
-        cur = self._q(sql, (start, now, *params))
-        prev = dict(
-            self._q(
-                f"SELECT {expr} AS k, coalesce(sum(c.cost_usd),0) FROM calls c WHERE c.started_at >= ? AND c.started_at < ? AND {where} GROUP BY k",
-                (start - window, start, *params),
-            )
-        )
-        lat: dict[Any, list[float]] = {}
-        for k, v in self._q(
-            f"SELECT {expr} AS k, (c.ended_at - c.started_at) * 1000.0 FROM calls c WHERE c.started_at >= ? AND c.started_at < ? AND {where} AND c.ended_at IS NOT NULL",
-            (start, now, *params),
-        ):
-            lat.setdefault(k, []).append(v)
-        names = self._strings({r[0] for r in cur}) if interned else {}
-        if total is None:
-            total = sum(r[1] for r in cur)
-        out = []
-        for k, spend, n, toks, elig, cached, retries, fails, unpriced in cur:
-            label = names.get(k) if interned else k
-            pv = prev.get(k)
-            ls = sorted(lat.get(k, ()))
-            out.append(
-                GroupRow(
-                    key=None if label is None else str(label),
-                    spend=spend,
-                    share=spend / total if total else 0.0,
-                    delta=(spend - pv) / pv if pv else None,
-                    requests=n,
-                    cost_per_request=spend / n if n else 0.0,
-                    cost_per_1k=spend * 1000.0 / n if n else 0.0,
-                    tokens_per_request=toks / n if n else 0.0,
-                    cache_hit=cached / elig if elig else 0.0,
-                    retry=(retries or 0) / n if n else 0.0,
-                    error=(fails or 0) / n if n else 0.0,
-                    p95_latency_ms=quantile(ls, 0.95),
-                    unpriced=unpriced or 0,
-                )
-            )
-        out.sort(key=lambda g: (-g.spend, -g.requests, g.key or ""))
-        return tuple(out)
+        return assemble([part], now=now, window=window, group_by=group_by, clauses=clauses)
 
     # --- requests and detail ---
     def requests(
@@ -647,7 +785,7 @@ class Reader:
                 cost_usd=r[9],
                 latency_ms=r[10],
                 attempt=r[11],
-                trace_id=r[12],
+                trace_id=unpack_id(r[12]),
                 unpriced=bool(r[13]),
                 unmetered=bool(r[14]),
             )
@@ -669,7 +807,7 @@ class Reader:
                 c.output_tokens, c.cache_read_tokens, c.cost_usd, (c.ended_at - c.started_at) * 1000.0,
                 c.attempt, c.trace_id, c.unpriced, c.unmetered
                 FROM calls c WHERE c.started_at BETWEEN ? AND ? AND c.trace_id = ? ORDER BY c.started_at, c.id""",
-                (d["started_at"] - 3600, d["started_at"] + 3600, d["trace_id"]),
+                (d["started_at"] - 3600, d["started_at"] + 3600, pack_id(d["trace_id"])),
             )
             attempts = self._request_rows(rs)
         return RequestDetail(fields=fields, attempts=attempts)

@@ -6,6 +6,7 @@ callback, the demo's simulator, a test) is written to the file by the same code.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 
 #: Tag keys with their own column (and their own drill-down dimension).
@@ -69,3 +70,24 @@ class CallRecord:
     unpriced: bool = False
     unpriced_reason: str | None = None
     price_version: str | None = None
+
+
+def pack_id(value: str | None) -> str | bytes | None:
+    """A canonical lowercase UUID (what LiteLLM puts in call and trace ids) as its 16 bytes.
+
+    Two ids per row are the widest thing in it: 37 bytes of text each become 17 on disk. Anything
+    that is not exactly `str(uuid.UUID(value))` stays text, so packing is always lossless.
+    """
+    if value is None or len(value) != 36:
+        return value
+    try:
+        u = uuid.UUID(value)
+    except ValueError:
+        return value
+    return u.bytes if str(u) == value else value
+
+
+def unpack_id(value: str | bytes | None) -> str | None:
+    if isinstance(value, bytes):
+        return str(uuid.UUID(bytes=value))
+    return value

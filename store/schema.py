@@ -139,6 +139,33 @@ def m003_alerts(db: sqlite3.Connection) -> None:
     )
 
 
+@migration
+def m004_rollups(db: sqlite3.Connection) -> None:
+    # Per-minute/hour/day aggregates kept by the writer in the same transaction as the rows, so
+    # the dashboard never re-scans history (store/rollup.py says why three cubes). Existing rows
+    # are folded in here, once.
+    from llmtop.store.rollup import create_tables, rebuild
+
+    create_tables(db)
+    rebuild(db)
+
+
+@migration
+def m005_packed_ids(db: sqlite3.Connection) -> None:
+    # Call and trace ids that are canonical UUIDs are stored as 16-byte blobs from now on; the
+    # view shows both forms as the same text.
+    db.execute("DROP VIEW IF EXISTS requests")
+    db.execute(REQUESTS_VIEW_SQL)
+
+
+def _uuid(col: str) -> str:
+    h = f"lower(hex(c.{col}))"
+    parts = " || '-' || ".join(
+        f"substr({h}, {a}, {n})" for a, n in ((1, 8), (9, 4), (13, 4), (17, 4), (21, 12))
+    )
+    return f"CASE WHEN typeof(c.{col}) = 'blob' THEN {parts} ELSE c.{col} END AS {col}"
+
+
 def _sv(col: str) -> str:
     return f"(SELECT value FROM strings WHERE id = c.{col}) AS {col}"
 
@@ -147,8 +174,8 @@ REQUESTS_VIEW_SQL = f"""
 CREATE VIEW requests AS
 SELECT
     c.id,
-    c.trace_id,
-    c.litellm_call_id,
+    {_uuid("trace_id")},
+    {_uuid("litellm_call_id")},
     c.started_at,
     c.ended_at,
     (c.ended_at - c.started_at) * 1000.0 AS latency_ms,

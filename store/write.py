@@ -12,7 +12,8 @@ import sqlite3
 import time
 from collections.abc import Iterable, Sequence
 
-from llmtop.store.records import TAG_KEYS, CallRecord
+from llmtop.store.records import TAG_KEYS, CallRecord, pack_id
+from llmtop.store.rollup import Rollup
 from llmtop.store.schema import STRING_COLUMNS
 
 _MAX_CACHE = 200_000
@@ -64,6 +65,11 @@ INSERT INTO calls (
 )
 """
 
+#: Column names of `_INSERT_SQL`, in order: what `_row` tuples mean.
+INSERT_COLUMNS: tuple[str, ...] = tuple(
+    c.strip() for c in _INSERT_SQL.split("(", 1)[1].split(")", 1)[0].split(",")
+)
+
 #: Tag keys with an interned column (correlation ids are unique per request: stored as text).
 _TAG_COLUMNS = tuple(k for k in TAG_KEYS if k != "correlation_id")
 #: The other interned CallRecord fields.
@@ -91,8 +97,8 @@ def _row(r: CallRecord, s: Interner) -> tuple:
         r.started_at,
         r.ended_at,
         r.ttft_ms,
-        r.trace_id,
-        r.litellm_call_id,
+        pack_id(r.trace_id),
+        pack_id(r.litellm_call_id),
         g(r.call_type),
         int(r.stream),
         g(r.provider),
@@ -144,12 +150,19 @@ def insert_batch(
     interner: Interner,
     records: Sequence[CallRecord],
     drops: Sequence[tuple[int, str]] = (),
+    rollup: Rollup | None = None,
 ) -> None:
-    """Write records (and pending drop counts) in one IMMEDIATE transaction, or nothing at all."""
+    """Write records (and pending drop counts) in one IMMEDIATE transaction, or nothing at all.
+
+    The rollups are folded in the same transaction: they can never disagree with the rows.
+    """
+    rollup = rollup if rollup is not None else Rollup()
     db.execute("BEGIN IMMEDIATE")
     try:
         interner.ids_for(db, _strings_of(records))
-        db.executemany(_INSERT_SQL, [_row(r, interner) for r in records])
+        rows = [_row(r, interner) for r in records]
+        db.executemany(_INSERT_SQL, rows)
+        rollup.apply(db, rows, INSERT_COLUMNS)
         if drops:
             now = time.time()
             pid = os.getpid()
@@ -164,4 +177,5 @@ def insert_batch(
         except sqlite3.Error:
             pass
         interner.forget()
+        rollup.forget()
         raise

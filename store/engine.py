@@ -1,0 +1,280 @@
+"""Window aggregates that stay current without re-reading history.
+
+A `Tracker` holds the aggregates of one time range, grouped one way, under one filter. The first
+read (cold) comes from rollups — whole days, then whole hours, then minutes where the cube keeps
+them, and raw rows only for the ragged edges. After that, each refresh reads only what changed, all
+inside one read transaction so every part sees the same database state:
+
+1. late rows: rows committed since the last refresh (id > last max id) whose start falls in the
+   range already held;
+2. new time: rows in [old end, new end);
+3. expired time: rows in [old start, new start), subtracted.
+
+Each of those is a range scan of seconds' worth of raw rows, so a refresh costs the same at 10M
+rows as at 10k. Sums merge and subtract exactly, histograms too (they are counts), which is what
+makes the sliding possible.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from llmtop.store.rollup import (
+    CUBE_DIMS_OF,
+    FIELDS,
+    METRIC_COLUMNS,
+    NF,
+    RESOLUTIONS,
+    Agg,
+    contribution,
+    decode_hist,
+)
+
+#: Minute rollups are pruned after this long; older minute-sized edges are read from raw rows.
+MINUTE_ROLLUP_KEEP = 8 * 86400.0
+#: A slide longer than this is recomputed from rollups rather than walked over raw rows.
+MAX_SLIDE = 600.0
+
+#: SQL over `calls AS c` for each of rollup.FIELDS: the raw-row twin of rollup.contribution (a test
+#: holds the two to the same numbers).
+RAW_SUMS_SQL: tuple[str, ...] = (
+    "count(*)",
+    "total(c.cost_usd)",
+    "total(c.status)",
+    "total(c.is_retry)",
+    "total(c.is_fallback)",
+    "total(c.unpriced)",
+    "total(c.unmetered)",
+    "total(c.cache_hit)",
+    "total(CASE WHEN c.cache_hit = 0 THEN c.input_tokens END)",
+    "total(CASE WHEN c.cache_hit = 0 THEN c.output_tokens END)",
+    "total(CASE WHEN c.cache_hit = 0 THEN c.cache_read_tokens END)",
+    "total(CASE WHEN c.status = 1 THEN c.cost_usd END)",
+    "total(CASE WHEN c.is_retry = 1 OR c.is_fallback = 1 THEN c.cost_usd END)",
+    "total(CASE WHEN c.cache_hit = 1 THEN c.saved_usd END)",
+    "total(CASE WHEN c.cache_hit = 0 AND c.status = 0 AND c.input_tokens > 0 THEN 1 END)",
+    "total(CASE WHEN c.cache_hit = 0 AND c.status = 0 AND c.input_tokens > 0"
+    " AND c.cache_read_tokens > 0 THEN 1 END)",
+)
+CUBE_SUMS_SQL: tuple[str, ...] = tuple(f"total(r.{f})" for f in FIELDS)
+assert len(RAW_SUMS_SQL) == NF
+
+
+@dataclass(frozen=True)
+class Spec:
+    """How a tracker groups and filters: by tag dimensions, or by time bins of `width` seconds."""
+
+    dims: tuple[str, ...] = ()
+    where: str = "1"  # SQL over alias c, valid on both `calls` and `combos` when a cube serves it
+    params: tuple[Any, ...] = ()
+    keys: frozenset[str] = frozenset()  # dimensions the filter reads
+    width: int = 0
+    hist: bool = False
+
+
+class Source:
+    """What a tracker needs from a database: queries, and string ids turned into names."""
+
+    def __init__(
+        self,
+        q: Callable[[str, Sequence[Any]], list[tuple[Any, ...]]],
+        names: Callable[[set[int]], dict[int, str]],
+        dim_sql: Callable[[str], tuple[str, bool]],
+    ) -> None:
+        self.q = q
+        self._names = names
+        self.dim_sql = dim_sql
+        self._cache: dict[int, str] = {}
+
+    def resolve(self, ids: set[int]) -> dict[int, str]:
+        missing = {i for i in ids if i is not None and i not in self._cache}
+        if missing:
+            self._cache.update(self._names(missing))
+        return self._cache
+
+
+def cube_for(spec: Spec) -> int | None:
+    need = set(spec.dims) | spec.keys
+    for cube, dims in CUBE_DIMS_OF.items():
+        if need <= set(dims):
+            return cube
+    return None
+
+
+def decompose(
+    a: float, b: float, resolutions: Sequence[int]
+) -> tuple[list[tuple[int, int, int]], list[tuple[float, float]]]:
+    """[a, b) → whole buckets of the coarsest fitting size, finer toward the edges, and the raw
+    remainders: ([(res, lo, hi)], [(lo, hi)])."""
+    pieces: list[tuple[int, int, int]] = []
+    raw: list[tuple[float, float]] = []
+
+    def rec(lo: float, hi: float, levels: Sequence[int]) -> None:
+        if lo >= hi:
+            return
+        if not levels:
+            raw.append((lo, hi))
+            return
+        r = levels[0]
+        x0, x1 = math.ceil(lo / r) * r, math.floor(hi / r) * r
+        if x0 >= x1:
+            rec(lo, hi, levels[1:])
+            return
+        rec(lo, x0, levels[1:])
+        pieces.append((r, x0, x1))
+        rec(x1, hi, levels[1:])
+
+    rec(a, b, sorted(resolutions, reverse=True))
+    return pieces, raw
+
+
+class Tracker:
+    """The aggregates of one sliding range (see the module docstring)."""
+
+    def __init__(self, spec: Spec) -> None:
+        self.spec = spec
+        self.a: float | None = None
+        self.b = 0.0
+        self.max_id = 0
+        self.groups: dict[Any, Agg] = {}
+        self.cold_reads = 0
+
+    def update(self, src: Source, a: float, b: float, max_id: int, now: float) -> dict[Any, Agg]:
+        old_a = self.a
+        if (
+            old_a is None
+            or a < old_a
+            or b < self.b
+            or a >= self.b
+            or b - self.b > MAX_SLIDE
+            or a - old_a > MAX_SLIDE
+        ):
+            self.groups = {}
+            self._cold(src, a, b, now)
+            self.cold_reads += 1
+        else:
+            if max_id > self.max_id:
+                self._raw(src, old_a, self.b, +1, id_after=self.max_id)
+            if b > self.b:
+                self._raw(src, self.b, b, +1)
+            if a > old_a:
+                self._raw(src, old_a, a, -1)
+            self.groups = {k: g for k, g in self.groups.items() if g.v[0] != 0}
+        self.a, self.b, self.max_id = a, b, max_id
+        return self.groups
+
+    # --- reading ---
+    def _cold(self, src: Source, a: float, b: float, now: float) -> None:
+        cube = cube_for(self.spec)
+        if cube is None:
+            self._raw(src, a, b, +1)
+            return
+        res = [r for r in RESOLUTIONS[cube] if not self.spec.width or self.spec.width % r == 0]
+        pieces, raw = decompose(a, b, res)
+        for r, lo, hi in pieces:
+            if r == 60 and lo < now - MINUTE_ROLLUP_KEEP + 3600:
+                self._raw(src, lo, hi, +1)
+            else:
+                self._cube(src, cube, r, lo, hi)
+        for lo, hi in raw:
+            self._raw(src, lo, hi, +1)
+
+    def _key_sql(self, src: Source, time_col: str) -> tuple[list[str], list[bool]]:
+        if self.spec.width:
+            w = self.spec.width
+            return [f"CAST({time_col} / {w} AS INTEGER) * {w}"], [False]
+        exprs, interned = [], []
+        for d in self.spec.dims:
+            e, i = src.dim_sql(d)
+            exprs.append(e)
+            interned.append(i)
+        return exprs, interned
+
+    def _keys(self, src: Source, rows: list[tuple[Any, ...]], interned: list[bool]) -> list[Any]:
+        nk = len(interned)
+        if self.spec.width:
+            return [r[0] for r in rows]
+        ids = {r[i] for r in rows for i in range(nk) if interned[i] and r[i] is not None}
+        names = src.resolve(ids) if ids else {}
+        return [tuple(names.get(r[i]) if interned[i] else r[i] for i in range(nk)) for r in rows]
+
+    def _group(self, key: Any) -> Agg:
+        g = self.groups.get(key)
+        if g is None:
+            g = self.groups[key] = Agg()
+        return g
+
+    def _raw(
+        self, src: Source, lo: float, hi: float, sign: int, id_after: int | None = None
+    ) -> None:
+        spec = self.spec
+        exprs, interned = self._key_sql(src, "c.started_at")
+        nk = len(exprs)
+        cond = "c.started_at >= ? AND c.started_at < ?"
+        params: list[Any] = [lo, hi]
+        if id_after is not None:
+            cond += " AND c.id > ?"
+            params.append(id_after)
+        cond += f" AND {spec.where}"
+        params.extend(spec.params)
+        group = f" GROUP BY {', '.join(str(i + 1) for i in range(nk))}" if nk else ""
+        sel = ", ".join([*exprs, *RAW_SUMS_SQL])
+        rows = src.q(f"SELECT {sel} FROM calls c WHERE {cond}{group}", params)
+        rows = [r for r in rows if r[nk]]
+        for key, r in zip(self._keys(src, rows, interned), rows, strict=True):
+            self._group(key).add(r[nk:], (), sign)
+        if not spec.hist or not rows:
+            return
+        metrics = ", ".join(f"c.{m}" for m in METRIC_COLUMNS)
+        sel = ", ".join([*exprs, metrics]) if exprs else metrics
+        rows = src.q(f"SELECT {sel} FROM calls c WHERE {cond}", params)
+        zero = (0,) * NF
+        for key, r in zip(self._keys(src, rows, interned), rows, strict=True):
+            _, hkeys = contribution(r[nk:])
+            self._group(key).add(zero, hkeys, sign)
+
+    def _cube(self, src: Source, cube: int, res: int, lo: int, hi: int) -> None:
+        spec = self.spec
+        exprs, interned = self._key_sql(src, "r.bucket")
+        nk = len(exprs)
+        join = " JOIN combos c ON c.id = r.combo" if cube else ""
+        cond = f"r.cube = {cube} AND r.res = {res} AND r.bucket >= ? AND r.bucket < ?"
+        where = f" AND {spec.where}" if cube else ""
+        params = [lo, hi, *(spec.params if cube else ())]
+        group = f" GROUP BY {', '.join(str(i + 1) for i in range(nk))}" if nk else ""
+        sel = ", ".join([*exprs, *CUBE_SUMS_SQL])
+        rows = src.q(f"SELECT {sel} FROM rollups r{join} WHERE {cond}{where}{group}", params)
+        rows = [r for r in rows if r[nk]]
+        for key, r in zip(self._keys(src, rows, interned), rows, strict=True):
+            self._group(key).add(r[nk:], ())
+        if not spec.hist or not rows:
+            return
+        sel = ", ".join([*exprs, "r.hist"])
+        rows = src.q(f"SELECT {sel} FROM rollups r{join} WHERE {cond}{where}", params)
+        for key, r in zip(self._keys(src, rows, interned), rows, strict=True):
+            blob = r[nk]
+            if blob:
+                h = self._group(key).h
+                for k, n in decode_hist(blob):
+                    h[k] = h.get(k, 0) + n
+
+
+def merge_groups(parts: Sequence[dict[Any, Agg]]) -> dict[Any, Agg]:
+    out: dict[Any, Agg] = {}
+    for part in parts:
+        for k, g in part.items():
+            o = out.get(k)
+            if o is None:
+                o = out[k] = Agg()
+            o.merge(g)
+    return out
+
+
+def total(groups: dict[Any, Agg]) -> Agg:
+    t = Agg()
+    for g in groups.values():
+        t.merge(g)
+    return t
