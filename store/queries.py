@@ -392,6 +392,7 @@ def _trackers(
 
     fail_where = f"({where}) AND c.status = 1"
     out = {
+        "totals": Tracker(spec(hist=True)),
         "main": Tracker(spec(dims=dims, hist=True)),
         "prev": Tracker(spec(dims=dims)),
         "errors": Tracker(
@@ -417,6 +418,7 @@ def _trackers(
 class Partial:
     """One database's share of a snapshot, before merging (see MultiReader)."""
 
+    totals: Agg
     main: dict[Any, Agg]
     prev: dict[Any, Agg]
     errors: dict[Any, Agg]
@@ -443,7 +445,9 @@ def assemble(
     """Merge the partials of one or more databases into what the dashboard shows."""
     start = now - window
     main = merge_groups([p.main for p in parts])
-    tot = total(main)
+    tot = Agg()
+    for p in parts:
+        tot.merge(p.totals)
     v = tot.v
     totals = Totals(
         requests=int(v[F_N]),
@@ -718,6 +722,7 @@ class Reader:
                     continue
                 base.append(total(upd(f"base{d}", s0, now - d * 86400)).v[F_SPEND])
             part = Partial(
+                totals=total(upd("totals", now - window, now)),
                 main=main,
                 prev=prev,
                 errors=upd("errors", now - window, now),

@@ -337,24 +337,30 @@ class Rollup:
         mi = [pos[c] for c in METRIC_COLUMNS]
         d1 = [pos[c] for c in CUBE_DIMS_OF[CUBE_DIMS]]
         d2 = [pos[c] for c in CUBE_DIMS_OF[CUBE_WHO]]
+        # Cube 2 (customer, user) keeps only the latency histogram: its groups need p95 latency,
+        # while panel quantiles come from cubes 0 and 1; it halves the cube's size.
         # Gather each row's contribution under the finest bucket of each cube, extend the
         # coarser buckets from those lists, then sum columns and count histogram keys in C
         # (zip/sum, Counter): per-row Python work stays at one contribution and three appends.
         groups: dict[tuple[int, int, int, tuple[Any, ...]], tuple[list[Any], list[int]]] = {}
         for row in rows:
-            vals, hkeys = contribution([row[i] for i in mi])
-            t = row[mi[0]]
+            m = [row[i] for i in mi]
+            vals, hkeys = contribution(m)
+            t = m[0]
             minute, hour = int(t // 60) * 60, int(t // 3600) * 3600
-            for k in (
-                (CUBE_ALL, 60, minute, ()),
-                (CUBE_DIMS, 3600, hour, tuple(row[i] for i in d1)),
-                (CUBE_WHO, 3600, hour, tuple(row[i] for i in d2)),
+            for k, hk in (
+                ((CUBE_ALL, 60, minute, ()), hkeys),
+                ((CUBE_DIMS, 3600, hour, tuple(row[i] for i in d1)), hkeys),
+                (
+                    (CUBE_WHO, 3600, hour, tuple(row[i] for i in d2)),
+                    [k for k in hkeys if k < SLOTS],
+                ),  # latency only
             ):
                 g = groups.get(k)
                 if g is None:
                     g = groups[k] = ([], [])
                 g[0].append(vals)
-                g[1].extend(hkeys)
+                g[1].extend(hk)
         for (cube, res, bucket, key), (vl, kl) in list(groups.items()):
             for coarse in RESOLUTIONS[cube]:
                 if coarse > res:
