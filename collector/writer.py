@@ -25,6 +25,12 @@ from typing import Any
 from llmtop.collector.mapping import Captured, to_record
 from llmtop.pricing import catalogue
 from llmtop.store.db import DatabaseError, explain, resolve_db_path
+from llmtop.store.maintenance import (
+    DEFAULT_RETENTION,
+    DEFAULT_ROLLUP_RETENTION,
+    prune_step,
+    retention_from_env,
+)
 from llmtop.store.records import CallRecord
 from llmtop.store.rollup import Rollup
 from llmtop.store.schema import open_db
@@ -35,6 +41,8 @@ log = logging.getLogger("llmtop.collector")
 FLUSH_INTERVAL = 0.25
 BATCH_SIZE = 5_000
 MAX_QUEUE = 100_000
+PRUNE_INTERVAL = 60.0
+PRUNE_BATCH = 500
 RETRY_INTERVAL = 1.0
 _TRACE_MEMORY = 50_000
 
@@ -122,6 +130,11 @@ class Writer:
         self._next_retry = 0.0
         self.written = 0
         self.dropped = 0
+        #: Seconds between background prune steps (None: never). Each step deletes at most a few
+        #: hundred expired rows per table in its own short transaction.
+        self.prune_interval: float | None = PRUNE_INTERVAL
+        self._next_prune = time.monotonic() + 5.0
+        self.pruned = 0
 
     # --- caller side -------------------------------------------------------------------------
     def submit(self, item: Captured | CallRecord) -> None:
@@ -192,6 +205,7 @@ class Writer:
             self._wake.clear()
             try:
                 self._drain()
+                self._maybe_prune()
             except Exception:  # never let the thread die: it is the only writer we have
                 log.exception("llmtop writer: unexpected error")
             if self._stopping and not self._q:
@@ -216,6 +230,33 @@ class Writer:
                 m.done.set()
             if not q:
                 return
+
+    def _maybe_prune(self) -> None:
+        """Retention without a cron job: every writer deletes a little expired data now and then.
+
+        LLMTOP_RETENTION (raw rows, default 90d) and LLMTOP_ROLLUP_RETENTION (default 400d); 'off'
+        keeps forever. With several writer processes each prunes a little; the batches are tiny
+        so none holds the write lock for more than a few ms.
+        """
+        if self.prune_interval is None or self._conn is None or self._last_error is not None:
+            return
+        now = time.monotonic()
+        if now < self._next_prune:
+            return
+        self._next_prune = now + self.prune_interval
+        try:
+            raw = retention_from_env("LLMTOP_RETENTION", DEFAULT_RETENTION)
+            rollups = retention_from_env("LLMTOP_ROLLUP_RETENTION", DEFAULT_ROLLUP_RETENTION)
+        except ValueError as exc:
+            self._report(f"llmtop: not pruning: {exc}")
+            self.prune_interval = None
+            return
+        try:
+            self.pruned += prune_step(
+                self._conn, now=time.time(), raw_keep=raw, rollup_keep=rollups, batch=PRUNE_BATCH
+            )
+        except sqlite3.Error as exc:  # busy or read-only: try again next interval
+            log.debug("llmtop: background prune skipped: %s", exc)
 
     def _map(self, item: Captured | CallRecord) -> CallRecord | None:
         try:

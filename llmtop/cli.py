@@ -7,6 +7,8 @@ litellm (only the collector does, inside the app that registers it).
 from __future__ import annotations
 
 import argparse
+import glob
+import os
 import sys
 from pathlib import Path
 
@@ -25,7 +27,8 @@ def _tui_parser() -> argparse.ArgumentParser:
         "--db",
         action="append",
         metavar="PATH",
-        help="database file (default: $LLMTOP_DB or the per-user data directory)",
+        help="database file (default: $LLMTOP_DB or the per-user data directory); repeat it, or"
+        " give a glob ('hosts/*.db'), to merge several files into one read-only view",
     )
     p.add_argument(
         "--window",
@@ -75,7 +78,16 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"llmtop: {exc}", file=sys.stderr)
         return 2
-    paths = [resolve_db_path(p) for p in ns.db] if ns.db else [resolve_db_path(None)]
+    paths: list[Path] = []
+    for arg in ns.db or [None]:
+        if arg is not None and any(ch in arg for ch in "*?["):
+            found = sorted(Path(x) for x in glob.glob(os.path.expanduser(arg)))
+            if not found:
+                print(f"llmtop: --db {arg}: no file matches", file=sys.stderr)
+                return 2
+            paths.extend(f for f in found if f.resolve() not in {p.resolve() for p in paths})
+        else:
+            paths.append(resolve_db_path(arg))
     for p in paths:
         if not p.exists():
             print(
@@ -87,12 +99,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from llmtop.store.queries import Reader
 
-        Reader(paths[0]).close()  # fail here, with one clear line, rather than inside the UI
+        for p in paths:  # fail here, with one clear line, rather than inside the UI
+            Reader(p, readonly=len(paths) > 1).close()
     except DatabaseError as exc:
         print(f"llmtop: {exc}", file=sys.stderr)
         return 2
-    if len(paths) > 1:
-        print("llmtop: several --db files are not merged yet; showing the first", file=sys.stderr)
     from llmtop.tui.app import run_tui
 
     return run_tui(paths, ns.window, rules_path=ns.config)

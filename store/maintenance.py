@@ -54,14 +54,14 @@ def prune_step(
                 (now - raw_keep, batch),
             )
         )
-    jobs.append(
-        (
-            "DELETE FROM rollups WHERE (cube, res, bucket, combo) IN (SELECT cube, res, bucket,"
-            " combo FROM rollups WHERE cube = 0 AND res = 60 AND bucket < ? LIMIT ?)",
-            (now - MINUTE_ROLLUP_KEEP, batch),
-        )
-    )
     if rollup_keep is not None:
+        jobs.append(
+            (
+                "DELETE FROM rollups WHERE (cube, res, bucket, combo) IN (SELECT cube, res, bucket,"
+                " combo FROM rollups WHERE cube = 0 AND res = 60 AND bucket < ? LIMIT ?)",
+                (now - min(MINUTE_ROLLUP_KEEP, rollup_keep), batch),
+            )
+        )
         for cube in (0, 1, 2):
             for res in (3600, 86400):
                 jobs.append(

@@ -7,6 +7,8 @@ the clock.
 
 from __future__ import annotations
 
+import dataclasses
+import fnmatch
 import json
 import math
 import re
@@ -43,7 +45,7 @@ from llmtop.store.rollup import (
     TTFT,
     Agg,
 )
-from llmtop.store.schema import STRING_COLUMNS, check_not_newer, migrate
+from llmtop.store.schema import STRING_COLUMNS, applied_migrations, check_not_newer, migrate
 
 WINDOWS: dict[str, float] = {
     "5m": 300.0,
@@ -304,6 +306,7 @@ class RequestRow:
     trace_id: str | None
     unpriced: bool
     unmetered: bool
+    source: str = ""  # which database, when several are open (MultiReader)
 
 
 @dataclass(frozen=True)
@@ -611,6 +614,12 @@ class Reader:
             if readonly:
                 self.conn = connect(self.path, readonly=True, check_same_thread=False)
                 check_not_newer(self.conn, self.path)
+                if "m004_rollups" not in applied_migrations(self.conn):
+                    self.conn.close()
+                    raise DatabaseError(
+                        f"{self.path}: written by an older llmtop; open it once on its own"
+                        f" (llmtop --db {self.path}) to upgrade it, then merge it read-only"
+                    )
             else:
                 self.conn = connect(self.path, check_same_thread=False)
                 migrate(self.conn, self.path)
@@ -797,7 +806,7 @@ class Reader:
             for r in rs
         )
 
-    def detail(self, row_id: int) -> RequestDetail | None:
+    def detail(self, row_id: int, source: str = "") -> RequestDetail | None:
         cur = self.conn.execute("SELECT * FROM requests WHERE id = ?", (row_id,))
         row = cur.fetchone()
         if row is None:
@@ -816,3 +825,126 @@ class Reader:
             )
             attempts = self._request_rows(rs)
         return RequestDetail(fields=fields, attempts=attempts)
+
+
+def source_labels(paths: Sequence[Path]) -> list[str]:
+    """Short, distinct names for databases: the file stem, or parent/stem when stems collide."""
+    stems = [p.stem for p in paths]
+    out = []
+    for p, stem in zip(paths, stems, strict=True):
+        label = stem if stems.count(stem) == 1 else f"{p.parent.name}/{stem}"
+        while label in out:
+            label += "'"
+        out.append(label)
+    return out
+
+
+class MultiReader:
+    """Several databases (hosts, services) read as one, read-only, with `source` as a dimension.
+
+    Each file answers for itself with mergeable partials (its own string ids and row ids never
+    leave it), and the partials are added up: the same code path as one file.
+    """
+
+    def __init__(self, paths: Sequence[str | Path]) -> None:
+        self.paths = [Path(p) for p in paths]
+        self.labels = source_labels(self.paths)
+        self.readers: list[Reader] = []
+        try:
+            for p in self.paths:
+                self.readers.append(Reader(p, readonly=True))
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        for r in self.readers:
+            r.close()
+
+    def _pick(
+        self, clauses: Sequence[Clause]
+    ) -> tuple[list[tuple[str, Reader]], tuple[Clause, ...]]:
+        mine = [c for c in clauses if c.key == "source"]
+        rest = tuple(c for c in clauses if c.key != "source")
+        chosen = []
+        for label, r in zip(self.labels, self.readers, strict=True):
+            ok = True
+            for c in mine:
+                hit = fnmatch.fnmatchcase(label, c.value or "") if "~" in c.op else label == c.value
+                ok = ok and (hit != c.op.startswith("!"))
+            if ok:
+                chosen.append((label, r))
+        return chosen, rest
+
+    def snapshot(
+        self,
+        *,
+        now: float,
+        window: float,
+        group_by: str = "feature",
+        clauses: Sequence[Clause] = (),
+        buckets: int = 30,
+    ) -> Snapshot:
+        chosen, rest = self._pick(clauses)
+        parts = [
+            r.partial(
+                now=now,
+                window=window,
+                group_by=group_by,
+                clauses=rest,
+                buckets=buckets,
+                source=label,
+            )
+            for label, r in chosen
+        ]
+        if not parts:  # a source filter that matches no file: an empty screen, not an error
+            parts = [
+                Partial(
+                    totals=Agg(),
+                    main={},
+                    prev={},
+                    errors={},
+                    price={},
+                    spark={},
+                    recent=Agg(),
+                    base=(None,) * 7,
+                    today=0.0,
+                    month=0.0,
+                    dropped=0,
+                    max_id=0,
+                    dimensions=DIMENSIONS,
+                )
+            ]
+        snap = assemble(parts, now=now, window=window, group_by=group_by, clauses=clauses)
+        return dataclasses.replace(
+            snap,
+            dropped=sum(r.dropped() for r in self.readers),
+            dimensions=(
+                *snap.dimensions,
+                *(("source",) if "source" not in snap.dimensions else ()),
+            ),
+        )
+
+    def requests(
+        self, *, now: float, window: float, clauses: Sequence[Clause] = (), limit: int = 500
+    ) -> tuple[RequestRow, ...]:
+        chosen, rest = self._pick(clauses)
+        rows = [
+            dataclasses.replace(row, source=label)
+            for label, r in chosen
+            for row in r.requests(now=now, window=window, clauses=rest, limit=limit)
+        ]
+        rows.sort(key=lambda x: (-x.started_at, x.source, -x.id))
+        return tuple(rows[:limit])
+
+    def detail(self, row_id: int, source: str = "") -> RequestDetail | None:
+        for label, r in zip(self.labels, self.readers, strict=True):
+            if label == source:
+                d = r.detail(row_id)
+                if d is None:
+                    return None
+                return RequestDetail(
+                    fields=(("source", label), *d.fields),
+                    attempts=tuple(dataclasses.replace(a, source=label) for a in d.attempts),
+                )
+        return None

@@ -26,4 +26,8 @@ def llmtop_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
     db = tmp_path / "llmtop.db"
     monkeypatch.setenv("LLMTOP_DB", str(db))
     monkeypatch.setenv("LLMTOP_STATE", str(tmp_path / "ui-state.json"))
+    # Fixtures live at frozen clocks that drift into the past; the writers' background prune
+    # measures age by the wall clock. Tests that exercise retention set these themselves.
+    monkeypatch.setenv("LLMTOP_RETENTION", "off")
+    monkeypatch.setenv("LLMTOP_ROLLUP_RETENTION", "off")
     yield db

@@ -320,3 +320,37 @@ def test_reader_snapshot_uses_rollups_and_matches_raw(tmp_path: Path) -> None:
     assert r._trackers["main"].cold_reads == 1  # the slides never went back to history
     r.close()
     db.close()
+
+
+def test_writer_prunes_in_the_background(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No cron job: the collector's own writer deletes expired raw rows, a little at a time, and
+    leaves the hour rollups that count them."""
+    import time
+
+    from llmtop.collector.writer import Writer
+
+    monkeypatch.setenv("LLMTOP_RETENTION", "2d")
+    now = time.time()
+    w = Writer(tmp_path / "bg.db")
+    w.prune_interval = 0.0
+    w._next_prune = 0.0
+    old = [CallRecord(started_at=now - 5 * 86400 + i, cost_usd=1.0) for i in range(1200)]
+    young = [CallRecord(started_at=now - 3600 + i, cost_usd=1.0) for i in range(10)]
+    for r in old + young:
+        w.submit(r)
+    assert w.flush(30)
+    for _ in range(10):  # each step deletes at most PRUNE_BATCH rows
+        w.submit(CallRecord(started_at=now, cost_usd=0.0))
+        assert w.flush(30)
+    w.close()
+    db = sqlite3.connect(tmp_path / "bg.db")
+    assert (
+        db.execute(
+            "SELECT count(*) FROM calls WHERE started_at < ?", (now - 2 * 86400,)
+        ).fetchone()[0]
+        == 0
+    )
+    assert db.execute("SELECT count(*) FROM calls").fetchone()[0] == 10 + 10
+    spend = db.execute("SELECT sum(spend) FROM rollups WHERE cube = 0 AND res = 3600").fetchone()[0]
+    assert spend == pytest.approx(1210.0)
+    db.close()

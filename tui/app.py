@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from llmtop.store.db import DatabaseError
 from llmtop.store.queries import (
     WINDOWS,
     Clause,
+    MultiReader,
     Reader,
     RequestRow,
     Snapshot,
@@ -42,7 +43,7 @@ from llmtop.tui.widgets.alerts_panel import AlertsPanel
 from llmtop.tui.widgets.burn_panel import BurnPanel
 from llmtop.tui.widgets.cache_panel import CachePanel
 from llmtop.tui.widgets.errors_panel import ErrorsPanel
-from llmtop.tui.widgets.requests_table import RequestsTable
+from llmtop.tui.widgets.requests_table import RequestsTable, parse_row_key
 from llmtop.tui.widgets.tokens_panel import TokensPanel
 from llmtop.tui.widgets.top_table import TopTable
 from textual import on, work
@@ -110,16 +111,25 @@ class LlmtopApp(App[None]):
         alerts: bool = True,
         rules_path: Path | None = None,
         exit_after: float | None = None,
+        more_dbs: Sequence[str | Path] = (),
     ) -> None:
         super().__init__()
         self.db_path = Path(db_path)
+        #: Several files (hosts, services) merge into one read-only view with a `source` dimension.
+        self.db_paths = [self.db_path, *(Path(p) for p in more_dbs)]
+        if len(self.db_paths) > 1:
+            alerts = False  # alert state lives in a database, and a merged view writes none
         self.clock = clock
         self.watch_files = watch
         self.alerts_enabled = alerts
         self.rules_path = rules_path
         self.exit_after = exit_after
         self._lock = threading.Lock()
-        self._reader: Reader | None = None
+        # Alerts read (and write alert state) on their own connection: a slow evaluation over a
+        # big file must never hold up the dashboard's refresh.
+        self._alert_lock = threading.Lock()
+        self._alert_reader: Reader | None = None
+        self._reader: Reader | MultiReader | None = None
         self._history: list[View] = []
         self._rules: Any = None
         self._last_alert_eval = 0.0
@@ -174,10 +184,18 @@ class LlmtopApp(App[None]):
             return self.range_end
         return self.clock()
 
-    def reader(self) -> Reader:
+    def reader(self) -> Reader | MultiReader:
         if self._reader is None:
-            self._reader = Reader(self.db_path)
+            if len(self.db_paths) > 1:
+                self._reader = MultiReader(self.db_paths)
+            else:
+                self._reader = Reader(self.db_path)
         return self._reader
+
+    def alert_reader(self) -> Reader:
+        if self._alert_reader is None:
+            self._alert_reader = Reader(self.db_path)
+        return self._alert_reader
 
     def refresh_data(self) -> None:
         """Read again, at most one read at a time.
@@ -221,10 +239,10 @@ class LlmtopApp(App[None]):
         self.post_message(SnapshotLoaded(snap))
 
     @work(thread=True, exclusive=True, group="detail")
-    def load_detail(self, row_id: int) -> None:
+    def load_detail(self, row_id: int, source: str = "") -> None:
         try:
             with self._lock:
-                detail = self.reader().detail(row_id)
+                detail = self.reader().detail(row_id, source)
         except DatabaseError as exc:
             self.post_message(LoadFailed(str(exc)))
             return
@@ -243,9 +261,10 @@ class LlmtopApp(App[None]):
             if self._rules is None:
                 self._rules = load_rules(self.rules_path or default_rules_path(self.db_path))
             now = self.now()
-            with self._lock:
-                fired = evaluate(self.reader(), self._rules, now)
-                new, states = sync(self.reader(), fired, now)
+            with self._alert_lock:
+                reader = self.alert_reader()
+                fired = evaluate(reader, self._rules, now)
+                new, states = sync(reader, fired, now)
         except Exception as exc:  # an alerting problem must not take the dashboard down
             self.post_message(LoadFailed(f"alerts: {exc}"))
             return
@@ -260,14 +279,15 @@ class LlmtopApp(App[None]):
         """
         from watchfiles import watch
 
-        names = {self.db_path.name, self.db_path.name + "-wal"}
+        files = {str(p.resolve()) for d in self.db_paths for p in (d, Path(f"{d}-wal"))}
+        dirs = sorted({str(d.resolve().parent) for d in self.db_paths})
         stop = self._stop_watching = threading.Event()
 
         def run() -> None:
             try:
                 for _changes in watch(
-                    self.db_path.parent,
-                    watch_filter=lambda _c, p: Path(p).name in names,
+                    *dirs,
+                    watch_filter=lambda _c, p: str(Path(p).resolve()) in files,
                     debounce=100,
                     step=50,
                     recursive=False,
@@ -373,7 +393,10 @@ class LlmtopApp(App[None]):
 
     def render_topbar(self) -> None:
         t = safe("llmtop ", "bold")
-        t.append_text(safe(str(self.db_path), "dim"))
+        if len(self.db_paths) > 1:
+            t.append_text(safe(f"{len(self.db_paths)} databases, merged, read-only", "dim"))
+        else:
+            t.append_text(safe(str(self.db_path), "dim"))
         t.append("  window ")
         if self.range_end is not None:
             t.append(f"{format_window(self.window)} to {clock(self.range_end)}", style="bold")
@@ -441,7 +464,8 @@ class LlmtopApp(App[None]):
     @on(RequestsTable.RowSelected, "#requests")
     def open_request(self, event: RequestsTable.RowSelected) -> None:
         if event.row_key.value:
-            self.load_detail(int(event.row_key.value))
+            source, row_id = parse_row_key(event.row_key.value)
+            self.load_detail(row_id, source)
 
     def action_back(self) -> None:
         if self.screen is not self.screen_stack[0]:
@@ -529,11 +553,11 @@ class LlmtopApp(App[None]):
         from llmtop.alerts import state as alert_state
 
         try:
-            with self._lock:
+            with self._alert_lock:
                 if what == "ack":
-                    alert_state.ack(self.reader(), fingerprint)
+                    alert_state.ack(self.alert_reader(), fingerprint)
                 else:
-                    alert_state.snooze(self.reader(), fingerprint, until or self.clock())
+                    alert_state.snooze(self.alert_reader(), fingerprint, until or self.clock())
         except Exception as exc:
             self.post_message(LoadFailed(f"alerts: {exc}"))
             return
@@ -555,6 +579,9 @@ class LlmtopApp(App[None]):
         if self._reader is not None:
             with self._lock:
                 self._reader.close()
+        if self._alert_reader is not None:
+            with self._alert_lock:
+                self._alert_reader.close()
 
 
 def run_tui(
@@ -565,6 +592,12 @@ def run_tui(
     rules_path: Path | None = None,
 ) -> int:
     """Entry point used by the CLI and `llmtop demo`."""
-    app = LlmtopApp(db_paths[0], window=window, exit_after=exit_after, rules_path=rules_path)
+    app = LlmtopApp(
+        db_paths[0],
+        window=window,
+        exit_after=exit_after,
+        rules_path=rules_path,
+        more_dbs=db_paths[1:],
+    )
     app.run()
     return 0

@@ -24,7 +24,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (
 class RequestsTable(DataTable[Cell]):
     def __init__(self, **kwargs: object) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)  # type: ignore[arg-type]
-        self.ids: list[int] = []
+        self.ids: list[str] = []
 
     def on_mount(self) -> None:
         for key, label in COLUMNS:
@@ -33,7 +33,7 @@ class RequestsTable(DataTable[Cell]):
     def show(self, rows: tuple[RequestRow, ...]) -> None:
         selected = self.selected_id()
         self.clear()
-        self.ids = [r.id for r in rows]
+        self.ids = [row_key(r) for r in rows]
         for r in rows:
             status = r.status if r.status == "success" else (r.error_class or "failure")
             cost = "unmetered" if r.unmetered else ("unpriced" if r.unpriced else money(r.cost_usd))
@@ -50,15 +50,25 @@ class RequestsTable(DataTable[Cell]):
                 Cell(cost, r.cost_usd, style="yellow" if r.unpriced or r.unmetered else ""),
                 Cell(ms(r.latency_ms), r.latency_ms),
                 Cell(str(r.attempt), r.attempt),
-                key=str(r.id),
+                key=row_key(r),
             )
         if selected is not None and selected in self.ids:
             self.move_cursor(row=self.ids.index(selected))
 
-    def selected_id(self) -> int | None:
+    def selected_id(self) -> str | None:
         if not self.row_count:
             return None
         try:
-            return int(self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value or 0)
+            return self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
         except Exception:
             return None
+
+
+def row_key(r: RequestRow) -> str:
+    """Row ids are per database: with several open, the key carries the source too."""
+    return f"{r.source}|{r.id}" if r.source else str(r.id)
+
+
+def parse_row_key(key: str) -> tuple[str, int]:
+    source, _, rid = key.rpartition("|")
+    return source, int(rid)
