@@ -28,6 +28,7 @@ from llmtop.store.rollup import (
     METRIC_COLUMNS,
     NF,
     RESOLUTIONS,
+    SLOTS,
     Agg,
     contribution,
     decode_hist,
@@ -72,7 +73,7 @@ class Spec:
     params: tuple[Any, ...] = ()
     keys: frozenset[str] = frozenset()  # dimensions the filter reads
     width: int = 0
-    hist: bool = False
+    hist: str = ""  # "" none, "latency" (per-group p95), "all" (the panels' quantiles)
 
 
 class Source:
@@ -234,6 +235,8 @@ class Tracker:
         zero = (0,) * NF
         for key, r in zip(self._keys(src, rows, interned), rows, strict=True):
             _, hkeys = contribution(r[nk:])
+            if spec.hist == "latency":
+                hkeys = tuple(k for k in hkeys if k < SLOTS)
             self._group(key).add(zero, hkeys, sign)
 
     def _cube(self, src: Source, cube: int, res: int, lo: int, hi: int) -> None:
@@ -252,17 +255,22 @@ class Tracker:
             self._group(key).add(r[nk:], ())
         if not spec.hist or not rows:
             return
-        sel = ", ".join([*exprs, "r.hist"])
+        cols = ["r.hist", "r.hist2"] if spec.hist == "all" else ["r.hist"]
+        sel = ", ".join([*exprs, *cols])
         rows = src.q(f"SELECT {sel} FROM rollups r{join} WHERE {cond}{where}", params)
         for key, r in zip(self._keys(src, rows, interned), rows, strict=True):
-            blob = r[nk]
-            if blob:
-                h = self._group(key).h
-                for k, n in decode_hist(blob):
-                    h[k] = h.get(k, 0) + n
+            h = self._group(key).h
+            for blob in r[nk:]:
+                if blob:
+                    for k, n in decode_hist(blob):
+                        h[k] = h.get(k, 0) + n
 
 
 def merge_groups(parts: Sequence[dict[Any, Agg]]) -> dict[Any, Agg]:
+    """Add up the groups of several databases. One part is returned as is (callers only read),
+    so the single-file refresh never copies a 30-day window's histograms."""
+    if len(parts) == 1:
+        return parts[0]
     out: dict[Any, Agg] = {}
     for part in parts:
         for k, g in part.items():
@@ -274,6 +282,8 @@ def merge_groups(parts: Sequence[dict[Any, Agg]]) -> dict[Any, Agg]:
 
 
 def total(groups: dict[Any, Agg]) -> Agg:
+    if len(groups) == 1:
+        return next(iter(groups.values()))
     t = Agg()
     for g in groups.values():
         t.merge(g)

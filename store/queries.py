@@ -395,8 +395,8 @@ def _trackers(
 
     fail_where = f"({where}) AND c.status = 1"
     out = {
-        "totals": Tracker(spec(hist=True)),
-        "main": Tracker(spec(dims=dims, hist=True)),
+        "totals": Tracker(spec(hist="all")),
+        "main": Tracker(spec(dims=dims, hist="latency")),
         "prev": Tracker(spec(dims=dims)),
         "errors": Tracker(
             Spec(

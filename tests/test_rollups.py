@@ -125,12 +125,15 @@ def stored_rollups(db: sqlite3.Connection) -> dict[tuple[Any, ...], tuple[list[f
         cols = "".join(f", c.{d}" for d in dims)
         fields = ", ".join(f"r.{f}" for f in FIELDS)
         for r in db.execute(
-            f"SELECT r.res, r.bucket{cols}, {fields}, r.hist FROM rollups r"
+            f"SELECT r.res, r.bucket{cols}, {fields}, r.hist, r.hist2 FROM rollups r"
             f" JOIN combos c ON c.id = r.combo WHERE r.cube = ?",
             (cube,),
         ):
             key = (cube, *r[: 2 + len(dims)])
-            out[key] = (list(r[2 + len(dims) : -1]), Counter(dict(decode_hist(r[-1]))))
+            hist = Counter(dict(decode_hist(r[-2])))
+            assert all(k < SLOTS for k in hist)  # latency in `hist`, the rest in `hist2`
+            hist.update(dict(decode_hist(r[-1])))
+            out[key] = (list(r[2 + len(dims) : -2]), hist)
     return out
 
 
@@ -226,7 +229,9 @@ def test_sliding_windows_equal_a_fresh_exact_read(
 
     where, params = _where(parse_filter(filt))
     keys = frozenset(c.key for c in parse_filter(filt))
-    tracker = Tracker(Spec(dims=(dim,), where=where, params=tuple(params), keys=keys, hist=True))
+    tracker = Tracker(
+        Spec(dims=(dim,), where=where, params=tuple(params), keys=keys, hist="latency")
+    )
     interner, roll = Interner(), Rollup()
     now = T0 + 3600.0
     written = 0
