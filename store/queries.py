@@ -13,6 +13,7 @@ import json
 import math
 import re
 import sqlite3
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -658,11 +659,12 @@ class Reader:
         return out
 
     def spend_between(self, start: float, end: float, clauses: Sequence[Clause] = ()) -> float:
+        """Spend over any range, from rollups where they fit (a month-to-date budget check reads
+        a few hundred rollup rows, not a month of calls)."""
         where, params = _where(clauses)
-        return self._q(
-            f"SELECT coalesce(sum(c.cost_usd), 0) FROM calls c WHERE c.started_at >= ? AND c.started_at < ? AND {where}",
-            (start, end, *params),
-        )[0][0]
+        spec = Spec(where=where, params=tuple(params), keys=frozenset(c.key for c in clauses))
+        groups = Tracker(spec).update(self._source(), start, end, 0, time.time())
+        return total(groups).v[F_SPEND]
 
     def dropped(self) -> int:
         return self._q("SELECT coalesce(sum(count), 0) FROM drops")[0][0]

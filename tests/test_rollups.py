@@ -359,3 +359,24 @@ def test_writer_prunes_in_the_background(tmp_path: Path, monkeypatch: pytest.Mon
     spend = db.execute("SELECT sum(spend) FROM rollups WHERE cube = 0 AND res = 3600").fetchone()[0]
     assert spend == pytest.approx(1210.0)
     db.close()
+
+
+def test_histogram_quantiles_are_within_alpha_of_nearest_rank() -> None:
+    from llmtop.store.rollup import INPUT, Agg
+
+    rnd = random.Random(11)
+    for _ in range(300):
+        values = [
+            rnd.choice([0, 1, 2, 3, 50, 999, 10**6])
+            if rnd.random() < 0.2
+            else int(rnd.lognormvariate(6, 2))
+            for _ in range(rnd.randint(1, 400))
+        ]
+        a = Agg()
+        for v in values:
+            a.add((0,) * len(FIELDS), (INPUT * SLOTS + bin_index(v),))
+        s = sorted(values)
+        for q in (0.01, 0.5, 0.9, 0.95, 0.99, 1.0):
+            got, want = a.quantile(INPUT, q), quantile(s, q)
+            assert got is not None and want is not None
+            assert abs(got - want) <= ALPHA * want + 1e-9, (q, got, want)
