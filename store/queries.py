@@ -630,6 +630,7 @@ class Reader:
         self._src: Source | None = None
         self._view: tuple[Any, ...] | None = None
         self._trackers: dict[str, Tracker] = {}
+        self._views: dict[Any, dict[str, Tracker]] = {}
 
     def close(self) -> None:
         self.conn.close()
@@ -705,8 +706,14 @@ class Reader:
         """
         view = (group_by, tuple(clauses), window, buckets)
         if self._view != view:
+            # The last few views stay warm: flipping 1h → 30d → 1h slides instead of re-reading.
+            self._views[self._view] = self._trackers
+            self._trackers = self._views.pop(view, None) or _trackers(
+                group_by, clauses, window, buckets
+            )
             self._view = view
-            self._trackers = _trackers(group_by, clauses, window, buckets)
+            while len(self._views) > 6:
+                self._views.pop(next(iter(self._views)))
         t = self._trackers
         src = self._source()
         local = datetime.fromtimestamp(now)

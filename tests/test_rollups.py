@@ -380,3 +380,19 @@ def test_histogram_quantiles_are_within_alpha_of_nearest_rank() -> None:
             got, want = a.quantile(INPUT, q), quantile(s, q)
             assert got is not None and want is not None
             assert abs(got - want) <= ALPHA * want + 1e-9, (q, got, want)
+
+
+def test_numpy_histogram_merge_equals_the_dict_loop() -> None:
+    from llmtop.store.engine import merge_hists
+    from llmtop.store.rollup import encode_hist
+
+    rnd = random.Random(2)
+    pairs, want = [], {}
+    for _ in range(3000):
+        key = (rnd.choice(["a", "b", None]),)
+        h = {rnd.randrange(4 * SLOTS): rnd.choice([1, 2, 255, 256, 70000]) for _ in range(5)}
+        pairs.append((key, encode_hist(h)))  # both count widths occur
+        w = want.setdefault(key, Counter())
+        w.update(h)
+    got = merge_hists(pairs)
+    assert {k: Counter(v) for k, v in got.items()} == want
