@@ -398,23 +398,24 @@ def _trackers(
     out = {
         "totals": Tracker(spec(hist="all")),
         "main": Tracker(spec(dims=dims, hist="latency")),
-        "prev": Tracker(spec(dims=dims)),
+        "prev": Tracker(spec(dims=dims, fields=(F_SPEND,))),
         "errors": Tracker(
             Spec(
                 dims=("error_class", "error_code"),
                 where=fail_where,
                 params=tuple(params),
                 keys=keys | {"status"},
+                fields=(),
             )
         ),
-        "price": Tracker(spec(dims=("price_key",))),
-        "spark": Tracker(spec(width=spark_width(window, buckets))),
-        "recent": Tracker(spec()),
-        "today": Tracker(spec()),
-        "month": Tracker(spec()),
+        "price": Tracker(spec(dims=("price_key",), fields=(F_CR,))),
+        "spark": Tracker(spec(width=spark_width(window, buckets), fields=(F_SPEND, F_FAIL))),
+        "recent": Tracker(spec(fields=(F_SPEND,))),
+        "today": Tracker(spec(fields=(F_SPEND,))),
+        "month": Tracker(spec(fields=(F_SPEND,))),
     }
     for d in range(1, 8):
-        out[f"base{d}"] = Tracker(spec())
+        out[f"base{d}"] = Tracker(spec(fields=(F_SPEND,)))
     return out
 
 
@@ -712,7 +713,7 @@ class Reader:
                 group_by, clauses, window, buckets
             )
             self._view = view
-            while len(self._views) > 6:
+            while len(self._views) > 2:
                 self._views.pop(next(iter(self._views)))
         t = self._trackers
         src = self._source()
