@@ -28,6 +28,7 @@ from llmtop.store.rollup import (
     METRIC_COLUMNS,
     NF,
     RESOLUTIONS,
+    SLOTS,
     Agg,
     bin_index,
     contribution,
@@ -297,43 +298,54 @@ class Tracker:
                 for k, n in decode_hist(blob):
                     h[k] = h.get(k, 0) + n
             return
-        for key, merged in merge_hists(pairs).items():
+        width = SLOTS if spec.hist == "latency" else 4 * SLOTS
+        for key, merged in merge_hists(pairs, width).items():
             h = self._group(key).h
             for k, n in merged.items():
                 h[k] = h.get(k, 0) + n
 
 
-def merge_hists(pairs: Sequence[tuple[Any, bytes]]) -> dict[Any, dict[int, int]]:
-    """Sum many histogram blobs per group key with numpy: a 30-day window at 10M rows is ~150k
-    blobs and millions of buckets, ~10x too slow for a Python dict loop. Decoding stays per blob
-    (the format is compact on disk, not uniform); the adding is one bincount."""
+def merge_hists(
+    pairs: Sequence[tuple[Any, bytes]], width: int = 4 * SLOTS, chunk: int = 20_000
+) -> dict[Any, dict[int, int]]:
+    """Sum many histogram blobs per group key with numpy: a 30-day window at 10M rows is ~200k
+    blobs and ~10M buckets, far too slow for a Python loop. The blobs of a chunk are joined into
+    one buffer and every key and count is gathered by computed byte offsets (rollup.encode_hist
+    has the layout), so no Python code runs per blob or per bucket; chunks keep the temporaries
+    to a few MB."""
     import numpy as np
 
     groups: dict[Any, int] = {}
-    gi: list[int] = []
-    lens: list[int] = []
-    keys: list[Any] = []
-    counts: list[Any] = []
-    for key, blob in pairs:
-        g = groups.get(key)
-        if g is None:
-            g = groups[key] = len(groups)
-        wide = blob[0] != 1
-        n = (len(blob) - 1) // (6 if wide else 3)
-        keys.append(np.frombuffer(blob, dtype="<u2", count=n, offset=1))
-        counts.append(np.frombuffer(blob, dtype="<u4" if wide else "u1", count=n, offset=1 + 2 * n))
-        gi.append(g)
-        lens.append(n)
-    k = np.concatenate(keys).astype(np.int64)
-    c = np.concatenate(counts).astype(np.int64)
-    width = int(k.max()) + 1
-    idx = np.repeat(np.asarray(gi, dtype=np.int64), np.asarray(lens)) * width + k
-    dense = np.bincount(idx, weights=c, minlength=len(groups) * width).reshape(len(groups), width)
+    gi_all = [groups.setdefault(key, len(groups)) for key, _ in pairs]
+    dense = np.zeros(len(groups) * width, dtype=np.int64)
+    for c0 in range(0, len(pairs), chunk):
+        blobs = [blob for _, blob in pairs[c0 : c0 + chunk]]
+        gi = np.asarray(gi_all[c0 : c0 + chunk], dtype=np.int64)
+        buf = np.frombuffer(b"".join(blobs), np.uint8)
+        size = np.fromiter(map(len, blobs), np.int64, len(blobs))
+        start = np.cumsum(size) - size
+        wide = buf[start] != 1
+        n = np.where(wide, (size - 1) // 6, (size - 1) // 3)
+        blob = np.repeat(np.arange(len(blobs)), n)
+        j = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n)  # index within its blob
+        s, nn = start[blob], n[blob]
+        koff = s + 1 + 2 * j
+        keys = buf[koff].astype(np.int64) | (buf[koff + 1].astype(np.int64) << 8)
+        counts = buf[s + 1 + 2 * nn + j].astype(np.int64)
+        w = wide[blob]
+        if w.any():
+            c = (s + 1 + 2 * nn + 4 * j)[w]
+            parts = [buf[c + i].astype(np.int64) << (8 * i) for i in range(4)]
+            counts[w] = parts[0] | parts[1] | parts[2] | parts[3]
+        dense += np.bincount(
+            gi[blob] * width + keys, weights=counts, minlength=len(groups) * width
+        ).astype(np.int64)
+    table = dense.reshape(len(groups), width)
     out: dict[Any, dict[int, int]] = {}
     for key, g in groups.items():
-        row = dense[g]
+        row = table[g]
         nz = np.flatnonzero(row)
-        out[key] = dict(zip(nz.tolist(), row[nz].astype(np.int64).tolist(), strict=True))
+        out[key] = dict(zip(nz.tolist(), row[nz].tolist(), strict=True))
     return out
 
 

@@ -394,5 +394,5 @@ def test_numpy_histogram_merge_equals_the_dict_loop() -> None:
         pairs.append((key, encode_hist(h)))  # both count widths occur
         w = want.setdefault(key, Counter())
         w.update(h)
-    got = merge_hists(pairs)
+    got = merge_hists(pairs, chunk=700)  # several chunks
     assert {k: Counter(v) for k, v in got.items()} == want
