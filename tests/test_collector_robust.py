@@ -152,7 +152,11 @@ def test_locked_out_writer_buffers_counts_drops_and_recovers(
     assert len(ids) == 90 - dropped and ids[:10] == before  # nothing stored before is lost
     assert scalar(llmtop_db, "SELECT sum(count) FROM drops") == dropped  # the exact count
     assert scalar(llmtop_db, "SELECT count(*) FROM drops") >= 1
-    assert "locked" in scalar(llmtop_db, "SELECT reason FROM drops LIMIT 1")
+    # Rows that met the full buffer say why; a few may instead have met a full queue while a
+    # write attempt was blocked, and say that.
+    reasons = {r[0] for r in sqlite3.connect(llmtop_db).execute("SELECT reason FROM drops")}
+    assert any("locked" in r for r in reasons), reasons
+    assert reasons <= {r for r in reasons if "locked" in r or r == "queue full"}
     del c
 
 
