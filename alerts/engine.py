@@ -31,6 +31,7 @@ from llmtop.store.alert_queries import (
     first_row_at,
     max_row_id,
     rows_added_before,
+    sliding_spend,
     spend_between,
 )
 from llmtop.store.queries import Clause, Reader, format_filter, format_window
@@ -111,21 +112,23 @@ def _anomaly(reader: Reader, rules: Rules, now: float, first: float) -> list[_Ca
         workload_of: dict[str, str | None] = {}
         if dims & {"feature", "workload", "all"}:
             votes: dict[str, dict[str | None, float]] = {}
-            for idx, (feat, wl), agg in aggregate(reader, ranges, ("feature", "workload")):
+            for idx, (feat, wl), spend, n in sliding_spend(
+                reader, f"anomaly{w}", ranges, ("feature", "workload")
+            ):
                 for dim, val in (("feature", feat), ("workload", wl), ("all", None)):
                     if dim in dims and (val is not None or dim == "all"):
                         g = groups.setdefault((dim, val), {})
-                        g[idx] = g.get(idx, 0.0) + agg.spend
+                        g[idx] = g.get(idx, 0.0) + spend
                 if feat is not None:
                     v = votes.setdefault(feat, {})
-                    v[wl] = v.get(wl, 0.0) + agg.spend + agg.requests * 1e-9
+                    v[wl] = v.get(wl, 0.0) + spend + n * 1e-9
             for feat, v in votes.items():
                 workload_of[feat] = max(v.items(), key=lambda kv: kv[1])[0]
         for dim in dims - {"feature", "workload", "all"}:
-            for idx, (val,), agg in aggregate(reader, ranges, (dim,)):
+            for idx, (val,), spend, _n in sliding_spend(reader, f"anomaly{w}", ranges, (dim,)):
                 if val is not None:
                     g = groups.setdefault((dim, val), {})
-                    g[idx] = g.get(idx, 0.0) + agg.spend
+                    g[idx] = g.get(idx, 0.0) + spend
         for (dim, val), by_idx in groups.items():
             if dim == "feature":
                 own = rules.window_for(workload_of.get(val or ""))

@@ -10,11 +10,14 @@ range and group in SQL, so the cost follows the rows inside the windows, not the
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from llmtop.store.engine import Spec, Tracker
 from llmtop.store.queries import Clause, Reader, _dim_expr, _where
+from llmtop.store.rollup import F_N, F_SPEND
 
 #: Per range and group: the sums every rule and the cause analysis are built from.
 AGG_COLUMNS = (
@@ -125,6 +128,32 @@ def aggregate(
                 names.get(v) if interned and v is not None else (None if v is None else str(v))
             )
         out.append((row[0], tuple(keys), Agg(*row[1 + n :])))
+    return out
+
+
+def sliding_spend(
+    reader: Reader, name: str, ranges: Sequence[tuple[int, float, float]], dims: Sequence[str]
+) -> list[tuple[int, tuple[str | None, ...], float, int]]:
+    """(range index, dim values, spend, requests) like `aggregate`, from sliding trackers kept on
+    the reader: the engine asks for the same ranges every few seconds, a few seconds later, so
+    after the first pass each range costs only the rows that moved in or out of it."""
+    cache = reader.alert_trackers
+    spec = Spec(dims=tuple(dims), fields=(F_SPEND,))
+    out: list[tuple[int, tuple[str | None, ...], float, int]] = []
+    own = not reader.conn.in_transaction
+    if own:
+        reader._q("BEGIN")
+    try:
+        max_id = reader.max_id()
+        for idx, a, b in ranges:
+            t = cache.get((name, idx, spec))
+            if t is None:
+                t = cache[(name, idx, spec)] = Tracker(spec)
+            for keys, g in t.update(reader._source(), a, b, max_id, time.time()).items():
+                out.append((idx, keys, g.v[F_SPEND], int(g.v[F_N])))
+    finally:
+        if own:
+            reader._q("COMMIT")
     return out
 
 
@@ -271,5 +300,10 @@ def max_row_id(reader: Reader) -> int:
 def rows_added_before(reader: Reader, after_id: int, before: float) -> bool:
     """Did rows with started_at < `before` arrive after row `after_id`? (walks new ids only)"""
     return bool(
-        reader._q("SELECT 1 FROM calls WHERE id > ? AND started_at < ? LIMIT 1", (after_id, before))
+        # NOT INDEXED: walk the new ids (a rowid range), never the started_at index, where
+        # `started_at < before` matches nearly the whole file.
+        reader._q(
+            "SELECT 1 FROM calls NOT INDEXED WHERE id > ? AND started_at < ? LIMIT 1",
+            (after_id, before),
+        )
     )
