@@ -130,6 +130,12 @@ async def test_window_switching(llmtop_db: Path, specs: list[dict]) -> None:
         assert app.window == 300
         assert app.snapshot.totals.requests == sum(1 for s in specs if s["start"] >= NOW - 300)
         assert "window 5m" in text_of(app, "#topbar")
+        assert "reading" not in text_of(app, "#topbar")
+        # Until the new window's numbers arrive, the top bar says they are being read.
+        app.set_reactive(LlmtopApp.window, 7 * 86400.0)
+        app.render_topbar()
+        assert "reading 7d" in text_of(app, "#topbar")
+        app.set_reactive(LlmtopApp.window, 300.0)
         await pilot.press("w", "ctrl+u", *"10m", "enter")
         await settle(app, pilot)
         assert app.window == 600

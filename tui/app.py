@@ -354,6 +354,7 @@ class LlmtopApp(App[None]):
         self.query_one(TopTable).show(snap.groups)
         self.render_status()
         self.render_topbar()
+        self.render_topbar()
 
     def watch_view(self, old: View, new: View) -> None:
         if not self.is_mounted:
@@ -402,6 +403,11 @@ class LlmtopApp(App[None]):
             t.append(f"{format_window(self.window)} to {clock(self.range_end)}", style="bold")
         else:
             t.append(format_window(self.window), style="bold")
+        snap = self.snapshot
+        if snap is None or abs((snap.end - snap.start) - self.window) > 1:
+            # A cold read of a long window on a big file takes a second or two: say so rather
+            # than show the previous window's numbers under the new window's name.
+            t.append(f"  ⟳ reading {format_window(self.window)}…", style="italic")
         if self.paused_at is not None:
             t.append(f"  ⏸ PAUSED at {clock(self.paused_at)}", style="bold yellow")
         else:
