@@ -30,7 +30,7 @@ from llmtop.collector.writer import Writer
 from llmtop.store.records import CallRecord
 
 #: Bump when the generated data or the file format changes: cached databases carry it in their name.
-VERSION = 4
+VERSION = 5
 DAYS = 30
 CHUNK = 100_000  # submit this many, then flush: the writer drops rows past its queue bound
 

@@ -77,6 +77,7 @@ def connect(
     """
     p = Path(path)
     busy = busy_timeout_ms()
+    new = False
     if readonly:
         if not p.exists():
             raise DatabaseError(f"{p}: no such database (is the collector writing somewhere else?)")
@@ -105,6 +106,10 @@ def connect(
         )
     try:
         conn.execute(f"PRAGMA busy_timeout={busy}")
+        if not readonly and new:
+            # Bigger pages pack ~170-byte rows tighter (3-4% less disk); only settable before the
+            # first table exists.
+            conn.execute("PRAGMA page_size=16384")
         if not readonly:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")

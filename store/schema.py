@@ -158,6 +158,75 @@ def m005_packed_ids(db: sqlite3.Connection) -> None:
     db.execute(REQUESTS_VIEW_SQL)
 
 
+#: Money columns stored as integer nano-dollars (`<name>` minus `_usd`, plus `_nusd`), read back
+#: through generated columns under their usual names.
+MONEY_COLUMNS: tuple[str, ...] = (
+    "cost_usd",
+    "input_usd",
+    "cache_read_usd",
+    "cache_write_usd",
+    "output_usd",
+    "litellm_cost_usd",
+    "saved_usd",
+)
+NANO = 1e9  # money unit on disk: 1e-9 USD
+MICRO = 1e6  # latency unit on disk: 1 µs
+
+
+def stored_name(col: str) -> str:
+    if col in MONEY_COLUMNS:
+        return col[: -len("_usd")] + "_nusd"
+    if col == "ended_at":
+        return "latency_us"
+    return col
+
+
+@migration
+def m006_compact_calls(db: sqlite3.Connection) -> None:
+    # Bytes per row: a REAL is 8 bytes, a small integer 1-4. Money is stored as integer
+    # nano-dollars and the end time as a latency in µs; generated (virtual, never stored)
+    # columns give them back under their old names, so every query and the view read as before.
+    # The table is rebuilt once, rows and ids kept.
+    cols = [r[1] for r in db.execute("PRAGMA table_xinfo(calls)")]
+    decl = {r[1]: (r[2], r[3], r[4]) for r in db.execute("PRAGMA table_xinfo(calls)")}
+    parts, select, stored = [], [], []
+    for c in cols:
+        typ, notnull, default = decl[c]
+        if c == "id":
+            parts.append("id INTEGER PRIMARY KEY")
+        elif c in MONEY_COLUMNS:
+            parts.append(f"{stored_name(c)} INTEGER")
+            select.append(f"CAST(round({c} * {NANO}) AS INTEGER)")
+            stored.append(stored_name(c))
+            continue
+        elif c == "ended_at":
+            parts.append("latency_us INTEGER")
+            select.append(f"CAST(round((ended_at - started_at) * {MICRO}) AS INTEGER)")
+            stored.append("latency_us")
+            continue
+        else:
+            extra = (" NOT NULL" if notnull else "") + (
+                f" DEFAULT {default}" if default is not None else ""
+            )
+            parts.append(f"{c} {typ}{extra}")
+        select.append(c)
+        stored.append(c)
+    parts.append(f"ended_at REAL GENERATED ALWAYS AS (started_at + latency_us / {MICRO}) VIRTUAL")
+    parts += [
+        f"{c} REAL GENERATED ALWAYS AS ({stored_name(c)} / {NANO}) VIRTUAL" for c in MONEY_COLUMNS
+    ]
+    db.execute("DROP VIEW IF EXISTS requests")
+    db.execute(f"CREATE TABLE calls_new ({', '.join(parts)})")
+    db.execute(
+        f"INSERT INTO calls_new ({', '.join(stored)}) SELECT {', '.join(select)} FROM calls"
+        " ORDER BY id"
+    )
+    db.execute("DROP TABLE calls")
+    db.execute("ALTER TABLE calls_new RENAME TO calls")
+    db.execute("CREATE INDEX calls_started_at ON calls(started_at)")
+    db.execute(REQUESTS_VIEW_SQL)
+
+
 def _uuid(col: str) -> str:
     h = f"lower(hex(c.{col}))"
     parts = " || '-' || ".join(

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 
 from llmtop.store.records import TAG_KEYS, CallRecord, pack_id
 from llmtop.store.rollup import Rollup
-from llmtop.store.schema import STRING_COLUMNS
+from llmtop.store.schema import MICRO, MONEY_COLUMNS, NANO, STRING_COLUMNS, stored_name
 
 _MAX_CACHE = 200_000
 
@@ -65,10 +65,28 @@ INSERT INTO calls (
 )
 """
 
-#: Column names of `_INSERT_SQL`, in order: what `_row` tuples mean.
+#: Column names of `_INSERT_SQL`, in order: what `_row` tuples mean (logical names).
 INSERT_COLUMNS: tuple[str, ...] = tuple(
     c.strip() for c in _INSERT_SQL.split("(", 1)[1].split(")", 1)[0].split(",")
 )
+# The statement actually run: logical values in, compact storage out (schema.m006).
+_INSERT_SQL = (
+    f"INSERT INTO calls ({', '.join(stored_name(c) for c in INSERT_COLUMNS)}) VALUES ("
+    + ", ".join(
+        f"CAST(round(?{i} * {NANO}) AS INTEGER)"
+        if c in MONEY_COLUMNS
+        else (f"CAST(round((?{i} - ?1) * {MICRO}) AS INTEGER)" if c == "ended_at" else f"?{i}")
+        for i, c in enumerate(INSERT_COLUMNS, start=1)
+    )
+    + ")"
+)
+assert INSERT_COLUMNS[0] == "started_at"
+
+
+def _nano(x: float | None) -> float | None:
+    """Money as it will read back: whole nano-dollars (so rollups and raw rows agree)."""
+    return None if x is None else round(x * NANO) / NANO
+
 
 #: Tag keys with an interned column (correlation ids are unique per request: stored as text).
 _TAG_COLUMNS = tuple(k for k in TAG_KEYS if k != "correlation_id")
@@ -95,7 +113,9 @@ def _row(r: CallRecord, s: Interner) -> tuple:
     t = r.tags
     return (
         r.started_at,
-        r.ended_at,
+        None
+        if r.ended_at is None
+        else r.started_at + round((r.ended_at - r.started_at) * MICRO) / MICRO,
         r.ttft_ms,
         pack_id(r.trace_id),
         pack_id(r.litellm_call_id),
@@ -116,17 +136,17 @@ def _row(r: CallRecord, s: Interner) -> tuple:
         r.cache_read_tokens,
         r.cache_write_tokens,
         r.reasoning_tokens,
-        r.cost_usd,
-        r.input_usd,
-        r.cache_read_usd,
-        r.cache_write_usd,
-        r.output_usd,
-        r.litellm_cost_usd,
+        _nano(r.cost_usd),
+        _nano(r.input_usd),
+        _nano(r.cache_read_usd),
+        _nano(r.cache_write_usd),
+        _nano(r.output_usd),
+        _nano(r.litellm_cost_usd),
         int(r.unpriced),
         g(r.unpriced_reason),
         int(r.unmetered),
         int(r.cache_hit),
-        r.saved_usd,
+        _nano(r.saved_usd),
         r.attempt,
         int(r.is_retry),
         int(r.is_fallback),

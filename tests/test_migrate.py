@@ -63,3 +63,44 @@ def test_prune_keeps_rows_younger_than_retention(llmtop_db: Path) -> None:
     left = sorted(round((now - r[0]) / 86400) for r in conn.execute("SELECT started_at FROM calls"))
     assert left == [1, 10, 89]
     conn.close()
+
+
+def test_compact_calls_migration_keeps_every_row_and_value(tmp_path) -> None:
+    """m006 rebuilds `calls` with integer money and latency: ids, values (to 1e-9 USD and 1 µs)
+    and the view's columns survive, and new rows read back the same way."""
+    import sqlite3 as sq
+
+    import pytest
+    from llmtop.store.schema import MIGRATIONS, open_db
+
+    p = tmp_path / "m005.db"
+    conn = sq.connect(p)
+    conn.execute("CREATE TABLE _llmtop_migrations (name TEXT PRIMARY KEY, applied_at REAL)")
+    old = [m for m in MIGRATIONS if m.__name__ < "m006"]
+    for fn in old:
+        fn(conn)
+        conn.execute("INSERT INTO _llmtop_migrations VALUES (?, 0)", (fn.__name__,))
+    rows = [
+        (7, 100.25, 100.25 + 1.234567, 0.001234567891, 0.0009, None),
+        (9, 200.0, None, None, None, 0.25),
+    ]
+    conn.executemany(
+        "INSERT INTO calls (id, started_at, ended_at, cost_usd, input_usd, saved_usd)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        rows,
+    )
+    conn.commit()
+    conn.close()
+    db = open_db(p)
+    got = db.execute(
+        "SELECT id, started_at, ended_at, cost_usd, input_usd, saved_usd FROM requests ORDER BY id"
+    ).fetchall()
+    assert [g[0] for g in got] == [7, 9]
+    for g, r in zip(got, rows, strict=True):
+        for a, b, tol in zip(g[1:], r[1:], (0, 1e-6, 1e-9, 1e-9, 1e-9), strict=True):
+            assert (a is None) == (b is None)
+            if a is not None:
+                assert a == pytest.approx(b, abs=tol)
+    cols = {r[1]: r[6] for r in db.execute("PRAGMA table_xinfo(calls)")}
+    assert cols["cost_usd"] != 0 and cols["cost_nusd"] == 0  # generated vs stored
+    db.close()
