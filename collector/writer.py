@@ -127,6 +127,7 @@ class Writer:
         self._drops: Counter[str] = Counter()
         self._traces: OrderedDict[str, int] = OrderedDict()
         self._last_error: str | None = None
+        self._locked_out = False  # the last failure was a lock wait, worth waiting out
         self._next_retry = 0.0
         self.written = 0
         self.dropped = 0
@@ -155,7 +156,21 @@ class Writer:
         self.dropped += n
 
     def flush(self, timeout: float = 5.0) -> bool:
-        """Block until everything enqueued so far is written (True) or could not be (False)."""
+        """Block until everything enqueued so far is written (True) or could not be (False).
+
+        While the only problem is another process holding the write lock (several writers
+        saturating the machine can starve one for seconds), keep retrying until `timeout`: a
+        closing process must not leave rows behind that a moment's wait would have written.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            ok = self._flush_once(max(0.0, deadline - time.monotonic()))
+            if ok or not self._locked_out or time.monotonic() >= deadline:
+                return ok
+            wait = min(self._next_retry - time.monotonic(), deadline - time.monotonic(), 0.5)
+            time.sleep(max(0.01, wait))
+
+    def _flush_once(self, timeout: float) -> bool:
         if self._thread is None:
             if not self._q:
                 return not self._pending
@@ -316,6 +331,7 @@ class Writer:
         if self._last_error is not None:
             log.warning("llmtop: writing to %s works again", self.path)
             self._last_error = None
+            self._locked_out = False
         return True
 
     def _connection(self) -> sqlite3.Connection:
@@ -331,6 +347,7 @@ class Writer:
             f"llmtop: cannot write to the database: {msg}; keeping rows in memory and retrying"
         )
         self._last_error = msg
+        self._locked_out = "locked" in str(exc).lower() or "busy" in str(exc).lower()
         self._next_retry = time.monotonic() + RETRY_INTERVAL
         if self._conn is not None:
             try:

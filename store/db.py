@@ -12,11 +12,15 @@ from pathlib import Path
 
 APP_NAME = "llmtop"
 DB_FILENAME = "llmtop.db"
-BUSY_TIMEOUT_MS = 5000
+BUSY_TIMEOUT_MS = 30_000
 
 
 def busy_timeout_ms() -> int:
-    """How long to wait for another process's write lock: `LLMTOP_BUSY_TIMEOUT_MS` or 5 s.
+    """How long to wait for another process's write lock: `LLMTOP_BUSY_TIMEOUT_MS` or 30 s.
+
+    Only the collector's background writer thread ever waits (readers never need the lock in
+    WAL mode), and its queue keeps the app unaffected meanwhile; four writers saturating two
+    cores were seen to starve one for over 5 s, so the default is generous.
 
     A knob because the right wait depends on the deployment (and tests need lock contention to
     fail fast); read at each connect so a process can change it before opening the database.

@@ -306,3 +306,30 @@ def test_new_database_is_private(tmp_path: Path) -> None:
     for side in (Path(f"{db}-wal"), Path(f"{db}-shm")):
         if side.exists():  # SQLite gives its side files the main file's mode
             assert stat.S_IMODE(side.stat().st_mode) & 0o077 == 0
+
+
+def test_close_waits_out_a_lock_instead_of_losing_rows(
+    llmtop_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Seen under four writers on two cores: one was starved of the lock past its busy timeout
+    just as its process exited, and its last rows were gone. Closing now keeps retrying a lock
+    wait until its own timeout."""
+    import threading
+
+    from llmtop.store.records import CallRecord
+
+    monkeypatch.setenv("LLMTOP_BUSY_TIMEOUT_MS", "50")
+    monkeypatch.setattr(writer_mod, "RETRY_INTERVAL", 0.05)
+    w = Writer(llmtop_db, flush_interval=0.02)
+    w.submit(CallRecord(started_at=1.0))
+    assert w.flush(5)
+    locker = sqlite3.connect(llmtop_db, isolation_level=None, check_same_thread=False)
+    locker.execute("BEGIN EXCLUSIVE")
+    for i in range(100):
+        w.submit(CallRecord(started_at=2.0 + i))
+    release = threading.Timer(1.0, lambda: (locker.execute("COMMIT"), locker.close()))
+    release.start()
+    w.close(timeout=10)
+    release.join()
+    assert w.written == 101 and w.dropped == 0
+    assert scalar(llmtop_db, "SELECT count(*) FROM calls") == 101
