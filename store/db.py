@@ -10,6 +10,8 @@ import os
 import sqlite3
 from pathlib import Path
 
+from llmtop.store.rollup import merge_hist_blobs
+
 APP_NAME = "llmtop"
 DB_FILENAME = "llmtop.db"
 BUSY_TIMEOUT_MS = 30_000
@@ -119,7 +121,7 @@ def connect(
             conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=OFF")
         # Rollup upserts add histograms inside SQLite (see store/rollup.py).
-        conn.create_function("llmtop_hist_merge", 2, _hist_merge, deterministic=True)
+        conn.create_function("llmtop_hist_merge", 2, merge_hist_blobs, deterministic=True)
     except sqlite3.DatabaseError as exc:
         conn.close()
         raise DatabaseError(explain(p, exc)) from exc
@@ -141,9 +143,3 @@ def explain(path: Path, exc: BaseException) -> str:
     if "unable to open" in low:
         return f"{path}: cannot open the database file ({msg}); check the path and permissions"
     return f"{path}: {msg}"
-
-
-def _hist_merge(a: bytes | None, b: bytes | None) -> bytes:
-    from llmtop.store.rollup import merge_hist_blobs
-
-    return merge_hist_blobs(a, b)

@@ -34,6 +34,28 @@ def retention_from_env(name: str, default: str) -> float | None:
         raise ValueError(f"{name}: {exc}") from None
 
 
+_RAW_DELETE = "DELETE FROM calls WHERE id IN (SELECT id FROM calls WHERE started_at < ? LIMIT ?)"
+
+
+def _rollup_delete(cube: int, res: int) -> str:
+    return (
+        "DELETE FROM rollups WHERE (cube, res, bucket, combo) IN (SELECT cube, res, bucket, combo"
+        f" FROM rollups WHERE cube = {cube} AND res = {res} AND bucket < ? LIMIT ?)"
+    )
+
+
+def _delete(conn: sqlite3.Connection, sql: str, params: tuple[float | int, ...]) -> int:
+    """One bounded DELETE in its own short IMMEDIATE transaction; how many rows went."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        cur = conn.execute(sql, params)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return max(cur.rowcount, 0)
+
+
 def prune_step(
     conn: sqlite3.Connection,
     *,
@@ -45,43 +67,15 @@ def prune_step(
     """Delete at most `batch` expired raw rows and `batch` expired rollup rows per table part, each
     in its own short IMMEDIATE transaction, so a writer waits at most a few ms; returns how many
     rows went (0 means nothing is left to prune)."""
-    deleted = 0
     jobs: list[tuple[str, tuple[float | int, ...]]] = []
     if raw_keep is not None:
-        jobs.append(
-            (
-                "DELETE FROM calls WHERE id IN (SELECT id FROM calls WHERE started_at < ? LIMIT ?)",
-                (now - raw_keep, batch),
-            )
-        )
+        jobs.append((_RAW_DELETE, (now - raw_keep, batch)))
     if rollup_keep is not None:
-        jobs.append(
-            (
-                "DELETE FROM rollups WHERE (cube, res, bucket, combo) IN (SELECT cube, res, bucket,"
-                " combo FROM rollups WHERE cube = 0 AND res = 60 AND bucket < ? LIMIT ?)",
-                (now - min(MINUTE_ROLLUP_KEEP, rollup_keep), batch),
-            )
-        )
+        jobs.append((_rollup_delete(0, 60), (now - min(MINUTE_ROLLUP_KEEP, rollup_keep), batch)))
         for cube in (0, 1, 2):
             for res in (3600, 86400):
-                jobs.append(
-                    (
-                        "DELETE FROM rollups WHERE (cube, res, bucket, combo) IN (SELECT cube, res,"
-                        f" bucket, combo FROM rollups WHERE cube = {cube} AND res = {res}"
-                        " AND bucket < ? LIMIT ?)",
-                        (now - rollup_keep, batch),
-                    )
-                )
-    for sql, params in jobs:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            cur = conn.execute(sql, params)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        deleted += max(cur.rowcount, 0)
-    return deleted
+                jobs.append((_rollup_delete(cube, res), (now - rollup_keep, batch)))
+    return sum(_delete(conn, sql, params) for sql, params in jobs)
 
 
 def prune(
@@ -99,16 +93,10 @@ def prune(
     deleted = 0
     try:
         if older_than is not None:
-            cutoff = now - older_than
             while True:
-                conn.execute("BEGIN IMMEDIATE")
-                cur = conn.execute(
-                    "DELETE FROM calls WHERE id IN (SELECT id FROM calls WHERE started_at < ? LIMIT ?)",
-                    (cutoff, batch),
-                )
-                conn.execute("COMMIT")
-                deleted += cur.rowcount
-                if cur.rowcount < batch:
+                n = _delete(conn, _RAW_DELETE, (now - older_than, batch))
+                deleted += n
+                if n < batch:
                     break
         while prune_step(conn, now=now, raw_keep=None, rollup_keep=rollups_older_than, batch=batch):
             pass

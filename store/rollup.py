@@ -157,10 +157,6 @@ class Agg:
         self.v: list[float] = [0] * NF
         self.h: dict[int, int] = {}
 
-    def add_row(self, m: Sequence[Any], sign: int = 1) -> None:
-        """Fold one raw row (values in METRIC_COLUMNS order) in, or out with sign=-1."""
-        self.add(*contribution(m), sign)
-
     def add(self, vals: Sequence[float], hkeys: Sequence[int], sign: int = 1) -> None:
         if sign == 1:
             self.v = [a + b for a, b in zip(self.v, vals, strict=True)]
@@ -170,29 +166,11 @@ class Agg:
         for k in hkeys:
             h[k] = h.get(k, 0) + sign
 
-    def add_values(self, vals: Sequence[float], hist: bytes | None, sign: int = 1) -> None:
-        if sign == 1:
-            self.v = [a + b for a, b in zip(self.v, vals, strict=True)]
-        else:
-            self.v = [a - b for a, b in zip(self.v, vals, strict=True)]
-        if hist:
-            h = self.h
-            for k, n in decode_hist(hist):
-                h[k] = h.get(k, 0) + sign * n
-
     def merge(self, other: Agg, sign: int = 1) -> None:
         self.add(other.v, (), sign)
         h = self.h
         for k, n in other.h.items():
             h[k] = h.get(k, 0) + sign * n
-
-    @property
-    def n(self) -> int:
-        return int(self.v[F_N])
-
-    def count(self, metric: int) -> int:
-        lo, hi = metric * SLOTS, (metric + 1) * SLOTS
-        return sum(n for k, n in self.h.items() if lo <= k < hi)
 
     def quantile(self, metric: int, q: float) -> float | None:
         """Nearest-rank quantile, within ALPHA of the exact one (see the module docstring).
@@ -221,11 +199,6 @@ class Agg:
                 if acc >= rank:
                     return bin_value(k - lo)
         return bin_value(keys[-1] - lo)
-
-    def total(self, metric: int) -> float:
-        """Approximate sum of a metric (from bucket values)."""
-        lo, hi = metric * SLOTS, (metric + 1) * SLOTS
-        return sum(bin_value(k - lo) * n for k, n in self.h.items() if lo <= k < hi)
 
 
 def contribution(m: Sequence[Any]) -> tuple[tuple[float, ...], tuple[int, ...]]:

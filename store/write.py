@@ -50,25 +50,17 @@ class Interner:
         self._ids.clear()
 
 
-_INSERT_SQL = """
-INSERT INTO calls (
-    started_at, ended_at, ttft_ms, trace_id, litellm_call_id, call_type, stream, provider, model,
-    response_model, model_group, original_model_group, price_key, status, error_class, error_code,
-    normalized_error, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
-    reasoning_tokens, cost_usd, input_usd, cache_read_usd, cache_write_usd, output_usd,
-    litellm_cost_usd, unpriced, unpriced_reason, unmetered, cache_hit, saved_usd, attempt,
-    is_retry, is_fallback, feature, endpoint, team, environment, workload, customer, user,
-    prompt_version, route_version, correlation_id, tags_json, price_version
-) VALUES (
-    ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
-    ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
-)
-"""
-
-#: Column names of `_INSERT_SQL`, in order: what `_row` tuples mean (logical names).
-INSERT_COLUMNS: tuple[str, ...] = tuple(
-    c.strip() for c in _INSERT_SQL.split("(", 1)[1].split(")", 1)[0].split(",")
-)
+#: What `_row` tuples hold, in order (logical names: schema.stored_name maps them to disk).
+INSERT_COLUMNS: tuple[str, ...] = (
+    "started_at", "ended_at", "ttft_ms", "trace_id", "litellm_call_id", "call_type", "stream",
+    "provider", "model", "response_model", "model_group", "original_model_group", "price_key",
+    "status", "error_class", "error_code", "normalized_error", "input_tokens", "output_tokens",
+    "cache_read_tokens", "cache_write_tokens", "reasoning_tokens", "cost_usd", "input_usd",
+    "cache_read_usd", "cache_write_usd", "output_usd", "litellm_cost_usd", "unpriced",
+    "unpriced_reason", "unmetered", "cache_hit", "saved_usd", "attempt", "is_retry",
+    "is_fallback", "feature", "endpoint", "team", "environment", "workload", "customer", "user",
+    "prompt_version", "route_version", "correlation_id", "tags_json", "price_version",
+)  # fmt: skip
 # The statement actually run: logical values in, compact storage out (schema.m006).
 _INSERT_SQL = (
     f"INSERT INTO calls ({', '.join(stored_name(c) for c in INSERT_COLUMNS)}) VALUES ("
