@@ -6,6 +6,7 @@ from typing import Any
 
 from llmtop.tui.format import safe
 from rich.text import Text
+from textual.widgets import DataTable
 
 
 class Cell(Text):
@@ -26,3 +27,13 @@ def sort_key(value: Any) -> tuple[int, Any]:
     if v is None:
         return (1, 0)
     return (0, v)
+
+
+def cursor_key(table: DataTable[Any]) -> str | None:
+    """The row key under a table's cursor, or None when there is no row (or no cursor yet)."""
+    if not table.row_count:
+        return None
+    try:
+        return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+    except Exception:
+        return None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from llmtop.store.queries import RequestRow
 from llmtop.tui.format import clock, count, money, ms
-from llmtop.tui.widgets.cell import Cell
+from llmtop.tui.widgets.cell import Cell, cursor_key
 from textual.widgets import DataTable
 
 COLUMNS: tuple[tuple[str, str], ...] = (
@@ -56,12 +56,7 @@ class RequestsTable(DataTable[Cell]):
             self.move_cursor(row=self.ids.index(selected))
 
     def selected_id(self) -> str | None:
-        if not self.row_count:
-            return None
-        try:
-            return self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
-        except Exception:
-            return None
+        return cursor_key(self)
 
 
 def row_key(r: RequestRow) -> str:

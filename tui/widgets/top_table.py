@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from llmtop.store.queries import GroupRow
 from llmtop.tui.format import count, delta, money, ms, pct
-from llmtop.tui.widgets.cell import Cell, sort_key
+from llmtop.tui.widgets.cell import Cell, cursor_key, sort_key
 from textual.widgets import DataTable
 
 COLUMNS: tuple[tuple[str, str], ...] = (
@@ -114,12 +114,7 @@ class TopTable(DataTable[Cell]):
         self.apply_sort()
 
     def _selected_key(self) -> str | None:
-        if not self.row_count:
-            return None
-        try:
-            return self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
-        except Exception:
-            return None
+        return cursor_key(self)
 
     def selected_group(self) -> GroupRow | None:
         key = self._selected_key()
