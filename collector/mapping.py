@@ -119,6 +119,8 @@ class _Tags:
         self.extra: dict[str, str] = {}
 
     def put(self, key: Any, value: Any, *, allow_extra: bool) -> None:
+        if value is None:  # most proxy fields are present but empty
+            return
         k = clean_key(key)
         if k is None:
             return
@@ -155,6 +157,10 @@ def _epoch(value: Any) -> float | None:
 
 
 def _int(value: Any) -> int:
+    if type(value) is int:
+        return value if value > 0 else 0
+    if value is None:
+        return 0
     if isinstance(value, bool):
         return int(value)
     if isinstance(value, int):
@@ -165,9 +171,7 @@ def _int(value: Any) -> int:
 
 
 def _str(value: Any) -> str | None:
-    if value is None or value == "":
-        return None
-    return clean_value(value)
+    return None if value is None else clean_value(value)
 
 
 def _collect_tags(slo: dict[str, Any], md: dict[str, Any] | None, optional_user: Any) -> _Tags:

@@ -28,9 +28,10 @@ from __future__ import annotations
 import math
 import sqlite3
 import struct
-from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
+
+import numpy as np
 
 #: Relative accuracy of every quantile read from rollups.
 ALPHA = 0.01
@@ -64,6 +65,8 @@ FIELDS: tuple[str, ...] = (
     "cached_reqs",
 )
 NF = len(FIELDS)
+_REAL_FIELDS = frozenset({"spend", "failed_spend", "retry_spend", "saved_rc"})
+_INT_FIELDS = [i for i, f in enumerate(FIELDS) if f not in _REAL_FIELDS]
 (
     F_N,
     F_SPEND,
@@ -261,6 +264,78 @@ def contribution(m: Sequence[Any]) -> tuple[tuple[float, ...], tuple[int, ...]]:
     return vals, tuple(keys)
 
 
+def bin_indices(x: np.ndarray) -> np.ndarray:
+    """`bin_index` over an array, bit-for-bit: numpy's log may differ from libm's in the last
+    place, which only matters for values whose bucket boundary is that close, so those few are
+    recomputed with math.log."""
+    out = np.zeros(len(x), dtype=np.int64)
+    pos = np.flatnonzero(x > 0)
+    if not len(pos):
+        return out
+    v = x[pos]
+    r = np.log(v) / _LN_GAMMA
+    i = np.ceil(r)
+    near = np.flatnonzero(np.abs(r - np.rint(r)) < 1e-6)
+    if len(near):
+        i[near] = [math.ceil(math.log(float(y)) / _LN_GAMMA) for y in v[near]]
+    out[pos] = np.clip(i + OFFSET, 1, SLOTS - 1)
+    return out
+
+
+def contributions(
+    cols: Mapping[str, Sequence[Any]], n: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`contribution` for n rows at once, from columns (METRIC_COLUMNS names): an n x NF matrix
+    of FIELDS values, and (row, histogram key) pairs as two arrays.
+
+    The writer's path, ~20x cheaper per row than the loop; the property tests hold both to the
+    same numbers as a re-aggregation of the stored rows.
+    """
+
+    def f(name: str) -> np.ndarray:  # None -> nan
+        return np.asarray(cols[name], dtype=np.float64)
+
+    def b(name: str) -> np.ndarray:
+        return np.asarray(cols[name], dtype=np.float64) != 0
+
+    started, ended, ttft = f("started_at"), f("ended_at"), f("ttft_ms")
+    cost, saved = np.nan_to_num(f("cost_usd")), np.nan_to_num(f("saved_usd"))
+    st, retry, fallback = b("status"), b("is_retry"), b("is_fallback")
+    ch = b("cache_hit")
+    inp, out, cr = f("input_tokens"), f("output_tokens"), f("cache_read_tokens")
+    provider = ~ch
+    elig = provider & ~st & (inp > 0)
+    v = np.empty((n, NF), dtype=np.float64)
+    v[:, F_N] = 1
+    v[:, F_SPEND] = cost
+    v[:, F_FAIL] = st
+    v[:, F_RETRY] = retry
+    v[:, F_FALLBACK] = fallback
+    v[:, F_UNPRICED] = b("unpriced")
+    v[:, F_UNMETERED] = b("unmetered")
+    v[:, F_RC_HITS] = ch
+    v[:, F_IN] = np.where(provider, inp, 0)
+    v[:, F_OUT] = np.where(provider, out, 0)
+    v[:, F_CR] = np.where(provider, cr, 0)
+    v[:, F_FAILED_SPEND] = np.where(st, cost, 0.0)
+    v[:, F_RETRY_SPEND] = np.where(retry | fallback, cost, 0.0)
+    v[:, F_SAVED_RC] = np.where(ch, saved, 0.0)
+    v[:, F_ELIGIBLE] = elig
+    v[:, F_CACHED] = elig & (cr > 0)
+    rows, keys = [], []
+    ok = provider & ~st
+    for metric, values, mask in (
+        (LATENCY, (ended - started) * 1000.0, ~np.isnan(ended)),
+        (TTFT, ttft, ~np.isnan(ttft)),
+        (INPUT, inp, ok),
+        (OUTPUT, out, ok),
+    ):
+        idx = np.flatnonzero(mask)
+        rows.append(idx)
+        keys.append(bin_indices(values[idx]) + metric * SLOTS)
+    return v, np.concatenate(rows), np.concatenate(keys)
+
+
 def encode_hist(h: Mapping[int, int]) -> bytes:
     """A flag byte, n uint16 keys ascending, then n counts: uint8 when all fit (the usual case in
     hour buckets), else uint32. About 3 bytes per non-empty bucket."""
@@ -273,15 +348,6 @@ def encode_hist(h: Mapping[int, int]) -> bytes:
     if max(counts) < 256:
         return struct.pack(f"<B{n}H{n}B", 1, *keys, *counts)
     return struct.pack(f"<B{n}H{n}I", 0, *keys, *counts)
-
-
-def split_hist(h: Mapping[int, int]) -> tuple[bytes, bytes]:
-    """(latency histogram, the others): stored apart so per-group p95 latency over a long window
-    decodes a quarter of the buckets."""
-    return (
-        encode_hist({k: n for k, n in h.items() if k < SLOTS}),
-        encode_hist({k: n for k, n in h.items() if k >= SLOTS}),
-    )
 
 
 def decode_hist(blob: bytes) -> Iterable[tuple[int, int]]:
@@ -338,83 +404,120 @@ class Rollup:
         columns: Sequence[str],
     ) -> None:
         """Fold raw rows (tuples whose names are `columns`) into `rollups`; call inside the batch's
-        transaction so the rollups commit or roll back with the rows they count."""
-        pos = {c: i for i, c in enumerate(columns)}
-        mi = [pos[c] for c in METRIC_COLUMNS]
-        d1 = [pos[c] for c in CUBE_DIMS_OF[CUBE_DIMS]]
-        d2 = [pos[c] for c in CUBE_DIMS_OF[CUBE_WHO]]
-        # Cube 2 (customer, user) keeps only the latency histogram: its groups need p95 latency,
-        # while panel quantiles come from cubes 0 and 1; it halves the cube's size.
-        # Gather each row's contribution under the finest bucket of each cube, extend the
-        # coarser buckets from those lists, then sum columns and count histogram keys in C
-        # (zip/sum, Counter): per-row Python work stays at one contribution and three appends.
-        groups: dict[tuple[int, int, int, tuple[Any, ...]], tuple[list[Any], list[int]]] = {}
-        for row in rows:
-            m = [row[i] for i in mi]
-            vals, hkeys = contribution(m)
-            t = m[0]
-            minute, hour = int(t // 60) * 60, int(t // 3600) * 3600
-            for k, hk in (
-                ((CUBE_ALL, 60, minute, ()), hkeys),
-                ((CUBE_DIMS, 3600, hour, tuple(row[i] for i in d1)), hkeys),
-                (
-                    (CUBE_WHO, 3600, hour, tuple(row[i] for i in d2)),
-                    [k for k in hkeys if k < SLOTS],
-                ),  # latency only
-            ):
-                g = groups.get(k)
-                if g is None:
-                    g = groups[k] = ([], [])
-                g[0].append(vals)
-                g[1].extend(hk)
-        for (cube, res, bucket, key), (vl, kl) in list(groups.items()):
-            for coarse in RESOLUTIONS[cube]:
-                if coarse > res:
-                    g = groups.setdefault((cube, coarse, bucket // coarse * coarse, key), ([], []))
-                    g[0].extend(vl)
-                    g[1].extend(kl)
-        acc = groups
-        if not acc:
+        transaction so the rollups commit or roll back with the rows they count.
+
+        Vectorised: the batch is transposed once, every row's contribution computed with numpy,
+        and each (cube, resolution) grouped with one `np.unique`; Python work per row is a tuple
+        look-up per tagged cube. The per-row loop this replaced cost as much as the INSERT itself.
+        """
+        rows = rows if isinstance(rows, list) else list(rows)
+        n = len(rows)
+        if not n:
             return
-        ids = self._combo_ids(db, {(k[0], k[3]) for k in acc})
-        db.executemany(
-            _UPSERT,
-            [
-                (
-                    cube,
-                    res,
-                    bucket,
-                    ids[(cube, key)],
-                    *map(sum, zip(*vl, strict=True)),
-                    *split_hist(Counter(kl)),
-                )
-                for (cube, res, bucket, key), (vl, kl) in acc.items()
-            ],
-        )
+        pos = {c: i for i, c in enumerate(columns)}
+        by_col = list(zip(*rows, strict=True))
+        v, hrow, hkey = contributions({c: by_col[pos[c]] for c in METRIC_COLUMNS}, n)
+        started = np.asarray(by_col[pos["started_at"]], dtype=np.float64)
+        upserts: list[tuple[Any, ...]] = []
+        for cube, dims in CUBE_DIMS_OF.items():
+            index: dict[tuple[Any, ...], int] = {}
+            if dims:
+                combos = zip(*(by_col[pos[d]] for d in dims), strict=True)
+                ci = np.fromiter((index.setdefault(k, len(index)) for k in combos), np.int64, n)
+            else:
+                index[()] = 0
+                ci = np.zeros(n, dtype=np.int64)
+            ids = self._combo_ids(db, cube, list(index))
+            # Cube 2 (customer, user) keeps only the latency histogram: its groups need p95
+            # latency, while panel quantiles come from cubes 0 and 1; it halves the cube's size.
+            hsel = np.flatnonzero(hkey < SLOTS) if cube == CUBE_WHO else slice(None)
+            crow, ckey = hrow[hsel], hkey[hsel]
+            for res in RESOLUTIONS[cube]:
+                upserts.extend(_fold(cube, res, started, ci, ids, v, crow, ckey))
+        db.executemany(_UPSERT, upserts)
 
     def _combo_ids(
-        self, db: sqlite3.Connection, wanted: set[tuple[int, tuple[Any, ...]]]
-    ) -> dict[tuple[int, tuple[Any, ...]], int]:
-        missing = [w for w in wanted if w not in self._combos]
+        self, db: sqlite3.Connection, cube: int, keys: list[tuple[Any, ...]]
+    ) -> list[int]:
+        """Combination ids for `keys` of one cube, in order, creating the missing ones."""
+        known = self._combos
+        missing = [k for k in keys if (cube, k) not in known]
         if missing:
-            if len(self._combos) > 500_000:
-                self._combos.clear()
-            for cube, key in missing:
+            if len(known) + len(missing) > 500_000:
+                known.clear()
+                missing = keys
+            dims = CUBE_DIMS_OF[cube]
+            cols = ", ".join(("cube", "key", *dims))
+            marks = ", ".join("?" * (2 + len(dims)))
+            for key in missing:
                 text = combo_key(key)
-                dims = CUBE_DIMS_OF[cube]
                 row = db.execute(
                     "SELECT id FROM combos WHERE cube = ? AND key = ?", (cube, text)
                 ).fetchone()
                 if row is None:
-                    cols = ", ".join(("cube", "key", *dims))
-                    marks = ", ".join("?" * (2 + len(dims)))
                     cur = db.execute(
                         f"INSERT INTO combos ({cols}) VALUES ({marks})", (cube, text, *key)
                     )
-                    self._combos[(cube, key)] = int(cur.lastrowid or 0)
+                    known[(cube, key)] = int(cur.lastrowid or 0)
                 else:
-                    self._combos[(cube, key)] = row[0]
-        return self._combos
+                    known[(cube, key)] = row[0]
+        return [known[(cube, k)] for k in keys]
+
+
+def _fold(
+    cube: int,
+    res: int,
+    started: np.ndarray,
+    ci: np.ndarray,
+    ids: list[int],
+    v: np.ndarray,
+    hrow: np.ndarray,
+    hkey: np.ndarray,
+) -> list[tuple[Any, ...]]:
+    """Upsert rows for one (cube, resolution): sums and histograms per (combination, bucket)."""
+    bucket = (np.floor_divide(started, res) * res).astype(np.int64)
+    b0 = int(bucket.min())
+    span = int(bucket.max() - b0) // res + 1
+    groups, inv = np.unique(ci * span + (bucket - b0) // res, return_inverse=True)
+    inv = inv.reshape(-1)
+    g = len(groups)
+    order = np.argsort(inv, kind="stable")
+    starts = np.searchsorted(inv[order], np.arange(g))
+    sums = np.add.reduceat(v[order], starts, axis=0)
+    vals = sums.astype(object)
+    vals[:, _INT_FIELDS] = np.rint(sums[:, _INT_FIELDS]).astype(np.int64).astype(object)
+    # Histogram counts per (group, key): one unique over combined keys, sorted by group then key.
+    width = len(METRICS) * SLOTS
+    hk, counts = np.unique(inv[hrow] * width + hkey, return_counts=True)
+    hg, hk = hk // width, hk % width
+    cut = np.searchsorted(hg, np.arange(g + 1))
+    out = []
+    for j, (gk, row) in enumerate(zip(groups.tolist(), vals.tolist(), strict=True)):
+        c, b = divmod(gk, span)
+        a, z = cut[j], cut[j + 1]
+        m = a + int(np.searchsorted(hk[a:z], SLOTS))  # latency keys come first
+        out.append(
+            (
+                cube,
+                res,
+                b0 + b * res,
+                ids[c],
+                *row,
+                _encode(hk[a:m], counts[a:m]),
+                _encode(hk[m:z], counts[m:z]),
+            )
+        )
+    return out
+
+
+def _encode(keys: np.ndarray, counts: np.ndarray) -> bytes:
+    """`encode_hist` for keys already sorted and counts already summed."""
+    if not len(keys):
+        return b""
+    k = keys.astype("<u2").tobytes()
+    if counts.max() < 256:
+        return b"\x01" + k + counts.astype("u1").tobytes()
+    return b"\x00" + k + counts.astype("<u4").tobytes()
 
 
 def combo_key(key: Sequence[Any]) -> str:
@@ -427,8 +530,7 @@ def create_tables(db: sqlite3.Connection) -> None:
         f"CREATE TABLE combos (id INTEGER PRIMARY KEY, cube INTEGER NOT NULL, key TEXT NOT NULL,"
         f" {dims}, UNIQUE (cube, key))"
     )
-    real = {"spend", "failed_spend", "retry_spend", "saved_rc"}
-    fields = ", ".join(f"{f} {'REAL' if f in real else 'INTEGER'} NOT NULL" for f in FIELDS)
+    fields = ", ".join(f"{f} {'REAL' if f in _REAL_FIELDS else 'INTEGER'} NOT NULL" for f in FIELDS)
     db.execute(
         f"CREATE TABLE rollups (cube INTEGER NOT NULL, res INTEGER NOT NULL, bucket INTEGER NOT NULL,"
         f" combo INTEGER NOT NULL, {fields}, hist BLOB, hist2 BLOB,"

@@ -23,7 +23,8 @@ class Interner:
     """Maps strings to ids in the `strings` table, caching what it has seen."""
 
     def __init__(self) -> None:
-        self._ids: dict[str, int] = {}
+        # None maps to None, so a row is built with plain `ids[value]` look-ups.
+        self._ids: dict[str | None, int | None] = {None: None}
 
     def ids_for(self, db: sqlite3.Connection, values: Iterable[str]) -> None:
         """Make sure every value has an id (call inside the batch's transaction)."""
@@ -31,7 +32,7 @@ class Interner:
         if not missing:
             return
         if len(self._ids) + len(missing) > _MAX_CACHE:
-            self._ids.clear()
+            self.forget()
         db.executemany("INSERT OR IGNORE INTO strings (value) VALUES (?)", [(v,) for v in missing])
         ordered = list(missing)
         for i in range(0, len(ordered), 500):
@@ -42,12 +43,19 @@ class Interner:
             ):
                 self._ids[value] = sid
 
-    def get(self, value: str | None) -> int | None:
-        return None if value is None else self._ids[value]
-
     def forget(self) -> None:
         """Drop the cache: after a rolled-back transaction its new ids may not exist."""
         self._ids.clear()
+        self._ids[None] = None
+
+    def rows(self, db: sqlite3.Connection, records: Sequence[CallRecord]) -> list[tuple]:
+        """The batch as INSERT_COLUMNS tuples. Optimistic: the strings of a steady stream are
+        all cached, so the batch is only scanned for new ones when a look-up misses."""
+        try:
+            return [_row(r, self._ids) for r in records]
+        except KeyError:
+            self.ids_for(db, _strings_of(records))
+            return [_row(r, self._ids) for r in records]
 
 
 #: What `_row` tuples hold, in order (logical names: schema.stored_name maps them to disk).
@@ -100,8 +108,8 @@ def _strings_of(records: Sequence[CallRecord]) -> set[str]:
     return out
 
 
-def _row(r: CallRecord, s: Interner) -> tuple:
-    g = s.get
+def _row(r: CallRecord, ids: dict[str | None, int | None]) -> tuple:
+    g = ids.__getitem__
     t = r.tags
     return (
         r.started_at,
@@ -171,8 +179,7 @@ def insert_batch(
     rollup = rollup if rollup is not None else Rollup()
     db.execute("BEGIN IMMEDIATE")
     try:
-        interner.ids_for(db, _strings_of(records))
-        rows = [_row(r, interner) for r in records]
+        rows = interner.rows(db, records)
         db.executemany(_INSERT_SQL, rows)
         rollup.apply(db, rows, INSERT_COLUMNS)
         if drops:

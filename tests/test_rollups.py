@@ -11,27 +11,32 @@ from __future__ import annotations
 import math
 import random
 import sqlite3
+import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from llmtop.store.engine import RAW_SUMS_SQL, Spec, Tracker, decompose, total
 from llmtop.store.maintenance import prune
 from llmtop.store.queries import Reader, _dim_expr, parse_filter, quantile
-from llmtop.store.records import CallRecord
+from llmtop.store.records import CallRecord, pack_id, unpack_id
 from llmtop.store.rollup import (
     ALPHA,
     CUBE_DIMS_OF,
     FIELDS,
+    GAMMA,
     LATENCY,
     METRIC_COLUMNS,
+    OFFSET,
     RESOLUTIONS,
     SLOTS,
     Rollup,
     bin_index,
+    bin_indices,
     decode_hist,
 )
 from llmtop.store.schema import open_db
@@ -396,3 +401,42 @@ def test_numpy_histogram_merge_equals_the_dict_loop() -> None:
         w.update(h)
     got = merge_hists(pairs, chunk=700)  # several chunks
     assert {k: Counter(v) for k, v in got.items()} == want
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    xs=st.lists(
+        st.one_of(
+            st.floats(-1.0, 1e15, allow_nan=False),
+            st.integers(0, 10**9).map(float),
+            # bucket boundaries themselves, where a last-place difference in log() would show
+            st.integers(-OFFSET, SLOTS - OFFSET).map(lambda i: GAMMA**i),
+        ),
+        max_size=50,
+    )
+)
+def test_vectorised_buckets_equal_bin_index(xs: list[float]) -> None:
+    """The writer buckets with numpy; readers and the oracle with math.log, one value at a time."""
+    got = bin_indices(np.asarray(xs, dtype=np.float64)).tolist()
+    assert got == [bin_index(x) for x in xs]
+
+
+@given(
+    st.one_of(
+        st.uuids().map(str),
+        st.uuids().map(lambda u: str(u).upper()),
+        st.text(min_size=30, max_size=40),
+        st.none(),
+    )
+)
+def test_packed_ids_round_trip_exactly(value: str | None) -> None:
+    packed = pack_id(value)
+    assert unpack_id(packed) == value
+    assert isinstance(packed, bytes) == _canonical_uuid(value)
+
+
+def _canonical_uuid(value: str | None) -> bool:
+    try:
+        return value is not None and str(uuid.UUID(value)) == value
+    except ValueError:
+        return False
