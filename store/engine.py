@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from llmtop.store.rollup import (
     CUBE_DIMS_OF,
     FIELDS,
@@ -30,7 +31,7 @@ from llmtop.store.rollup import (
     RESOLUTIONS,
     SLOTS,
     Agg,
-    bin_index,
+    bin_indices,
     contribution,
     decode_hist,
 )
@@ -247,18 +248,25 @@ class Tracker:
             rows = src.q(
                 f"SELECT {sel} FROM calls c WHERE {cond} AND c.ended_at IS NOT NULL", params
             )
-            acc: dict[tuple[Any, ...], dict[int, int]] = {}
-            for r in rows:
-                d = acc.get(r[:nk])
-                if d is None:
-                    d = acc[r[:nk]] = {}
-                k = bin_index(r[nk])  # LATENCY == 0: the histogram key is the bucket itself
-                d[k] = d.get(k, 0) + sign
-            ids = list(acc)
-            for key, raw_key in zip(self._keys(src, ids, interned), ids, strict=True):
-                h = self._group(key).h
-                for k, n in acc[raw_key].items():
-                    h[k] = h.get(k, 0) + n
+            if not rows:
+                return
+            # Bucket with numpy, count (raw key, bucket) pairs with one unique: a 1h window at
+            # 10M rows is ~25k rows, which a Python loop of bin_index takes ~50 ms over.
+            cols = list(zip(*rows, strict=True))
+            index: dict[tuple[Any, ...], int] = {}
+            raw = zip(*cols[:nk], strict=True) if nk else ((),) * len(rows)
+            gi = np.fromiter((index.setdefault(k, len(index)) for k in raw), np.int64, len(rows))
+            # LATENCY == 0: the histogram key is the bucket itself.
+            pairs, counts = np.unique(
+                gi * SLOTS + bin_indices(np.asarray(cols[nk], dtype=np.float64)),
+                return_counts=True,
+            )
+            ids = list(index)
+            groups = [self._group(k) for k in self._keys(src, ids, interned)]
+            for pair, n in zip(pairs.tolist(), counts.tolist(), strict=True):
+                g, k = divmod(pair, SLOTS)
+                h = groups[g].h
+                h[k] = h.get(k, 0) + sign * n
             return
         metrics = ", ".join(f"c.{m}" for m in METRIC_COLUMNS)
         sel = ", ".join([*exprs, metrics]) if exprs else metrics
@@ -296,13 +304,13 @@ class Tracker:
             for key, blob in pairs:
                 h = self._group(key).h
                 for k, n in decode_hist(blob):
-                    h[k] = h.get(k, 0) + n
+                    h[k] = h.get(k, 0) + sign * n
             return
         width = SLOTS if spec.hist == "latency" else 4 * SLOTS
         for key, merged in merge_hists(pairs, width).items():
             h = self._group(key).h
             for k, n in merged.items():
-                h[k] = h.get(k, 0) + n
+                h[k] = h.get(k, 0) + sign * n
 
 
 def merge_hists(
@@ -313,7 +321,6 @@ def merge_hists(
     one buffer and every key and count is gathered by computed byte offsets (rollup.encode_hist
     has the layout), so no Python code runs per blob or per bucket; chunks keep the temporaries
     to a few MB."""
-    import numpy as np
 
     groups: dict[Any, int] = {}
     gi_all = [groups.setdefault(key, len(groups)) for key, _ in pairs]

@@ -254,6 +254,18 @@ def test_sliding_windows_equal_a_fresh_exact_read(
         assert set(got) == set(want)
         for k, w in want.items():
             assert got[k].v == pytest.approx(w, rel=1e-9, abs=1e-9)
+        # Each group's latency histogram is exactly the buckets of its rows' latencies.
+        key = _dim_expr(dim)[0]
+        hist: dict[tuple[Any, ...], Counter] = {}
+        for k, s, e in db.execute(
+            f"SELECT (SELECT value FROM strings WHERE id = {key}), c.started_at, c.ended_at"
+            f" FROM calls c WHERE c.started_at >= ? AND c.started_at < ?"
+            f" AND c.ended_at IS NOT NULL AND {where}",
+            (now - window, now, *params),
+        ):
+            hist.setdefault((k,), Counter())[bin_index((e - s) * 1000.0)] += 1
+        for k, g in got.items():
+            assert {b: n for b, n in g.h.items() if n} == hist.get(k, {}), k
         # Latency quantile within ALPHA of the exact nearest rank.
         lat = sorted(
             (e - s) * 1000.0

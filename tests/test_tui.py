@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import pytest
-from llmtop.store.queries import quantile
+from llmtop.store.queries import GroupRow, quantile
 from llmtop.store.rollup import ALPHA
 from llmtop.tui.app import LlmtopApp
 from llmtop.tui.widgets.requests_table import RequestsTable
-from llmtop.tui.widgets.top_table import TopTable
+from llmtop.tui.widgets.top_table import FIRST_ROWS, TopTable
+from textual.app import App, ComposeResult
 from textual.widgets import Static
 
 from tests.builders import payload, write
@@ -246,3 +248,51 @@ async def test_help_lists_every_binding(llmtop_db: Path, specs: list[dict]) -> N
         await pilot.press("escape")
         await pilot.pause()
         assert type(app.screen).__name__ != "HelpScreen"
+
+
+def _group(i: int, spend: float) -> GroupRow:
+    return GroupRow(
+        key=f"g{i:03d}",
+        spend=spend,
+        share=0.0,
+        delta=None,
+        requests=1,
+        cost_per_request=spend,
+        cost_per_1k=spend * 1000,
+        tokens_per_request=10.0,
+        cache_hit=0.0,
+        retry=0.0,
+        error=0.0,
+        p95_latency_ms=None,
+        unpriced=0,
+    )
+
+
+class _TableApp(App[None]):
+    def compose(self) -> ComposeResult:
+        yield TopTable()
+
+
+async def test_a_long_table_paints_its_top_rows_first_then_the_rest() -> None:
+    """Only the first screenful is added before the first paint; the rest follows, in order,
+    and a newer show() while rows are pending wins."""
+    rnd = random.Random(4)
+    groups = tuple(_group(i, rnd.uniform(0, 100)) for i in range(FIRST_ROWS * 3))
+    top = sorted(groups, key=lambda g: -g.spend)
+    app = _TableApp()
+    async with app.run_test(size=(120, 40)) as pilot:
+        table = app.query_one(TopTable)
+        await pilot.pause()
+        table.show(groups)
+        assert set(table.groups) == {g.key for g in top[:FIRST_ROWS]}  # the biggest spenders
+        await pilot.pause()
+        assert table.row_count == len(groups) == len(table.groups)
+        shown = [table.get_row_at(i)[0].plain for i in range(table.row_count)]
+        assert shown == [g.key for g in top]
+        # Replace everything, then replace again before the deferred rows land.
+        second = tuple(_group(i + 1000, float(i)) for i in range(FIRST_ROWS * 2))
+        third = second[: FIRST_ROWS + 5]
+        table.show(second)
+        table.show(third)
+        await pilot.pause()
+        assert set(table.groups) == {g.key for g in third} and table.row_count == len(third)
