@@ -304,13 +304,13 @@ class Tracker:
             for key, blob in pairs:
                 h = self._group(key).h
                 for k, n in decode_hist(blob):
-                    h[k] = h.get(k, 0) + sign * n
+                    h[k] = h.get(k, 0) + n
             return
         width = SLOTS if spec.hist == "latency" else 4 * SLOTS
         for key, merged in merge_hists(pairs, width).items():
             h = self._group(key).h
             for k, n in merged.items():
-                h[k] = h.get(k, 0) + sign * n
+                h[k] = h.get(k, 0) + n
 
 
 def merge_hists(
