@@ -66,6 +66,7 @@ async def _tui(path: Path, end: float, alerts: bool, windows: bool) -> dict[str,
     """Time app start → first SnapshotLoaded painted; optionally switch through every window."""
     from llmtop.store.queries import WINDOWS
     from llmtop.tui.app import LlmtopApp
+    from llmtop.tui.widgets.top_table import TopTable
 
     shift = time.time() - end - 1.0  # real, moving clock; "now" = just after the newest row
 
@@ -73,15 +74,33 @@ async def _tui(path: Path, end: float, alerts: bool, windows: bool) -> dict[str,
         return time.time() - shift
 
     out: dict[str, Any] = {"rss_before_mb": _maxrss_mb()}
+    # "First full screen" = the first frame the compositor draws with the data in it. Textual
+    # has no public hook for a drawn frame, so the benchmark wraps the screen's (private)
+    # _compositor_refresh; waiting for the whole process to go idle instead would also count
+    # work done after the screen is already up (the table's rows below the fold).
+    from textual.screen import Screen
+
+    frame: list[float] = []
+    draw = Screen._compositor_refresh
+
+    def drawn(screen: Screen[Any]) -> None:
+        draw(screen)
+        snap = app.snapshot
+        if frame or snap is None:
+            return
+        table = app.query_one(TopTable)  # laid out: its rows have been measured and placed
+        if not snap.groups or (table.row_count and table.virtual_size.height > 1):
+            frame.append(time.perf_counter())
+
+    Screen._compositor_refresh = drawn  # type: ignore[method-assign]
     t0 = time.perf_counter()
     app = LlmtopApp(path, clock=clock, watch=False, alerts=alerts)
     async with app.run_test(size=(160, 48)) as pilot:
         deadline = time.perf_counter() + PAINT_TIMEOUT
-        while app.snapshot is None and time.perf_counter() < deadline:
+        while not frame and time.perf_counter() < deadline:
             await asyncio.sleep(0.002)
-        await pilot.pause()  # the watcher has filled the widgets; let the compositor paint them
-        ok = app.snapshot is not None
-        out["first_screen_ms"] = (time.perf_counter() - t0) * 1000 if ok else None
+        out["first_screen_ms"] = (frame[0] - t0) * 1000 if frame else None
+        await pilot.pause()  # the rest of the table, then measure memory
         out["rss_first_screen_mb"] = _maxrss_mb()
         if windows:
             per: dict[str, float] = {}
@@ -153,6 +172,22 @@ def _child(argv: list[str]) -> int:
     return 0
 
 
+def first_screens(path: Path, end: str, runs: int, timeout: float, *flags: str) -> dict[str, Any]:
+    """Start the app `runs` times, each in a fresh process (a user's start is always cold):
+    the median first screen, the spread, and the largest peak memory."""
+    res = [_run_child("tui", str(path), end, *flags, timeout=timeout) for _ in range(runs)]
+    times = [r["first_screen_ms"] for r in res]
+    ok = [t for t in times if t is not None]
+    return {
+        "first_screen_ms": statistics.median(ok) if len(ok) == len(times) else None,
+        "min_ms": min(ok, default=None),
+        "max_ms": max(ok, default=None),
+        "runs": runs,
+        "rss_first_screen_mb": max(r["rss_first_screen_mb"] for r in res),
+        "rss_before_mb": res[0]["rss_before_mb"],
+    }
+
+
 def _run_child(*args: str, timeout: float) -> dict[str, Any]:
     state = Path(tempfile.gettempdir()) / f"llmtop-bench-ui-state-{os.getpid()}.json"
     env = {**os.environ, "LLMTOP_DB": args[1], "LLMTOP_STATE": str(state)}
@@ -180,7 +215,7 @@ def _ms(value: float | None) -> str:
     )
 
 
-def bench(rows: int, cache: Path, timeout: float) -> None:
+def bench(rows: int, cache: Path, timeout: float, runs: int = 5) -> None:
     sys.path.insert(0, str(HERE))
     from _build import build, cached_path, checkpoint, disk_bytes
 
@@ -195,17 +230,17 @@ def bench(rows: int, cache: Path, timeout: float) -> None:
     print(f"disk: {disk_bytes(path) / rows:.0f} bytes/row ({disk_bytes(path) / 2**20:.0f} MiB)")
 
     end = str(built.end)
-    first = _run_child("tui", str(path), end, timeout=timeout)
-    with_alerts = _run_child("tui", str(path), end, "--alerts", timeout=timeout)
+    first = first_screens(path, end, runs, timeout)
+    with_alerts = first_screens(path, end, runs, timeout, "--alerts")
     switch = _run_child("tui", str(path), end, "--windows", timeout=timeout)
     refresh = _run_child("refresh", str(path), end, timeout=timeout)
 
-    f = first["first_screen_ms"]
-    print(f"first full screen (1h window, alerts off): {f:,.0f} ms  [{_mark(f, TARGET_FIRST_MS)}]")
-    fa = with_alerts["first_screen_ms"]
-    print(
-        f"first full screen (1h window, alerts on):  {fa:,.0f} ms  [{_mark(fa, TARGET_FIRST_MS)}]"
-    )
+    for label, r in (("alerts off", first), ("alerts on ", with_alerts)):
+        f = r["first_screen_ms"]
+        print(
+            f"first full screen (1h window, {label}): {_ms(f)}  [{_mark(f, TARGET_FIRST_MS)}]"
+            f"  (median of {runs} starts; {r['min_ms']:,.0f}–{r['max_ms']:,.0f} ms)"
+        )
     print("refresh = Reader.snapshot, group by feature; live = 1 s later (median / max of 10):")
     for name in WINDOW_NAMES:
         m, hi = refresh[name]["median_ms"], refresh[name]["max_ms"]
@@ -236,12 +271,13 @@ def main(argv: list[str]) -> int:
         help="where built databases are kept (default: $TMPDIR/llmtop-bench)",
     )
     p.add_argument("--timeout", type=float, default=1800, help="per measurement subprocess (s)")
+    p.add_argument("--starts", type=int, default=5, help="app starts timed (median printed)")
     ns = p.parse_args(argv)
     sizes = ns.rows or ([100_000] if ns.quick else [1_000_000])
     if ns.quick and ns.rows:
         sizes = [100_000, *ns.rows]
     for rows in sizes:
-        bench(rows, ns.cache, ns.timeout)
+        bench(rows, ns.cache, ns.timeout, ns.starts)
     return 0
 
 

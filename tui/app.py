@@ -165,7 +165,8 @@ class LlmtopApp(App[None]):
         self.refresh_data()
         self.set_interval(TICK_SECONDS, self.refresh_data)
         if self.alerts_enabled:
-            self.evaluate_alerts()
+            # The first evaluation waits for the first screen (on_snapshot_loaded): both read
+            # the same file on two cores' worth of threads, and the dashboard comes first.
             self.set_interval(ALERT_SECONDS, self.evaluate_alerts)
         if self.watch_files:
             self.watch_database()
@@ -306,9 +307,12 @@ class LlmtopApp(App[None]):
 
     # --- message handlers: assign reactives only --------------------------------------------------
     def on_snapshot_loaded(self, message: SnapshotLoaded) -> None:
+        first = self.snapshot is None
         self.error = None
         self.snapshot = message.snapshot
         self._read_done()
+        if first and self.alerts_enabled and not self._last_alert_eval:
+            self.call_after_refresh(self.evaluate_alerts)
 
     def on_requests_loaded(self, message: RequestsLoaded) -> None:
         self.query_one(RequestsTable).show(message.rows)
