@@ -227,14 +227,18 @@ class Tracker:
         nk = len(exprs)
         cond = "c.started_at >= ? AND c.started_at < ?"
         params: list[Any] = [lo, hi]
+        calls = "calls c"
         if id_after is not None:
             cond += " AND c.id > ?"
             params.append(id_after)
+            # Late rows: walk the new ids (a rowid range), never the started_at index, which
+            # would scan the whole window held (an hour is ~25k rows at 10M) once per tracker.
+            calls = "calls c NOT INDEXED"
         cond += f" AND {spec.where}"
         params.extend(spec.params)
         group = f" GROUP BY {', '.join(str(i + 1) for i in range(nk))}" if nk else ""
         sel = ", ".join([*exprs, *spec.sums_sql(RAW_SUMS_SQL)])
-        rows = src.q(f"SELECT {sel} FROM calls c WHERE {cond}{group}", params)
+        rows = src.q(f"SELECT {sel} FROM {calls} WHERE {cond}{group}", params)
         rows = [r for r in rows if r[nk]]
         for key, r in zip(self._keys(src, rows, interned), rows, strict=True):
             self._group(key).add(r[nk:], (), sign)
@@ -246,7 +250,7 @@ class Tracker:
             lat = "(c.ended_at - c.started_at) * 1000.0"
             sel = ", ".join([*exprs, lat])
             rows = src.q(
-                f"SELECT {sel} FROM calls c WHERE {cond} AND c.ended_at IS NOT NULL", params
+                f"SELECT {sel} FROM {calls} WHERE {cond} AND c.ended_at IS NOT NULL", params
             )
             if not rows:
                 return
@@ -270,7 +274,7 @@ class Tracker:
             return
         metrics = ", ".join(f"c.{m}" for m in METRIC_COLUMNS)
         sel = ", ".join([*exprs, metrics]) if exprs else metrics
-        rows = src.q(f"SELECT {sel} FROM calls c WHERE {cond}", params)
+        rows = src.q(f"SELECT {sel} FROM {calls} WHERE {cond}", params)
         zero = (0,) * NF
         for key, r in zip(self._keys(src, rows, interned), rows, strict=True):
             self._group(key).add(zero, contribution(r[nk:])[1], sign)

@@ -159,6 +159,72 @@ def test_locked_out_writer_buffers_counts_drops_and_recovers(
     del c
 
 
+# --- a full disk -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 4 MiB filesystem (tmpfs), so the disk really fills: needs root and mount rights,
+    which CI's container has; elsewhere the test says why it is skipped."""
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("needs root to mount a small tmpfs")
+    r = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", str(mnt)],
+        capture_output=True,
+        text=True,
+    )
+    if r.returncode:
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+def _fill(disk: Path) -> Path:
+    """Take every free byte of the filesystem; deleting the file gives them back."""
+    filler = disk / "filler"
+    with filler.open("wb") as f:
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+                f.flush()
+        except OSError:
+            pass
+    return filler
+
+
+def test_full_disk_app_unaffected_drops_counted_and_stored_once_space_returns(
+    small_disk: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(writer_mod, "RETRY_INTERVAL", 0.05)
+    db = small_disk / "llmtop.db"
+    w = Writer(db, max_queue=50, flush_interval=0.02)
+    register(with_writer(Collector(db=db), w))
+    call(10)
+    wait_for(lambda: w.written == 10, "the first 10 rows")
+    before = [r[0] for r in sqlite3.connect(db).execute("SELECT id FROM calls")]
+
+    caplog.set_level(logging.ERROR, logger="llmtop.collector")
+    filler = _fill(small_disk)
+    call(80)  # the disk is full: no exception reaches the app
+    wait_for(lambda: not w._q and w.dropped + len(w._pending) == 80, "all 80 handled")
+    assert w.dropped >= 30 and w.written == 10
+    assert not w.flush(0.3)
+    assert any("full" in m for m in _collector_errors(caplog)), _collector_errors(caplog)
+
+    filler.unlink()  # space comes back
+    wait_for(lambda: w.flush(1.0), "the writer to write again")
+    dropped = w.dropped
+    w.close()
+    ids = [r[0] for r in sqlite3.connect(db).execute("SELECT id FROM calls ORDER BY id")]
+    assert len(ids) == 90 - dropped and ids[:10] == before  # nothing stored before is lost
+    assert scalar(db, "SELECT sum(count) FROM drops") == dropped
+    assert scalar(db, "PRAGMA integrity_check") == "ok"
+
+
 # --- a file we must not write --------------------------------------------------------------------
 
 

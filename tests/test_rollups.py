@@ -13,6 +13,7 @@ import random
 import sqlite3
 import uuid
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -452,3 +453,41 @@ def _canonical_uuid(value: str | None) -> bool:
         return value is not None and str(uuid.UUID(value)) == value
     except ValueError:
         return False
+
+
+def test_late_rows_are_read_by_id_not_by_rescanning_the_window(tmp_path: Path) -> None:
+    """Under live traffic every refresh finds late rows; reading them through the started_at
+    index would re-scan the whole window once per tracker (the refresh went to >1 s at 10M rows
+    and 2,000 calls/s). The plan must walk the new ids."""
+    path = tmp_path / "late.db"
+    db = open_db(path)
+    interner, roll = Interner(), Rollup()
+    recs = [
+        CallRecord(started_at=T0 + i, ended_at=T0 + i + 0.5, cost_usd=0.01, tags={"feature": "f"})
+        for i in range(200)
+    ]
+    insert_batch(db, interner, recs[:100], (), roll)
+    reader = Reader(path)
+    src = reader._source()
+    seen: list[tuple[str, Sequence[Any]]] = []
+    q = src.q
+
+    def spy(sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        seen.append((sql, params))
+        return q(sql, params)
+
+    src.q = spy
+    tracker = Tracker(Spec(dims=("feature",), hist="latency"))
+    now = T0 + 300
+    tracker.update(src, now - 3600, now, reader.max_id(), now)
+    insert_batch(db, interner, recs[100:], (), roll)  # arrive late, inside the window held
+    seen.clear()
+    got = tracker.update(src, now - 3600, now, reader.max_id(), now)
+    assert got[("f",)].v[0] == 200
+    late = [(sql, p) for sql, p in seen if "c.id > ?" in sql]
+    assert len(late) == 2  # the sums and the latency histogram
+    for sql, p in late:
+        plan = " ".join(r[3] for r in db.execute(f"EXPLAIN QUERY PLAN {sql}", p))
+        assert "INTEGER PRIMARY KEY" in plan and "calls_started_at" not in plan, plan
+    reader.close()
+    db.close()
