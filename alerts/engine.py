@@ -18,6 +18,7 @@ Noise control, from the monitoring playbooks users expect:
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -27,6 +28,7 @@ from llmtop.alerts.model import Alert
 from llmtop.alerts.rules import Budget, Rules
 from llmtop.store.alert_queries import (
     Agg,
+    ExplainData,
     aggregate,
     first_row_at,
     max_row_id,
@@ -40,9 +42,10 @@ DAY = 86400.0
 _RATE_RULES = ("error_rate", "retry_rate", "fallback_rate", "cache_hit_drop")
 #: Half-width of the same-time-of-day sample a spike is compared with (jitter tolerance).
 SPIKE_SAME_TIME_HALF = 900.0
-#: A firing alert's likely-cause analysis is reused this long (it is the costly part of a pass,
-#: and evidence over a window of minutes does not change between refreshes seconds apart).
-EXPLAIN_TTL = 30.0
+#: A firing alert's likely-cause analysis is reused this long (it is the costly part of a pass:
+#: during an incident at 10M rows, seconds per alert with a 7-day baseline). The alert's own
+#: numbers are recomputed every pass; the evidence behind them moves slowly.
+EXPLAIN_TTL = 120.0
 _WHY: dict[tuple[object, ...], tuple[float, Why]] = {}
 
 
@@ -490,6 +493,15 @@ def _suppress(cands: list[_Candidate]) -> list[_Candidate]:
     return keep
 
 
+#: Alerts over one set of ranges from which their causes are read together (see evaluate).
+SHARED_READ_MIN = 8
+
+
+def _ranges(c: _Candidate) -> tuple[tuple[int, float, float], ...]:
+    """The ranges explain() compares for a candidate: its window, then its baselines."""
+    return ((0, *c.cur), *((i + 1, a, b) for i, (a, b) in enumerate(c.base)))
+
+
 def evaluate(reader: Reader, rules: Rules, now: float) -> list[Alert]:
     """Every alert firing at `now`, critical first, each with its likely cause and owner."""
     first = first_row_at(reader)
@@ -509,7 +521,13 @@ def evaluate(reader: Reader, rules: Rules, now: float) -> list[Alert]:
         if c is not None:
             cands.append(c)
     alerts: list[Alert] = []
-    for c in _suppress(cands):
+    firing = _suppress(cands)
+    # Alerts over the same ranges share one read of their rows (an incident fires a feature and
+    # then every customer and user it touched); a read of every row costs a few per-alert reads,
+    # so it is only worth it for a crowd.
+    crowd = Counter(_ranges(c) for c in firing)
+    shared: dict[tuple[tuple[int, float, float], ...], ExplainData] = {}
+    for c in firing:
         focus = c.rule.split("_")[0] if c.rule in _RATE_RULES else None
         fp = fingerprint(c.rule, c.scope_text)
         ckey = (*_file_key(reader), fp, id(rules))
@@ -518,7 +536,15 @@ def evaluate(reader: Reader, rules: Rules, now: float) -> list[Alert]:
             why = cached[1]
         else:
             why = explain(
-                reader, rules, c.scope, c.cur, c.base, c.scale, extra=c.extra, focus=focus
+                reader,
+                rules,
+                c.scope,
+                c.cur,
+                c.base,
+                c.scale,
+                extra=c.extra,
+                focus=focus,
+                shared=shared if crowd[_ranges(c)] >= SHARED_READ_MIN else None,
             )
             if len(_WHY) > 256:
                 _WHY.clear()

@@ -21,7 +21,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from llmtop.alerts.rules import Rules
-from llmtop.store.alert_queries import Agg, aggregate, error_breakdown, first_seen, token_values
+from llmtop.store.alert_queries import (
+    Agg,
+    ExplainData,
+    aggregate,
+    error_breakdown,
+    first_seen,
+    token_values,
+)
 from llmtop.store.queries import Clause, Reader, classify_error, format_filter, quantile
 
 EXPLAIN_DIMS: tuple[str, ...] = (
@@ -102,24 +109,47 @@ def explain(
     *,
     extra: Sequence[Evidence] = (),
     focus: str | None = None,
+    shared: dict[tuple[tuple[int, float, float], ...], ExplainData] | None = None,
 ) -> Why:
-    """Compare `cur` with the baseline ranges (their sum times `scale` is one window's worth)."""
+    """Compare `cur` with the baseline ranges (their sum times `scale` is one window's worth).
+
+    `shared` (one dict per evaluation pass) lets every alert over the same ranges analyse rows
+    read once instead of re-reading them: what keeps an alert storm from costing minutes.
+    """
     fixed = fixed_dims(scope)
     dims = tuple(d for d in EXPLAIN_DIMS if d not in fixed)
     ranges = [(0, cur[0], cur[1])] + [(i + 1, a, b) for i, (a, b) in enumerate(base)]
-    rows = aggregate(reader, ranges, dims, scope)
+    data: ExplainData | None = None
+    if shared is not None:
+        data = shared.get(tuple(ranges))
+        if data is None:
+            data = shared[tuple(ranges)] = ExplainData(reader, ranges, EXPLAIN_DIMS)
+        if not data.supports(scope):
+            data = None
     why = Why()
     cur_by: dict[str, dict[str | None, Agg]] = {d: {} for d in dims}
     base_by: dict[str, dict[str | None, Agg]] = {d: {} for d in dims}
     base_raw_n: dict[str, dict[str | None, int]] = {d: {} for d in dims}
-    for idx, keys, agg in rows:
-        is_cur = idx == 0
-        (why.cur if is_cur else why.base).add(agg, 1.0 if is_cur else scale)
-        for d, k in zip(dims, keys, strict=True):
-            target = cur_by[d] if is_cur else base_by[d]
-            target.setdefault(k, Agg()).add(agg, 1.0 if is_cur else scale)
-            if not is_cur:
-                base_raw_n[d][k] = base_raw_n[d].get(k, 0) + agg.requests
+    if data is not None:
+        cur_t, base_t, per = data.breakdown(scope, dims)
+        why.cur.add(cur_t)
+        why.base.add(base_t, scale)
+        for d in dims:
+            for v, (ca, ba, n) in per[d].items():
+                if ca is not None:
+                    cur_by[d][v] = ca
+                if ba is not None:
+                    base_by[d][v] = ba.scaled(scale)
+                    base_raw_n[d][v] = n
+    else:
+        for idx, keys, agg in aggregate(reader, ranges, dims, scope):
+            is_cur = idx == 0
+            (why.cur if is_cur else why.base).add(agg, 1.0 if is_cur else scale)
+            for d, k in zip(dims, keys, strict=True):
+                target = cur_by[d] if is_cur else base_by[d]
+                target.setdefault(k, Agg()).add(agg, 1.0 if is_cur else scale)
+                if not is_cur:
+                    base_raw_n[d][k] = base_raw_n[d].get(k, 0) + agg.requests
     c, b = why.cur, why.base
     delta = c.spend - b.spend
     base_cpr = _rate(b.spend, b.requests)
@@ -209,7 +239,7 @@ def explain(
         )
 
     # p90 token growth (prompt/context growth, verbose output).
-    toks = token_values(reader, ranges, scope)
+    toks = data.tokens(scope) if data is not None else token_values(reader, ranges, scope)
     cur_t = toks.get(0, ([], []))
     base_t: tuple[list[int], list[int]] = ([], [])
     for idx, (ins, outs) in toks.items():

@@ -16,19 +16,28 @@ import tempfile
 import time
 from pathlib import Path
 
-from llmtop.alerts import engine
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _build import generate  # noqa: E402
+from llmtop.alerts import engine  # noqa: E402
 from llmtop.alerts.rules import Rules
+from llmtop.collector.writer import price_record
 from llmtop.store.queries import Reader
+from llmtop.store.schema import open_db
+from llmtop.store.write import Interner, insert_batch
 
 
 def _time(path: Path, now: float, label: str) -> None:
     r = Reader(path, readonly=True)
+    rules = Rules()  # one object for the session, as in the app (causes are cached per rules)
     try:
         for i in range(4):
             t = time.perf_counter()
-            alerts = engine.evaluate(r, Rules(), now + i)
+            alerts = engine.evaluate(r, rules, now + i)
             ms = (time.perf_counter() - t) * 1000
             print(f"{label} pass {i}: {ms:.0f} ms, {len(alerts)} alerts")
+            if i == 0:
+                for a in alerts:
+                    print(f"    {a.severity}: {a.title} | cause: {a.cause}")
     finally:
         r.close()
 
@@ -43,15 +52,20 @@ def main(argv: list[str]) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         copy = Path(tmp) / "incident.db"
         shutil.copy(src, copy)
-        conn = sqlite3.connect(copy)
-        # The support feature's last 15 minutes get 6x input tokens (20x cost) and a new prompt version.
-        conn.execute(
-            """UPDATE calls SET input_tokens = input_tokens * 6, cost_usd = cost_usd * 20,
-            prompt_version = (SELECT id FROM strings WHERE value = 'v2')
-            WHERE started_at >= ? AND feature = (SELECT id FROM strings WHERE value = 'support-summarize')""",
-            (now - 900,),
-        )
-        conn.commit()
+        # An incident written the way real rows arrive (through the batch writer, so rollups
+        # agree): the last 15 minutes gain 2,000 calls of one feature on a new prompt version,
+        # with 6x the input tokens at 20x the cost.
+        conn = open_db(copy)
+        incident = []
+        for i, r in enumerate(generate(2000, now, seed=7)):
+            r.started_at = now - 900 + i * 0.45
+            r.ended_at = r.started_at + 1.5
+            r.tags = {**r.tags, "feature": "feature-003", "prompt_version": "v2"}
+            r.input_tokens *= 6
+            price_record(r)
+            r.cost_usd = (r.cost_usd or 0.0) * 20
+            incident.append(r)
+        insert_batch(conn, Interner(), incident)
         conn.close()
         engine._WHY.clear()
         _time(copy, now, "incident")

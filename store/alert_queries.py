@@ -10,11 +10,15 @@ range and group in SQL, so the cost follows the rows inside the windows, not the
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+from llmtop.store.db import DatabaseError
+from llmtop.store.db import explain as explain_error
 from llmtop.store.engine import Spec, Tracker
 from llmtop.store.queries import Clause, Reader, _dim_expr, _where
 from llmtop.store.rollup import F_N, F_SPEND
@@ -82,6 +86,9 @@ class Agg:
         out = Agg()
         out.add(self, scale)
         return out
+
+
+_ZERO = Agg()
 
 
 def _ranges_cte(ranges: Sequence[tuple[int, float, float]]) -> tuple[str, list[Any]]:
@@ -179,6 +186,141 @@ def token_values(
         ins.append(i)
         outs.append(o)
     return out
+
+
+class ExplainData:
+    """The rows behind every likely-cause analysis of one evaluation pass, read once.
+
+    Why: during an incident dozens of alerts fire at once (a feature, then each customer and user
+    it touched), all comparing the same ranges. Read per alert, each analysis re-scanned the same
+    ~200k rows at 10M rows (~1.5 s each, 55 alerts ≈ 90 s). Read once, grouped by every explain
+    dimension, each alert is a numpy mask and a few group sums (~10 ms).
+
+    Only scopes made of `dim = value` clauses on `dims` are served; `supports` says so, and the
+    caller falls back to `aggregate`/`token_values` for anything else.
+    """
+
+    def __init__(
+        self, reader: Reader, ranges: Sequence[tuple[int, float, float]], dims: Sequence[str]
+    ) -> None:
+        self.reader = reader
+        self.ranges = tuple(ranges)
+        self.dims = tuple(dims)
+        self._pos = {d: i for i, d in enumerate(self.dims)}
+        self._agg: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._tok: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._ids: dict[str, int] = {}
+        self._names: dict[int, str] = {}
+
+    def supports(self, scope: Sequence[Clause]) -> bool:
+        return all(c.op == "=" and c.key in self._pos for c in scope) and all(
+            _dim_expr(d)[1] for d in self.dims
+        )
+
+    def _read(self, select: str, where: str, width: int) -> tuple[np.ndarray, ...]:
+        cte, params = _ranges_cte(self.ranges)
+        cols = ", ".join(f"c.{d}" for d in self.dims)
+        sql = f"""{cte} SELECT r.idx, {cols}, {select}
+            FROM r JOIN calls c ON c.started_at >= r.a AND c.started_at < r.b WHERE {where}"""
+        nd = len(self.dims)
+        idx, codes, vals = [], [], []
+        try:
+            cur = self.reader.conn.execute(sql, params)
+            while chunk := cur.fetchmany(20_000):  # numpy per chunk: no list of 200k tuples
+                cols_ = list(zip(*chunk, strict=True))
+                idx.append(np.asarray(cols_[0], dtype=np.int64))
+                c = np.asarray(cols_[1 : 1 + nd], dtype=np.float64).reshape(nd, -1)
+                c[np.isnan(c)] = -1  # NULL: the row has no such tag
+                codes.append(c.T.astype(np.int64))
+                vals.append(np.asarray(cols_[1 + nd :], dtype=np.float64).reshape(width, -1).T)
+        except sqlite3.DatabaseError as exc:
+            raise DatabaseError(explain_error(self.reader.path, exc)) from exc
+        if not idx:
+            return (
+                np.zeros(0, np.int64),
+                np.zeros((0, nd), np.int64),
+                np.zeros((0, width), np.float64),
+            )
+        return np.concatenate(idx), np.concatenate(codes), np.concatenate(vals)
+
+    def _mask(self, codes: np.ndarray, scope: Sequence[Clause]) -> np.ndarray:
+        mask = np.ones(len(codes), dtype=bool)
+        for c in scope:
+            if c.value is None:
+                code = -1
+            else:
+                if c.value not in self._ids:
+                    r = self.reader._q("SELECT id FROM strings WHERE value = ?", (c.value,))
+                    self._ids[c.value] = r[0][0] if r else -2  # -2: no row can match
+                code = self._ids[c.value]
+            mask &= codes[:, self._pos[c.key]] == code
+        return mask
+
+    def breakdown(
+        self, scope: Sequence[Clause], dims: Sequence[str]
+    ) -> tuple[Agg, Agg, dict[str, dict[str | None, tuple[Agg | None, Agg | None, int]]]]:
+        """(current total, baseline total unscaled, per dim and value: (current, baseline,
+        baseline requests)); range 0 is current, the others the baseline."""
+        if self._agg is None:
+            groups = ", ".join(f"{i + 2}" for i in range(len(self.dims)))
+            self._agg = self._read(_AGG_SQL, f"1 GROUP BY 1, {groups}", len(AGG_COLUMNS))
+        idx, codes, vals = self._agg
+        m = self._mask(codes, scope)
+        idx, codes, vals = idx[m], codes[m], vals[m]
+        is_cur = idx == 0
+        cur_total = _agg_of(vals[is_cur].sum(axis=0)) if len(vals) else Agg()
+        base_total = _agg_of(vals[~is_cur].sum(axis=0)) if len(vals) else Agg()
+        per: dict[str, dict[str | None, tuple[Agg | None, Agg | None, int]]] = {}
+        ids: set[int] = set()
+        sums: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        for d in dims:
+            col = codes[:, self._pos[d]]
+            keys, inv = np.unique(col * 2 + ~is_cur, return_inverse=True)
+            inv = inv.reshape(-1)
+            g = np.zeros((len(keys), vals.shape[1]))
+            np.add.at(g, inv, vals)
+            sums[d] = (keys // 2, keys % 2, g)
+            ids.update(int(k) for k in keys // 2 if k >= 0)
+        missing = ids - self._names.keys()
+        if missing:
+            self._names.update(self.reader._strings(missing))
+        req = AGG_COLUMNS.index("requests")
+        for d in dims:
+            out: dict[str | None, tuple[Agg | None, Agg | None, int]] = {}
+            for code, base, row in zip(*(x.tolist() for x in sums[d]), strict=True):
+                name = None if code < 0 else self._names.get(code)
+                cur_a, base_a, n = out.get(name, (None, None, 0))
+                if base:
+                    out[name] = (cur_a, _agg_of(row), n + int(round(row[req])))
+                else:
+                    out[name] = (_agg_of(row), base_a, n)
+            per[d] = out
+        return cur_total, base_total, per
+
+    def tokens(self, scope: Sequence[Clause]) -> dict[int, tuple[list[int], list[int]]]:
+        """`token_values` for this scope."""
+        if self._tok is None:
+            self._tok = self._read(
+                "c.input_tokens, c.output_tokens", "c.status = 0 AND c.cache_hit = 0", 2
+            )
+        idx, codes, vals = self._tok
+        m = self._mask(codes, scope)
+        idx, vals = idx[m], vals[m].astype(np.int64)
+        out: dict[int, tuple[list[int], list[int]]] = {}
+        for i in np.unique(idx).tolist():
+            sel = idx == i
+            out[i] = (vals[sel, 0].tolist(), vals[sel, 1].tolist())
+        return out
+
+
+def _agg_of(row: Sequence[float] | np.ndarray) -> Agg:
+    vals = row.tolist() if isinstance(row, np.ndarray) else list(row)
+    return Agg(
+        *(
+            v if isinstance(getattr(_ZERO, name), float) else int(round(v))
+            for name, v in zip(AGG_COLUMNS, vals, strict=True)
+        )
+    )
 
 
 def error_breakdown(

@@ -21,10 +21,12 @@ from typing import Any
 import pytest
 from llmtop.alerts import cli, state
 from llmtop.alerts.engine import evaluate
+from llmtop.alerts.explain import explain
 from llmtop.alerts.model import Alert
 from llmtop.alerts.rules import AnomalyRule, Rules, RulesError, load_rules, parse_rules
 from llmtop.collector.writer import Writer
-from llmtop.store.queries import Reader
+from llmtop.store.alert_queries import AGG_COLUMNS
+from llmtop.store.queries import Clause, Reader
 from llmtop.store.records import CallRecord
 
 NOW = datetime(2026, 3, 12, 14, 0, tzinfo=timezone.utc).timestamp()  # a Thursday
@@ -582,3 +584,65 @@ owner = "support-lead"
     ]
     assert r.budgets[1].warning_pct == 70 and r.budgets[1].owner == "support-lead"
     assert r.owners[0][1] == "team-support"
+
+
+# --- the likely cause read once per pass equals the cause read per alert ----------------------------
+
+
+@pytest.mark.parametrize("scenario", ["prompt", "runaway", "storm"])
+def test_shared_explain_reads_give_the_same_cause_as_per_alert_reads(
+    db: Path, scenario: str
+) -> None:
+    """evaluate() reads the rows behind every cause analysis once (ExplainData) instead of once
+    per alert; for every scope and window the result must be what the per-alert SQL gives."""
+    rng = random.Random(11)
+    if scenario == "prompt":
+        _incident(db)
+    elif scenario == "runaway":
+        write(db, normal_tail(rng))
+        write(db, records("support-summarize", NOW - 900, NOW, rng, inp=30000, customer="acme"))
+    else:
+        write(db, normal_tail(rng, skip=("classify",)))
+        fails = [
+            CallRecord(
+                started_at=r.started_at,
+                model=r.model,
+                status="failure",
+                error_class="RateLimitError",
+                error_code="429",
+                is_retry=True,
+                tags=r.tags,
+            )
+            for r in records("classify", NOW - 600, NOW, rng)
+        ]
+        write(db, fails)
+    r = Reader(db)
+    try:
+        cur = (NOW - 900, NOW)
+        base = [(NOW - 900 - d * 86400, NOW - d * 86400) for d in range(1, 8)]
+        scopes = [(), *((Clause(d, "=", v),) for d, v in _values(r))]
+        shared: dict = {}
+        for scope in scopes:
+            a = explain(r, Rules(), scope, cur, base, 1 / 7)
+            b = explain(r, Rules(), scope, cur, base, 1 / 7, shared=shared)
+            assert [e.text for e in b.causes] == [e.text for e in a.causes], scope
+            assert (b.owner, b.drill_dim, b.since) == (a.owner, a.drill_dim, a.since), scope
+            for name in AGG_COLUMNS:
+                assert getattr(b.cur, name) == pytest.approx(getattr(a.cur, name)), (scope, name)
+                assert getattr(b.base, name) == pytest.approx(getattr(a.base, name)), (scope, name)
+        assert len(shared) == 1  # one read served every scope
+    finally:
+        r.close()
+
+
+def _values(r: Reader) -> list[tuple[str, str]]:
+    """A few real (dimension, value) pairs of the last 15 minutes, plus one that never occurs."""
+    out = [("feature", "no-such-feature")]
+    for d in ("feature", "customer", "model", "team"):
+        rows = r._q(
+            f"SELECT DISTINCT s.value FROM calls c JOIN strings s ON s.id = c.{d}"
+            " WHERE c.started_at >= ? LIMIT 3",
+            (NOW - 900,),
+        )
+        out += [(d, v) for (v,) in rows]
+    return out
