@@ -210,6 +210,21 @@ def test_route_change_cache_drop_names_route_and_cache(db: Path) -> None:
 # --- (c) a retry storm of 429s --------------------------------------------------------------------
 
 
+def rate_limited(r: CallRecord, attempt: int) -> CallRecord:
+    """Attempt `attempt` of the call `r`, failed with a 429 (attempt n starts n - 1 s later)."""
+    return CallRecord(
+        started_at=r.started_at + attempt - 1,
+        model=r.model,
+        provider=r.provider,
+        status="failure",
+        error_class="RateLimitError",
+        error_code="429",
+        attempt=attempt,
+        is_retry=attempt > 1,
+        tags=r.tags,
+    )
+
+
 def test_retry_storm_fires_error_and_retry_rate(db: Path) -> None:
     rng = random.Random(4)
     write(db, normal_tail(rng, skip=("classify",)))
@@ -217,19 +232,7 @@ def test_retry_storm_fires_error_and_retry_rate(db: Path) -> None:
     storm = []
     for r in records("classify", NOW - 600, NOW, rng):
         for attempt in (1, 2):
-            storm.append(
-                CallRecord(
-                    started_at=r.started_at + attempt - 1,
-                    model=r.model,
-                    provider=r.provider,
-                    status="failure",
-                    error_class="RateLimitError",
-                    error_code="429",
-                    attempt=attempt,
-                    is_retry=attempt > 1,
-                    tags=r.tags,
-                )
-            )
+            storm.append(rate_limited(r, attempt))
         r.started_at += 2
         r.attempt, r.is_retry = 3, True
         storm.append(r)
@@ -603,19 +606,7 @@ def test_shared_explain_reads_give_the_same_cause_as_per_alert_reads(
         write(db, records("support-summarize", NOW - 900, NOW, rng, inp=30000, customer="acme"))
     else:
         write(db, normal_tail(rng, skip=("classify",)))
-        fails = [
-            CallRecord(
-                started_at=r.started_at,
-                model=r.model,
-                status="failure",
-                error_class="RateLimitError",
-                error_code="429",
-                is_retry=True,
-                tags=r.tags,
-            )
-            for r in records("classify", NOW - 600, NOW, rng)
-        ]
-        write(db, fails)
+        write(db, [rate_limited(r, 2) for r in records("classify", NOW - 600, NOW, rng)])
     r = Reader(db)
     try:
         cur = (NOW - 900, NOW)
