@@ -272,6 +272,10 @@ class GroupRow:
     unpriced: int
 
 
+#: Groups a snapshot carries, biggest spend first (the rest are counted, see Snapshot).
+MAX_GROUPS = 500
+
+
 @dataclass(frozen=True)
 class Snapshot:
     now: float
@@ -288,6 +292,10 @@ class Snapshot:
     dropped: int
     max_id: int
     dimensions: tuple[str, ...] = DIMENSIONS
+    #: How many groups the window has; only the MAX_GROUPS biggest spenders are in `groups`.
+    groups_total: int = 0
+    #: Spend of the groups left out.
+    rest_spend: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -558,8 +566,14 @@ def assemble(
     )
 
     prev = merge_groups([p.prev for p in parts])
+    # Biggest spenders only: grouping by user on a busy proxy gives tens of thousands of groups,
+    # which no one reads and a terminal table cannot redraw every second.
+    ranked = sorted(
+        main.items(), key=lambda kv: (-kv[1].v[F_SPEND], -kv[1].v[F_N], str(kv[0][0] or ""))
+    )
+    top, rest = ranked[:MAX_GROUPS], ranked[MAX_GROUPS:]
     groups = []
-    for key, g in main.items():
+    for key, g in top:
         gv = g.v
         n = int(gv[F_N])
         spend = gv[F_SPEND]
@@ -604,6 +618,8 @@ def assemble(
         dropped=sum(p.dropped for p in parts),
         max_id=sum(p.max_id for p in parts),
         dimensions=tuple(dims),
+        groups_total=len(ranked),
+        rest_spend=sum(g.v[F_SPEND] for _, g in rest),
     )
 
 

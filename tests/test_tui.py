@@ -296,3 +296,28 @@ async def test_a_long_table_paints_its_top_rows_first_then_the_rest() -> None:
         table.show(third)
         await pilot.pause()
         assert set(table.groups) == {g.key for g in third} and table.row_count == len(third)
+
+
+async def test_only_the_biggest_spenders_are_listed_and_the_rest_is_said(
+    llmtop_db: Path, specs: list[dict], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Grouping by user on a busy proxy gives tens of thousands of groups: the snapshot keeps the
+    top MAX_GROUPS by spend, counts the rest and their spend, and the screen says so."""
+    from llmtop.store import queries
+
+    by_feature: dict[str, float] = {}
+    for s in specs:
+        by_feature[s["feature"]] = by_feature.get(s["feature"], 0) + expected_cost(s)
+    ranked = sorted(by_feature.items(), key=lambda kv: -kv[1])
+    assert len(ranked) >= 3
+    monkeypatch.setattr(queries, "MAX_GROUPS", 2)
+    app = make_app(llmtop_db)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(app, pilot)
+        snap = app.snapshot
+        assert snap is not None
+        assert [g.key for g in snap.groups] == [k for k, _ in ranked[:2]]
+        assert snap.groups_total == len(ranked)
+        assert snap.rest_spend == pytest.approx(sum(v for _, v in ranked[2:]), rel=1e-9)
+        assert set(app.query_one(TopTable).groups) == {k for k, _ in ranked[:2]}
+        assert f"top 2 of {len(ranked)} by spend" in text_of(app, "#crumbs")

@@ -356,6 +356,7 @@ class LlmtopApp(App[None]):
         for panel in ("#burn", "#cache", "#errors", "#tokens"):
             self.query_one(panel).snapshot = snap  # type: ignore[attr-defined]
         self.query_one(TopTable).show(snap.groups)
+        self.render_crumbs()
         self.render_status()
         self.render_topbar()
         self.render_topbar()
@@ -427,6 +428,15 @@ class LlmtopApp(App[None]):
             t.append_text(safe(f"{c.key}={c.value if c.value is not None else '(none)'}", "bold"))
         t.append("  ·  ")
         t.append("requests, newest first" if v.requests else f"grouped by {v.group_by}")
+        snap = self.snapshot
+        if not v.requests and snap is not None and snap.groups_total > len(snap.groups):
+            t.append_text(
+                safe(
+                    f"  ·  top {len(snap.groups):,} of {snap.groups_total:,} by spend"
+                    f" ({money(snap.rest_spend)} in the rest: filter to narrow)",
+                    "yellow",
+                )
+            )
         if self.filter_clauses:
             t.append("  ·  filter ")
             t.append_text(safe(format_filter(self.filter_clauses), "italic"))
