@@ -21,11 +21,11 @@ from typing import Any
 import pytest
 from llmtop.alerts import cli, state
 from llmtop.alerts.engine import evaluate
-from llmtop.alerts.explain import explain
+from llmtop.alerts.explain import EXPLAIN_DIMS, explain
 from llmtop.alerts.model import Alert
 from llmtop.alerts.rules import AnomalyRule, Rules, RulesError, load_rules, parse_rules
 from llmtop.collector.writer import Writer
-from llmtop.store.alert_queries import AGG_COLUMNS
+from llmtop.store.alert_queries import AGG_COLUMNS, ExplainData
 from llmtop.store.queries import Clause, Reader
 from llmtop.store.records import CallRecord
 
@@ -637,3 +637,35 @@ def _values(r: Reader) -> list[tuple[str, str]]:
         )
         out += [(d, v) for (v,) in rows]
     return out
+
+
+def test_shared_token_read_samples_a_long_baseline_but_never_the_window(
+    db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from llmtop.store import alert_queries
+
+    _incident(db)
+    monkeypatch.setattr(alert_queries, "TOKEN_SAMPLE", 100)
+    r = Reader(db)
+    try:
+        ranges = [(0, NOW - 900, NOW), (1, NOW - 7 * 86400, NOW - 900)]
+        full = alert_queries.token_values(r, ranges, limit=10**9)
+        got = ExplainData(r, ranges, EXPLAIN_DIMS).tokens(())
+        assert sorted(got[0][0]) == sorted(full[0][0])  # the window: every row
+        n, m = len(full[1][0]), len(got[1][0])
+        assert n > 1000 and 50 <= m <= 200, (n, m)  # the baseline: ~TOKEN_SAMPLE of them
+        assert set(got[1][0]) <= set(full[1][0])
+    finally:
+        r.close()
+
+
+def test_agg_add_covers_every_column() -> None:
+    from llmtop.store.alert_queries import Agg
+
+    src = Agg(*range(1, len(AGG_COLUMNS) + 1))
+    out = Agg()
+    out.add(src, 2.0)
+    out.add(src)
+    assert [getattr(out, c) for c in AGG_COLUMNS] == [
+        3.0 * i for i in range(1, len(AGG_COLUMNS) + 1)
+    ]
