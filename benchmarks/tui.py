@@ -74,50 +74,50 @@ async def _tui(path: Path, end: float, alerts: bool, windows: bool) -> dict[str,
         return time.time() - shift
 
     out: dict[str, Any] = {"rss_before_mb": _maxrss_mb()}
-    # "First full screen" = the first frame the compositor draws with the data in it. Textual
-    # has no public hook for a drawn frame, so the benchmark wraps the screen's (private)
-    # _compositor_refresh; waiting for the whole process to go idle instead would also count
-    # work done after the screen is already up (the table's rows below the fold).
+    # "First full screen" = the first frame the compositor draws with the data in it; a window
+    # switch, the first frame drawn with the new window's data. Textual has no public hook for a
+    # drawn frame, so the benchmark wraps the screen's (private) _compositor_refresh; waiting for
+    # the whole process to go idle instead would also count work done after the screen is up
+    # (the table's rows below the fold, the alert thread).
     from textual.screen import Screen
 
     frame: list[float] = []
+    want: list[float] = []  # the window length the awaited frame must show; empty: any
     draw = Screen._compositor_refresh
 
     def drawn(screen: Screen[Any]) -> None:
         draw(screen)
         snap = app.snapshot
-        if frame or snap is None:
+        if frame or snap is None or (want and abs(snap.end - snap.start - want[0]) > 1):
             return
         table = app.query_one(TopTable)  # laid out: its rows have been measured and placed
         if not snap.groups or (table.row_count and table.virtual_size.height > 1):
             frame.append(time.perf_counter())
 
+    async def next_frame() -> float | None:
+        deadline = time.perf_counter() + PAINT_TIMEOUT
+        while not frame and time.perf_counter() < deadline:
+            await asyncio.sleep(0.002)
+        return frame[0] if frame else None
+
     Screen._compositor_refresh = drawn  # type: ignore[method-assign]
     t0 = time.perf_counter()
     app = LlmtopApp(path, clock=clock, watch=False, alerts=alerts)
     async with app.run_test(size=(160, 48)) as pilot:
-        deadline = time.perf_counter() + PAINT_TIMEOUT
-        while not frame and time.perf_counter() < deadline:
-            await asyncio.sleep(0.002)
-        out["first_screen_ms"] = (frame[0] - t0) * 1000 if frame else None
+        f = await next_frame()
+        out["first_screen_ms"] = (f - t0) * 1000 if f is not None else None
         await pilot.pause()  # the rest of the table, then measure memory
         out["rss_first_screen_mb"] = _maxrss_mb()
         if windows:
-            per: dict[str, float] = {}
+            per: dict[str, float | None] = {}
             for i, name in enumerate(WINDOW_NAMES):
-                want = WINDOWS[name]
+                frame.clear()
+                want[:] = [WINDOWS[name]]
                 t = time.perf_counter()
                 await pilot.press(str(i + 1))
-                deadline = time.perf_counter() + PAINT_TIMEOUT
-
-                def painted(want: float = want) -> bool:
-                    snap = app.snapshot
-                    return snap is not None and abs(snap.end - snap.start - want) <= 1
-
-                while not painted() and time.perf_counter() < deadline:
-                    await asyncio.sleep(0.002)
+                f = await next_frame()
+                per[name] = (f - t) * 1000 if f is not None else None
                 await pilot.pause()
-                per[name] = (time.perf_counter() - t) * 1000 if painted() else None
             out["in_app_window_switch_ms"] = per
             out["rss_after_all_windows_mb"] = _maxrss_mb()
     return out

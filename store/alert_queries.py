@@ -214,9 +214,11 @@ class ExplainData:
     """The rows behind every likely-cause analysis of one evaluation pass, read once.
 
     Why: during an incident dozens of alerts fire at once (a feature, then each customer and user
-    it touched), all comparing the same ranges. Read per alert, each analysis re-scanned the same
-    ~200k rows at 10M rows (~1.5 s each, 55 alerts ≈ 90 s). Read once, grouped by every explain
-    dimension, each alert is a numpy mask and a few group sums (~10 ms).
+    it touched), all comparing the same ranges. Read per alert, each analysis re-scans those rows
+    (at 10M rows, ~1.5 s per alert with a 7-day baseline). Read once, grouped by every explain
+    dimension, each alert is a numpy mask and a few group sums (~20 ms). The one read costs
+    several per-alert reads (it returns every group to Python), so evaluate() uses it only for
+    a crowd of alerts over the same ranges.
 
     Only scopes made of `dim = value` clauses on `dims` are served; `supports` says so, and the
     caller falls back to `aggregate`/`token_values` for anything else.
