@@ -174,7 +174,9 @@ def _str(value: Any) -> str | None:
     return None if value is None else clean_value(value)
 
 
-def _collect_tags(slo: dict[str, Any], md: dict[str, Any] | None, optional_user: Any) -> _Tags:
+def _collect_tags(
+    slo: dict[str, Any], md: dict[str, Any] | None, optional_user: Any, env: dict[str, str]
+) -> _Tags:
     t = _Tags()
     # 1. explicit metadata={"llmtop": {...}}, then 2. top-level metadata keys on the SDK call.
     if md:
@@ -213,12 +215,16 @@ def _collect_tags(slo: dict[str, Any], md: dict[str, Any] | None, optional_user:
     # 6. end user on the call.
     t.put("user", slo.get("end_user") or optional_user, allow_extra=False)
     # 7. process defaults from LLMTOP_TAGS.
-    t.put_dict(env_tags(), extras=True)
+    t.put_dict(env, extras=True)
     return t
 
 
-def to_record(cap: Captured) -> CallRecord:
-    """Map one captured payload; raises only on payloads too malformed to describe a call."""
+def to_record(cap: Captured, env: dict[str, str] | None = None) -> CallRecord:
+    """Map one captured payload; raises only on payloads too malformed to describe a call.
+
+    `env`: the process's LLMTOP_TAGS, parsed (the writer reads the environment once per batch:
+    reading it per row cost as much as all the other tags).
+    """
     slo = cap.slo if isinstance(cap.slo, dict) else {}
     md = cap.metadata if isinstance(cap.metadata, dict) else None
     started = _epoch(slo.get("startTime")) or _epoch(cap.start_time)
@@ -265,7 +271,7 @@ def to_record(cap: Captured) -> CallRecord:
     retries = _int(md.get("attempted_retries")) if md else 0
     is_fallback = bool(fallbacks) or bool(original and model_group and original != model_group)
 
-    tags = _collect_tags(slo, md, cap.optional_user)
+    tags = _collect_tags(slo, md, cap.optional_user, env_tags() if env is None else env)
     if "correlation_id" not in tags.tags and md and (cid := clean_value(md.get("correlation_id"))):
         tags.tags["correlation_id"] = cid
 

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from llmtop.collector.mapping import Captured, to_record
+from llmtop.collector.mapping import Captured, env_tags, to_record
 from llmtop.pricing import catalogue
 from llmtop.store.db import DatabaseError, explain, resolve_db_path
 from llmtop.store.maintenance import (
@@ -231,12 +231,13 @@ class Writer:
             batch: list[CallRecord] = []
             markers: list[_Flush] = []
             q = self._q
+            env = env_tags()
             while q and len(batch) < self.batch_size:
                 item = q.popleft()
                 if isinstance(item, _Flush):
                     markers.append(item)
                     break
-                rec = self._map(item)
+                rec = self._map(item, env)
                 if rec is not None:
                     batch.append(rec)
             ok = self._write(batch)
@@ -273,9 +274,9 @@ class Writer:
         except sqlite3.Error as exc:  # busy or read-only: try again next interval
             log.debug("llmtop: background prune skipped: %s", exc)
 
-    def _map(self, item: Captured | CallRecord) -> CallRecord | None:
+    def _map(self, item: Captured | CallRecord, env: dict[str, str]) -> CallRecord | None:
         try:
-            rec = item if isinstance(item, CallRecord) else to_record(item)
+            rec = item if isinstance(item, CallRecord) else to_record(item, env)
             self._number_attempt(rec)
             price_record(rec)
             return rec

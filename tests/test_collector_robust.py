@@ -124,7 +124,7 @@ def test_locked_out_writer_buffers_counts_drops_and_recovers(
 
     call(10)
     wait_for(lambda: w.written == 10, "the first 10 rows")
-    before = [r[0] for r in sqlite3.connect(llmtop_db).execute("SELECT id FROM calls")]
+    before = [r[0] for r in sqlite3.connect(llmtop_db).execute("SELECT id FROM calls ORDER BY id")]
     assert len(before) == 10
 
     # Another process takes the write lock and keeps it.
@@ -205,7 +205,7 @@ def test_full_disk_app_unaffected_drops_counted_and_stored_once_space_returns(
     register(with_writer(Collector(db=db), w))
     call(10)
     wait_for(lambda: w.written == 10, "the first 10 rows")
-    before = [r[0] for r in sqlite3.connect(db).execute("SELECT id FROM calls")]
+    before = [r[0] for r in sqlite3.connect(db).execute("SELECT id FROM calls ORDER BY id")]
 
     caplog.set_level(logging.ERROR, logger="llmtop.collector")
     filler = _fill(small_disk)
