@@ -111,3 +111,29 @@ async def test_alert_appears_live_is_acked_and_jumps(llmtop_db: Path) -> None:
         assert [f"{c.key}={c.value}" for c in app.view.path] == [flt]
         assert app.view.group_by == group
         assert "feature=support-summarize" in str(app.screen.query_one("#crumbs").render())
+
+
+async def test_alert_passes_never_queue_up(llmtop_db: Path) -> None:
+    """New rows ask for a pass every ALERT_MIN_GAP while a slow pass (an incident on a big file)
+    runs: the asks fold into one more pass after it, never one thread each."""
+    import threading
+
+    write(llmtop_db, steady(NOW - 3600, NOW))
+    app = make_app(llmtop_db, alerts=True)
+    release = threading.Event()
+    passes: list[int] = []
+
+    def slow_pass() -> None:
+        passes.append(threading.get_ident())
+        release.wait(10)
+
+    app._alert_pass = slow_pass  # type: ignore[method-assign]
+    async with app.run_test(size=(160, 48)) as pilot:
+        await wait_for(pilot, lambda: len(passes) == 1)  # the first pass, after the first screen
+        for _ in range(5):
+            app.evaluate_alerts()
+        assert len(passes) == 1 and app._alerts_again
+        release.set()
+        await wait_for(pilot, lambda: len(passes) == 2 and not app._alerts_busy)
+        await pilot.pause(0.2)
+        assert len(passes) == 2

@@ -32,6 +32,7 @@ from llmtop.store.queries import (
 from llmtop.tui import state
 from llmtop.tui.format import clock, count, money, safe
 from llmtop.tui.messages import (
+    AlertPassEnded,
     AlertsEvaluated,
     DataChanged,
     DetailLoaded,
@@ -133,6 +134,8 @@ class LlmtopApp(App[None]):
         self._history: list[View] = []
         self._rules: Any = None
         self._last_alert_eval = 0.0
+        self._alerts_busy = False
+        self._alerts_again = False
         self._loading = False
         self._reload_pending = False
         self._stop_watching: threading.Event | None = None
@@ -249,8 +252,33 @@ class LlmtopApp(App[None]):
             return
         self.post_message(DetailLoaded(detail))
 
-    @work(thread=True, exclusive=True, group="alerts")
     def evaluate_alerts(self) -> None:
+        """Start an alert pass, unless one is running: then one more runs right after it.
+
+        During an incident a pass over a big file takes seconds (the likely causes), while new
+        rows ask for a pass every ALERT_MIN_GAP; starting each would queue threads on the lock.
+        """
+        if self._alerts_busy:
+            self._alerts_again = True
+            return
+        self._alerts_busy, self._alerts_again = True, False
+        self._evaluate_alerts()
+
+    def on_alert_pass_ended(self, _message: AlertPassEnded) -> None:
+        self._alerts_busy = False
+        if self._alerts_again:
+            self.evaluate_alerts()
+
+    @work(thread=True, exclusive=True, group="alerts")
+    def _evaluate_alerts(self) -> None:
+        try:
+            self._alert_pass()
+        finally:
+            # A message, not call_from_thread: that would block this thread forever if the app
+            # is quitting, and the app waits for its threads.
+            self.post_message(AlertPassEnded())
+
+    def _alert_pass(self) -> None:
         self._last_alert_eval = time.monotonic()
         if self.paused_at is not None:
             return

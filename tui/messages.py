@@ -33,6 +33,10 @@ class AlertsEvaluated(Message):
         self.states = states
 
 
+class AlertPassEnded(Message):
+    """An alert pass finished (however it ended): the next one may start."""
+
+
 class DataChanged(Message):
     """The database (or its WAL) changed on disk: time to read again."""
 
