@@ -34,6 +34,7 @@ from llmtop.tui.format import clock, count, money, safe
 from llmtop.tui.messages import (
     AlertPassEnded,
     AlertsEvaluated,
+    AlertStateChanged,
     DataChanged,
     DetailLoaded,
     LoadFailed,
@@ -609,7 +610,10 @@ class LlmtopApp(App[None]):
         except Exception as exc:
             self.post_message(LoadFailed(f"alerts: {exc}"))
             return
-        self.call_from_thread(self.evaluate_alerts)
+        self.post_message(AlertStateChanged())
+
+    def on_alert_state_changed(self, _message: AlertStateChanged) -> None:
+        self.evaluate_alerts()
 
     def jump_to(self, filter_text: str, group_by: str) -> None:
         """From an alert straight to the drill-down that explains it."""

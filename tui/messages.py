@@ -37,6 +37,10 @@ class AlertPassEnded(Message):
     """An alert pass finished (however it ended): the next one may start."""
 
 
+class AlertStateChanged(Message):
+    """An alert was acknowledged or snoozed: show it by evaluating again."""
+
+
 class DataChanged(Message):
     """The database (or its WAL) changed on disk: time to read again."""
 
