@@ -18,12 +18,13 @@ Noise control, from the monitoring playbooks users expect:
 from __future__ import annotations
 
 import math
+import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from llmtop.alerts.explain import Evidence, Why, explain
+from llmtop.alerts.explain import Evidence, Why, explain, owner_from_map
 from llmtop.alerts.model import Alert
 from llmtop.alerts.rules import Budget, Rules
 from llmtop.store.alert_queries import (
@@ -502,8 +503,16 @@ def _ranges(c: _Candidate) -> tuple[tuple[int, float, float], ...]:
     return ((0, *c.cur), *((i + 1, a, b) for i, (a, b) in enumerate(c.base)))
 
 
-def evaluate(reader: Reader, rules: Rules, now: float) -> list[Alert]:
-    """Every alert firing at `now`, critical first, each with its likely cause and owner."""
+def evaluate(
+    reader: Reader, rules: Rules, now: float, *, explain_budget: float | None = None
+) -> list[Alert]:
+    """Every alert firing at `now`, critical first, each with its likely cause and owner.
+
+    `explain_budget` (seconds; the dashboard's, not `llmtop check`'s): once the cause analyses
+    of this pass have taken that long, the remaining alerts fire with a provisional cause,
+    biggest first got theirs, and the next pass fills the rest in. During an incident on a big
+    file the page must not wait for the 50th customer's analysis.
+    """
     first = first_row_at(reader)
     if first is None:
         return []
@@ -527,14 +536,24 @@ def evaluate(reader: Reader, rules: Rules, now: float) -> list[Alert]:
     # so it is only worth it for a crowd.
     crowd = Counter(_ranges(c) for c in firing)
     shared: dict[tuple[tuple[int, float, float], ...], ExplainData] = {}
+    spent = 0.0
+    firing.sort(key=lambda c: (c.severity != "critical", -c.delta))
     for c in firing:
         focus = c.rule.split("_")[0] if c.rule in _RATE_RULES else None
         fp = fingerprint(c.rule, c.scope_text)
         ckey = (*_file_key(reader), fp, id(rules))
         cached = _WHY.get(ckey)
+        use_shared = crowd[_ranges(c)] >= SHARED_READ_MIN
+        ready = use_shared and _ranges(c) in shared  # its rows are read already: cheap
         if cached is not None and 0 <= now - cached[0] < EXPLAIN_TTL:
             why = cached[1]
+        elif explain_budget is not None and spent >= explain_budget and not ready:
+            why = Why(
+                causes=[Evidence("likely cause: being analysed (next pass)", 0.0, "rate")],
+                owner=owner_from_map(rules, c.scope),
+            )  # not cached: the next pass analyses it
         else:
+            t0 = time.monotonic()
             why = explain(
                 reader,
                 rules,
@@ -544,8 +563,9 @@ def evaluate(reader: Reader, rules: Rules, now: float) -> list[Alert]:
                 c.scale,
                 extra=c.extra,
                 focus=focus,
-                shared=shared if crowd[_ranges(c)] >= SHARED_READ_MIN else None,
+                shared=shared if use_shared else None,
             )
+            spent += time.monotonic() - t0
             if len(_WHY) > 256:
                 _WHY.clear()
             _WHY[ckey] = (now, why)

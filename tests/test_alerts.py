@@ -669,3 +669,31 @@ def test_agg_add_covers_every_column() -> None:
     assert [getattr(out, c) for c in AGG_COLUMNS] == [
         3.0 * i for i in range(1, len(AGG_COLUMNS) + 1)
     ]
+
+
+def test_an_exhausted_explain_budget_fires_with_a_provisional_cause_filled_in_next_pass(
+    db: Path,
+) -> None:
+    """The dashboard gives cause analysis a time budget per pass: past it, alerts still fire
+    (title, severity, owner from the owners map) and their cause comes on a later pass."""
+    _incident(db)
+    rules = parse_rules('[owners]\n"feature=support-summarize" = "team-support"\n', Path("r.toml"))
+    r = Reader(db)
+    try:
+        first = evaluate(r, rules, NOW, explain_budget=0.0)
+        a = only(first, "anomaly", "feature=support-summarize")
+        assert a.cause == "likely cause: being analysed (next pass)"
+        assert a.owner == "team-support" and a.severity == "critical"
+        later = evaluate(r, rules, NOW + 1, explain_budget=60.0)
+        b = only(later, "anomaly", "feature=support-summarize")
+        assert b.causes[0][0].startswith("new prompt_version v4")  # not the cached placeholder
+        # `llmtop check` passes no budget: always the full analysis (fresh rules: no cache).
+        fresh = parse_rules(
+            '[owners]\n"feature=support-summarize" = "team-support"\n', Path("r.toml")
+        )
+        full = only(
+            evaluate(r, fresh, NOW + 2, explain_budget=None), "anomaly", "feature=support-summarize"
+        )
+        assert full.cause == b.cause
+    finally:
+        r.close()

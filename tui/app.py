@@ -60,6 +60,8 @@ WINDOW_KEYS: tuple[str, ...] = ("5m", "1h", "6h", "24h", "7d", "30d")
 TICK_SECONDS = 5.0
 ALERT_SECONDS = 10.0
 ALERT_MIN_GAP = 2.0
+#: Seconds of likely-cause analysis per alert pass before the rest wait for the next pass.
+EXPLAIN_BUDGET = 3.0
 
 
 @dataclass(frozen=True)
@@ -293,7 +295,7 @@ class LlmtopApp(App[None]):
             now = self.now()
             with self._alert_lock:
                 reader = self.alert_reader()
-                fired = evaluate(reader, self._rules, now)
+                fired = evaluate(reader, self._rules, now, explain_budget=EXPLAIN_BUDGET)
                 new, states = sync(reader, fired, now)
         except Exception as exc:  # an alerting problem must not take the dashboard down
             self.post_message(LoadFailed(f"alerts: {exc}"))
