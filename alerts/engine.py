@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from llmtop.alerts.explain import Evidence, Why, explain, owner_from_map
+from llmtop.alerts.explain import Evidence, Why, compared_ranges, explain, owner_from_map
 from llmtop.alerts.model import Alert
 from llmtop.alerts.rules import Budget, Rules
 from llmtop.store.alert_queries import (
@@ -498,11 +498,6 @@ def _suppress(cands: list[_Candidate]) -> list[_Candidate]:
 SHARED_READ_MIN = 8
 
 
-def _ranges(c: _Candidate) -> tuple[tuple[int, float, float], ...]:
-    """The ranges explain() compares for a candidate: its window, then its baselines."""
-    return ((0, *c.cur), *((i + 1, a, b) for i, (a, b) in enumerate(c.base)))
-
-
 def evaluate(
     reader: Reader, rules: Rules, now: float, *, explain_budget: float | None = None
 ) -> list[Alert]:
@@ -534,7 +529,7 @@ def evaluate(
     # Alerts over the same ranges share one read of their rows (an incident fires a feature and
     # then every customer and user it touched); a read of every row costs a few per-alert reads,
     # so it is only worth it for a crowd.
-    crowd = Counter(_ranges(c) for c in firing)
+    crowd = Counter(compared_ranges(c.cur, c.base) for c in firing)
     shared: dict[tuple[tuple[int, float, float], ...], ExplainData] = {}
     spent = 0.0
     firing.sort(key=lambda c: (c.severity != "critical", -c.delta))
@@ -543,8 +538,9 @@ def evaluate(
         fp = fingerprint(c.rule, c.scope_text)
         ckey = (*_file_key(reader), fp, id(rules))
         cached = _WHY.get(ckey)
-        use_shared = crowd[_ranges(c)] >= SHARED_READ_MIN
-        ready = use_shared and _ranges(c) in shared  # its rows are read already: cheap
+        ranges = compared_ranges(c.cur, c.base)
+        use_shared = crowd[ranges] >= SHARED_READ_MIN
+        ready = use_shared and ranges in shared  # its rows are read already: cheap
         if cached is not None and 0 <= now - cached[0] < EXPLAIN_TTL:
             why = cached[1]
         elif explain_budget is not None and spent >= explain_budget and not ready:

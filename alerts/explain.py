@@ -99,6 +99,13 @@ def owner_from_map(rules: Rules, scope: Sequence[Clause]) -> str | None:
     return best[1] if best else None
 
 
+def compared_ranges(
+    cur: tuple[float, float], base: Sequence[tuple[float, float]]
+) -> tuple[tuple[int, float, float], ...]:
+    """The ranges a cause analysis reads: 0 the alerting window, 1.. its baselines."""
+    return ((0, cur[0], cur[1]), *((i + 1, a, b) for i, (a, b) in enumerate(base)))
+
+
 def explain(
     reader: Reader,
     rules: Rules,
@@ -118,12 +125,12 @@ def explain(
     """
     fixed = fixed_dims(scope)
     dims = tuple(d for d in EXPLAIN_DIMS if d not in fixed)
-    ranges = [(0, cur[0], cur[1])] + [(i + 1, a, b) for i, (a, b) in enumerate(base)]
+    ranges = compared_ranges(cur, base)
     data: ExplainData | None = None
     if shared is not None:
-        data = shared.get(tuple(ranges))
+        data = shared.get(ranges)
         if data is None:
-            data = shared[tuple(ranges)] = ExplainData(reader, ranges, EXPLAIN_DIMS)
+            data = shared[ranges] = ExplainData(reader, ranges, EXPLAIN_DIMS)
         if not data.supports(scope):
             data = None
     why = Why()

@@ -292,8 +292,8 @@ class ExplainData:
         m = self._mask(codes, scope)
         idx, codes, vals = idx[m], codes[m], vals[m]
         is_cur = idx == 0
-        cur_total = _agg_of(vals[is_cur].sum(axis=0)) if len(vals) else Agg()
-        base_total = _agg_of(vals[~is_cur].sum(axis=0)) if len(vals) else Agg()
+        cur_total = _agg_of(vals[is_cur].sum(axis=0).tolist()) if len(vals) else Agg()
+        base_total = _agg_of(vals[~is_cur].sum(axis=0).tolist()) if len(vals) else Agg()
         per: dict[str, dict[str | None, tuple[Agg | None, Agg | None, int]]] = {}
         ids: set[int] = set()
         sums: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
@@ -349,14 +349,12 @@ class ExplainData:
         return out
 
 
-def _agg_of(row: Sequence[float] | np.ndarray) -> Agg:
-    vals = row.tolist() if isinstance(row, np.ndarray) else list(row)
-    return Agg(
-        *(
-            v if isinstance(getattr(_ZERO, name), float) else int(round(v))
-            for name, v in zip(AGG_COLUMNS, vals, strict=True)
-        )
-    )
+#: Which AGG_COLUMNS are money (floats); the others are counts.
+_MONEY = tuple(isinstance(getattr(_ZERO, name), float) for name in AGG_COLUMNS)
+
+
+def _agg_of(row: Sequence[float]) -> Agg:
+    return Agg(*(v if money else int(round(v)) for money, v in zip(_MONEY, row, strict=True)))
 
 
 def error_breakdown(

@@ -32,7 +32,7 @@ from llmtop.store.rollup import (
     SLOTS,
     Agg,
     bin_indices,
-    contribution,
+    contributions,
     decode_hist,
 )
 
@@ -41,7 +41,7 @@ MINUTE_ROLLUP_KEEP = 8 * 86400.0
 #: A slide longer than this is recomputed from rollups rather than walked over raw rows.
 MAX_SLIDE = 600.0
 
-#: SQL over `calls AS c` for each of rollup.FIELDS: the raw-row twin of rollup.contribution (a test
+#: SQL over `calls AS c` for each of rollup.FIELDS: the raw-row twin of rollup.contributions (a test
 #: holds the two to the same numbers).
 RAW_SUMS_SQL: tuple[str, ...] = (
     "count(*)",
@@ -275,9 +275,14 @@ class Tracker:
         metrics = ", ".join(f"c.{m}" for m in METRIC_COLUMNS)
         sel = ", ".join([*exprs, metrics]) if exprs else metrics
         rows = src.q(f"SELECT {sel} FROM {calls} WHERE {cond}", params)
-        zero = (0,) * NF
-        for key, r in zip(self._keys(src, rows, interned), rows, strict=True):
-            self._group(key).add(zero, contribution(r[nk:])[1], sign)
+        if not rows:
+            return
+        groups = [self._group(k) for k in self._keys(src, rows, interned)]
+        cols = list(zip(*rows, strict=True))
+        _, hrow, hkey = contributions(dict(zip(METRIC_COLUMNS, cols[nk:], strict=True)), len(rows))
+        for i, k in zip(hrow.tolist(), hkey.tolist(), strict=True):
+            h = groups[i].h
+            h[k] = h.get(k, 0) + sign
 
     def _cube(self, src: Source, cube: int, res: int, lo: int, hi: int) -> None:
         spec = self.spec

@@ -597,7 +597,6 @@ def assemble(
                 unpriced=int(gv[F_UNPRICED]),
             )
         )
-    groups.sort(key=lambda g: (-g.spend, -g.requests, g.key or ""))
     dims: list[str] = []
     for p in parts:
         dims.extend(d for d in p.dimensions if d not in dims)

@@ -204,66 +204,6 @@ class Agg:
         return bin_value(keys[-1] - lo)
 
 
-def contribution(m: Sequence[Any]) -> tuple[tuple[float, ...], tuple[int, ...]]:
-    """What one raw row (values in METRIC_COLUMNS order) adds: FIELDS values and histogram keys.
-
-    The single definition of every aggregate: the writer's rollups, the reader's raw edges and
-    the tests' oracle all go through it.
-    """
-    (
-        started,
-        ended,
-        ttft,
-        cost,
-        status,
-        retry,
-        fallback,
-        unpriced,
-        unmetered,
-        ch,
-        inp,
-        out,
-        cr,
-        saved,
-    ) = m
-    cost = cost or 0.0
-    st = 1 if status else 0
-    keys: list[int] = []
-    if ch:  # answered from LiteLLM's response cache: no provider tokens, money saved instead
-        in_t = out_t = cr_t = elig = cached = 0
-        saved_rc = saved or 0.0
-    else:
-        in_t, out_t, cr_t, saved_rc = inp, out, cr, 0.0
-        elig = 1 if not st and inp > 0 else 0
-        cached = 1 if elig and cr > 0 else 0
-        if not st:
-            keys.append(INPUT * SLOTS + bin_index(inp))
-            keys.append(OUTPUT * SLOTS + bin_index(out))
-    if ended is not None:
-        keys.append(LATENCY * SLOTS + bin_index((ended - started) * 1000.0))
-    if ttft is not None:
-        keys.append(TTFT * SLOTS + bin_index(ttft))
-    vals = (
-        1,
-        cost,
-        st,
-        1 if retry else 0,
-        1 if fallback else 0,
-        1 if unpriced else 0,
-        1 if unmetered else 0,
-        1 if ch else 0,
-        in_t,
-        out_t,
-        cr_t,
-        cost if st else 0.0,
-        cost if retry or fallback else 0.0,
-        saved_rc,
-        elig,
-        cached,
-    )
-    return vals, tuple(keys)
-
-
 def bin_indices(x: np.ndarray) -> np.ndarray:
     """`bin_index` over an array, bit-for-bit: numpy's log may differ from libm's in the last
     place, which only matters for values whose bucket boundary is that close, so those few are
@@ -285,11 +225,12 @@ def bin_indices(x: np.ndarray) -> np.ndarray:
 def contributions(
     cols: Mapping[str, Sequence[Any]], n: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """`contribution` for n rows at once, from columns (METRIC_COLUMNS names): an n x NF matrix
-    of FIELDS values, and (row, histogram key) pairs as two arrays.
+    """What n raw rows add, from their columns (METRIC_COLUMNS names): an n x NF matrix of
+    FIELDS values, and (row, histogram key) pairs as two arrays.
 
-    The writer's path, ~20x cheaper per row than the loop; the property tests hold both to the
-    same numbers as a re-aggregation of the stored rows.
+    The single definition of every aggregate: the writer's rollups and the reader's raw edges
+    both go through it (with numpy: a Python loop per row cost as much as the INSERT); the
+    property tests hold it to SQL re-aggregation of the stored rows.
     """
 
     def f(name: str) -> np.ndarray:  # None -> nan
@@ -337,17 +278,12 @@ def contributions(
 
 
 def encode_hist(h: Mapping[int, int]) -> bytes:
-    """A flag byte, n uint16 keys ascending, then n counts: uint8 when all fit (the usual case in
-    hour buckets), else uint32. About 3 bytes per non-empty bucket."""
+    """A histogram as a blob (the layout is `_encode`'s)."""
     items = sorted((k, n) for k, n in h.items() if n > 0)
-    n = len(items)
-    if not n:
-        return b""
-    keys = (k for k, _ in items)
-    counts = [c for _, c in items]
-    if max(counts) < 256:
-        return struct.pack(f"<B{n}H{n}B", 1, *keys, *counts)
-    return struct.pack(f"<B{n}H{n}I", 0, *keys, *counts)
+    return _encode(
+        np.fromiter((k for k, _ in items), np.int64, len(items)),
+        np.fromiter((n for _, n in items), np.int64, len(items)),
+    )
 
 
 def decode_hist(blob: bytes) -> Iterable[tuple[int, int]]:
@@ -511,7 +447,9 @@ def _fold(
 
 
 def _encode(keys: np.ndarray, counts: np.ndarray) -> bytes:
-    """`encode_hist` for keys already sorted and counts already summed."""
+    """Keys ascending and their counts (all > 0) as a blob: a flag byte, n uint16 keys, then n
+    counts, uint8 when all fit (the usual case in hour buckets), else uint32. About 3 bytes per
+    non-empty bucket."""
     if not len(keys):
         return b""
     k = keys.astype("<u2").tobytes()

@@ -221,9 +221,16 @@ def exact(db: sqlite3.Connection, a: float, b: float, where: str, params: tuple,
     window=st.sampled_from([300.0, 1800.0, 3600.0, 7200.0]),
     dim=st.sampled_from(["feature", "user", "model"]),
     filt=st.sampled_from(["", "feature=chat", "user~u*", "status=failure"]),
+    hist=st.sampled_from(["latency", "all"]),
 )
 def test_sliding_windows_equal_a_fresh_exact_read(
-    tmp_path_factory: Any, recs: list, steps: list, window: float, dim: str, filt: str
+    tmp_path_factory: Any,
+    recs: list,
+    steps: list,
+    window: float,
+    dim: str,
+    filt: str,
+    hist: str,
 ) -> None:
     """Write in steps and slide the window forward; after each refresh the tracker's groups equal
     an exact raw computation (late rows included: batches are in random time order)."""
@@ -235,9 +242,7 @@ def test_sliding_windows_equal_a_fresh_exact_read(
 
     where, params = _where(parse_filter(filt))
     keys = frozenset(c.key for c in parse_filter(filt))
-    tracker = Tracker(
-        Spec(dims=(dim,), where=where, params=tuple(params), keys=keys, hist="latency")
-    )
+    tracker = Tracker(Spec(dims=(dim,), where=where, params=tuple(params), keys=keys, hist=hist))
     interner, roll = Interner(), Rollup()
     now = T0 + 3600.0
     written = 0
@@ -257,16 +262,16 @@ def test_sliding_windows_equal_a_fresh_exact_read(
             assert got[k].v == pytest.approx(w, rel=1e-9, abs=1e-9)
         # Each group's latency histogram is exactly the buckets of its rows' latencies.
         key = _dim_expr(dim)[0]
-        hist: dict[tuple[Any, ...], Counter] = {}
+        lat_hist: dict[tuple[Any, ...], Counter] = {}
         for k, s, e in db.execute(
             f"SELECT (SELECT value FROM strings WHERE id = {key}), c.started_at, c.ended_at"
             f" FROM calls c WHERE c.started_at >= ? AND c.started_at < ?"
             f" AND c.ended_at IS NOT NULL AND {where}",
             (now - window, now, *params),
         ):
-            hist.setdefault((k,), Counter())[bin_index((e - s) * 1000.0)] += 1
+            lat_hist.setdefault((k,), Counter())[bin_index((e - s) * 1000.0)] += 1
         for k, g in got.items():
-            assert {b: n for b, n in g.h.items() if n} == hist.get(k, {}), k
+            assert {b: n for b, n in g.h.items() if n and b < SLOTS} == lat_hist.get(k, {}), k
         # Latency quantile within ALPHA of the exact nearest rank.
         lat = sorted(
             (e - s) * 1000.0
@@ -489,5 +494,43 @@ def test_late_rows_are_read_by_id_not_by_rescanning_the_window(tmp_path: Path) -
     for sql, p in late:
         plan = " ".join(r[3] for r in db.execute(f"EXPLAIN QUERY PLAN {sql}", p))
         assert "INTEGER PRIMARY KEY" in plan and "calls_started_at" not in plan, plan
+    reader.close()
+    db.close()
+
+
+def test_sliding_all_metric_histograms_equal_a_fresh_read(tmp_path: Path) -> None:
+    """The panels' tracker (hist="all": latency, TTFT, tokens) slid over expiring rows holds the
+    same histograms as a tracker reading the new window cold."""
+    path = tmp_path / "all.db"
+    db = open_db(path)
+    rnd = random.Random(3)
+    recs = [
+        CallRecord(
+            started_at=T0 + i * 7.0,
+            ended_at=T0 + i * 7.0 + rnd.uniform(0.05, 4.0),
+            ttft_ms=rnd.uniform(20, 900) if i % 3 else None,
+            input_tokens=rnd.randrange(1, 5000),
+            output_tokens=rnd.randrange(1, 900),
+            cost_usd=0.001,
+            tags={"feature": rnd.choice(["a", "b", "c"])},
+        )
+        for i in range(1500)
+    ]
+    insert_batch(db, Interner(), recs, (), Rollup())
+    reader = Reader(path)
+    src = reader._source()
+    spec = Spec(dims=("feature",), hist="all")
+    slid = Tracker(spec)
+    now = T0 + 1800.0
+    max_id = reader.max_id()
+    slid.update(src, now - 1800, now, max_id, now)
+    for _ in range(6):  # 5 minutes at a time: rows leave at the back, arrive at the front
+        now += 300.0
+        got = slid.update(src, now - 1800, now, max_id, now)
+        want = Tracker(spec).update(src, now - 1800, now, max_id, now)
+        assert set(got) == set(want)
+        for k in want:
+            assert {b: n for b, n in got[k].h.items() if n} == want[k].h, k
+    assert slid.cold_reads == 1
     reader.close()
     db.close()

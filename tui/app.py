@@ -390,7 +390,6 @@ class LlmtopApp(App[None]):
         self.render_crumbs()
         self.render_status()
         self.render_topbar()
-        self.render_topbar()
 
     def watch_view(self, old: View, new: View) -> None:
         if not self.is_mounted:
