@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 from datetime import datetime
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 from llmtop.store.records import TAG_KEYS, CallRecord
@@ -44,22 +45,43 @@ class Captured(NamedTuple):
 # cleaning (bounded, writer-thread only) roughly halves the mapping cost per row.
 _MAX_MEMO = 50_000
 _MISS = object()
-_value_memo: dict[str, str | None] = {}
 _key_memo: dict[str, str | None] = {}
+
+
+class _ValueMemo(dict):  # type: ignore[type-arg]
+    """Cleaned text by raw value, looked up in one C-level subscript.
+
+    Only `str` keys (and None) are stored: 1, 1.0 and True are equal dict keys but clean to
+    different text, so other types are computed every time.
+    """
+
+    def __missing__(self, value: Any) -> str | None:
+        out = _clean_value(value)
+        if type(value) is str:
+            if len(self) >= _MAX_MEMO:
+                self.clear()
+                self[None] = None
+            self[value] = out
+        return out
+
+
+_value_memo = _ValueMemo({None: None})
 
 
 def clean_value(value: Any) -> str | None:
     """Tag values are short, printable, single-line text; anything else is not a tag."""
-    if type(value) is str:
-        hit = _value_memo.get(value, _MISS)
-        if hit is not _MISS:
-            return hit  # type: ignore[return-value]
-        out = _clean_value(value)
-        if len(_value_memo) >= _MAX_MEMO:
-            _value_memo.clear()
-        _value_memo[value] = out
-        return out
-    return _clean_value(value)
+    try:
+        return _value_memo[value]
+    except TypeError:  # unhashable: a dict or a list is not a tag
+        return _clean_value(value)
+
+
+def clean_id(value: Any) -> str | None:
+    """clean_value for ids, unique per call: checked in place rather than memoised."""
+    if type(value) is str and len(value) <= MAX_TAG_VALUE and value.isascii():
+        if value.isprintable():  # ASCII printable: no control characters to remove
+            return value.strip() or None
+    return None if value is None else _clean_value(value)
 
 
 def _clean_value(value: Any) -> str | None:
@@ -111,39 +133,81 @@ def env_tags() -> dict[str, str]:
     return _env_cache[1]
 
 
-class _Tags:
+# Where the proxy's virtual key puts its owner fields (standard logging metadata).
+_PROXY_KEYS = (
+    "requester_metadata",
+    "user_api_key_team_alias",
+    "team_alias",
+    "user_api_key_team_id",
+    "team_id",
+    "user_api_key_user_id",
+    "user_api_key_end_user_id",
+    "user_api_key_org_alias",
+    "user_api_key_org_id",
+    "user_api_key_alias",
+    "usage_object",
+)
+# What the mapping reads from the standard logging object, fetched in one C-level pass: the
+# mapping runs once per call on the writer thread, where every look-up is throughput.
+_SLO_KEYS = (
+    "startTime",
+    "endTime",
+    "stream",
+    "completionStartTime",
+    "metadata",
+    "prompt_tokens",
+    "completion_tokens",
+    "status",
+    "error_information",
+    "model_map_information",
+    "response",
+    "model_parameters",
+    "model_group",
+    "request_tags",
+    "end_user",
+    "cache_hit",
+    "call_type",
+    "trace_id",
+    "litellm_call_id",
+    "custom_llm_provider",
+    "model",
+    "saved_cache_cost",
+)
+_slo_fields = itemgetter(*_SLO_KEYS)
+_NO_SLO = (None,) * len(_SLO_KEYS)
+_NO_PROXY = (None,) * len(_PROXY_KEYS)
+
+
+def _put(tags: dict[str, str], extra: dict[str, str], key: Any, value: Any, extras: bool) -> None:
     """First source to name a key wins; later sources only fill gaps."""
-
-    def __init__(self) -> None:
-        self.tags: dict[str, str] = {}
-        self.extra: dict[str, str] = {}
-
-    def put(self, key: Any, value: Any, *, allow_extra: bool) -> None:
-        if value is None:  # most proxy fields are present but empty
-            return
-        k = clean_key(key)
-        if k is None:
-            return
-        if k in _TAG_SET:
-            if k not in self.tags:
-                v = clean_value(value)
-                if v is not None:
-                    self.tags[k] = v
-        elif allow_extra and k not in self.extra and len(self.extra) < MAX_EXTRA_TAGS:
+    if value is None:  # most proxy fields are present but empty
+        return
+    k = clean_key(key)
+    if k is None:
+        return
+    if k in _TAG_SET:
+        if k not in tags:
             v = clean_value(value)
             if v is not None:
-                self.extra[k] = v
+                tags[k] = v
+    elif extras and k not in extra and len(extra) < MAX_EXTRA_TAGS:
+        v = clean_value(value)
+        if v is not None:
+            extra[k] = v
 
-    def put_dict(self, d: Any, *, extras: bool) -> None:
-        if isinstance(d, dict):
-            for k, v in d.items():
-                self.put(k, v, allow_extra=extras)
 
-    def put_known(self, d: Any) -> None:
-        if isinstance(d, dict):
-            for k in TAG_KEYS:
-                if k in d:
-                    self.put(k, d[k], allow_extra=False)
+def _put_dict(tags: dict[str, str], extra: dict[str, str], d: Any) -> None:
+    if isinstance(d, dict):
+        for k, v in d.items():
+            _put(tags, extra, k, v, True)
+
+
+def _put_known(tags: dict[str, str], d: dict[Any, Any]) -> None:
+    # Only the exact tag names count at the top level of metadata (which also holds LiteLLM's
+    # own keys); they need no key cleaning, and their order does not matter: one source.
+    for k in _TAG_SET.intersection(d):
+        if k not in tags and (v := d[k]) is not None and (v := clean_value(v)) is not None:
+            tags[k] = v
 
 
 def _epoch(value: Any) -> float | None:
@@ -170,53 +234,72 @@ def _int(value: Any) -> int:
     return 0
 
 
-def _str(value: Any) -> str | None:
-    return None if value is None else clean_value(value)
+def _dict(value: Any) -> dict[Any, Any]:
+    return value if type(value) is dict or isinstance(value, dict) else _EMPTY
+
+
+_EMPTY: dict[Any, Any] = {}
 
 
 def _collect_tags(
-    slo: dict[str, Any], md: dict[str, Any] | None, optional_user: Any, env: dict[str, str]
-) -> _Tags:
-    t = _Tags()
+    smd: dict[str, Any],
+    proxy: tuple[Any, ...],
+    md: dict[str, Any] | None,
+    request_tags: Any,
+    end_user: Any,
+    env: dict[str, str],
+) -> tuple[dict[str, str], dict[str, str]]:
+    tags: dict[str, str] = {}
+    extra: dict[str, str] = {}
     # 1. explicit metadata={"llmtop": {...}}, then 2. top-level metadata keys on the SDK call.
     if md:
-        t.put_dict(md.get("llmtop"), extras=True)
-        t.put_known(md)
-    smd = slo.get("metadata") or {}
-    # 3. proxy request metadata (the request body's `metadata`).
-    req = smd.get("requester_metadata")
-    if isinstance(req, dict):
-        t.put_dict(req.get("llmtop"), extras=True)
-        t.put_known(req)
-    # 4. proxy key / team / org fields from the virtual key.
-    t.put("team", smd.get("user_api_key_team_alias") or smd.get("team_alias"), allow_extra=False)
-    t.put("team", smd.get("user_api_key_team_id") or smd.get("team_id"), allow_extra=False)
-    t.put("user", smd.get("user_api_key_user_id"), allow_extra=False)
-    t.put("customer", smd.get("user_api_key_end_user_id"), allow_extra=False)
-    t.put(
-        "org", smd.get("user_api_key_org_alias") or smd.get("user_api_key_org_id"), allow_extra=True
+        if (own := md.get("llmtop")) is not None:
+            _put_dict(tags, extra, own)
+        _put_known(tags, md)
+    req, team_alias, team_alias2, team_id, team_id2, user_id, end_user_id, org, org_id, alias, _ = (
+        proxy
     )
-    t.put("api_key_alias", smd.get("user_api_key_alias"), allow_extra=True)
+    # 3. proxy request metadata (the request body's `metadata`).
+    if isinstance(req, dict):
+        if (own := req.get("llmtop")) is not None:
+            _put_dict(tags, extra, own)
+        _put_known(tags, req)
+    # 4. proxy key / team / org fields from the virtual key.
+    if (v := team_alias or team_alias2) is not None:
+        _put(tags, extra, "team", v, False)
+    if (v := team_id or team_id2) is not None:
+        _put(tags, extra, "team", v, False)
+    if user_id is not None:
+        _put(tags, extra, "user", user_id, False)
+    if end_user_id is not None:
+        _put(tags, extra, "customer", end_user_id, False)
+    if (v := org or org_id) is not None:
+        _put(tags, extra, "org", v, True)
+    if alias is not None:
+        _put(tags, extra, "api_key_alias", alias, True)
     # 5. request tags: "key:value" / "key=value" become tags, plain ones are kept as a list.
-    plain: list[str] = []
-    for tag in slo.get("request_tags") or ():
-        if not isinstance(tag, str) or tag.startswith("User-Agent:"):
-            continue
-        sep = "=" if "=" in tag else (":" if ":" in tag else None)
-        if sep:
-            k, _, v = tag.partition(sep)
-            t.put(k, v, allow_extra=True)
-        else:
-            v = clean_value(tag)
-            if v:
-                plain.append(v)
-    if plain and "tags" not in t.extra:
-        t.extra["tags"] = clean_value(",".join(plain)) or ""
+    if request_tags:
+        plain: list[str] = []
+        for tag in request_tags:
+            if not isinstance(tag, str) or tag.startswith("User-Agent:"):
+                continue
+            sep = "=" if "=" in tag else (":" if ":" in tag else None)
+            if sep:
+                k, _, v = tag.partition(sep)
+                _put(tags, extra, k, v, True)
+            else:
+                v = clean_value(tag)
+                if v:
+                    plain.append(v)
+        if plain and "tags" not in extra:
+            extra["tags"] = clean_value(",".join(plain)) or ""
     # 6. end user on the call.
-    t.put("user", slo.get("end_user") or optional_user, allow_extra=False)
+    if end_user is not None:
+        _put(tags, extra, "user", end_user, False)
     # 7. process defaults from LLMTOP_TAGS.
-    t.put_dict(env, extras=True)
-    return t
+    if env:
+        _put_dict(tags, extra, env)
+    return tags, extra
 
 
 def to_record(cap: Captured, env: dict[str, str] | None = None) -> CallRecord:
@@ -225,98 +308,123 @@ def to_record(cap: Captured, env: dict[str, str] | None = None) -> CallRecord:
     `env`: the process's LLMTOP_TAGS, parsed (the writer reads the environment once per batch:
     reading it per row cost as much as all the other tags).
     """
-    slo = cap.slo if isinstance(cap.slo, dict) else {}
+    slo = cap.slo
+    if type(slo) is dict or isinstance(slo, dict):
+        try:
+            f = _slo_fields(slo)
+        except KeyError:  # not LiteLLM's full standard logging object: read what is there
+            f = tuple(map(slo.get, _SLO_KEYS))
+    else:
+        f = _NO_SLO
+    (
+        start_v, end_v, stream_v, cst_v, smd, prompt_v, completion_v, status, err, mmi, response,
+        mp, model_group_v, request_tags, end_user, cache_hit_v, call_type_v, trace_v, call_id_v,
+        provider_v, model_v, saved_v,
+    ) = f  # fmt: skip
     md = cap.metadata if isinstance(cap.metadata, dict) else None
-    started = _epoch(slo.get("startTime")) or _epoch(cap.start_time)
+    started = _epoch(start_v) or _epoch(cap.start_time)
     if started is None:
         raise ValueError("payload has no start time")
-    ended = _epoch(slo.get("endTime")) or _epoch(cap.end_time)
-    stream = bool(slo.get("stream")) or cap.stream is True
-    cst = _epoch(slo.get("completionStartTime"))
-    ttft_ms = (cst - started) * 1000.0 if stream and cst is not None else None
+    ended = _epoch(end_v) or _epoch(cap.end_time)
+    stream = bool(stream_v) or cap.stream is True
+    ttft_ms = None
+    if stream and (cst := _epoch(cst_v)) is not None:
+        ttft_ms = (cst - started) * 1000.0
 
-    smd = slo.get("metadata") or {}
-    usage = smd.get("usage_object") or {}
-    if not isinstance(usage, dict):
-        usage = {}
-    ptd = usage.get("prompt_tokens_details") or {}
-    ctd = usage.get("completion_tokens_details") or {}
-    if not isinstance(ptd, dict):
-        ptd = {}
-    if not isinstance(ctd, dict):
-        ctd = {}
-    input_tokens = _int(slo.get("prompt_tokens"))
-    output_tokens = _int(slo.get("completion_tokens"))
-    cache_read = _int(ptd.get("cached_tokens")) or _int(usage.get("cache_read_input_tokens"))
-    cache_write = _int(usage.get("cache_creation_input_tokens")) or _int(
-        ptd.get("cache_creation_tokens")
-    )
+    if not smd:
+        smd = _EMPTY
+    elif not isinstance(smd, dict):
+        raise ValueError("the standard logging object's metadata is not a mapping")
+    proxy = tuple(map(smd.get, _PROXY_KEYS)) if smd else _NO_PROXY
+    usage = _dict(proxy[-1])
+    if usage:
+        ptd = _dict(usage.get("prompt_tokens_details"))
+        ctd = _dict(usage.get("completion_tokens_details"))
+        cache_read = _int(ptd.get("cached_tokens")) or _int(usage.get("cache_read_input_tokens"))
+        cache_write = _int(usage.get("cache_creation_input_tokens")) or _int(
+            ptd.get("cache_creation_tokens")
+        )
+        reasoning = _int(ctd.get("reasoning_tokens"))
+        audio_in, audio_out = _int(ptd.get("audio_tokens")), _int(ctd.get("audio_tokens"))
+    else:
+        cache_read = cache_write = reasoning = audio_in = audio_out = 0
+    input_tokens = _int(prompt_v)
+    output_tokens = _int(completion_v)
 
-    failed = cap.failed or slo.get("status") == "failure"
-    err = slo.get("error_information") or {}
-    if not isinstance(err, dict):
-        err = {}
-    error_code = _str(err.get("error_code")) or (_str(cap.exception_status) if failed else None)
+    failed = cap.failed or status == "failure"
+    err = _dict(err)
+    if failed:
+        error_code = clean_value(err.get("error_code")) or clean_value(cap.exception_status)
+        error_class = clean_value(err.get("error_class")) or cap.exception_class
+        normalized_error = clean_value(err.get("normalized_error"))
+    else:
+        error_code = clean_value(err.get("error_code")) if err else None
+        error_class = normalized_error = None
 
-    mmi = slo.get("model_map_information") or {}
-    price_key = _str(mmi.get("model_map_key")) if isinstance(mmi, dict) else None
-    response = slo.get("response")
-    response_model = _str(response.get("model")) if isinstance(response, dict) else None
-    mp = slo.get("model_parameters") or {}
-    service_tier = _str(mp.get("service_tier")) if isinstance(mp, dict) else None
+    price_key = clean_value(mmi.get("model_map_key")) if isinstance(mmi, dict) else None
+    response_model = clean_value(response.get("model")) if isinstance(response, dict) else None
+    service_tier = clean_value(mp.get("service_tier")) if isinstance(mp, dict) else None
 
-    model_group = _str(slo.get("model_group")) or (_str(md.get("model_group")) if md else None)
-    original = _str(md.get("original_model_group")) if md else None
-    fallbacks = _int(md.get("attempted_fallbacks")) if md else 0
-    retries = _int(md.get("attempted_retries")) if md else 0
+    model_group = clean_value(model_group_v)
+    if md:
+        if model_group is None:
+            model_group = clean_value(md.get("model_group"))
+        original = clean_value(md.get("original_model_group"))
+        fallbacks = _int(md.get("attempted_fallbacks"))
+        retries = _int(md.get("attempted_retries"))
+    else:
+        original, fallbacks, retries = None, 0, 0
     is_fallback = bool(fallbacks) or bool(original and model_group and original != model_group)
 
-    tags = _collect_tags(slo, md, cap.optional_user, env_tags() if env is None else env)
-    if "correlation_id" not in tags.tags and md and (cid := clean_value(md.get("correlation_id"))):
-        tags.tags["correlation_id"] = cid
+    tags, extra = _collect_tags(
+        smd,
+        proxy,
+        md,
+        request_tags,
+        end_user or cap.optional_user,
+        env_tags() if env is None else env,
+    )
 
     rc = cap.response_cost
     litellm_cost = float(rc) if isinstance(rc, (int, float)) and not isinstance(rc, bool) else None
-    cache_hit = bool(slo.get("cache_hit"))
-    call_type = _str(slo.get("call_type"))
+    cache_hit = bool(cache_hit_v)
+    call_type = clean_value(call_type_v)
     return CallRecord(
-        started_at=started,
-        ended_at=ended,
-        ttft_ms=ttft_ms,
-        trace_id=_str(slo.get("trace_id")),
-        litellm_call_id=_str(slo.get("litellm_call_id")),
-        call_type=call_type,
-        stream=stream,
-        provider=_str(slo.get("custom_llm_provider")),
-        model=_str(slo.get("model")) or _str(cap.model),
-        response_model=response_model,
-        model_group=model_group,
-        original_model_group=original or model_group,
-        price_key=price_key,
-        status="failure" if failed else "success",
-        error_class=(_str(err.get("error_class")) or cap.exception_class) if failed else None,
-        error_code=error_code,
-        normalized_error=_str(err.get("normalized_error")) if failed else None,
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-        cache_read_tokens=cache_read,
-        cache_write_tokens=cache_write,
-        reasoning_tokens=_int(ctd.get("reasoning_tokens")),
-        audio_input_tokens=_int(ptd.get("audio_tokens")),
-        audio_output_tokens=_int(ctd.get("audio_tokens")),
-        batch=bool(call_type and "batch" in call_type),
-        service_tier=service_tier,
-        litellm_cost_usd=litellm_cost,
-        unmetered=(
-            stream and not failed and not cache_hit and input_tokens == 0 and output_tokens == 0
-        ),
-        cache_hit=cache_hit,
-        attempt=1 + retries + fallbacks,
-        is_retry=retries > 0,
-        is_fallback=is_fallback,
-        tags=tags.tags,
-        extra_tags=tags.extra,
-        saved_usd=_float_or_none(slo.get("saved_cache_cost")) if cache_hit else None,
+        started,
+        ended,
+        ttft_ms,
+        clean_id(trace_v),
+        clean_id(call_id_v),
+        call_type,
+        stream,
+        clean_value(provider_v),
+        clean_value(model_v) or clean_value(cap.model),
+        response_model,
+        model_group,
+        original or model_group,
+        price_key,
+        "failure" if failed else "success",
+        error_class,
+        error_code,
+        normalized_error,
+        input_tokens,
+        output_tokens,
+        cache_read,
+        cache_write,
+        reasoning,
+        audio_in,
+        audio_out,
+        bool(call_type and "batch" in call_type),
+        service_tier,
+        litellm_cost,
+        stream and not failed and not cache_hit and input_tokens == 0 and output_tokens == 0,
+        cache_hit,
+        1 + retries + fallbacks,
+        retries > 0,
+        is_fallback,
+        tags,
+        extra,
+        saved_usd=_float_or_none(saved_v) if cache_hit else None,
     )
 
 

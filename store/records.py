@@ -26,6 +26,8 @@ TAG_KEYS: tuple[str, ...] = (
 
 @dataclass(slots=True)
 class CallRecord:
+    # collector.mapping.to_record builds this positionally (it runs once per call): keep the
+    # field order, or update it there.
     started_at: float
     ended_at: float | None = None
     ttft_ms: float | None = None
