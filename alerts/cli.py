@@ -53,12 +53,16 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _text(a: object) -> str:
+#: Alerts filed under an incident's root that `check` names one by one; the rest are counted.
+RELATED_SHOWN = 8
+
+
+def _text(a: object, related: list[object]) -> str:
     from llmtop.alerts.model import Alert
 
     assert isinstance(a, Alert)
     since = datetime.fromtimestamp(a.since).strftime("%Y-%m-%d %H:%M")
-    return (
+    out = (
         f"{a.severity.upper()}  {a.scope or 'all'}\n"
         f"  what:  {a.title}\n"
         f"  cause: {a.cause}\n"
@@ -66,6 +70,15 @@ def _text(a: object) -> str:
         f"  since: {since}\n"
         f"  drill: {a.drill[0] or 'all'} by {a.drill[1]}"
     )
+    if related:
+        names = [
+            f"{r.rule} {r.scope or 'all'}"  # type: ignore[attr-defined]
+            for r in related[:RELATED_SHOWN]
+        ]
+        more = len(related) - len(names)
+        out += f"\n  related ({len(related)}, same incident): " + ", ".join(names)
+        out += f", and {more} more" if more else ""
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -109,7 +122,13 @@ def main(argv: list[str] | None = None) -> int:
     if ns.json:
         print(json.dumps([a.to_json() for a in alerts], indent=2))
     elif alerts:
-        print("\n\n".join(_text(a) for a in alerts))
+        # One block per incident: what is filed under a root is listed inside its block.
+        under: dict[str, list[object]] = {}
+        for a in alerts:
+            if a.parent is not None:
+                under.setdefault(a.parent, []).append(a)
+        roots = [a for a in alerts if a.parent is None]
+        print("\n\n".join(_text(a, under.get(a.fingerprint, [])) for a in roots))
     else:
         print("llmtop check: no alerts firing")
     if any(a.severity == "critical" for a in alerts):

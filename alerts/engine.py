@@ -494,6 +494,61 @@ def _suppress(cands: list[_Candidate]) -> list[_Candidate]:
     return keep
 
 
+#: Scope dimensions of one tenant: their alerts are filed under a broader alert of the same
+#: incident, never the other way round.
+_NARROW_DIMS = frozenset({"customer", "user", "correlation_id"})
+
+
+def _rank(c: _Candidate, why: Why) -> tuple[int, bool, float, str]:
+    """Which alert of an incident is its root: the broadest scope, then critical, then the
+    most dollars explained (a total order: the fingerprint breaks ties)."""
+    keys = {cl.key for cl in c.scope}
+    breadth = 2 if not keys else (0 if keys & _NARROW_DIMS else 1)
+    top = max((e.dollars for e in why.causes), default=0.0)
+    return (breadth, c.severity == "critical", top, fingerprint(c.rule, c.scope_text))
+
+
+def incidents(analysed: Sequence[tuple[_Candidate, Why, bool]]) -> dict[str, str]:
+    """Fingerprint -> fingerprint of the root it is filed under, for alerts that are not roots.
+
+    Two firing alerts are one incident when they watch the same scope (a feature's band and its
+    burn rate), when one's likely causes name the other's scope ("feature=search +$40" on a
+    customer's alert), or when their top causes are the same tag value (both "new prompt_version
+    v7"). Each alert is filed under its highest-ranked relative, and that one under its own, so
+    an incident is a tree with one root that pages. Budget alerts stay on their own: a budget is
+    a policy with its own owner, not a symptom.
+    """
+    info = []
+    for c, why, done in analysed:
+        if c.rule.startswith("budget"):
+            continue
+        named = {(e.dim, e.value) for e in why.causes[:3] if e.dim and e.value is not None}
+        first = why.causes[0] if done and why.causes else None
+        top = (first.dim, first.value) if first and first.dim and first.value else None
+        own = (c.scope[0].key, c.scope[0].value) if len(c.scope) == 1 else None
+        info.append((fingerprint(c.rule, c.scope_text), c.scope, own, named, top, _rank(c, why)))
+    parent: dict[str, tuple[tuple[int, bool, float, str], str]] = {}
+    for fp, scope, own, named, top, rank in info:
+        for pfp, pscope, pown, pnamed, ptop, prank in info:
+            if prank <= rank:
+                continue
+            related = (
+                pscope == scope
+                or (pown is not None and pown in named)
+                or (own is not None and own in pnamed)
+                or (top is not None and top == ptop)
+            )
+            if related and (fp not in parent or prank > parent[fp][0]):
+                parent[fp] = (prank, pfp)
+    roots: dict[str, str] = {}
+    for fp in parent:
+        root = fp
+        while root in parent:  # ranks strictly rise along the chain: it ends
+            root = parent[root][1]
+        roots[fp] = root
+    return roots
+
+
 #: Alerts over one set of ranges from which their causes are read together (see evaluate).
 SHARED_READ_MIN = 8
 
@@ -525,6 +580,7 @@ def evaluate(
         if c is not None:
             cands.append(c)
     alerts: list[Alert] = []
+    analysed: list[tuple[_Candidate, Why, bool]] = []
     firing = _suppress(cands)
     # Alerts over the same ranges share one read of their rows (an incident fires a feature and
     # then every customer and user it touched); a read of every row costs a few per-alert reads,
@@ -541,9 +597,11 @@ def evaluate(
         ranges = compared_ranges(c.cur, c.base)
         use_shared = crowd[ranges] >= SHARED_READ_MIN
         ready = use_shared and ranges in shared  # its rows are read already: cheap
+        done = True
         if cached is not None and 0 <= now - cached[0] < EXPLAIN_TTL:
             why = cached[1]
         elif explain_budget is not None and spent >= explain_budget and not ready:
+            done = False
             why = Why(
                 causes=[Evidence("likely cause: being analysed (next pass)", 0.0, "rate")],
                 owner=owner_from_map(rules, c.scope),
@@ -565,10 +623,14 @@ def evaluate(
             if len(_WHY) > 256:
                 _WHY.clear()
             _WHY[ckey] = (now, why)
+        analysed.append((c, why, done))
+    parents = incidents(analysed)
+    for c, why, done in analysed:
         scope = c.scope_text
+        fp = fingerprint(c.rule, scope)
         alerts.append(
             Alert(
-                fingerprint=fingerprint(c.rule, scope),
+                fingerprint=fp,
                 rule=c.rule,
                 severity=c.severity,
                 scope=scope,
@@ -578,6 +640,8 @@ def evaluate(
                 owner=c.owner or why.owner,
                 since=why.since if why.since is not None else c.cur[0],
                 drill=(scope, why.drill_dim),
+                parent=parents.get(fp),
+                pending=not done,
             )
         )
     alerts.sort(key=lambda a: (a.severity != "critical", a.rule, a.scope))

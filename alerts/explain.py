@@ -54,6 +54,8 @@ class Evidence:
     kind: str
     dim: str | None = None
     primary: bool = False
+    #: The tag value it names (a version, a contributor, a model): how alerts of one incident
+    #: are recognised (engine.incidents). None for a mechanism with no single value.
     value: str | None = None
 
 
@@ -215,6 +217,7 @@ def explain(
                             dv,
                             "mechanism",
                             "model",
+                            value=v,
                         )
                     )
                     continue
@@ -224,6 +227,7 @@ def explain(
                     dv,
                     "contributor",
                     d,
+                    value=v,
                 )
             )
 
@@ -333,6 +337,7 @@ def _top_shares(cur_by: dict[str, dict[str | None, Agg]], c: Agg) -> list[Eviden
                     spend,
                     "contributor",
                     d,
+                    value=v,
                 )
             )
     out.sort(key=lambda e: -e.dollars)

@@ -30,6 +30,13 @@ class Alert:
     since: float
     #: (filter string, group_by dimension) for the TUI's drill-down.
     drill: tuple[str, str]
+    #: Fingerprint of the alert this one is filed under: the incident's broadest alert, when
+    #: this one shares its likely cause or names its scope (one bad deploy fires the feature and
+    #: every customer it touched; only the feature pages). None: it pages on its own.
+    parent: str | None = None
+    #: Fired before its cause analysis ran (the dashboard's per-pass budget ran out): it is shown
+    #: but pages only once analysed, when it is known whether it belongs to another incident.
+    pending: bool = False
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -55,6 +62,8 @@ class AlertState:
     state: str  # "open" | "acked" | "snoozed" | "resolved"
     snoozed_until: float | None
     drill: tuple[str, str]
+    parent: str | None = None
+    pending: bool = False
 
     @property
     def first_seen(self) -> float:

@@ -26,15 +26,28 @@ from llmtop.store.queries import Reader
 RESOLVED_VISIBLE = 3600.0
 
 
-def _details(a: Alert) -> str:
-    return q.dumps({"causes": [list(c) for c in a.causes], "drill": list(a.drill)})
+def _details(a: Alert, paged: bool) -> str:
+    return q.dumps(
+        {
+            "causes": [list(c) for c in a.causes],
+            "drill": list(a.drill),
+            "parent": a.parent,
+            "pending": a.pending,
+            "paged": paged,
+        }
+    )
 
 
-def _state(row: dict[str, Any]) -> AlertState:
+def _loads(row: dict[str, Any]) -> dict[str, Any]:
     try:
         d = json.loads(row.get("details_json") or "{}")
     except ValueError:
-        d = {}
+        return {}
+    return d if isinstance(d, dict) else {}
+
+
+def _state(row: dict[str, Any]) -> AlertState:
+    d = _loads(row)
     drill = d.get("drill") or [row["scope"], "model"]
     return AlertState(
         fingerprint=row["fingerprint"],
@@ -50,10 +63,12 @@ def _state(row: dict[str, Any]) -> AlertState:
         state=row["state"],
         snoozed_until=row.get("snoozed_until"),
         drill=(str(drill[0]), str(drill[1])),
+        parent=d.get("parent") if isinstance(d.get("parent"), str) else None,
+        pending=bool(d.get("pending")),
     )
 
 
-def _fields(a: Alert) -> dict[str, Any]:
+def _fields(a: Alert, paged: bool) -> dict[str, Any]:
     return {
         "rule": a.rule,
         "severity": a.severity,
@@ -61,8 +76,13 @@ def _fields(a: Alert) -> dict[str, Any]:
         "title": a.title,
         "cause": a.cause,
         "owner": a.owner,
-        "details_json": _details(a),
+        "details_json": _details(a, paged),
     }
+
+
+def _pages(a: Alert) -> bool:
+    """Only an incident's root pages, and only once its cause is known (see Alert.pending)."""
+    return a.parent is None and not a.pending
 
 
 def sync(
@@ -81,31 +101,43 @@ def sync(
         for a in alerts:
             firing.add(a.fingerprint)
             row = rows.get(a.fingerprint)
+            # `paged`: this alert has been announced, by its own page or (as part of an
+            # incident) by its root's; rows from before incidents existed were paged.
             if row is None:
+                page = _pages(a)
                 q.insert_alert(
                     reader,
                     {
                         "fingerprint": a.fingerprint,
-                        **_fields(a),
+                        **_fields(a, page or (a.parent is not None and not a.pending)),
                         "first_seen": a.since,
                         "last_seen": now,
                         "state": "open",
                     },
                 )
-                new.append(a)
+                if page:
+                    new.append(a)
                 continue
             state = row["state"]
-            values: dict[str, Any] = {**_fields(a), "last_seen": now}
+            paged = _loads(row).get("paged", True) is not False
+            values: dict[str, Any] = {"last_seen": now}
             escalated = row["severity"] == "warning" and a.severity == "critical"
             if state == "resolved":
                 values.update(state="open", first_seen=a.since, snoozed_until=None)
-                new.append(a)
+                paged = False
             elif state == "snoozed" and (row["snoozed_until"] or 0) <= now:
                 values.update(state="open", snoozed_until=None)
-                new.append(a)
+                paged = False
             elif escalated and state in ("open", "acked"):
                 values.update(state="open")
-                new.append(a)
+                paged = False
+            if not paged:
+                if _pages(a):
+                    new.append(a)
+                    paged = True
+                elif not a.pending:  # filed under a root, whose page announces it
+                    paged = True
+            values.update(_fields(a, paged))
             q.update_alert(reader, a.fingerprint, **values)
         for fp, row in rows.items():
             if fp not in firing and row["state"] != "resolved":
@@ -130,10 +162,15 @@ def states(reader: Reader, now: float) -> list[AlertState]:
 
 
 def ack(reader: Reader, fingerprint: str) -> bool:
-    """Acknowledge: quiet until it resolves (or escalates). False if no such alert."""
+    """Acknowledge: quiet until it resolves (or escalates). False if no such alert.
+
+    An incident's root takes the alerts filed under it along: acking the page acks the incident.
+    """
     return q.set_alert_state(reader, fingerprint, "acked", None) > 0
 
 
 def snooze(reader: Reader, fingerprint: str, until: float) -> bool:
-    """Quiet until `until`; if still firing then, it pages again. False if no such alert."""
+    """Quiet until `until`; if still firing then, it pages again. False if no such alert.
+
+    Like ack, it takes the alerts filed under it along."""
     return q.set_alert_state(reader, fingerprint, "snoozed", until) > 0

@@ -35,14 +35,16 @@ def _time(path: Path, now: float, label: str, budget: float | None = None) -> No
             t = time.perf_counter()
             alerts = engine.evaluate(r, rules, now + i, explain_budget=budget)
             ms = (time.perf_counter() - t) * 1000
-            waiting = sum("being analysed" in a.cause for a in alerts)
+            waiting = sum(a.pending for a in alerts)
+            pages = sum(a.parent is None for a in alerts)
             print(
-                f"{label} pass {i}: {ms:.0f} ms, {len(alerts)} alerts"
+                f"{label} pass {i}: {ms:.0f} ms, {len(alerts)} alerts in {pages} incident(s)"
                 + (f", {waiting} with a cause still to come" if budget is not None else "")
             )
             if i == 0 and budget is None:
                 for a in alerts:
-                    print(f"    {a.severity}: {a.title} | cause: {a.cause}")
+                    under = f"    (filed under {a.parent})" if a.parent else ""
+                    print(f"    {a.severity}: {a.title} | cause: {a.cause}{under}")
     finally:
         r.close()
 

@@ -461,12 +461,26 @@ def dumps(details: dict[str, Any]) -> str:
 def set_alert_state(
     reader: Reader, fingerprint: str, state: str, snoozed_until: float | None
 ) -> int:
-    """Ack/snooze an alert that has not resolved (a resolved one must page when it re-fires)."""
-    cur = reader.conn.execute(
-        "UPDATE alerts SET state = ?, snoozed_until = ? WHERE fingerprint = ? AND state != 'resolved'",
-        (state, snoozed_until, fingerprint),
-    )
-    return cur.rowcount
+    """Ack/snooze an alert that has not resolved (a resolved one must page when it re-fires),
+    and the alerts filed under it (details_json's parent); the count is the alert's own."""
+    begin(reader)
+    try:
+        n = reader.conn.execute(
+            "UPDATE alerts SET state = ?, snoozed_until = ?"
+            " WHERE fingerprint = ? AND state != 'resolved'",
+            (state, snoozed_until, fingerprint),
+        ).rowcount
+        if n:
+            reader.conn.execute(
+                "UPDATE alerts SET state = ?, snoozed_until = ?"
+                " WHERE json_extract(details_json, '$.parent') = ? AND state != 'resolved'",
+                (state, snoozed_until, fingerprint),
+            )
+        commit(reader)
+    except BaseException:
+        rollback(reader)
+        raise
+    return n
 
 
 def max_row_id(reader: Reader) -> int:

@@ -697,3 +697,109 @@ def test_an_exhausted_explain_budget_fires_with_a_provisional_cause_filled_in_ne
         assert full.cause == b.cause
     finally:
         r.close()
+
+
+# --- incidents: one page per incident, its other alerts filed under it ----------------------------
+
+
+def _storm(db: Path) -> None:
+    """A prompt deploy that multiplies input 45x: the feature's band and burn rate break, and so
+    does every customer's 7-day average (each customer's top cause is the same new version)."""
+    rng = random.Random(9)
+    write(db, normal_tail(rng, skip=("support-summarize",)))
+    write(db, records("support-summarize", NOW - TAIL, NOW - 900, rng))
+    write(
+        db,
+        records(
+            "support-summarize", NOW - 900, NOW, rng, inp=400000, prompt_version="v4", every=20
+        ),
+    )
+
+
+def test_an_incident_pages_once_with_its_other_alerts_filed_under_it(
+    db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _storm(db)
+    # An unrelated incident at the same time must stay its own page.
+    write(db, [rate_limited(r, 2) for r in records("classify", NOW - 600, NOW, random.Random(4))])
+    alerts = run(db)
+    root = "anomaly|feature=support-summarize"
+    parents = {a.fingerprint: a.parent for a in alerts}
+    assert parents[root] is None
+    for fp in (
+        "spike|feature=support-summarize",  # same scope, another rule
+        "runaway|customer=globex",  # same top cause: new prompt_version v4
+        "runaway|customer=initech",
+        "runaway|customer=umbrella",
+    ):
+        assert parents[fp] == root, (fp, parents)
+    others = [a for a in alerts if a.scope == "feature=classify"]
+    assert others and all(a.parent in (None, *(o.fingerprint for o in others)) for a in others)
+    assert any(a.parent is None for a in others)
+
+    r = Reader(db)
+    try:
+        new, states = state.sync(r, alerts, NOW)
+        assert root in {a.fingerprint for a in new}
+        assert not {a.fingerprint for a in new} & {fp for fp, p in parents.items() if p}
+        assert {s.fingerprint: s.parent for s in states} == parents  # kept in the database
+        # Acking the page acks the incident, not the unrelated one.
+        assert state.ack(r, root)
+        _, states = state.sync(r, alerts, NOW + 5)
+        by = {s.fingerprint: s.state for s in states}
+        assert {by[fp] for fp, p in parents.items() if p == root} | {by[root]} == {"acked"}
+        assert {by[a.fingerprint] for a in others} == {"open"}
+    finally:
+        r.close()
+
+    assert cli.main(["--db", str(db), "--now", str(NOW)]) == 2
+    out = capsys.readouterr().out
+    assert out.count("CRITICAL  feature=support-summarize") == 1
+    assert "  related (4, same incident): " in out
+    assert "CRITICAL  customer=globex" not in out
+    assert cli.main(["--db", str(db), "--now", str(NOW), "--json"]) == 2
+    objs = json.loads(capsys.readouterr().out)
+    assert {o["fingerprint"]: o["parent"] for o in objs} == parents
+
+
+def test_alerts_still_being_analysed_page_once_they_are_known_to_be_roots(db: Path) -> None:
+    """A provisional alert has no cause yet, so nobody knows whether it belongs to an incident:
+    it is shown at once but pages only after its analysis, and only if it is a root."""
+    _storm(db)
+    rules = Rules()
+    r = Reader(db)
+    try:
+        first = evaluate(r, rules, NOW, explain_budget=0.0)
+        assert len(first) == 5 and all(a.pending for a in first)
+        new, states = state.sync(r, first, NOW)
+        assert new == []  # shown, not paged
+        assert {s.fingerprint for s in states} == {a.fingerprint for a in first}
+        later = evaluate(r, rules, NOW + 1, explain_budget=None)
+        assert not any(a.pending for a in later)
+        new, _ = state.sync(r, later, NOW + 1)
+        assert [a.fingerprint for a in new] == ["anomaly|feature=support-summarize"]
+        new, _ = state.sync(r, later, NOW + 2)
+        assert new == []
+    finally:
+        r.close()
+
+
+def test_mutual_naming_files_the_narrower_alert_under_the_broader() -> None:
+    from llmtop.alerts.engine import _Candidate, incidents
+    from llmtop.alerts.explain import Evidence, Why
+
+    def cand(rule: str, dim: str, val: str, sev: str = "critical") -> _Candidate:
+        return _Candidate(rule, sev, (Clause(dim, "=", val),), "t", (0, 1), [], 1.0, 1.0)
+
+    feat = cand("anomaly", "feature", "chat")
+    user = cand("runaway", "user", "u-42")
+    budget = cand("budget", "team", "core")
+    lone = cand("anomaly", "feature", "search", "warning")
+    analysed = [
+        # The user's loop explains the feature's rise; the feature explains the user's.
+        (feat, Why(causes=[Evidence("user=u-42 +$90", 90.0, "contributor", "user", value="u-42")]), True),
+        (user, Why(causes=[Evidence("feature=chat +$95", 95.0, "contributor", "feature", value="chat")]), True),
+        (budget, Why(causes=[Evidence("feature=chat +$95", 95.0, "contributor", "feature", value="chat")]), True),
+        (lone, Why(causes=[Evidence("model=gpt-4o +$3", 3.0, "contributor", "model", value="gpt-4o")]), True),
+    ]  # fmt: skip
+    assert incidents(analysed) == {"runaway|user=u-42": "anomaly|feature=chat"}

@@ -137,3 +137,63 @@ async def test_alert_passes_never_queue_up(llmtop_db: Path) -> None:
         await wait_for(pilot, lambda: len(passes) == 2 and not app._alerts_busy)
         await pilot.pause(0.2)
         assert len(passes) == 2
+
+
+INCIDENT_RULES = """
+[spike]
+group_by = ["feature", "customer"]
+window = "5m"
+trailing = "2h"
+ratio = 3.0
+min_change_usd = 0.05
+"""
+
+
+async def test_an_incident_takes_one_line_and_one_toast(llmtop_db: Path) -> None:
+    """One deploy breaks a feature and three of its customers: one line says so, space unfolds
+    the three, and a single toast names how many alerts it folded in."""
+    out, t = [], NOW - 7200
+    while t < NOW - 300:
+        for cust in ("acme", "globex", "initech"):
+            out.append(payload(start=t, feature="summarize", customer=cust, prompt_version="v1"))
+        t += 30
+    write(llmtop_db, out)
+    default_rules_path(llmtop_db).write_text(INCIDENT_RULES)
+    app = make_app(llmtop_db, watch=True, alerts=True)
+    async with app.run_test(size=(160, 40), notifications=True) as pilot:
+        await settle(app, pilot)
+        write(
+            llmtop_db,
+            [
+                payload(
+                    start=NOW - 240 + i * 4,
+                    feature="summarize",
+                    customer=("acme", "globex", "initech")[i % 3],
+                    prompt_version="v2",
+                    input_tokens=20000,
+                )
+                for i in range(60)
+            ],
+        )
+        await wait_for(pilot, lambda: len(app.alert_states) == 4)
+        await wait_for(pilot, lambda: bool(list(app.screen.query("Toast"))))
+        await pilot.pause(0.3)
+        roots = [s for s in app.alert_states if s.parent is None]
+        assert [s.scope for s in roots] == ["feature=summarize"], app.alert_states
+        panel = app.query_one(AlertsPanel)
+        ol = panel.query_one("#alert-list")
+        lines = [str(ol.get_option_at_index(i).prompt) for i in range(ol.option_count)]
+        assert len(lines) == 1 and "+3 related (3 customer)" in lines[0], lines
+        toasts = list(app.screen.query("Toast"))
+        assert len(toasts) == 1
+        assert "+3 related (3 customer)" in str(toasts[0].render())
+
+        await pilot.press("a", "space")
+        lines = [str(ol.get_option_at_index(i).prompt) for i in range(ol.option_count)]
+        assert len(lines) == 4 and all("└ " in x and "customer=" in x for x in lines[1:])
+        await pilot.press("space")
+        assert ol.option_count == 1
+        # Acking the line acks the incident.
+        await pilot.press("k")
+        await wait_for(pilot, lambda: {s.state for s in app.alert_states} == {"acked"})
+        assert {s.state for s in app.alert_states} == {"acked"}

@@ -41,7 +41,7 @@ from llmtop.tui.messages import (
     RequestsLoaded,
     SnapshotLoaded,
 )
-from llmtop.tui.widgets.alerts_panel import AlertsPanel
+from llmtop.tui.widgets.alerts_panel import AlertsPanel, related_text
 from llmtop.tui.widgets.burn_panel import BurnPanel
 from llmtop.tui.widgets.cache_panel import CachePanel
 from llmtop.tui.widgets.errors_panel import ErrorsPanel
@@ -370,9 +370,16 @@ class LlmtopApp(App[None]):
     def on_alerts_evaluated(self, message: AlertsEvaluated) -> None:
         self.alert_states = message.states
         for a in message.new:
+            related = related_text(
+                a,
+                [s for s in message.states if s.parent == a.fingerprint and s.state != "resolved"],
+            )
             # Plain text with markup off: alert text quotes tag values, which must stay inert.
             self.notify(
-                safe(f"{a.title}\ncause: {a.cause}\nowner: {a.owner or '—'}").plain,
+                safe(
+                    f"{a.title}\ncause: {a.cause}\nowner: {a.owner or '—'}"
+                    + (f"\n{related}" if related else "")
+                ).plain,
                 title=f"{a.severity.upper()}: {a.scope or 'all'}",
                 severity="error" if a.severity == "critical" else "warning",
                 timeout=10,

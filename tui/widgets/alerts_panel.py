@@ -1,8 +1,15 @@
-"""Firing alerts: severity, scope, what, likely cause, owner, since; ack, snooze, jump."""
+"""Firing alerts: severity, scope, what, likely cause, owner, since; ack, snooze, jump.
+
+One line per incident: the alerts filed under an incident's root (Alert.parent) are folded into
+its line as "+N related (25 customer, 24 user)" and unfold with space, so an incident that fires
+55 alerts takes one line, not the whole panel.
+"""
 
 from __future__ import annotations
 
 import time
+from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 from llmtop.tui.format import clock, safe
@@ -17,10 +24,38 @@ from textual.widgets.option_list import Option
 SNOOZE_SECONDS = 3600.0
 
 
-def _line(a: Any) -> Text:
+def group_states(states: Sequence[Any]) -> list[tuple[Any, list[Any]]]:
+    """(root, alerts filed under it) in the given order; an alert whose root is not among
+    `states` (resolved, or from an older pass) stands on its own."""
+    present = {s.fingerprint for s in states}
+    children: dict[str, list[Any]] = {}
+    roots = []
+    for s in states:
+        parent = getattr(s, "parent", None)
+        if parent is not None and parent in present and parent != s.fingerprint:
+            children.setdefault(parent, []).append(s)
+        else:
+            roots.append(s)
+    return [(r, children.get(r.fingerprint, [])) for r in roots]
+
+
+def _kinds(root: Any, children: Sequence[Any]) -> str:
+    kinds = Counter(
+        c.rule if c.scope == root.scope else (c.scope or "all").split("=", 1)[0] for c in children
+    )
+    return ", ".join(f"{n} {k}" for k, n in kinds.most_common())
+
+
+def related_text(root: Any, children: Sequence[Any]) -> str:
+    return f"+{len(children)} related ({_kinds(root, children)})" if children else ""
+
+
+def _line(a: Any, related: str = "", child: bool = False) -> Text:
     sev = getattr(a, "severity", "warning")
     st = getattr(a, "state", "open")
     t = Text(no_wrap=True, overflow="ellipsis")
+    if child:
+        t.append("   └ ", style="dim")
     t.append(
         f" {sev.upper():8} ",
         style="bold reverse red" if sev == "critical" else "bold reverse yellow",
@@ -29,6 +64,9 @@ def _line(a: Any) -> Text:
         t.append(f" {st} ", style="dim")
     t.append(" ")
     t.append_text(safe(getattr(a, "scope", "") or "all", "bold"))
+    if related:  # before the long texts: the line ends in an ellipsis on narrow terminals
+        t.append(" · ")
+        t.append(related, style="bold")
     t.append(" · ")
     t.append_text(safe(getattr(a, "title", "")))
     t.append(" · cause: ")
@@ -46,37 +84,73 @@ class AlertsPanel(Vertical):
         Binding("k", "ack", "Ack"),
         Binding("z", "snooze", "Snooze 1h"),
         Binding("enter", "jump", "Explain", show=False),
+        Binding("space", "toggle_related", "Related"),
     ]
     states: reactive[list[Any]] = reactive(list)
+    #: Roots whose related alerts are unfolded.
+    expanded: reactive[frozenset[str]] = reactive(frozenset())
 
     def compose(self) -> ComposeResult:
         yield OptionList(id="alert-list")
 
     def on_mount(self) -> None:
+        self._children: dict[str, list[Any]] = {}
         self.border_title = "Alerts"
         self.display = False
 
-    def watch_states(self, states: list[Any]) -> None:
-        visible = [s for s in states if getattr(s, "state", "open") != "resolved"]
-        self.display = bool(visible)
+    def watch_states(self) -> None:
+        self._render_list()
+
+    def watch_expanded(self) -> None:
+        self._render_list()
+
+    def _render_list(self) -> None:
+        live = [s for s in self.states if getattr(s, "state", "open") != "resolved"]
+        self.display = bool(live)
         ol = self.query_one(OptionList)
-        highlighted = ol.highlighted
+        keep = self._selected()
+        visible: list[Any] = []
+        options: list[Option] = []
+        self._children = {}
+        for root, children in group_states(live):
+            self._children[root.fingerprint] = children
+            visible.append(root)
+            options.append(Option(_line(root, related_text(root, children)), id=root.fingerprint))
+            if root.fingerprint in self.expanded:
+                for c in children:
+                    visible.append(c)
+                    options.append(Option(_line(c, child=True), id=c.fingerprint))
         ol.clear_options()
-        ol.add_options([Option(_line(s), id=s.fingerprint) for s in visible])
-        if visible:
-            ol.highlighted = min(highlighted or 0, len(visible) - 1)
+        ol.add_options(options)
         self._visible = visible
+        if visible:
+            at = next(
+                (i for i, s in enumerate(visible) if keep and s.fingerprint == keep.fingerprint),
+                None,
+            )
+            ol.highlighted = at if at is not None else min(ol.highlighted or 0, len(visible) - 1)
 
     def focus_list(self) -> None:
         if self.display:
             self.query_one(OptionList).focus()
 
     def _selected(self) -> Any | None:
+        if not self.is_mounted:
+            return None
         ol = self.query_one(OptionList)
         vis = getattr(self, "_visible", [])
         if ol.highlighted is None or ol.highlighted >= len(vis):
             return None
         return vis[ol.highlighted]
+
+    def action_toggle_related(self) -> None:
+        a = self._selected()
+        if a is None:
+            return
+        root = a.parent if getattr(a, "parent", None) in self._children else a.fingerprint
+        if not self._children.get(root):
+            return
+        self.expanded = self.expanded ^ {root}
 
     def action_ack(self) -> None:
         a = self._selected()
