@@ -32,8 +32,6 @@ from llmtop.store.alert_queries import (
     ExplainData,
     aggregate,
     first_row_at,
-    max_row_id,
-    rows_added_before,
     sliding_spend,
     spend_between,
 )
@@ -240,10 +238,6 @@ def _spike(reader: Reader, rules: Rules, now: float, first: float) -> list[_Cand
 # --- runaway users and customers ------------------------------------------------------------------
 
 
-#: Completed-hour history sums for the runaway rule: (file, dims, hour, start) → (max id, sums).
-_HISTORY: dict[tuple[object, ...], tuple[int, dict[tuple[str, str], float]]] = {}
-
-
 def _file_key(reader: Reader) -> tuple[str, int]:
     try:
         return str(reader.path), reader.path.stat().st_ino
@@ -254,24 +248,17 @@ def _file_key(reader: Reader) -> tuple[str, int]:
 def _history(
     reader: Reader, dims: list[str], start: float, hour: float
 ) -> dict[tuple[str, str], float]:
-    """Per-value spend in [start, hour), computed once per hour and per file.
+    """Per-value spend in [start, hour): the runaway rule's 7-day baseline.
 
-    The 7-day scan is the one query that grows with the file; its completed hours do not change,
-    so it is reused until the hour rolls over or rows arrive late into it (checked by id, cheap).
+    The one query that grows with the file, so it is read the way the dashboard reads long
+    windows: from the hourly rollups (cube `customer, user` for the default group_by), kept on
+    the reader and slid by id afterwards. It was a raw scan of 7 days of rows: seconds at 10M.
     """
-    key = (*_file_key(reader), tuple(dims), hour, start)
-    hit = _HISTORY.get(key)
-    if hit is not None and not rows_added_before(reader, hit[0], hour):
-        return hit[1]
-    top = max_row_id(reader)
     sums: dict[tuple[str, str], float] = {}
-    for _, keys, agg in aggregate(reader, [(1, start, hour)], dims):
+    for _, keys, spend, _n in sliding_spend(reader, "runaway", [(1, start, hour)], dims):
         for dim, val in zip(dims, keys, strict=True):
             if val is not None:
-                sums[(dim, val)] = sums.get((dim, val), 0.0) + agg.spend
-    if len(_HISTORY) > 16:
-        _HISTORY.clear()
-    _HISTORY[key] = (top, sums)
+                sums[(dim, val)] = sums.get((dim, val), 0.0) + spend
     return sums
 
 
@@ -499,13 +486,17 @@ def _suppress(cands: list[_Candidate]) -> list[_Candidate]:
 _NARROW_DIMS = frozenset({"customer", "user", "correlation_id"})
 
 
+def _breadth(c: _Candidate) -> int:
+    """2 the whole org, 1 a feature, workload, team, model..., 0 one customer or user."""
+    keys = {cl.key for cl in c.scope}
+    return 2 if not keys else (0 if keys & _NARROW_DIMS else 1)
+
+
 def _rank(c: _Candidate, why: Why) -> tuple[int, bool, float, str]:
     """Which alert of an incident is its root: the broadest scope, then critical, then the
     most dollars explained (a total order: the fingerprint breaks ties)."""
-    keys = {cl.key for cl in c.scope}
-    breadth = 2 if not keys else (0 if keys & _NARROW_DIMS else 1)
     top = max((e.dollars for e in why.causes), default=0.0)
-    return (breadth, c.severity == "critical", top, fingerprint(c.rule, c.scope_text))
+    return (_breadth(c), c.severity == "critical", top, fingerprint(c.rule, c.scope_text))
 
 
 def incidents(analysed: Sequence[tuple[_Candidate, Why, bool]]) -> dict[str, str]:
@@ -559,8 +550,8 @@ def evaluate(
     """Every alert firing at `now`, critical first, each with its likely cause and owner.
 
     `explain_budget` (seconds; the dashboard's, not `llmtop check`'s): once the cause analyses
-    of this pass have taken that long, the remaining alerts fire with a provisional cause,
-    biggest first got theirs, and the next pass fills the rest in. During an incident on a big
+    of this pass have taken that long, the remaining alerts fire with a provisional cause (the
+    broadest and biggest got theirs first), and the next pass fills the rest in. During an incident on a big
     file the page must not wait for the 50th customer's analysis.
     """
     first = first_row_at(reader)
@@ -588,7 +579,9 @@ def evaluate(
     crowd = Counter(compared_ranges(c.cur, c.base) for c in firing)
     shared: dict[tuple[tuple[int, float, float], ...], ExplainData] = {}
     spent = 0.0
-    firing.sort(key=lambda c: (c.severity != "critical", -c.delta))
+    # Broad alerts first: they are the roots that page, so within the budget their causes come
+    # first; a customer's or user's alert left for the next pass is shown but does not page.
+    firing.sort(key=lambda c: (-_breadth(c), c.severity != "critical", -c.delta))
     for c in firing:
         focus = c.rule.split("_")[0] if c.rule in _RATE_RULES else None
         fp = fingerprint(c.rule, c.scope_text)

@@ -803,3 +803,42 @@ def test_mutual_naming_files_the_narrower_alert_under_the_broader() -> None:
         (lone, Why(causes=[Evidence("model=gpt-4o +$3", 3.0, "contributor", "model", value="gpt-4o")]), True),
     ]  # fmt: skip
     assert incidents(analysed) == {"runaway|user=u-42": "anomaly|feature=chat"}
+
+
+def test_runaway_baseline_from_rollups_equals_the_raw_rows_late_rows_included(db: Path) -> None:
+    from llmtop.alerts.engine import _history
+    from llmtop.store.alert_queries import aggregate
+
+    write(db, normal_tail(random.Random(13)))
+    dims = ["customer", "user"]
+    hour = NOW - 3600
+    start = hour - 7 * DAY + 1234.5  # not on an hour: raw edges around the rollups
+
+    def raw(r: Reader) -> dict[tuple[str, str], float]:
+        out: dict[tuple[str, str], float] = {}
+        for _, keys, agg in aggregate(r, [(1, start, hour)], dims):
+            for d, v in zip(dims, keys, strict=True):
+                if v is not None:
+                    out[(d, v)] = out.get((d, v), 0.0) + agg.spend
+        return out
+
+    r = Reader(db)
+    try:
+        got = _history(r, dims, start, hour)
+        want = raw(r)
+        assert got.keys() == want.keys() and len(want) >= 10
+        for k in want:
+            assert got[k] == pytest.approx(want[k], rel=1e-9), k
+        # A row arrives late, three days back: the next pass must count it.
+        late = next(records("agent-step", NOW - 3 * DAY, NOW - 3 * DAY + 600, random.Random(1)))
+        late.input_tokens *= 100
+        write(db, [late])
+        got = _history(r, dims, start, hour)
+        want2 = raw(r)
+        assert (
+            want2[("customer", late.tags["customer"])] > want[("customer", late.tags["customer"])]
+        )
+        for k in want2:
+            assert got[k] == pytest.approx(want2[k], rel=1e-9), k
+    finally:
+        r.close()
