@@ -32,6 +32,7 @@ from llmtop.store.alert_queries import (
     ExplainData,
     aggregate,
     first_row_at,
+    rows_added_before,
     sliding_spend,
     spend_between,
 )
@@ -251,15 +252,30 @@ def _history(
     """Per-value spend in [start, hour): the runaway rule's 7-day baseline.
 
     The one query that grows with the file, so it is read the way the dashboard reads long
-    windows: from the hourly rollups (cube `customer, user` for the default group_by), kept on
-    the reader and slid by id afterwards. It was a raw scan of 7 days of rows: seconds at 10M.
+    windows: from the hourly rollups (cube `customer, user` for the default group_by) through a
+    tracker kept on the reader (it was a raw scan of 7 days of rows: seconds at 10M). Its
+    completed hours do not change, so the sums are reused until the hour rolls over or rows
+    arrive late into it (checked by id, cheap): walking every (customer, user) pair each pass
+    would cost most of a pass on a big file.
     """
+    key = (*_file_key(reader), tuple(dims), hour, start)
+    hit = _HISTORY.get(key)
+    if hit is not None and not rows_added_before(reader, hit[0], hour):
+        return hit[1]
+    top = reader.max_id()
     sums: dict[tuple[str, str], float] = {}
     for _, keys, spend, _n in sliding_spend(reader, "runaway", [(1, start, hour)], dims):
         for dim, val in zip(dims, keys, strict=True):
             if val is not None:
                 sums[(dim, val)] = sums.get((dim, val), 0.0) + spend
+    if len(_HISTORY) > 16:
+        _HISTORY.clear()
+    _HISTORY[key] = (top, sums)
     return sums
+
+
+#: The runaway rule's baseline sums: (file, dims, hour, start) -> (max row id read, sums).
+_HISTORY: dict[tuple[object, ...], tuple[int, dict[tuple[str, str], float]]] = {}
 
 
 def _runaway(reader: Reader, rules: Rules, now: float, first: float) -> list[_Candidate]:

@@ -481,3 +481,15 @@ def set_alert_state(
         rollback(reader)
         raise
     return n
+
+
+def rows_added_before(reader: Reader, after_id: int, before: float) -> bool:
+    """Did rows with started_at < `before` arrive after row `after_id`? (walks new ids only)"""
+    return bool(
+        # NOT INDEXED: walk the new ids (a rowid range), never the started_at index, where
+        # `started_at < before` matches nearly the whole file.
+        reader._q(
+            "SELECT 1 FROM calls NOT INDEXED WHERE id > ? AND started_at < ? LIMIT 1",
+            (after_id, before),
+        )
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from llmtop.alerts.rules import default_rules_path
 from llmtop.store.queries import Reader
 from llmtop.tui.widgets.alerts_panel import AlertsPanel
@@ -149,9 +150,7 @@ min_change_usd = 0.05
 """
 
 
-async def test_an_incident_takes_one_line_and_one_toast(llmtop_db: Path) -> None:
-    """One deploy breaks a feature and three of its customers: one line says so, space unfolds
-    the three, and a single toast names how many alerts it folded in."""
+def _customers_history(llmtop_db: Path) -> None:
     out, t = [], NOW - 7200
     while t < NOW - 300:
         for cust in ("acme", "globex", "initech"):
@@ -159,22 +158,32 @@ async def test_an_incident_takes_one_line_and_one_toast(llmtop_db: Path) -> None
         t += 30
     write(llmtop_db, out)
     default_rules_path(llmtop_db).write_text(INCIDENT_RULES)
+
+
+async def _deploy_breaks_three_customers(llmtop_db: Path, app, pilot) -> None:  # noqa: ANN001
+    await settle(app, pilot)
+    write(
+        llmtop_db,
+        [
+            payload(
+                start=NOW - 240 + i * 4,
+                feature="summarize",
+                customer=("acme", "globex", "initech")[i % 3],
+                prompt_version="v2",
+                input_tokens=20000,
+            )
+            for i in range(60)
+        ],
+    )
+
+
+async def test_an_incident_takes_one_line_and_one_toast(llmtop_db: Path) -> None:
+    """One deploy breaks a feature and three of its customers: one line says so, space unfolds
+    the three, and a single toast names how many alerts it folded in."""
+    _customers_history(llmtop_db)
     app = make_app(llmtop_db, watch=True, alerts=True)
     async with app.run_test(size=(160, 40), notifications=True) as pilot:
-        await settle(app, pilot)
-        write(
-            llmtop_db,
-            [
-                payload(
-                    start=NOW - 240 + i * 4,
-                    feature="summarize",
-                    customer=("acme", "globex", "initech")[i % 3],
-                    prompt_version="v2",
-                    input_tokens=20000,
-                )
-                for i in range(60)
-            ],
-        )
+        await _deploy_breaks_three_customers(llmtop_db, app, pilot)
         await wait_for(pilot, lambda: len(app.alert_states) == 4)
         await wait_for(pilot, lambda: bool(list(app.screen.query("Toast"))))
         await pilot.pause(0.3)
@@ -197,3 +206,37 @@ async def test_an_incident_takes_one_line_and_one_toast(llmtop_db: Path) -> None
         await pilot.press("k")
         await wait_for(pilot, lambda: {s.state for s in app.alert_states} == {"acked"})
         assert {s.state for s in app.alert_states} == {"acked"}
+
+
+async def test_alerts_awaiting_analysis_share_one_line_and_do_not_page(
+    llmtop_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Out of analysis budget, nothing yet ties an alert to an incident: they are shown on one
+    line, unfoldable, and page nobody until a pass analyses them."""
+    from llmtop.tui import app as app_module
+
+    monkeypatch.setattr(app_module, "EXPLAIN_BUDGET", 0.0)
+    _customers_history(llmtop_db)
+    app = make_app(llmtop_db, watch=True, alerts=True)
+    async with app.run_test(size=(160, 40), notifications=True) as pilot:
+        await _deploy_breaks_three_customers(llmtop_db, app, pilot)
+        await wait_for(pilot, lambda: len(app.alert_states) == 4)
+        await settle(app, pilot)
+        assert all(s.pending for s in app.alert_states)
+        ol = app.query_one(AlertsPanel).query_one("#alert-list")
+        lines = [str(ol.get_option_at_index(i).prompt) for i in range(ol.option_count)]
+        assert len(lines) == 1, lines
+        assert "4 more alerts, likely causes being analysed (3 customer, 1 feature)" in lines[0]
+        assert not list(app.screen.query("Toast"))
+        await pilot.press("a", "space")
+        assert ol.option_count == 5
+        await pilot.press("down", "space")  # from inside the group, space folds it
+        assert ol.option_count == 1
+
+        monkeypatch.setattr(app_module, "EXPLAIN_BUDGET", 3.0)
+        app.evaluate_alerts()
+        await wait_for(pilot, lambda: not any(s.pending for s in app.alert_states))
+        await wait_for(pilot, lambda: bool(list(app.screen.query("Toast"))))
+        lines = [str(ol.get_option_at_index(i).prompt) for i in range(ol.option_count)]
+        assert len(lines) == 1 and "+3 related (3 customer)" in lines[0], lines
+        assert len(list(app.screen.query("Toast"))) == 1

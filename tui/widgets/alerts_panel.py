@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from llmtop.tui.format import clock, safe
@@ -37,6 +38,29 @@ def group_states(states: Sequence[Any]) -> list[tuple[Any, list[Any]]]:
         else:
             roots.append(s)
     return [(r, children.get(r.fingerprint, [])) for r in roots]
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """The line standing for alerts whose cause analysis is still to come: each is on its own
+    until analysed (nothing yet ties it to an incident), and an incident's 50 customers must not
+    take 50 lines meanwhile. They do not page until analysed (Alert.pending)."""
+
+    fingerprint: str = "llmtop:pending"
+    scope: str = ""
+    rule: str = ""
+    severity: str = "warning"
+    state: str = "open"
+
+
+def _waiting_line(items: Sequence[Any]) -> Text:
+    kinds = Counter((getattr(a, "scope", "") or "all").split("=", 1)[0] for a in items)
+    t = Text(no_wrap=True, overflow="ellipsis")
+    t.append(" …        ", style="dim")
+    t.append(f" {len(items)} more alerts, likely causes being analysed", style="bold")
+    t.append(" (" + ", ".join(f"{n} {k}" for k, n in kinds.most_common()) + ")")
+    t.append(" · they page only if not part of an incident above", style="dim")
+    return t
 
 
 def _kinds(root: Any, children: Sequence[Any]) -> str:
@@ -112,10 +136,19 @@ class AlertsPanel(Vertical):
         visible: list[Any] = []
         options: list[Option] = []
         self._children = {}
-        for root, children in group_states(live):
+        groups = group_states(live)
+        waiting = [r for r, ch in groups if getattr(r, "pending", False) and not ch]
+        if len(waiting) < 2:
+            waiting = []
+        lines: list[tuple[Any, list[Any], Text]] = [
+            (r, ch, _line(r, related_text(r, ch))) for r, ch in groups if r not in waiting
+        ]
+        if waiting:
+            lines.append((Waiting(), waiting, _waiting_line(waiting)))
+        for root, children, text in lines:
             self._children[root.fingerprint] = children
             visible.append(root)
-            options.append(Option(_line(root, related_text(root, children)), id=root.fingerprint))
+            options.append(Option(text, id=root.fingerprint))
             if root.fingerprint in self.expanded:
                 for c in children:
                     visible.append(c)
@@ -147,19 +180,19 @@ class AlertsPanel(Vertical):
         a = self._selected()
         if a is None:
             return
-        root = a.parent if getattr(a, "parent", None) in self._children else a.fingerprint
+        root = next((r for r, ch in self._children.items() if a in ch), a.fingerprint)
         if not self._children.get(root):
             return
         self.expanded = self.expanded ^ {root}
 
     def action_ack(self) -> None:
         a = self._selected()
-        if a is not None:
+        if a is not None and not isinstance(a, Waiting):
             self.app.change_alert(a.fingerprint, "ack")  # type: ignore[attr-defined]
 
     def action_snooze(self) -> None:
         a = self._selected()
-        if a is not None:
+        if a is not None and not isinstance(a, Waiting):
             self.app.change_alert(a.fingerprint, "snooze", time.time() + SNOOZE_SECONDS)  # type: ignore[attr-defined]
 
     def action_jump(self) -> None:
