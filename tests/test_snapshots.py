@@ -101,3 +101,55 @@ def test_request_detail(snap_compare: SnapCompare, stable_db: Path) -> None:
     """The newest request's detail: every stored field plus the attempts of its trace."""
     app = make_app(stable_db)
     assert snap_compare(app, terminal_size=(120, 48), run_before=keys_then_settle("l", "enter"))
+
+
+def _incident_states() -> list[Any]:
+    """An incident as the alert engine files it: a feature's anomaly, its burn rate and four
+    customers under it, and one unrelated warning (frozen values: a picture, not a pass)."""
+    from llmtop.alerts.model import AlertState
+
+    from tests.tui_fixtures import NOW
+
+    root = "anomaly|feature=summarize"
+
+    def st(rule: str, scope: str, sev: str, title: str, cause: str, parent: str | None) -> Any:
+        return AlertState(
+            fingerprint=f"{rule}|{scope}",
+            rule=rule,
+            severity=sev,
+            scope=scope,
+            title=title,
+            cause=cause,
+            causes=((cause, 1.0),),
+            owner="team-support" if "summarize" in cause + scope else None,
+            since=NOW - 900,
+            last_seen=NOW,
+            state="open",
+            snoozed_until=None,
+            drill=(scope, "prompt_version"),
+            parent=parent,
+        )
+
+    v2 = "new prompt_version v2 since 11:45 (not in the baseline): 180 requests, +$41.20"
+    return [
+        st("anomaly", "feature=summarize", "critical", "summarize spend $44.10/15m, 31.0× its normal $1.42", v2, None),
+        st("spike", "feature=summarize", "critical", "summarize burning $176/h over the last 5m", v2, root),
+        *(
+            st("runaway", f"customer={c}", "critical", f"customer {c} spend $11.02/1h", v2, root)
+            for c in ("acme", "globex", "initech", "umbrella")
+        ),
+        st("error_rate", "feature=classify", "warning", "classify error rate 9% over 15m", "error rate 1% → 9% (429 ×12 on gpt-4o-mini)", None),
+    ]  # fmt: skip
+
+
+def test_alerts_panel_folds_an_incident(snap_compare: SnapCompare, stable_db: Path) -> None:
+    app = make_app(stable_db)
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await settle(pilot)
+        pilot.app.alert_states = _incident_states()  # type: ignore[attr-defined]
+        await settle(pilot)
+        await pilot.press("a", "space")
+        await settle(pilot)
+
+    assert snap_compare(app, terminal_size=(140, 40), run_before=run_before)
