@@ -508,11 +508,12 @@ def _breadth(c: _Candidate) -> int:
     return 2 if not keys else (0 if keys & _NARROW_DIMS else 1)
 
 
-def _rank(c: _Candidate, why: Why) -> tuple[int, bool, float, str]:
-    """Which alert of an incident is its root: the broadest scope, then critical, then the
-    most dollars explained (a total order: the fingerprint breaks ties)."""
+def _rank(c: _Candidate, why: Why) -> tuple[bool, int, float, str]:
+    """Which alert of an incident is its root: a critical one (the page must carry the
+    incident's severity, and a child turning critical must page), then the broadest scope, then
+    the most dollars explained (a total order: the fingerprint breaks ties)."""
     top = max((e.dollars for e in why.causes), default=0.0)
-    return (_breadth(c), c.severity == "critical", top, fingerprint(c.rule, c.scope_text))
+    return (c.severity == "critical", _breadth(c), top, fingerprint(c.rule, c.scope_text))
 
 
 def incidents(analysed: Sequence[tuple[_Candidate, Why, bool]]) -> dict[str, str]:
@@ -521,7 +522,8 @@ def incidents(analysed: Sequence[tuple[_Candidate, Why, bool]]) -> dict[str, str
     Two firing alerts are one incident when they watch the same scope (a feature's band and its
     burn rate), when one's likely causes name the other's scope ("feature=search +$40" on a
     customer's alert), or when their top causes are the same tag value (both "new prompt_version
-    v7"). Each alert is filed under its highest-ranked relative, and that one under its own, so
+    v7"). Only evidence of a change names a value: "largest share" (what spends, when nothing
+    changed) ties nobody together. Each alert is filed under its highest-ranked relative, and that one under its own, so
     an incident is a tree with one root that pages. Budget alerts stay on their own: a budget is
     a policy with its own owner, not a symptom.
     """
@@ -534,7 +536,7 @@ def incidents(analysed: Sequence[tuple[_Candidate, Why, bool]]) -> dict[str, str
         top = (first.dim, first.value) if first and first.dim and first.value else None
         own = (c.scope[0].key, c.scope[0].value) if len(c.scope) == 1 else None
         info.append((fingerprint(c.rule, c.scope_text), c.scope, own, named, top, _rank(c, why)))
-    parent: dict[str, tuple[tuple[int, bool, float, str], str]] = {}
+    parent: dict[str, tuple[tuple[bool, int, float, str], str]] = {}
     for fp, scope, own, named, top, rank in info:
         for pfp, pscope, pown, pnamed, ptop, prank in info:
             if prank <= rank:
@@ -595,9 +597,14 @@ def evaluate(
     crowd = Counter(compared_ranges(c.cur, c.base) for c in firing)
     shared: dict[tuple[tuple[int, float, float], ...], ExplainData] = {}
     spent = 0.0
-    # Broad alerts first: they are the roots that page, so within the budget their causes come
-    # first; a customer's or user's alert left for the next pass is shown but does not page.
-    firing.sort(key=lambda c: (-_breadth(c), c.severity != "critical", -c.delta))
+
+    # Never-analysed alerts first (one left pending does not page; a stale cause can wait), and
+    # among them broad ones: they are the roots that page.
+    def order(c: _Candidate) -> tuple[bool, int, bool, float]:
+        seen = (*_file_key(reader), fingerprint(c.rule, c.scope_text), id(rules)) in _WHY
+        return (seen, -_breadth(c), c.severity != "critical", -c.delta)
+
+    firing.sort(key=order)
     for c in firing:
         focus = c.rule.split("_")[0] if c.rule in _RATE_RULES else None
         fp = fingerprint(c.rule, c.scope_text)
@@ -609,6 +616,8 @@ def evaluate(
         done = True
         if cached is not None and 0 <= now - cached[0] < EXPLAIN_TTL:
             why = cached[1]
+        elif explain_budget is not None and spent >= explain_budget and not ready and cached:
+            why = cached[1]  # out of budget: last analysis (stale) rather than none
         elif explain_budget is not None and spent >= explain_budget and not ready:
             done = False
             why = Why(

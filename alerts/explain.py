@@ -337,7 +337,6 @@ def _top_shares(cur_by: dict[str, dict[str | None, Agg]], c: Agg) -> list[Eviden
                     spend,
                     "contributor",
                     d,
-                    value=v,
                 )
             )
     out.sort(key=lambda e: -e.dollars)

@@ -85,6 +85,11 @@ def _pages(a: Alert) -> bool:
     return a.parent is None and not a.pending
 
 
+def _covered(a: Alert, unannounced: set[str]) -> bool:
+    """Announced by its root's page: filed under a root that is itself known and paging."""
+    return a.parent is not None and not a.pending and a.parent not in unannounced
+
+
 def sync(
     reader: Reader, alerts: Sequence[Alert], now: float
 ) -> tuple[list[Alert], list[AlertState]]:
@@ -94,6 +99,8 @@ def sync(
     decide an alert is new.
     """
     new: list[Alert] = []
+    # Roots still awaiting analysis have not paged: what is filed under them is not announced.
+    unannounced = {a.fingerprint for a in alerts if a.pending}
     q.begin(reader)
     try:
         rows = {r["fingerprint"]: r for r in q.load_alert_rows(reader)}
@@ -109,7 +116,7 @@ def sync(
                     reader,
                     {
                         "fingerprint": a.fingerprint,
-                        **_fields(a, page or (a.parent is not None and not a.pending)),
+                        **_fields(a, page or _covered(a, unannounced)),
                         "first_seen": a.since,
                         "last_seen": now,
                         "state": "open",
@@ -135,7 +142,7 @@ def sync(
                 if _pages(a):
                     new.append(a)
                     paged = True
-                elif not a.pending:  # filed under a root, whose page announces it
+                elif _covered(a, unannounced):
                     paged = True
             values.update(_fields(a, paged))
             q.update_alert(reader, a.fingerprint, **values)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from datetime import datetime
 from operator import itemgetter
 from typing import Any, NamedTuple
@@ -51,17 +52,16 @@ _key_memo: dict[str, str | None] = {}
 class _ValueMemo(dict):  # type: ignore[type-arg]
     """Cleaned text by raw value, looked up in one C-level subscript.
 
-    Only `str` keys (and None) are stored: 1, 1.0 and True are equal dict keys but clean to
-    different text, so other types are computed every time.
+    Only exact `str` keys (and None) are looked up or stored: 1, 1.0 and True are equal dict
+    keys but clean to different text, and so are a `(str, Enum)` member and its value.
     """
 
     def __missing__(self, value: Any) -> str | None:
         out = _clean_value(value)
-        if type(value) is str:
-            if len(self) >= _MAX_MEMO:
-                self.clear()
-                self[None] = None
-            self[value] = out
+        if len(self) >= _MAX_MEMO:
+            self.clear()
+            self[None] = None
+        self[value] = out
         return out
 
 
@@ -70,10 +70,11 @@ _value_memo = _ValueMemo({None: None})
 
 def clean_value(value: Any) -> str | None:
     """Tag values are short, printable, single-line text; anything else is not a tag."""
-    try:
+    if type(value) is str or value is None:
         return _value_memo[value]
-    except TypeError:  # unhashable: a dict or a list is not a tag
-        return _clean_value(value)
+    # Not memoised: a str subclass (a `(str, Enum)` member) would hit its equal plain string's
+    # entry, though its text is its own.
+    return _clean_value(value)
 
 
 def clean_id(value: Any) -> str | None:
@@ -309,11 +310,13 @@ def to_record(cap: Captured, env: dict[str, str] | None = None) -> CallRecord:
     reading it per row cost as much as all the other tags).
     """
     slo = cap.slo
-    if type(slo) is dict or isinstance(slo, dict):
+    if type(slo) is dict:
         try:
             f = _slo_fields(slo)
         except KeyError:  # not LiteLLM's full standard logging object: read what is there
             f = tuple(map(slo.get, _SLO_KEYS))
+    elif isinstance(slo, dict):  # a subclass: .get, never a __getitem__ that might insert
+        f = tuple(map(slo.get, _SLO_KEYS))
     else:
         f = _NO_SLO
     (
@@ -334,7 +337,9 @@ def to_record(cap: Captured, env: dict[str, str] | None = None) -> CallRecord:
     if not smd:
         smd = _EMPTY
     elif not isinstance(smd, dict):
-        raise ValueError("the standard logging object's metadata is not a mapping")
+        if not isinstance(smd, Mapping):
+            raise ValueError("the standard logging object's metadata is not a mapping")
+        smd = dict(smd)
     proxy = tuple(map(smd.get, _PROXY_KEYS)) if smd else _NO_PROXY
     usage = _dict(proxy[-1])
     if usage:

@@ -473,7 +473,8 @@ def set_alert_state(
         if n:
             reader.conn.execute(
                 "UPDATE alerts SET state = ?, snoozed_until = ?"
-                " WHERE json_extract(details_json, '$.parent') = ? AND state != 'resolved'",
+                " WHERE CASE WHEN json_valid(details_json)"
+                " THEN json_extract(details_json, '$.parent') END = ? AND state != 'resolved'",
                 (state, snoozed_until, fingerprint),
             )
         commit(reader)

@@ -842,3 +842,59 @@ def test_runaway_baseline_from_rollups_equals_the_raw_rows_late_rows_included(db
             assert got[k] == pytest.approx(want2[k], rel=1e-9), k
     finally:
         r.close()
+
+
+def _alert(scope: str, parent: str | None = None, *, pending: bool = False, sev: str = "critical") -> Alert:  # fmt: skip
+    return Alert(
+        fingerprint=f"runaway|{scope}",
+        rule="runaway",
+        severity=sev,
+        scope=scope,
+        title=f"{scope} spend",
+        cause="new prompt_version v2",
+        causes=(("new prompt_version v2", 1.0),),
+        owner=None,
+        since=NOW - 600,
+        drill=(scope, "model"),
+        parent=parent,
+        pending=pending,
+    )
+
+
+def test_an_incident_whose_root_never_got_analysed_still_pages(db: Path) -> None:
+    """Children of a root still awaiting analysis were announced by nobody: when that root
+    stops firing before its page, the incident's new root must page."""
+    r = Reader(db)
+    try:
+        root, c1, c2 = "feature=a", "customer=x", "customer=y"
+        new, _ = state.sync(
+            r,
+            [_alert(root, pending=True), _alert(c1, f"runaway|{root}"), _alert(c2, f"runaway|{root}")],
+            NOW,
+        )  # fmt: skip
+        assert new == []
+        new, _ = state.sync(r, [_alert(c1), _alert(c2, f"runaway|{c1}")], NOW + 10)
+        assert [a.fingerprint for a in new] == [f"runaway|{c1}"]
+        # Once announced, a child stays quiet while its root pages on its behalf.
+        new, _ = state.sync(r, [_alert(c1), _alert(c2, f"runaway|{c1}")], NOW + 20)
+        assert new == []
+    finally:
+        r.close()
+
+
+def test_a_child_turning_critical_pages_as_the_new_root() -> None:
+    from llmtop.alerts.engine import _Candidate, incidents
+    from llmtop.alerts.explain import Evidence, Why
+
+    v2 = Evidence("new prompt_version v2", 50.0, "version", "prompt_version", value="v2")
+    feat = _Candidate("anomaly", "warning", (Clause("feature", "=", "a"),), "t", (0, 1), [], 1, 1)
+    cust = _Candidate("runaway", "critical", (Clause("customer", "=", "x"),), "t", (0, 1), [], 1, 1)
+    got = incidents([(feat, Why(causes=[v2]), True), (cust, Why(causes=[v2]), True)])
+    assert got == {"anomaly|feature=a": "runaway|customer=x"}  # the page carries "critical"
+    # What spends, when nothing changed, is no cause: two customers whose largest share is the
+    # same feature are two incidents.
+    share = Evidence("largest share: feature=chat $9.00 (90%)", 9.0, "contributor", "feature")
+    other = _Candidate(
+        "runaway", "critical", (Clause("customer", "=", "y"),), "t", (0, 1), [], 1, 1
+    )
+    assert incidents([(cust, Why(causes=[share]), True), (other, Why(causes=[share]), True)]) == {}

@@ -242,3 +242,19 @@ def test_drop_count_persisted_when_queue_overflows(llmtop_db: Path) -> None:
     w.close()
     assert scalar(llmtop_db, "SELECT count(*) FROM requests") == 10
     assert scalar(llmtop_db, "SELECT sum(count) FROM drops") == 5
+
+
+def test_tag_text_of_a_str_enum_is_its_own_whatever_was_seen_before() -> None:
+    """Cleaned text is memoised by value; a `(str, Enum)` member (LiteLLM has some) equals its
+    plain string as a dict key but prints otherwise, so it must never share that entry."""
+    from enum import Enum
+
+    from llmtop.collector.mapping import clean_value
+
+    class Provider(str, Enum):
+        OPENAI = "openai"
+
+    before = clean_value(Provider.OPENAI)
+    assert clean_value("openai") == "openai"
+    assert clean_value(Provider.OPENAI) == before == str(Provider.OPENAI)
+    assert clean_value(True) == "true" and clean_value(1) == "1" and clean_value(1.0) == "1.0"

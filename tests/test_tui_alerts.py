@@ -200,6 +200,17 @@ async def test_an_incident_takes_one_line_and_one_toast(llmtop_db: Path) -> None
         await pilot.press("a", "space")
         lines = [str(ol.get_option_at_index(i).prompt) for i in range(ol.option_count)]
         assert len(lines) == 4 and all("└ " in x and "customer=" in x for x in lines[1:])
+        # A new pass re-renders the list: the highlight stays on the same alert.
+        await pilot.press("down", "down")
+        assert ol.highlighted == 2
+        panel.states = list(app.alert_states)
+        assert ol.highlighted == 2
+        # The highlighted alert resolves: the highlight stays where it was, not on the first row.
+        await pilot.press("down")
+        gone = panel._selected().fingerprint
+        panel.states = [s for s in app.alert_states if s.fingerprint != gone]
+        assert ol.highlighted == 2 and ol.option_count == 3
+        panel.states = list(app.alert_states)
         await pilot.press("space")
         assert ol.option_count == 1
         # Acking the line acks the incident.
@@ -226,7 +237,8 @@ async def test_alerts_awaiting_analysis_share_one_line_and_do_not_page(
         ol = app.query_one(AlertsPanel).query_one("#alert-list")
         lines = [str(ol.get_option_at_index(i).prompt) for i in range(ol.option_count)]
         assert len(lines) == 1, lines
-        assert "4 more alerts, likely causes being analysed (3 customer, 1 feature)" in lines[0]
+        assert "4 alerts, likely causes being analysed (3 customer, 1 feature)" in lines[0]
+        assert "CRITICAL" in lines[0]
         assert not list(app.screen.query("Toast"))
         await pilot.press("a", "space")
         assert ol.option_count == 5

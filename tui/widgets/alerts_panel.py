@@ -53,11 +53,14 @@ class Waiting:
     state: str = "open"
 
 
-def _waiting_line(items: Sequence[Any]) -> Text:
+def _waiting_line(items: Sequence[Any], severity: str) -> Text:
     kinds = Counter((getattr(a, "scope", "") or "all").split("=", 1)[0] for a in items)
     t = Text(no_wrap=True, overflow="ellipsis")
-    t.append(" …        ", style="dim")
-    t.append(f" {len(items)} more alerts, likely causes being analysed", style="bold")
+    t.append(
+        f" {severity.upper():8} ",
+        style="bold reverse red" if severity == "critical" else "bold reverse yellow",
+    )
+    t.append(f" {len(items)} alerts, likely causes being analysed", style="bold")
     t.append(" (" + ", ".join(f"{n} {k}" for k, n in kinds.most_common()) + ")")
     t.append(" · they page only if not part of an incident above", style="dim")
     return t
@@ -133,6 +136,7 @@ class AlertsPanel(Vertical):
         self.display = bool(live)
         ol = self.query_one(OptionList)
         keep = self._selected()
+        was = ol.highlighted  # clear_options() resets it
         visible: list[Any] = []
         options: list[Option] = []
         self._children = {}
@@ -140,11 +144,13 @@ class AlertsPanel(Vertical):
         waiting = [r for r, ch in groups if getattr(r, "pending", False) and not ch]
         if len(waiting) < 2:
             waiting = []
-        lines: list[tuple[Any, list[Any], Text]] = [
-            (r, ch, _line(r, related_text(r, ch))) for r, ch in groups if r not in waiting
-        ]
-        if waiting:
-            lines.append((Waiting(), waiting, _waiting_line(waiting)))
+        lines: list[tuple[Any, list[Any], Text]] = []
+        for r, ch in groups:
+            if r not in waiting:
+                lines.append((r, ch, _line(r, related_text(r, ch))))
+            elif r is waiting[0]:  # where the first of them would stand: severity order holds
+                sev = "critical" if any(w.severity == "critical" for w in waiting) else "warning"
+                lines.append((Waiting(severity=sev), waiting, _waiting_line(waiting, sev)))
         for root, children, text in lines:
             self._children[root.fingerprint] = children
             visible.append(root)
@@ -161,7 +167,7 @@ class AlertsPanel(Vertical):
                 (i for i, s in enumerate(visible) if keep and s.fingerprint == keep.fingerprint),
                 None,
             )
-            ol.highlighted = at if at is not None else min(ol.highlighted or 0, len(visible) - 1)
+            ol.highlighted = at if at is not None else min(was or 0, len(visible) - 1)
 
     def focus_list(self) -> None:
         if self.display:
