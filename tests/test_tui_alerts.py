@@ -252,3 +252,35 @@ async def test_alerts_awaiting_analysis_share_one_line_and_do_not_page(
         lines = [str(ol.get_option_at_index(i).prompt) for i in range(ol.option_count)]
         assert len(lines) == 1 and "+3 related (3 customer)" in lines[0], lines
         assert len(list(app.screen.query("Toast"))) == 1
+
+
+async def test_an_ack_shows_at_once_while_a_long_alert_pass_runs(llmtop_db: Path) -> None:
+    """During an incident on a big file an alert pass can take many seconds: the on-call's ack
+    must not wait for it."""
+    import threading
+
+    _customers_history(llmtop_db)
+    app = make_app(llmtop_db, watch=True, alerts=True)
+    async with app.run_test(size=(160, 40), notifications=True) as pilot:
+        await _deploy_breaks_three_customers(llmtop_db, app, pilot)
+        await wait_for(pilot, lambda: len(app.alert_states) == 4)
+        await settle(app, pilot)
+        release, started = threading.Event(), threading.Event()
+        real_pass = app._alert_pass
+
+        def long_pass() -> None:  # holds the alert connection, as a slow evaluation does
+            with app._alert_lock:
+                started.set()
+                release.wait(30)
+            real_pass()
+
+        app._alert_pass = long_pass  # type: ignore[method-assign]
+        app.evaluate_alerts()
+        await wait_for(pilot, started.is_set)
+        await pilot.press("a", "k")
+        await wait_for(pilot, lambda: {s.state for s in app.alert_states} == {"acked"})
+        assert {s.state for s in app.alert_states} == {"acked"} and app._alerts_busy
+        release.set()
+        await wait_for(pilot, lambda: not app._alerts_busy)
+        await settle(app, pilot)
+        assert {s.state for s in app.alert_states} == {"acked"}

@@ -609,15 +609,22 @@ class LlmtopApp(App[None]):
     def change_alert(self, fingerprint: str, what: str, until: float | None = None) -> None:
         from llmtop.alerts import state as alert_state
 
+        # Its own short-lived connection, not the alert pass's: a pass over a big file can take
+        # many seconds during an incident, and an ack must not wait for it to show.
         try:
-            with self._alert_lock:
+            reader = Reader(self.db_path)
+            try:
                 if what == "ack":
-                    alert_state.ack(self.alert_reader(), fingerprint)
+                    alert_state.ack(reader, fingerprint)
                 else:
-                    alert_state.snooze(self.alert_reader(), fingerprint, until or self.clock())
+                    alert_state.snooze(reader, fingerprint, until or self.clock())
+                states = alert_state.states(reader, self.now())
+            finally:
+                reader.close()
         except Exception as exc:
             self.post_message(LoadFailed(f"alerts: {exc}"))
             return
+        self.post_message(AlertsEvaluated([], states))
         self.post_message(AlertStateChanged())
 
     def on_alert_state_changed(self, _message: AlertStateChanged) -> None:
