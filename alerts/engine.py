@@ -24,7 +24,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from llmtop.alerts.explain import Evidence, Why, compared_ranges, explain, owner_from_map
+from llmtop.alerts.explain import (
+    EXPLAIN_DIMS,
+    Evidence,
+    Why,
+    compared_ranges,
+    explain,
+    owner_from_map,
+)
 from llmtop.alerts.model import Alert
 from llmtop.alerts.rules import Budget, Rules
 from llmtop.store.alert_queries import (
@@ -595,7 +602,16 @@ def evaluate(
     # then every customer and user it touched); a read of every row costs a few per-alert reads,
     # so it is only worth it for a crowd.
     crowd = Counter(compared_ranges(c.cur, c.base) for c in firing)
+    # Each crowd's read is restricted to the scopes of its alerts (their tenants' rows).
     shared: dict[tuple[tuple[int, float, float], ...], ExplainData] = {}
+    for ranges, n in crowd.items():
+        if n >= SHARED_READ_MIN:
+            only = [
+                c.scope[0]
+                for c in firing
+                if len(c.scope) == 1 and compared_ranges(c.cur, c.base) == ranges
+            ]
+            shared[ranges] = ExplainData(reader, ranges, EXPLAIN_DIMS, only=only)
     spent = 0.0
 
     # Never-analysed alerts first (one left pending does not page; a stale cause can wait), and
@@ -612,7 +628,7 @@ def evaluate(
         cached = _WHY.get(ckey)
         ranges = compared_ranges(c.cur, c.base)
         use_shared = crowd[ranges] >= SHARED_READ_MIN
-        ready = use_shared and ranges in shared  # its rows are read already: cheap
+        ready = use_shared and ranges in shared and shared[ranges].loaded  # read already: cheap
         done = True
         if cached is not None and 0 <= now - cached[0] < EXPLAIN_TTL:
             why = cached[1]

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from llmtop.alerts import cli, state
 from llmtop.alerts.engine import evaluate
-from llmtop.alerts.explain import EXPLAIN_DIMS, explain
+from llmtop.alerts.explain import EXPLAIN_DIMS, compared_ranges, explain
 from llmtop.alerts.model import Alert
 from llmtop.alerts.rules import AnomalyRule, Rules, RulesError, load_rules, parse_rules
 from llmtop.collector.writer import Writer
@@ -612,16 +612,28 @@ def test_shared_explain_reads_give_the_same_cause_as_per_alert_reads(
         cur = (NOW - 900, NOW)
         base = [(NOW - 900 - d * 86400, NOW - d * 86400) for d in range(1, 8)]
         scopes = [(), *((Clause(d, "=", v),) for d, v in _values(r))]
-        shared: dict = {}
-        for scope in scopes:
-            a = explain(r, Rules(), scope, cur, base, 1 / 7)
-            b = explain(r, Rules(), scope, cur, base, 1 / 7, shared=shared)
-            assert [e.text for e in b.causes] == [e.text for e in a.causes], scope
-            assert (b.owner, b.drill_dim, b.since) == (a.owner, a.drill_dim, a.since), scope
-            for name in AGG_COLUMNS:
-                assert getattr(b.cur, name) == pytest.approx(getattr(a.cur, name)), (scope, name)
-                assert getattr(b.base, name) == pytest.approx(getattr(a.base, name)), (scope, name)
-        assert len(shared) == 1  # one read served every scope
+        ranges = compared_ranges(cur, base)
+        # The read as evaluate() makes it for a crowd: restricted to the crowd's scopes (here the
+        # customers: an alert outside the crowd must fall back to its own read, not a subset).
+        crowd = [sc[0] for sc in scopes[1:] if sc[0].key == "customer"]
+        outside = next(sc for sc in scopes[1:] if sc[0].key == "feature")
+        assert crowd
+        restricted = ExplainData(r, ranges, EXPLAIN_DIMS, only=crowd)
+        for shared in ({}, {ranges: restricted}):
+            for scope in scopes:
+                a = explain(r, Rules(), scope, cur, base, 1 / 7)
+                b = explain(r, Rules(), scope, cur, base, 1 / 7, shared=shared)
+                assert [e.text for e in b.causes] == [e.text for e in a.causes], scope
+                assert (b.owner, b.drill_dim, b.since) == (a.owner, a.drill_dim, a.since), scope
+                for name in AGG_COLUMNS:
+                    assert getattr(b.cur, name) == pytest.approx(getattr(a.cur, name)), scope
+                    assert getattr(b.base, name) == pytest.approx(getattr(a.base, name)), scope
+            assert len(shared) == 1  # one read served every scope
+        assert not restricted.supports(()) and not restricted.supports(outside)
+        assert all(restricted.supports((c,)) for c in crowd)
+        full = ExplainData(r, ranges, EXPLAIN_DIMS)
+        full.breakdown((), EXPLAIN_DIMS)
+        assert restricted._agg is not None and len(restricted._agg[0]) < len(full._agg[0])
     finally:
         r.close()
 
