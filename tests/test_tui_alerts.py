@@ -161,6 +161,7 @@ def _customers_history(llmtop_db: Path) -> None:
 
 
 async def _deploy_breaks_three_customers(llmtop_db: Path, app, pilot) -> None:  # noqa: ANN001
+    """Prompt v2 ships with 200x the input tokens; returns once its 4 alerts are in."""
     await settle(app, pilot)
     write(
         llmtop_db,
@@ -175,6 +176,8 @@ async def _deploy_breaks_three_customers(llmtop_db: Path, app, pilot) -> None:  
             for i in range(60)
         ],
     )
+    await wait_for(pilot, lambda: len(app.alert_states) == 4)  # the feature and 3 customers
+    await settle(app, pilot)
 
 
 async def test_an_incident_takes_one_line_and_one_toast(llmtop_db: Path) -> None:
@@ -184,7 +187,6 @@ async def test_an_incident_takes_one_line_and_one_toast(llmtop_db: Path) -> None
     app = make_app(llmtop_db, watch=True, alerts=True)
     async with app.run_test(size=(160, 40), notifications=True) as pilot:
         await _deploy_breaks_three_customers(llmtop_db, app, pilot)
-        await wait_for(pilot, lambda: len(app.alert_states) == 4)
         await wait_for(pilot, lambda: bool(list(app.screen.query("Toast"))))
         await pilot.pause(0.3)
         roots = [s for s in app.alert_states if s.parent is None]
@@ -231,8 +233,6 @@ async def test_alerts_awaiting_analysis_share_one_line_and_do_not_page(
     app = make_app(llmtop_db, watch=True, alerts=True)
     async with app.run_test(size=(160, 40), notifications=True) as pilot:
         await _deploy_breaks_three_customers(llmtop_db, app, pilot)
-        await wait_for(pilot, lambda: len(app.alert_states) == 4)
-        await settle(app, pilot)
         assert all(s.pending for s in app.alert_states)
         ol = app.query_one(AlertsPanel).query_one("#alert-list")
         lines = [str(ol.get_option_at_index(i).prompt) for i in range(ol.option_count)]
@@ -263,8 +263,6 @@ async def test_an_ack_shows_at_once_while_a_long_alert_pass_runs(llmtop_db: Path
     app = make_app(llmtop_db, watch=True, alerts=True)
     async with app.run_test(size=(160, 40), notifications=True) as pilot:
         await _deploy_breaks_three_customers(llmtop_db, app, pilot)
-        await wait_for(pilot, lambda: len(app.alert_states) == 4)
-        await settle(app, pilot)
         release, started = threading.Event(), threading.Event()
         real_pass = app._alert_pass
 
