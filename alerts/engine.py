@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -598,43 +597,45 @@ def evaluate(
     alerts: list[Alert] = []
     analysed: list[tuple[_Candidate, Why, bool]] = []
     firing = _suppress(cands)
+    file_key = _file_key(reader)
     # Alerts over the same ranges share one read of their rows (an incident fires a feature and
-    # then every customer and user it touched); a read of every row costs a few per-alert reads,
-    # so it is only worth it for a crowd.
-    crowd = Counter(compared_ranges(c.cur, c.base) for c in firing)
-    # Each crowd's read is restricted to the scopes of its alerts (their tenants' rows).
-    shared: dict[tuple[tuple[int, float, float], ...], ExplainData] = {}
-    for ranges, n in crowd.items():
-        if n >= SHARED_READ_MIN:
-            only = [
-                c.scope[0]
-                for c in firing
-                if len(c.scope) == 1 and compared_ranges(c.cur, c.base) == ranges
-            ]
-            shared[ranges] = ExplainData(reader, ranges, EXPLAIN_DIMS, only=only)
+    # then every customer and user it touched); that read costs a few per-alert reads, so it is
+    # only worth it for a crowd, and it is restricted to the crowd's scopes (their tenants' rows).
+    ranges_of = {id(c): compared_ranges(c.cur, c.base) for c in firing}
+    crowds: dict[tuple[tuple[int, float, float], ...], list[_Candidate]] = {}
+    for c in firing:
+        crowds.setdefault(ranges_of[id(c)], []).append(c)
+    shared = {
+        ranges: ExplainData(
+            reader, ranges, EXPLAIN_DIMS, only=[c.scope[0] for c in crowd if len(c.scope) == 1]
+        )
+        for ranges, crowd in crowds.items()
+        if len(crowd) >= SHARED_READ_MIN
+    }
     spent = 0.0
+
+    def why_key(c: _Candidate) -> tuple[object, ...]:
+        return (*file_key, fingerprint(c.rule, c.scope_text), id(rules))
 
     # Never-analysed alerts first (one left pending does not page; a stale cause can wait), and
     # among them broad ones: they are the roots that page.
-    def order(c: _Candidate) -> tuple[bool, int, bool, float]:
-        seen = (*_file_key(reader), fingerprint(c.rule, c.scope_text), id(rules)) in _WHY
-        return (seen, -_breadth(c), c.severity != "critical", -c.delta)
-
-    firing.sort(key=order)
+    firing.sort(
+        key=lambda c: (why_key(c) in _WHY, -_breadth(c), c.severity != "critical", -c.delta)
+    )
     for c in firing:
         focus = c.rule.split("_")[0] if c.rule in _RATE_RULES else None
-        fp = fingerprint(c.rule, c.scope_text)
-        ckey = (*_file_key(reader), fp, id(rules))
+        ckey = why_key(c)
         cached = _WHY.get(ckey)
-        ranges = compared_ranges(c.cur, c.base)
-        use_shared = crowd[ranges] >= SHARED_READ_MIN
-        ready = use_shared and ranges in shared and shared[ranges].loaded  # read already: cheap
+        data = shared.get(ranges_of[id(c)])
+        over_budget = (
+            explain_budget is not None
+            and spent >= explain_budget
+            and not (data is not None and data.loaded)  # its rows are read already: cheap
+        )
         done = True
-        if cached is not None and 0 <= now - cached[0] < EXPLAIN_TTL:
-            why = cached[1]
-        elif explain_budget is not None and spent >= explain_budget and not ready and cached:
-            why = cached[1]  # out of budget: last analysis (stale) rather than none
-        elif explain_budget is not None and spent >= explain_budget and not ready:
+        if cached is not None and (0 <= now - cached[0] < EXPLAIN_TTL or over_budget):
+            why = cached[1]  # out of budget, a stale analysis rather than none
+        elif over_budget:
             done = False
             why = Why(
                 causes=[Evidence("likely cause: being analysed (next pass)", 0.0, "rate")],
@@ -651,7 +652,7 @@ def evaluate(
                 c.scale,
                 extra=c.extra,
                 focus=focus,
-                shared=shared if use_shared else None,
+                shared=shared if data is not None else None,
             )
             spent += time.monotonic() - t0
             if len(_WHY) > 256:

@@ -110,34 +110,23 @@ def sync(
             row = rows.get(a.fingerprint)
             # `paged`: this alert has been announced, by its own page or (as part of an
             # incident) by its root's; rows from before incidents existed were paged.
-            if row is None:
-                page = _pages(a)
-                q.insert_alert(
-                    reader,
-                    {
-                        "fingerprint": a.fingerprint,
-                        **_fields(a, page or _covered(a, unannounced)),
-                        "first_seen": a.since,
-                        "last_seen": now,
-                        "state": "open",
-                    },
-                )
-                if page:
-                    new.append(a)
-                continue
-            state = row["state"]
-            paged = _loads(row).get("paged", True) is not False
             values: dict[str, Any] = {"last_seen": now}
-            escalated = row["severity"] == "warning" and a.severity == "critical"
-            if state == "resolved":
-                values.update(state="open", first_seen=a.since, snoozed_until=None)
+            if row is None:
+                values.update(fingerprint=a.fingerprint, first_seen=a.since, state="open")
                 paged = False
-            elif state == "snoozed" and (row["snoozed_until"] or 0) <= now:
-                values.update(state="open", snoozed_until=None)
-                paged = False
-            elif escalated and state in ("open", "acked"):
-                values.update(state="open")
-                paged = False
+            else:
+                state = row["state"]
+                paged = _loads(row).get("paged", True) is not False
+                escalated = row["severity"] == "warning" and a.severity == "critical"
+                if state == "resolved":
+                    values.update(state="open", first_seen=a.since, snoozed_until=None)
+                    paged = False
+                elif state == "snoozed" and (row["snoozed_until"] or 0) <= now:
+                    values.update(state="open", snoozed_until=None)
+                    paged = False
+                elif escalated and state in ("open", "acked"):
+                    values.update(state="open")
+                    paged = False
             if not paged:
                 if _pages(a):
                     new.append(a)
@@ -145,7 +134,10 @@ def sync(
                 elif _covered(a, unannounced):
                     paged = True
             values.update(_fields(a, paged))
-            q.update_alert(reader, a.fingerprint, **values)
+            if row is None:
+                q.insert_alert(reader, values)
+            else:
+                q.update_alert(reader, a.fingerprint, **values)
         for fp, row in rows.items():
             if fp not in firing and row["state"] != "resolved":
                 q.update_alert(reader, fp, state="resolved", snoozed_until=None)

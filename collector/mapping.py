@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from operator import itemgetter
 from typing import Any, NamedTuple
@@ -45,27 +45,45 @@ class Captured(NamedTuple):
 # The same few strings (models, providers, tag values) recur on almost every row: memoising the
 # cleaning (bounded, writer-thread only) roughly halves the mapping cost per row.
 _MAX_MEMO = 50_000
-_MISS = object()
-_key_memo: dict[str, str | None] = {}
 
 
-class _ValueMemo(dict):  # type: ignore[type-arg]
-    """Cleaned text by raw value, looked up in one C-level subscript.
+class _Memo(dict):  # type: ignore[type-arg]
+    """`clean(text)` by text, looked up in one C-level subscript; bounded (cleared when full).
 
-    Only exact `str` keys (and None) are looked up or stored: 1, 1.0 and True are equal dict
-    keys but clean to different text, and so are a `(str, Enum)` member and its value.
+    Callers look up exact `str` keys (and None) only: 1, 1.0 and True are equal dict keys but
+    clean to different text, and so are a `(str, Enum)` member and its value.
     """
 
-    def __missing__(self, value: Any) -> str | None:
-        out = _clean_value(value)
+    def __init__(self, clean: Callable[[Any], str | None]) -> None:
+        super().__init__({None: None})
+        self._clean = clean
+
+    def __missing__(self, text: Any) -> str | None:
+        out = self._clean(text)
         if len(self) >= _MAX_MEMO:
             self.clear()
             self[None] = None
-        self[value] = out
+        self[text] = out
         return out
 
 
-_value_memo = _ValueMemo({None: None})
+def _clean_value(value: Any) -> str | None:
+    if value is None or isinstance(value, (dict, list, tuple, set, bytes)):
+        return None
+    if isinstance(value, bool):
+        value = "true" if value else "false"
+    s = _CONTROL.sub("", str(value)).strip()
+    if not s:
+        return None
+    return s[:MAX_TAG_VALUE]
+
+
+def _clean_key(key: str) -> str | None:
+    return _KEY_OK.sub("_", key.strip())[:MAX_TAG_KEY] or None
+
+
+_value_memo = _Memo(_clean_value)
+_key_memo = _Memo(_clean_key)
 
 
 def clean_value(value: Any) -> str | None:
@@ -82,32 +100,14 @@ def clean_id(value: Any) -> str | None:
     if type(value) is str and len(value) <= MAX_TAG_VALUE and value.isascii():
         if value.isprintable():  # ASCII printable: no control characters to remove
             return value.strip() or None
-    return None if value is None else _clean_value(value)
-
-
-def _clean_value(value: Any) -> str | None:
-    if value is None or isinstance(value, (dict, list, tuple, set, bytes)):
-        return None
-    if isinstance(value, bool):
-        value = "true" if value else "false"
-    s = _CONTROL.sub("", str(value)).strip()
-    if not s:
-        return None
-    return s[:MAX_TAG_VALUE]
+    return _clean_value(value)
 
 
 def clean_key(key: Any) -> str | None:
     """Tag keys are short identifiers; other characters become `_`."""
-    if not isinstance(key, str):
-        return None
-    hit = _key_memo.get(key, _MISS)
-    if hit is not _MISS:
-        return hit  # type: ignore[return-value]
-    k = _KEY_OK.sub("_", key.strip())[:MAX_TAG_KEY] or None
-    if len(_key_memo) >= _MAX_MEMO:
-        _key_memo.clear()
-    _key_memo[key] = k
-    return k
+    if type(key) is str:
+        return _key_memo[key]
+    return _clean_key(key) if isinstance(key, str) else None
 
 
 def parse_tag_string(spec: str) -> dict[str, str]:
@@ -254,16 +254,14 @@ def _collect_tags(
     extra: dict[str, str] = {}
     # 1. explicit metadata={"llmtop": {...}}, then 2. top-level metadata keys on the SDK call.
     if md:
-        if (own := md.get("llmtop")) is not None:
-            _put_dict(tags, extra, own)
+        _put_dict(tags, extra, md.get("llmtop"))
         _put_known(tags, md)
     req, team_alias, team_alias2, team_id, team_id2, user_id, end_user_id, org, org_id, alias, _ = (
         proxy
     )
     # 3. proxy request metadata (the request body's `metadata`).
     if isinstance(req, dict):
-        if (own := req.get("llmtop")) is not None:
-            _put_dict(tags, extra, own)
+        _put_dict(tags, extra, req.get("llmtop"))
         _put_known(tags, req)
     # 4. proxy key / team / org fields from the virtual key.
     if (v := team_alias or team_alias2) is not None:

@@ -41,7 +41,7 @@ from llmtop.tui.messages import (
     RequestsLoaded,
     SnapshotLoaded,
 )
-from llmtop.tui.widgets.alerts_panel import AlertsPanel, related_text
+from llmtop.tui.widgets.alerts_panel import AlertsPanel, group_states, related_text
 from llmtop.tui.widgets.burn_panel import BurnPanel
 from llmtop.tui.widgets.cache_panel import CachePanel
 from llmtop.tui.widgets.errors_panel import ErrorsPanel
@@ -369,11 +369,10 @@ class LlmtopApp(App[None]):
 
     def on_alerts_evaluated(self, message: AlertsEvaluated) -> None:
         self.alert_states = message.states
+        live = [s for s in message.states if s.state != "resolved"]
+        under = {root.fingerprint: children for root, children in group_states(live)}
         for a in message.new:
-            related = related_text(
-                a,
-                [s for s in message.states if s.parent == a.fingerprint and s.state != "resolved"],
-            )
+            related = related_text(a, under.get(a.fingerprint, []))
             # Plain text with markup off: alert text quotes tag values, which must stay inert.
             self.notify(
                 safe(

@@ -53,28 +53,33 @@ class Waiting:
     state: str = "open"
 
 
-def _waiting_line(items: Sequence[Any], severity: str) -> Text:
-    kinds = Counter((getattr(a, "scope", "") or "all").split("=", 1)[0] for a in items)
-    t = Text(no_wrap=True, overflow="ellipsis")
+def _badge(t: Text, severity: str) -> None:
     t.append(
         f" {severity.upper():8} ",
         style="bold reverse red" if severity == "critical" else "bold reverse yellow",
     )
-    t.append(f" {len(items)} alerts, likely causes being analysed", style="bold")
-    t.append(" (" + ", ".join(f"{n} {k}" for k, n in kinds.most_common()) + ")")
-    t.append(" · they page only if not part of an incident above", style="dim")
-    return t
 
 
-def _kinds(root: Any, children: Sequence[Any]) -> str:
+def _kinds(items: Sequence[Any], scope: str | None = None) -> str:
+    """ "25 customer, 24 user, 1 spike": scope dimensions, or the rule for an alert on `scope`
+    itself (a root's burn rate beside its band)."""
     kinds = Counter(
-        c.rule if c.scope == root.scope else (c.scope or "all").split("=", 1)[0] for c in children
+        a.rule if a.scope == scope else (a.scope or "all").split("=", 1)[0] for a in items
     )
     return ", ".join(f"{n} {k}" for k, n in kinds.most_common())
 
 
+def _waiting_line(items: Sequence[Any], severity: str) -> Text:
+    t = Text(no_wrap=True, overflow="ellipsis")
+    _badge(t, severity)
+    t.append(f" {len(items)} alerts, likely causes being analysed", style="bold")
+    t.append(f" ({_kinds(items)})")
+    t.append(" · they page only if not part of an incident above", style="dim")
+    return t
+
+
 def related_text(root: Any, children: Sequence[Any]) -> str:
-    return f"+{len(children)} related ({_kinds(root, children)})" if children else ""
+    return f"+{len(children)} related ({_kinds(children, root.scope)})" if children else ""
 
 
 def _line(a: Any, related: str = "", child: bool = False) -> Text:
@@ -83,10 +88,7 @@ def _line(a: Any, related: str = "", child: bool = False) -> Text:
     t = Text(no_wrap=True, overflow="ellipsis")
     if child:
         t.append("   └ ", style="dim")
-    t.append(
-        f" {sev.upper():8} ",
-        style="bold reverse red" if sev == "critical" else "bold reverse yellow",
-    )
+    _badge(t, sev)
     if st != "open":
         t.append(f" {st} ", style="dim")
     t.append(" ")

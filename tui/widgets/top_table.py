@@ -127,8 +127,7 @@ class TopTable(DataTable[Cell]):
             self.call_after_refresh(self._add_later, self._generation, fresh, later)
             new_keys = new_keys[:FIRST_ROWS]
         self._add(fresh, new_keys)
-        if selected in self.groups:
-            self.move_cursor(row=self.get_row_index(selected))
+        self._keep_cursor(selected)
 
     def _add(self, fresh: dict[str, GroupRow], keys: list[str]) -> None:
         for key in keys:
@@ -141,8 +140,12 @@ class TopTable(DataTable[Cell]):
         if generation == self._generation:  # else a newer show() has reconciled everything
             selected = self._selected_key()
             self._add(fresh, keys)
-            if selected in self.groups:
-                self.move_cursor(row=self.get_row_index(selected))
+            self._keep_cursor(selected)
+
+    def _keep_cursor(self, selected: str | None) -> None:
+        """Rows were added and re-sorted: the cursor stays on the group it was on."""
+        if selected in self.groups:
+            self.move_cursor(row=self.get_row_index(selected))
 
     def apply_sort(self) -> None:
         if self.row_count:
