@@ -514,12 +514,25 @@ def _breadth(c: _Candidate) -> int:
     return 2 if not keys else (0 if keys & _NARROW_DIMS else 1)
 
 
-def _rank(c: _Candidate, why: Why) -> tuple[bool, int, float, str]:
-    """Which alert of an incident is its root: a critical one (the page must carry the
-    incident's severity, and a child turning critical must page), then the broadest scope, then
-    the most dollars explained (a total order: the fingerprint breaks ties)."""
+def _rank(c: _Candidate, why: Why) -> tuple[int, bool, float, str]:
+    """Which alert of an incident is its root: the broadest scope (a deploy's feature, not the
+    customers it reached), then critical, then the most dollars explained (a total order: the
+    fingerprint breaks ties). The root pages with the incident's severity (critical_roots)."""
     top = max((e.dollars for e in why.causes), default=0.0)
-    return (c.severity == "critical", _breadth(c), top, fingerprint(c.rule, c.scope_text))
+    return (_breadth(c), c.severity == "critical", top, fingerprint(c.rule, c.scope_text))
+
+
+def critical_roots(
+    analysed: Sequence[tuple[_Candidate, Why, bool]], parents: dict[str, str]
+) -> set[str]:
+    """Roots of the incidents holding a critical alert: they page as critical, so the page
+    carries the incident's severity and an alert of it turning critical pages again."""
+    roots: set[str] = set()
+    for c, _why, _done in analysed:
+        if c.severity == "critical":
+            fp = fingerprint(c.rule, c.scope_text)
+            roots.add(parents.get(fp, fp))
+    return roots
 
 
 def incidents(analysed: Sequence[tuple[_Candidate, Why, bool]]) -> dict[str, str]:
@@ -542,7 +555,7 @@ def incidents(analysed: Sequence[tuple[_Candidate, Why, bool]]) -> dict[str, str
         top = (first.dim, first.value) if first and first.dim and first.value else None
         own = (c.scope[0].key, c.scope[0].value) if len(c.scope) == 1 else None
         info.append((fingerprint(c.rule, c.scope_text), c.scope, own, named, top, _rank(c, why)))
-    parent: dict[str, tuple[tuple[bool, int, float, str], str]] = {}
+    parent: dict[str, tuple[tuple[int, bool, float, str], str]] = {}
     for fp, scope, own, named, top, rank in info:
         for pfp, pscope, pown, pnamed, ptop, prank in info:
             if prank <= rank:
@@ -660,6 +673,7 @@ def evaluate(
             _WHY[ckey] = (now, why)
         analysed.append((c, why, done))
     parents = incidents(analysed)
+    critical = critical_roots(analysed, parents)
     for c, why, done in analysed:
         scope = c.scope_text
         fp = fingerprint(c.rule, scope)
@@ -667,7 +681,7 @@ def evaluate(
             Alert(
                 fingerprint=fp,
                 rule=c.rule,
-                severity=c.severity,
+                severity="critical" if fp in critical else c.severity,
                 scope=scope,
                 title=c.title,
                 cause=why.cause,

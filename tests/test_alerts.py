@@ -894,15 +894,24 @@ def test_an_incident_whose_root_never_got_analysed_still_pages(db: Path) -> None
         r.close()
 
 
-def test_a_child_turning_critical_pages_as_the_new_root() -> None:
-    from llmtop.alerts.engine import _Candidate, incidents
+def test_a_critical_alert_makes_its_incidents_page_critical() -> None:
+    """The deploy's feature stays the root of the customers it reached, even when only a
+    customer's alert is critical (seen in the demo: a warning burn-spike filed under a critical
+    customer hid the deploy); the root then pages as critical, so an alert of the incident
+    turning critical re-pages it (sync's escalation)."""
+    from llmtop.alerts.engine import _Candidate, critical_roots, incidents
     from llmtop.alerts.explain import Evidence, Why
 
     v2 = Evidence("new prompt_version v2", 50.0, "version", "prompt_version", value="v2")
     feat = _Candidate("anomaly", "warning", (Clause("feature", "=", "a"),), "t", (0, 1), [], 1, 1)
     cust = _Candidate("runaway", "critical", (Clause("customer", "=", "x"),), "t", (0, 1), [], 1, 1)
-    got = incidents([(feat, Why(causes=[v2]), True), (cust, Why(causes=[v2]), True)])
-    assert got == {"anomaly|feature=a": "runaway|customer=x"}  # the page carries "critical"
+    lone = _Candidate("runaway", "critical", (Clause("customer", "=", "z"),), "t", (0, 1), [], 1, 1)
+    analysed = [(feat, Why(causes=[v2]), True), (cust, Why(causes=[v2]), True)]
+    got = incidents(analysed)
+    assert got == {"runaway|customer=x": "anomaly|feature=a"}
+    assert critical_roots(analysed, got) == {"anomaly|feature=a"}
+    alone = [*analysed[:1], (lone, Why(causes=[]), True)]
+    assert critical_roots(alone, incidents(alone)) == {"runaway|customer=z"}
     # What spends, when nothing changed, is no cause: two customers whose largest share is the
     # same feature are two incidents.
     share = Evidence("largest share: feature=chat $9.00 (90%)", 9.0, "contributor", "feature")
