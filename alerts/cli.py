@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     from llmtop.alerts.engine import evaluate
     from llmtop.alerts.rules import RulesError, default_rules_path, load_rules
     from llmtop.store.db import DatabaseError, resolve_db_path
-    from llmtop.store.queries import Reader
+    from llmtop.store.reader import Reader
 
     db = resolve_db_path(ns.db)
     if ns.config is not None and not ns.config.exists():

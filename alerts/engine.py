@@ -42,7 +42,8 @@ from llmtop.store.alert_queries import (
     sliding_spend,
     spend_between,
 )
-from llmtop.store.queries import Clause, Reader, format_filter, format_window
+from llmtop.store.filters import Clause, format_filter, format_window
+from llmtop.store.reader import Reader
 
 DAY = 86400.0
 _RATE_RULES = ("error_rate", "retry_rate", "fallback_rate", "cache_hit_drop")

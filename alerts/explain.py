@@ -29,7 +29,9 @@ from llmtop.store.alert_queries import (
     first_seen,
     token_values,
 )
-from llmtop.store.queries import Clause, Reader, classify_error, format_filter, quantile
+from llmtop.store.filters import Clause, format_filter
+from llmtop.store.reader import Reader
+from llmtop.store.snapshot import classify_error, quantile
 
 EXPLAIN_DIMS: tuple[str, ...] = (
     "feature",

@@ -20,7 +20,7 @@ class Alert:
     fingerprint: str
     rule: str
     severity: str  # "warning" | "critical"
-    #: A filter string in store.queries.parse_filter syntax; "" is the whole org.
+    #: A filter string in store.filters.parse_filter syntax; "" is the whole org.
     scope: str
     title: str
     cause: str

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llmtop.store.queries import Clause, format_filter, parse_filter, parse_window
+from llmtop.store.filters import Clause, format_filter, parse_filter, parse_window
 
 if sys.version_info >= (3, 11):
     import tomllib

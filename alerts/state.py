@@ -19,15 +19,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from llmtop.alerts.model import Alert, AlertState
-from llmtop.store import alert_queries as q
-from llmtop.store.queries import Reader
+from llmtop.store.alert_state import AlertStore, dumps
 
 #: How long a resolved alert is still returned in the states list (for "recently resolved").
 RESOLVED_VISIBLE = 3600.0
 
 
 def _details(a: Alert, paged: bool) -> str:
-    return q.dumps(
+    return dumps(
         {
             "causes": [list(c) for c in a.causes],
             "drill": list(a.drill),
@@ -91,7 +90,7 @@ def _covered(a: Alert, unannounced: set[str]) -> bool:
 
 
 def sync(
-    reader: Reader, alerts: Sequence[Alert], now: float
+    store: AlertStore, alerts: Sequence[Alert], now: float
 ) -> tuple[list[Alert], list[AlertState]]:
     """Record this evaluation; return (alerts to page now, every current state).
 
@@ -101,9 +100,8 @@ def sync(
     new: list[Alert] = []
     # Roots still awaiting analysis have not paged: what is filed under them is not announced.
     unannounced = {a.fingerprint for a in alerts if a.pending}
-    q.begin(reader)
-    try:
-        rows = {r["fingerprint"]: r for r in q.load_alert_rows(reader)}
+    with store.transaction():
+        rows = {r["fingerprint"]: r for r in store.rows()}
         firing = set()
         for a in alerts:
             firing.add(a.fingerprint)
@@ -135,24 +133,20 @@ def sync(
                     paged = True
             values.update(_fields(a, paged))
             if row is None:
-                q.insert_alert(reader, values)
+                store.insert(values)
             else:
-                q.update_alert(reader, a.fingerprint, **values)
+                store.update(a.fingerprint, **values)
         for fp, row in rows.items():
             if fp not in firing and row["state"] != "resolved":
-                q.update_alert(reader, fp, state="resolved", snoozed_until=None)
-        q.commit(reader)
-    except BaseException:
-        q.rollback(reader)
-        raise
-    return new, states(reader, now)
+                store.update(fp, state="resolved", snoozed_until=None)
+    return new, states(store, now)
 
 
-def states(reader: Reader, now: float) -> list[AlertState]:
+def states(store: AlertStore, now: float) -> list[AlertState]:
     """Open, acked and snoozed alerts, plus those resolved in the last hour; critical first."""
     out = [
         _state(r)
-        for r in q.load_alert_rows(reader)
+        for r in store.rows()
         if r["state"] != "resolved" or r["last_seen"] >= now - RESOLVED_VISIBLE
     ]
     order = {"open": 0, "snoozed": 1, "acked": 2, "resolved": 3}
@@ -160,16 +154,16 @@ def states(reader: Reader, now: float) -> list[AlertState]:
     return out
 
 
-def ack(reader: Reader, fingerprint: str) -> bool:
+def ack(store: AlertStore, fingerprint: str) -> bool:
     """Acknowledge: quiet until it resolves (or escalates). False if no such alert.
 
     An incident's root takes the alerts filed under it along: acking the page acks the incident.
     """
-    return q.set_alert_state(reader, fingerprint, "acked", None) > 0
+    return store.set_state(fingerprint, "acked", None) > 0
 
 
-def snooze(reader: Reader, fingerprint: str, until: float) -> bool:
+def snooze(store: AlertStore, fingerprint: str, until: float) -> bool:
     """Quiet until `until`; if still firing then, it pages again. False if no such alert.
 
     Like ack, it takes the alerts filed under it along."""
-    return q.set_alert_state(reader, fingerprint, "snoozed", until) > 0
+    return store.set_state(fingerprint, "snoozed", until) > 0

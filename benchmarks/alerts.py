@@ -21,7 +21,7 @@ from _build import generate  # noqa: E402
 from llmtop.alerts import engine  # noqa: E402
 from llmtop.alerts.rules import Rules
 from llmtop.collector.writer import price_record
-from llmtop.store.queries import Reader
+from llmtop.store.reader import Reader
 from llmtop.store.schema import open_db
 from llmtop.store.write import Interner, insert_batch
 from llmtop.tui.app import EXPLAIN_BUDGET

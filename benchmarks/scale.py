@@ -100,7 +100,7 @@ def _writer_proc(path: str, n: int, seed: int, end: float, q: Any, rate: float |
 def ingest(base: Path, procs: int, calls: int, rate: float | None = None) -> dict[str, Any]:
     """`procs` processes each write `calls` rows into a copy of `base` (as fast as they can, or
     `rate` calls/s each), a reader refreshing the 1h dashboard snapshot every second meanwhile."""
-    from llmtop.store.queries import Reader
+    from llmtop.store.reader import Reader
 
     tmp = Path(tempfile.mkdtemp(prefix="llmtop-ingest-"))
     path = tmp / "ingest.db"
@@ -118,7 +118,9 @@ def ingest(base: Path, procs: int, calls: int, rate: float | None = None) -> dic
     errors: list[str] = []
 
     def reader() -> None:
-        r = Reader(path, readonly=True)
+        from llmtop.pricing import cache_read_saving
+
+        r = Reader(path, readonly=True, savings=cache_read_saving)  # as the dashboard reads
         while not stop.is_set():
             t = time.perf_counter()
             try:

@@ -64,7 +64,7 @@ def _maxrss_mb() -> float:
 # --- child: the TUI ----------------------------------------------------------------------------
 async def _tui(path: Path, end: float, alerts: bool, windows: bool) -> dict[str, Any]:
     """Time app start → first SnapshotLoaded painted; optionally switch through every window."""
-    from llmtop.store.queries import WINDOWS
+    from llmtop.store.filters import WINDOWS
     from llmtop.tui.app import LlmtopApp
     from llmtop.tui.widgets.top_table import TopTable
 
@@ -128,9 +128,11 @@ def _refresh(path: Path, end: float, repeats: int) -> dict[str, Any]:
     """Reader.snapshot per window, as the TUI's worker calls it (group_by=feature, no filter):
     the cold read after switching to the window, then `repeats` live refreshes one second apart
     (each slides the window by that second, as the app's tick does)."""
-    from llmtop.store.queries import WINDOWS, Reader
+    from llmtop.pricing import cache_read_saving
+    from llmtop.store.filters import WINDOWS
+    from llmtop.store.reader import Reader
 
-    r = Reader(path, readonly=True)
+    r = Reader(path, readonly=True, savings=cache_read_saving)  # as the dashboard reads
     out: dict[str, Any] = {}
     try:
         for name in WINDOW_NAMES:

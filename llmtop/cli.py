@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"llmtop {__version__}")
         return 0
     from llmtop.store.db import DatabaseError, resolve_db_path
-    from llmtop.store.queries import parse_window
+    from llmtop.store.filters import parse_window
 
     try:
         parse_window(ns.window)
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 2
     try:
-        from llmtop.store.queries import Reader
+        from llmtop.store.reader import Reader
 
         for p in paths:  # fail here, with one clear line, rather than inside the UI
             Reader(p, readonly=len(paths) > 1).close()

@@ -680,3 +680,21 @@ def cost(
         cache_write_1h,
         price_key,
     )
+
+
+def cache_read_saving(price_key: str, tokens: int) -> float | None:
+    """Dollars `tokens` cached-read tokens saved under a price key: the full input rate minus
+    what they cost as cache reads (None when the key is unpriced). The dashboard passes this to
+    the store (store.snapshot.Savings), which never imports pricing."""
+    cat = catalogue()
+    full = cat.cost(price_key, input_tokens=tokens, output_tokens=0, price_key=price_key)
+    cached = cat.cost(
+        price_key,
+        input_tokens=tokens,
+        output_tokens=0,
+        cache_read_tokens=tokens,
+        price_key=price_key,
+    )
+    if full.total_usd is None or cached.total_usd is None:
+        return None
+    return full.total_usd - cached.total_usd

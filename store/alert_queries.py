@@ -1,4 +1,5 @@
-"""All SQL the alert engine and alert state need, in one place beside the schema it depends on.
+"""All SQL the alert engine reads with, in one place beside the schema it depends on (the
+alert state it writes is store/alert_state.py).
 
 Why ranges joined from a VALUES list: every alert rule compares a window with a handful of
 same-length windows in the past (the same hour on the previous seven days, the trailing two
@@ -9,18 +10,15 @@ range and group in SQL, so the cost follows the rows inside the windows, not the
 
 from __future__ import annotations
 
-import json
-import sqlite3
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from llmtop.store.db import DatabaseError
-from llmtop.store.db import explain as explain_error
 from llmtop.store.engine import Spec, Tracker
-from llmtop.store.queries import Clause, Reader, _dim_expr, _where
+from llmtop.store.filters import Clause, dim_expr, where_sql
+from llmtop.store.reader import Reader
 from llmtop.store.rollup import F_N, F_SPEND
 
 #: Per range and group: the sums every rule and the cause analysis are built from.
@@ -127,8 +125,8 @@ def aggregate(
     if not ranges:
         return []
     cte, params = _ranges_cte(ranges)
-    where, wparams = _where(clauses)
-    exprs = [_dim_expr(d) for d in dims]
+    where, wparams = where_sql(clauses)
+    exprs = [dim_expr(d) for d in dims]
     cols = "".join(f", {e}" for e, _ in exprs)
     group = "".join(f", {i + 2}" for i in range(len(exprs)))
     sql = f"""{cte}
@@ -136,13 +134,13 @@ def aggregate(
         FROM r JOIN calls c ON c.started_at >= r.a AND c.started_at < r.b
         WHERE {where}
         GROUP BY 1{group}"""
-    rows = reader._q(sql, (*params, *wparams))
+    rows = reader.query(sql, (*params, *wparams))
     ids: set[int] = set()
     for row in rows:
         for i, (_, interned) in enumerate(exprs):
             if interned and row[1 + i] is not None:
                 ids.add(row[1 + i])
-    names = reader._strings(ids) if ids else {}
+    names = reader.strings(ids) if ids else {}
     out: list[tuple[int, tuple[str | None, ...], Agg]] = []
     n = len(exprs)
     for row in rows:
@@ -165,20 +163,14 @@ def sliding_spend(
     cache = reader.alert_trackers
     spec = Spec(dims=tuple(dims), fields=(F_SPEND,))
     out: list[tuple[int, tuple[str | None, ...], float, int]] = []
-    own = not reader.conn.in_transaction
-    if own:
-        reader._q("BEGIN")
-    try:
+    with reader.read_transaction():
         max_id = reader.max_id()
         for idx, a, b in ranges:
             t = cache.get((name, idx, spec))
             if t is None:
                 t = cache[(name, idx, spec)] = Tracker(spec)
-            for keys, g in t.update(reader._source(), a, b, max_id, time.time()).items():
+            for keys, g in t.update(reader.source(), a, b, max_id, time.time()).items():
                 out.append((idx, keys, g.v[F_SPEND], int(g.v[F_N])))
-    finally:
-        if own:
-            reader._q("COMMIT")
     return out
 
 
@@ -192,9 +184,9 @@ def token_values(
     if not ranges:
         return {}
     cte, params = _ranges_cte(ranges)
-    where, wparams = _where(clauses)
+    where, wparams = where_sql(clauses)
     out: dict[int, tuple[list[int], list[int]]] = {}
-    for idx, i, o in reader._q(
+    for idx, i, o in reader.query(
         f"""{cte} SELECT r.idx, c.input_tokens, c.output_tokens
         FROM r JOIN calls c ON c.started_at >= r.a AND c.started_at < r.b
         WHERE c.status = 0 AND c.cache_hit = 0 AND {where} LIMIT ?""",
@@ -252,7 +244,7 @@ class ExplainData:
     def supports(self, scope: Sequence[Clause]) -> bool:
         return (
             all(c.op == "=" and c.key in self._pos for c in scope)
-            and all(_dim_expr(d)[1] for d in self.dims)
+            and all(dim_expr(d)[1] for d in self.dims)
             and (not self._only or any(c in self._only for c in scope))
         )
 
@@ -280,17 +272,14 @@ class ExplainData:
             WHERE {only} AND {where}"""
         nd = len(self.dims)
         idx, codes, vals = [], [], []
-        try:
-            cur = self.reader.conn.execute(sql, [*params, *oparams])
-            while chunk := cur.fetchmany(20_000):  # numpy per chunk: no list of 200k tuples
-                cols_ = list(zip(*chunk, strict=True))
-                idx.append(np.asarray(cols_[0], dtype=np.int64))
-                c = np.asarray(cols_[1 : 1 + nd], dtype=np.float64).reshape(nd, -1)
-                c[np.isnan(c)] = -1  # NULL: the row has no such tag
-                codes.append(c.T.astype(np.int64))
-                vals.append(np.asarray(cols_[1 + nd :], dtype=np.float64).reshape(width, -1).T)
-        except sqlite3.DatabaseError as exc:
-            raise DatabaseError(explain_error(self.reader.path, exc)) from exc
+        # numpy per chunk: no list of 200k tuples
+        for chunk in self.reader.chunks(sql, [*params, *oparams], 20_000):
+            cols_ = list(zip(*chunk, strict=True))
+            idx.append(np.asarray(cols_[0], dtype=np.int64))
+            c = np.asarray(cols_[1 : 1 + nd], dtype=np.float64).reshape(nd, -1)
+            c[np.isnan(c)] = -1  # NULL: the row has no such tag
+            codes.append(c.T.astype(np.int64))
+            vals.append(np.asarray(cols_[1 + nd :], dtype=np.float64).reshape(width, -1).T)
         if not idx:
             return (
                 np.zeros(0, np.int64),
@@ -306,7 +295,7 @@ class ExplainData:
                 code = -1
             else:
                 if c.value not in self._ids:
-                    r = self.reader._q("SELECT id FROM strings WHERE value = ?", (c.value,))
+                    r = self.reader.query("SELECT id FROM strings WHERE value = ?", (c.value,))
                     self._ids[c.value] = r[0][0] if r else -2  # -2: no row can match
                 code = self._ids[c.value]
             mask &= codes[:, self._pos[c.key]] == code
@@ -339,7 +328,7 @@ class ExplainData:
             ids.update(int(k) for k in keys // 2 if k >= 0)
         missing = ids - self._names.keys()
         if missing:
-            self._names.update(self.reader._strings(missing))
+            self._names.update(self.reader.strings(missing))
         req = AGG_COLUMNS.index("requests")
         for d in dims:
             out: dict[str | None, tuple[Agg | None, Agg | None, int]] = {}
@@ -361,7 +350,7 @@ class ExplainData:
         if self._tok is None:
             cte, params = _ranges_cte(self.ranges)
             only, oparams = self._only_sql()
-            (n,) = self.reader._q(
+            (n,) = self.reader.query(
                 f"{cte} SELECT count(*) FROM r JOIN calls c"
                 f" ON c.started_at >= r.a AND c.started_at < r.b WHERE r.idx > 0 AND {only}",
                 [*params, *oparams],
@@ -394,10 +383,10 @@ def error_breakdown(
     reader: Reader, start: float, end: float, clauses: Sequence[Clause] = ()
 ) -> list[tuple[str | None, str | None, str | None, int]]:
     """(error_class, error_code, model, failures) in a window, most failures first."""
-    where, params = _where(clauses)
+    where, params = where_sql(clauses)
     return [
         tuple(r)  # type: ignore[misc]
-        for r in reader._q(
+        for r in reader.query(
             f"""SELECT (SELECT value FROM strings WHERE id = c.error_class),
             (SELECT value FROM strings WHERE id = c.error_code),
             (SELECT value FROM strings WHERE id = c.model), count(*)
@@ -412,10 +401,10 @@ def first_seen(
     reader: Reader, dim: str, value: str, start: float, end: float, clauses: Sequence[Clause] = ()
 ) -> float | None:
     """When a tag value first appears inside [start, end) (e.g. a new prompt version's deploy)."""
-    expr, interned = _dim_expr(dim)
-    where, params = _where(clauses)
+    expr, interned = dim_expr(dim)
+    where, params = where_sql(clauses)
     cond = f"{expr} = (SELECT id FROM strings WHERE value = ?)" if interned else f"{expr} = ?"
-    r = reader._q(
+    r = reader.query(
         f"SELECT min(c.started_at) FROM calls c WHERE c.started_at >= ? AND c.started_at < ? AND {cond} AND {where}",
         (start, end, value, *params),
     )
@@ -424,7 +413,7 @@ def first_seen(
 
 def first_row_at(reader: Reader) -> float | None:
     """Oldest row: days before it are "no data", not "zero spend" (indexed, instant)."""
-    return reader._q("SELECT min(started_at) FROM calls")[0][0]
+    return reader.query("SELECT min(started_at) FROM calls")[0][0]
 
 
 def spend_between(
@@ -433,96 +422,12 @@ def spend_between(
     return reader.spend_between(start, end, clauses)
 
 
-# --- alert state ---------------------------------------------------------------------------------
-
-ALERT_COLUMNS = (
-    "fingerprint",
-    "rule",
-    "severity",
-    "scope",
-    "title",
-    "cause",
-    "owner",
-    "first_seen",
-    "last_seen",
-    "state",
-    "snoozed_until",
-    "details_json",
-)
-
-
-def load_alert_rows(reader: Reader) -> list[dict[str, Any]]:
-    rows = reader._q(f"SELECT {', '.join(ALERT_COLUMNS)} FROM alerts")
-    return [dict(zip(ALERT_COLUMNS, r, strict=True)) for r in rows]
-
-
-def begin(reader: Reader) -> None:
-    """IMMEDIATE so two processes syncing at once serialize instead of double-paging."""
-    reader.conn.execute("BEGIN IMMEDIATE")
-
-
-def commit(reader: Reader) -> None:
-    reader.conn.execute("COMMIT")
-
-
-def rollback(reader: Reader) -> None:
-    reader.conn.execute("ROLLBACK")
-
-
-def insert_alert(reader: Reader, row: dict[str, Any]) -> None:
-    reader.conn.execute(
-        f"INSERT INTO alerts ({', '.join(ALERT_COLUMNS)}) VALUES ({','.join('?' * len(ALERT_COLUMNS))})",
-        [row.get(c) for c in ALERT_COLUMNS],
-    )
-
-
-def update_alert(reader: Reader, fingerprint: str, **values: Any) -> int:
-    cols = [c for c in values if c in ALERT_COLUMNS and c != "fingerprint"]
-    if not cols:
-        return 0
-    cur = reader.conn.execute(
-        f"UPDATE alerts SET {', '.join(f'{c} = ?' for c in cols)} WHERE fingerprint = ?",
-        [*(values[c] for c in cols), fingerprint],
-    )
-    return cur.rowcount
-
-
-def dumps(details: dict[str, Any]) -> str:
-    return json.dumps(details, separators=(",", ":"), sort_keys=True)
-
-
-def set_alert_state(
-    reader: Reader, fingerprint: str, state: str, snoozed_until: float | None
-) -> int:
-    """Ack/snooze an alert that has not resolved (a resolved one must page when it re-fires),
-    and the alerts filed under it (details_json's parent); the count is the alert's own."""
-    begin(reader)
-    try:
-        n = reader.conn.execute(
-            "UPDATE alerts SET state = ?, snoozed_until = ?"
-            " WHERE fingerprint = ? AND state != 'resolved'",
-            (state, snoozed_until, fingerprint),
-        ).rowcount
-        if n:
-            reader.conn.execute(
-                "UPDATE alerts SET state = ?, snoozed_until = ?"
-                " WHERE CASE WHEN json_valid(details_json)"
-                " THEN json_extract(details_json, '$.parent') END = ? AND state != 'resolved'",
-                (state, snoozed_until, fingerprint),
-            )
-        commit(reader)
-    except BaseException:
-        rollback(reader)
-        raise
-    return n
-
-
 def rows_added_before(reader: Reader, after_id: int, before: float) -> bool:
     """Did rows with started_at < `before` arrive after row `after_id`? (walks new ids only)"""
     return bool(
         # NOT INDEXED: walk the new ids (a rowid range), never the started_at index, where
         # `started_at < before` matches nearly the whole file.
-        reader._q(
+        reader.query(
             "SELECT 1 FROM calls NOT INDEXED WHERE id > ? AND started_at < ? LIMIT 1",
             (after_id, before),
         )

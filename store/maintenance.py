@@ -13,7 +13,7 @@ import sys
 import time
 
 from llmtop.store.db import DatabaseError, resolve_db_path
-from llmtop.store.queries import parse_window
+from llmtop.store.filters import parse_window
 from llmtop.store.schema import open_db
 
 DEFAULT_RETENTION = "90d"

@@ -26,7 +26,9 @@ from llmtop.alerts.model import Alert
 from llmtop.alerts.rules import AnomalyRule, Rules, RulesError, load_rules, parse_rules
 from llmtop.collector.writer import Writer
 from llmtop.store.alert_queries import AGG_COLUMNS, ExplainData
-from llmtop.store.queries import Clause, Reader
+from llmtop.store.alert_state import AlertStore
+from llmtop.store.filters import Clause
+from llmtop.store.reader import Reader
 from llmtop.store.records import CallRecord
 
 NOW = datetime(2026, 3, 12, 14, 0, tzinfo=timezone.utc).timestamp()  # a Thursday
@@ -368,14 +370,14 @@ def test_sync_pages_once_and_survives_restart(db: Path) -> None:
     _incident(db)
     alerts = run(db)
     assert alerts
-    r1 = Reader(db)
+    r1 = AlertStore(db)
     new, states = state.sync(r1, alerts, NOW)
     assert {a.fingerprint for a in new} == {a.fingerprint for a in alerts}
     assert {s.state for s in states} == {"open"}
     new, _ = state.sync(r1, alerts, NOW + 5)
     assert new == []
     r1.close()
-    r2 = Reader(db)  # a restarted dashboard
+    r2 = AlertStore(db)  # a restarted dashboard
     new, states = state.sync(r2, alerts, NOW + 10)
     assert new == []
     assert all(s.since <= NOW for s in states)
@@ -386,7 +388,7 @@ def test_ack_is_visible_to_a_second_reader_and_resolve_refires(db: Path) -> None
     _incident(db)
     alerts = run(db)
     fp = alerts[0].fingerprint
-    r1, r2 = Reader(db), Reader(db)
+    r1, r2 = AlertStore(db), AlertStore(db)
     state.sync(r1, alerts, NOW)
     assert state.ack(r1, fp)
     new, states = state.sync(r2, alerts, NOW + 5)
@@ -407,7 +409,7 @@ def test_snooze_quiets_until_it_expires(db: Path) -> None:
     _incident(db)
     alerts = run(db)
     fp = alerts[0].fingerprint
-    r = Reader(db)
+    r = AlertStore(db)
     state.sync(r, alerts, NOW)
     assert state.snooze(r, fp, NOW + 600)
     new, states = state.sync(r, alerts, NOW + 300)
@@ -423,7 +425,7 @@ def test_escalation_to_critical_pages_again_even_if_acked(db: Path) -> None:
     a = run(db)[0]
     warn = Alert(**{**a.__dict__, "severity": "warning"})
     crit = Alert(**{**a.__dict__, "severity": "critical"})
-    r = Reader(db)
+    r = AlertStore(db)
     state.sync(r, [warn], NOW)
     state.ack(r, warn.fingerprint)
     new, _ = state.sync(r, [crit], NOW + 5)
@@ -450,7 +452,7 @@ def _budget_file(tmp_path: Path, amount: float, projection: bool = False) -> Pat
 def _today_support(db: Path) -> float:
     r = Reader(db)
     try:
-        from llmtop.store.queries import parse_filter
+        from llmtop.store.filters import parse_filter
 
         return r.spend_between(NOW - 14 * 3600, NOW, parse_filter("team=support"))
     finally:
@@ -642,7 +644,7 @@ def _values(r: Reader) -> list[tuple[str, str]]:
     """A few real (dimension, value) pairs of the last 15 minutes, plus one that never occurs."""
     out = [("feature", "no-such-feature")]
     for d in ("feature", "customer", "model", "team"):
-        rows = r._q(
+        rows = r.query(
             f"SELECT DISTINCT s.value FROM calls c JOIN strings s ON s.id = c.{d}"
             " WHERE c.started_at >= ? LIMIT 3",
             (NOW - 900,),
@@ -749,7 +751,7 @@ def test_an_incident_pages_once_with_its_other_alerts_filed_under_it(
     assert others and all(a.parent in (None, *(o.fingerprint for o in others)) for a in others)
     assert any(a.parent is None for a in others)
 
-    r = Reader(db)
+    r = AlertStore(db)
     try:
         new, states = state.sync(r, alerts, NOW)
         assert root in {a.fingerprint for a in new}
@@ -779,21 +781,22 @@ def test_alerts_still_being_analysed_page_once_they_are_known_to_be_roots(db: Pa
     it is shown at once but pages only after its analysis, and only if it is a root."""
     _storm(db)
     rules = Rules()
-    r = Reader(db)
+    r, store = Reader(db), AlertStore(db)
     try:
         first = evaluate(r, rules, NOW, explain_budget=0.0)
         assert len(first) == 5 and all(a.pending for a in first)
-        new, states = state.sync(r, first, NOW)
+        new, states = state.sync(store, first, NOW)
         assert new == []  # shown, not paged
         assert {s.fingerprint for s in states} == {a.fingerprint for a in first}
         later = evaluate(r, rules, NOW + 1, explain_budget=None)
         assert not any(a.pending for a in later)
-        new, _ = state.sync(r, later, NOW + 1)
+        new, _ = state.sync(store, later, NOW + 1)
         assert [a.fingerprint for a in new] == ["anomaly|feature=support-summarize"]
-        new, _ = state.sync(r, later, NOW + 2)
+        new, _ = state.sync(store, later, NOW + 2)
         assert new == []
     finally:
         r.close()
+        store.close()
 
 
 def test_mutual_naming_files_the_narrower_alert_under_the_broader() -> None:
@@ -876,7 +879,7 @@ def _alert(scope: str, parent: str | None = None, *, pending: bool = False, sev:
 def test_an_incident_whose_root_never_got_analysed_still_pages(db: Path) -> None:
     """Children of a root still awaiting analysis were announced by nobody: when that root
     stops firing before its page, the incident's new root must page."""
-    r = Reader(db)
+    r = AlertStore(db)
     try:
         root, c1, c2 = "feature=a", "customer=x", "customer=y"
         new, _ = state.sync(

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from llmtop.store.db import DatabaseError
 from llmtop.store.maintenance import prune
-from llmtop.store.queries import Reader
+from llmtop.store.reader import Reader
 from llmtop.store.schema import MIGRATIONS, applied_migrations, migrate, open_db
 
 from tests.builders import payload, write

@@ -7,7 +7,8 @@ import stat
 from pathlib import Path
 
 import pytest
-from llmtop.store.queries import MultiReader, Reader, parse_filter
+from llmtop.store.filters import parse_filter
+from llmtop.store.reader import MultiReader, Reader
 from llmtop.tui.app import View
 from llmtop.tui.widgets.requests_table import RequestsTable
 from llmtop.tui.widgets.top_table import TopTable

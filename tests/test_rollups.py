@@ -22,8 +22,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from llmtop.store.engine import RAW_SUMS_SQL, Spec, Tracker, decompose, total
+from llmtop.store.filters import dim_expr, parse_filter
 from llmtop.store.maintenance import prune
-from llmtop.store.queries import Reader, _dim_expr, parse_filter, quantile
+from llmtop.store.reader import Reader
 from llmtop.store.records import CallRecord, pack_id, unpack_id
 from llmtop.store.rollup import (
     ALPHA,
@@ -41,6 +42,7 @@ from llmtop.store.rollup import (
     decode_hist,
 )
 from llmtop.store.schema import open_db
+from llmtop.store.snapshot import quantile
 from llmtop.store.write import Interner, insert_batch
 
 T0 = 1_795_000_000.0  # a Monday-ish epoch; buckets never straddle anything special here
@@ -198,7 +200,7 @@ def test_decompose_covers_the_range_exactly() -> None:
 
 def exact(db: sqlite3.Connection, a: float, b: float, where: str, params: tuple, dim: str | None):
     """Group sums straight from raw rows, no rollups, no state."""
-    key = _dim_expr(dim)[0] if dim else "NULL"
+    key = dim_expr(dim)[0] if dim else "NULL"
     sql = (
         f"SELECT (SELECT value FROM strings WHERE id = {key}) AS k, {', '.join(RAW_SUMS_SQL)}"
         if dim
@@ -237,10 +239,10 @@ def test_sliding_windows_equal_a_fresh_exact_read(
     path = tmp_path_factory.mktemp("s") / "s.db"
     db = open_db(path)
     reader = Reader(path)
-    src = reader._source()
-    from llmtop.store.queries import _where
+    src = reader.source()
+    from llmtop.store.filters import where_sql
 
-    where, params = _where(parse_filter(filt))
+    where, params = where_sql(parse_filter(filt))
     keys = frozenset(c.key for c in parse_filter(filt))
     tracker = Tracker(Spec(dims=(dim,), where=where, params=tuple(params), keys=keys, hist=hist))
     interner, roll = Interner(), Rollup()
@@ -261,7 +263,7 @@ def test_sliding_windows_equal_a_fresh_exact_read(
         for k, w in want.items():
             assert got[k].v == pytest.approx(w, rel=1e-9, abs=1e-9)
         # Each group's latency histogram is exactly the buckets of its rows' latencies.
-        key = _dim_expr(dim)[0]
+        key = dim_expr(dim)[0]
         lat_hist: dict[tuple[Any, ...], Counter] = {}
         for k, s, e in db.execute(
             f"SELECT (SELECT value FROM strings WHERE id = {key}), c.started_at, c.ended_at"
@@ -473,7 +475,7 @@ def test_late_rows_are_read_by_id_not_by_rescanning_the_window(tmp_path: Path) -
     ]
     insert_batch(db, interner, recs[:100], (), roll)
     reader = Reader(path)
-    src = reader._source()
+    src = reader.source()
     seen: list[tuple[str, Sequence[Any]]] = []
     q = src.q
 
@@ -518,7 +520,7 @@ def test_sliding_all_metric_histograms_equal_a_fresh_read(tmp_path: Path) -> Non
     ]
     insert_batch(db, Interner(), recs, (), Rollup())
     reader = Reader(path)
-    src = reader._source()
+    src = reader.source()
     spec = Spec(dims=("feature",), hist="all")
     slid = Tracker(spec)
     now = T0 + 1800.0

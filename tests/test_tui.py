@@ -6,8 +6,9 @@ import random
 from pathlib import Path
 
 import pytest
-from llmtop.store.queries import GroupRow, quantile
 from llmtop.store.rollup import ALPHA
+from llmtop.store.snapshot import quantile
+from llmtop.store.views import GroupRow
 from llmtop.tui.app import LlmtopApp
 from llmtop.tui.widgets.requests_table import RequestsTable
 from llmtop.tui.widgets.top_table import FIRST_ROWS, TopTable
@@ -303,14 +304,14 @@ async def test_only_the_biggest_spenders_are_listed_and_the_rest_is_said(
 ) -> None:
     """Grouping by user on a busy proxy gives tens of thousands of groups: the snapshot keeps the
     top MAX_GROUPS by spend, counts the rest and their spend, and the screen says so."""
-    from llmtop.store import queries
+    from llmtop.store import snapshot as assembly
 
     by_feature: dict[str, float] = {}
     for s in specs:
         by_feature[s["feature"]] = by_feature.get(s["feature"], 0) + expected_cost(s)
     ranked = sorted(by_feature.items(), key=lambda kv: -kv[1])
     assert len(ranked) >= 3
-    monkeypatch.setattr(queries, "MAX_GROUPS", 2)
+    monkeypatch.setattr(assembly, "MAX_GROUPS", 2)
     app = make_app(llmtop_db)
     async with app.run_test(size=(160, 48)) as pilot:
         await settle(app, pilot)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from llmtop.alerts.rules import default_rules_path
-from llmtop.store.queries import Reader
+from llmtop.store.alert_state import AlertStore
 from llmtop.tui.widgets.alerts_panel import AlertsPanel
 
 from tests.builders import payload, write
@@ -99,7 +99,7 @@ async def test_alert_appears_live_is_acked_and_jumps(llmtop_db: Path) -> None:
         # The acknowledgement is in the database: a second reader sees it.
         from llmtop.alerts.state import sync
 
-        other = Reader(llmtop_db)
+        other = AlertStore(llmtop_db)
         try:
             new, states = sync(other, [a for a in [alert]], NOW)  # the same alert, still firing
             assert new == [] and states[0].state == "acked"

@@ -1,1 +1,1 @@
-"""llmtop.tui: the live Textual dashboard. Reads only through llmtop.store.queries."""
+"""llmtop.tui: the live Textual dashboard. Reads only through llmtop.store.reader."""

@@ -16,19 +16,19 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from llmtop.pricing import cache_read_saving
+from llmtop.store.alert_state import AlertStore
 from llmtop.store.db import DatabaseError
-from llmtop.store.queries import (
+from llmtop.store.filters import (
     WINDOWS,
     Clause,
-    MultiReader,
-    Reader,
-    RequestRow,
-    Snapshot,
     format_filter,
     format_window,
     parse_filter,
     parse_window,
 )
+from llmtop.store.reader import MultiReader, Reader
+from llmtop.store.views import RequestRow, Snapshot
 from llmtop.tui import state
 from llmtop.tui.format import clock, count, money, safe
 from llmtop.tui.messages import (
@@ -133,6 +133,7 @@ class LlmtopApp(App[None]):
         # big file must never hold up the dashboard's refresh.
         self._alert_lock = threading.Lock()
         self._alert_reader: Reader | None = None
+        self._alert_store: AlertStore | None = None
         self._reader: Reader | MultiReader | None = None
         self._history: list[View] = []
         self._rules: Any = None
@@ -194,9 +195,9 @@ class LlmtopApp(App[None]):
     def reader(self) -> Reader | MultiReader:
         if self._reader is None:
             if len(self.db_paths) > 1:
-                self._reader = MultiReader(self.db_paths)
+                self._reader = MultiReader(self.db_paths, savings=cache_read_saving)
             else:
-                self._reader = Reader(self.db_path)
+                self._reader = Reader(self.db_path, savings=cache_read_saving)
         return self._reader
 
     def alert_reader(self) -> Reader:
@@ -296,7 +297,9 @@ class LlmtopApp(App[None]):
             with self._alert_lock:
                 reader = self.alert_reader()
                 fired = evaluate(reader, self._rules, now, explain_budget=EXPLAIN_BUDGET)
-                new, states = sync(reader, fired, now)
+                if self._alert_store is None:
+                    self._alert_store = AlertStore(self.db_path)
+                new, states = sync(self._alert_store, fired, now)
         except Exception as exc:  # an alerting problem must not take the dashboard down
             self.post_message(LoadFailed(f"alerts: {exc}"))
             return
@@ -611,15 +614,15 @@ class LlmtopApp(App[None]):
         # Its own short-lived connection, not the alert pass's: a pass over a big file can take
         # many seconds during an incident, and an ack must not wait for it to show.
         try:
-            reader = Reader(self.db_path)
+            store = AlertStore(self.db_path)
             try:
                 if what == "ack":
-                    alert_state.ack(reader, fingerprint)
+                    alert_state.ack(store, fingerprint)
                 else:
-                    alert_state.snooze(reader, fingerprint, until or self.clock())
-                states = alert_state.states(reader, self.now())
+                    alert_state.snooze(store, fingerprint, until or self.clock())
+                states = alert_state.states(store, self.now())
             finally:
-                reader.close()
+                store.close()
         except Exception as exc:
             self.post_message(LoadFailed(f"alerts: {exc}"))
             return
@@ -648,6 +651,8 @@ class LlmtopApp(App[None]):
         if self._alert_reader is not None:
             with self._alert_lock:
                 self._alert_reader.close()
+                if self._alert_store is not None:
+                    self._alert_store.close()
 
 
 def run_tui(

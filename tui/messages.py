@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from llmtop.store.queries import RequestDetail, RequestRow, Snapshot
+from llmtop.store.views import RequestDetail, RequestRow, Snapshot
 from textual.message import Message
 
 

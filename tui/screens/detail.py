@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from llmtop.store.queries import RequestDetail
+from llmtop.store.views import RequestDetail
 from llmtop.tui.format import money, ms, safe, stamp
 from rich.table import Table
 from rich.text import Text

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from llmtop.store.queries import parse_window
+from llmtop.store.filters import parse_window
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from llmtop.store.queries import Snapshot
+from llmtop.store.views import Snapshot
 from llmtop.tui.format import money, pct
 from llmtop.tui.widgets.panel import Panel, line, lines
 from rich.text import Text

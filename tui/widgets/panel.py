@@ -5,7 +5,7 @@ Reusable, so it carries DEFAULT_CSS; the concrete panels only say what to print.
 
 from __future__ import annotations
 
-from llmtop.store.queries import Snapshot
+from llmtop.store.views import Snapshot
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical

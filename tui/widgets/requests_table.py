@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from llmtop.store.queries import RequestRow
+from llmtop.store.views import RequestRow
 from llmtop.tui.format import clock, count, money, ms
 from llmtop.tui.widgets.cell import Cell, cursor_key
 from textual.widgets import DataTable

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from llmtop.store.queries import GroupRow
+from llmtop.store.views import GroupRow
 from llmtop.tui.format import count, delta, money, ms, pct
 from llmtop.tui.widgets.cell import Cell, cursor_key, sort_key
 from textual.widgets import DataTable
