@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else EXIT_ERROR
 
-    from llmtop.alerts.engine import evaluate
+    from llmtop.alerts.evaluate import evaluate
     from llmtop.alerts.rules import RulesError, default_rules_path, load_rules
     from llmtop.store.db import DatabaseError, resolve_db_path
     from llmtop.store.reader import Reader

@@ -155,20 +155,26 @@ def aggregate(
 
 
 def sliding_spend(
-    reader: Reader, name: str, ranges: Sequence[tuple[int, float, float]], dims: Sequence[str]
+    reader: Reader,
+    trackers: dict[Any, Tracker],
+    name: str,
+    ranges: Sequence[tuple[int, float, float]],
+    dims: Sequence[str],
 ) -> list[tuple[int, tuple[str | None, ...], float, int]]:
-    """(range index, dim values, spend, requests) like `aggregate`, from sliding trackers kept on
-    the reader: the engine asks for the same ranges every few seconds, a few seconds later, so
-    after the first pass each range costs only the rows that moved in or out of it."""
-    cache = reader.alert_trackers
+    """(range index, dim values, spend, requests) like `aggregate`, from sliding trackers kept in
+    `trackers` (the caller's, across passes): the engine asks for the same ranges every few
+    seconds, a few seconds later, so after the first pass each range costs only the rows that
+    moved in or out of it."""
+    cache = trackers
     spec = Spec(dims=tuple(dims), fields=(F_SPEND,))
     out: list[tuple[int, tuple[str | None, ...], float, int]] = []
     with reader.read_transaction():
         max_id = reader.max_id()
         for idx, a, b in ranges:
-            t = cache.get((name, idx, spec))
+            key = (str(reader.path), name, idx, spec)
+            t = cache.get(key)
             if t is None:
-                t = cache[(name, idx, spec)] = Tracker(spec)
+                t = cache[key] = Tracker(spec)
             for keys, g in t.update(reader.source(), a, b, max_id, time.time()).items():
                 out.append((idx, keys, g.v[F_SPEND], int(g.v[F_N])))
     return out

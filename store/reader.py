@@ -56,8 +56,6 @@ class Reader:
         self._view: tuple[Any, ...] | None = None
         self._trackers: dict[str, Tracker] = {}
         self._views: dict[Any, dict[str, Tracker]] = {}
-        #: Sliding trackers of the alert engine's ranges (store/alert_queries.sliding_spend).
-        self.alert_trackers: dict[Any, Tracker] = {}
 
     def close(self) -> None:
         self.conn.close()

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from llmtop.alerts import cli, state
-from llmtop.alerts.engine import evaluate
+from llmtop.alerts.evaluate import evaluate
 from llmtop.alerts.explain import EXPLAIN_DIMS, compared_ranges, explain
 from llmtop.alerts.model import Alert
 from llmtop.alerts.rules import AnomalyRule, Rules, RulesError, load_rules, parse_rules
@@ -800,11 +800,12 @@ def test_alerts_still_being_analysed_page_once_they_are_known_to_be_roots(db: Pa
 
 
 def test_mutual_naming_files_the_narrower_alert_under_the_broader() -> None:
-    from llmtop.alerts.engine import _Candidate, incidents
+    from llmtop.alerts.detectors import Candidate
     from llmtop.alerts.explain import Evidence, Why
+    from llmtop.alerts.incidents import incidents
 
-    def cand(rule: str, dim: str, val: str, sev: str = "critical") -> _Candidate:
-        return _Candidate(rule, sev, (Clause(dim, "=", val),), "t", (0, 1), [], 1.0, 1.0)
+    def cand(rule: str, dim: str, val: str, sev: str = "critical") -> Candidate:
+        return Candidate(rule, sev, (Clause(dim, "=", val),), "t", (0, 1), [], 1.0, 1.0)
 
     feat = cand("anomaly", "feature", "chat")
     user = cand("runaway", "user", "u-42")
@@ -821,7 +822,8 @@ def test_mutual_naming_files_the_narrower_alert_under_the_broader() -> None:
 
 
 def test_runaway_baseline_from_rollups_equals_the_raw_rows_late_rows_included(db: Path) -> None:
-    from llmtop.alerts.engine import _history
+    from llmtop.alerts.cache import AlertCache
+    from llmtop.alerts.detectors import runaway_history
     from llmtop.store.alert_queries import aggregate
 
     write(db, normal_tail(random.Random(13)))
@@ -837,9 +839,9 @@ def test_runaway_baseline_from_rollups_equals_the_raw_rows_late_rows_included(db
                     out[(d, v)] = out.get((d, v), 0.0) + agg.spend
         return out
 
-    r = Reader(db)
+    r, cache = Reader(db), AlertCache()
     try:
-        got = _history(r, dims, start, hour)
+        got = runaway_history(r, cache, dims, start, hour)
         want = raw(r)
         assert got.keys() == want.keys() and len(want) >= 10
         for k in want:
@@ -848,7 +850,7 @@ def test_runaway_baseline_from_rollups_equals_the_raw_rows_late_rows_included(db
         late = next(records("agent-step", NOW - 3 * DAY, NOW - 3 * DAY + 600, random.Random(1)))
         late.input_tokens *= 100
         write(db, [late])
-        got = _history(r, dims, start, hour)
+        got = runaway_history(r, cache, dims, start, hour)
         want2 = raw(r)
         assert (
             want2[("customer", late.tags["customer"])] > want[("customer", late.tags["customer"])]
@@ -902,13 +904,14 @@ def test_a_critical_alert_makes_its_incidents_page_critical() -> None:
     customer's alert is critical (seen in the demo: a warning burn-spike filed under a critical
     customer hid the deploy); the root then pages as critical, so an alert of the incident
     turning critical re-pages it (sync's escalation)."""
-    from llmtop.alerts.engine import _Candidate, critical_roots, incidents
+    from llmtop.alerts.detectors import Candidate
     from llmtop.alerts.explain import Evidence, Why
+    from llmtop.alerts.incidents import critical_roots, incidents
 
     v2 = Evidence("new prompt_version v2", 50.0, "version", "prompt_version", value="v2")
-    feat = _Candidate("anomaly", "warning", (Clause("feature", "=", "a"),), "t", (0, 1), [], 1, 1)
-    cust = _Candidate("runaway", "critical", (Clause("customer", "=", "x"),), "t", (0, 1), [], 1, 1)
-    lone = _Candidate("runaway", "critical", (Clause("customer", "=", "z"),), "t", (0, 1), [], 1, 1)
+    feat = Candidate("anomaly", "warning", (Clause("feature", "=", "a"),), "t", (0, 1), [], 1, 1)
+    cust = Candidate("runaway", "critical", (Clause("customer", "=", "x"),), "t", (0, 1), [], 1, 1)
+    lone = Candidate("runaway", "critical", (Clause("customer", "=", "z"),), "t", (0, 1), [], 1, 1)
     analysed = [(feat, Why(causes=[v2]), True), (cust, Why(causes=[v2]), True)]
     got = incidents(analysed)
     assert got == {"runaway|customer=x": "anomaly|feature=a"}
@@ -918,7 +921,5 @@ def test_a_critical_alert_makes_its_incidents_page_critical() -> None:
     # What spends, when nothing changed, is no cause: two customers whose largest share is the
     # same feature are two incidents.
     share = Evidence("largest share: feature=chat $9.00 (90%)", 9.0, "contributor", "feature")
-    other = _Candidate(
-        "runaway", "critical", (Clause("customer", "=", "y"),), "t", (0, 1), [], 1, 1
-    )
+    other = Candidate("runaway", "critical", (Clause("customer", "=", "y"),), "t", (0, 1), [], 1, 1)
     assert incidents([(cust, Why(causes=[share]), True), (other, Why(causes=[share]), True)]) == {}

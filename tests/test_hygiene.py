@@ -35,7 +35,7 @@ def top(mods: set[str]) -> set[str]:
         ("import llmtop.tui.app", {"litellm", "llmtop.collector"}),
         ("import llmtop.cli", {"litellm", "textual", "llmtop.collector"}),
         ("import llmtop.store.reader", {"litellm", "textual", "llmtop.collector", "llmtop.tui"}),
-        ("import llmtop.alerts.engine", {"litellm", "textual", "llmtop.tui"}),
+        ("import llmtop.alerts.evaluate", {"litellm", "textual", "llmtop.tui"}),
         ("import llmtop.collector", {"textual", "litellm", "llmtop.tui"}),
         ("from llmtop.collector import Collector", {"textual", "llmtop.tui"}),
         ("import llmtop.demo.simulator", {"litellm", "textual"}),

@@ -134,6 +134,7 @@ class LlmtopApp(App[None]):
         self._alert_lock = threading.Lock()
         self._alert_reader: Reader | None = None
         self._alert_store: AlertStore | None = None
+        self._alert_cache: Any = None  # alerts.cache.AlertCache, imported with the first pass
         self._reader: Reader | MultiReader | None = None
         self._history: list[View] = []
         self._rules: Any = None
@@ -287,7 +288,8 @@ class LlmtopApp(App[None]):
         if self.paused_at is not None:
             return
         try:
-            from llmtop.alerts.engine import evaluate
+            from llmtop.alerts.cache import AlertCache
+            from llmtop.alerts.evaluate import evaluate
             from llmtop.alerts.rules import default_rules_path, load_rules
             from llmtop.alerts.state import sync
 
@@ -296,7 +298,15 @@ class LlmtopApp(App[None]):
             now = self.now()
             with self._alert_lock:
                 reader = self.alert_reader()
-                fired = evaluate(reader, self._rules, now, explain_budget=EXPLAIN_BUDGET)
+                if self._alert_cache is None:
+                    self._alert_cache = AlertCache()
+                fired = evaluate(
+                    reader,
+                    self._rules,
+                    now,
+                    explain_budget=EXPLAIN_BUDGET,
+                    cache=self._alert_cache,
+                )
                 if self._alert_store is None:
                     self._alert_store = AlertStore(self.db_path)
                 new, states = sync(self._alert_store, fired, now)
