@@ -12,6 +12,7 @@ from typing import Any
 
 from litellm.integrations.custom_logger import CustomLogger
 from llmtop.collector.core import CollectorCore
+from llmtop.collector.writer import install_sigterm_flush
 
 
 class Collector(CustomLogger):
@@ -23,6 +24,8 @@ class Collector(CustomLogger):
         # collectors for two databases must not be mistaken for one.
         self._core = CollectorCore(db)
         self.llmtop_db = str(db) if db is not None else "default"
+        # A plain script or a container stop must not lose the last batch (see writer.py).
+        install_sigterm_flush()
 
     @property
     def core(self) -> CollectorCore:

@@ -7,6 +7,7 @@ streams without usage) are handled here and nowhere else.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -19,6 +20,13 @@ from llmtop.store.records import TAG_KEYS, CallRecord
 MAX_TAG_VALUE = 200
 MAX_TAG_KEY = 64
 MAX_EXTRA_TAGS = 32
+#: Physical ranges a call's numbers must fall in; a value outside is not stored as it came (one
+#: absurd row would otherwise dominate every sum on the dashboard): it is set to NULL/0 and the
+#: row carries an `invalid` reason the dashboard counts.
+MAX_TOKENS = 2**40
+MAX_LATENCY_S = 86_400.0
+MAX_CALL_USD = 10_000.0
+MAX_ATTEMPTS = 1_000
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _KEY_OK = re.compile(r"[^A-Za-z0-9_.\-]")
 _TAG_SET = frozenset(TAG_KEYS)
@@ -72,10 +80,23 @@ def _clean_value(value: Any) -> str | None:
         return None
     if isinstance(value, bool):
         value = "true" if value else "false"
-    s = _CONTROL.sub("", str(value)).strip()
+    elif isinstance(value, float) and not math.isfinite(value):
+        return None
+    try:
+        text = str(value)
+    except Exception:  # a hostile __str__ is not a tag
+        return None
+    if type(text) is not str:
+        return None
+    s = _CONTROL.sub("", text).strip()
     if not s:
         return None
-    return s[:MAX_TAG_VALUE]
+    s = s[:MAX_TAG_VALUE]
+    if not s.isascii():
+        # Lone surrogates (what os.fsdecode or a badly decoded header gives) cannot be encoded
+        # as UTF-8: one in a batch used to fail every later write. Each becomes U+FFFD.
+        s = s.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    return s
 
 
 def _clean_key(key: str) -> str | None:
@@ -133,6 +154,9 @@ def env_tags() -> dict[str, str]:
         _env_cache = (spec, parse_tag_string(spec))
     return _env_cache[1]
 
+
+#: Key user ids that name no person: LiteLLM proxy files master-key requests under these.
+PLACEHOLDER_USERS = frozenset({"default_user_id", "litellm_proxy_admin_name", ""})
 
 # Where the proxy's virtual key puts its owner fields (standard logging metadata).
 _PROXY_KEYS = (
@@ -212,25 +236,63 @@ def _put_known(tags: dict[str, str], d: dict[Any, Any]) -> None:
 
 
 def _epoch(value: Any) -> float | None:
+    """Epoch seconds, or None for anything that is not a finite time after 1970 and before 2200."""
     if value is None:
         return None
-    if isinstance(value, (int, float)):
-        return float(value)
     if isinstance(value, datetime):
-        return value.timestamp()
-    return None
+        try:
+            value = value.timestamp()
+        except (OverflowError, OSError, ValueError):
+            return None
+    elif not isinstance(value, (int, float)) or isinstance(value, bool):
+        return None
+    try:
+        out = float(value)
+    except OverflowError:
+        return None
+    return out if 0.0 < out < 7.3e9 else None  # NaN fails both comparisons
 
 
-def _int(value: Any) -> int:
-    if type(value) is int:
-        return value if value > 0 else 0
+def _count(value: Any, problems: list[str], what: str) -> int:
+    """A token or attempt count: 0..MAX_TOKENS, else 0 and a reason on the row."""
+    if type(value) is int and 0 <= value <= MAX_TOKENS:
+        return value
     if value is None:
         return 0
     if isinstance(value, bool):
         return int(value)
-    if isinstance(value, int):
-        return value if value > 0 else 0
-    if isinstance(value, float) and value == value and value > 0:
+    if isinstance(value, float) and math.isfinite(value) and 0 <= value <= MAX_TOKENS:
+        return int(value)
+    if isinstance(value, int) and 0 <= value <= MAX_TOKENS:
+        return int(value)
+    if isinstance(value, (int, float)):
+        problems.append(f"{what} out of range")
+    return 0
+
+
+def _money(value: Any, problems: list[str], what: str) -> float | None:
+    """A dollar amount: finite, 0..MAX_CALL_USD, else None and a reason on the row."""
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        out = float(value)
+    except OverflowError:
+        out = math.inf
+    if 0.0 <= out <= MAX_CALL_USD:
+        return out
+    problems.append(f"{what} out of range")
+    return None
+
+
+def _int(value: Any) -> int:
+    """A count where a wrong value only means 'none' (usage details): 0..MAX_TOKENS, else 0."""
+    if type(value) is int and 0 <= value <= MAX_TOKENS:
+        return value
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int) and 0 <= value <= MAX_TOKENS:
+        return int(value)
+    if isinstance(value, float) and 0 <= value <= MAX_TOKENS:  # NaN fails the comparison
         return int(value)
     return 0
 
@@ -263,15 +325,19 @@ def _collect_tags(
     if isinstance(req, dict):
         _put_dict(tags, extra, req.get("llmtop"))
         _put_known(tags, req)
-    # 4. proxy key / team / org fields from the virtual key.
+    # 4. proxy key / team / org fields from the virtual key, and the request's user.
     if (v := team_alias or team_alias2) is not None:
         _put(tags, extra, "team", v, False)
     if (v := team_id or team_id2) is not None:
         _put(tags, extra, "team", v, False)
-    if user_id is not None:
+    # The request's own `user` (the proxy's end user) is the user; a virtual key's user id only
+    # fills the gap, and never a placeholder identity (the master key's `default_user_id`), which
+    # would file every request under one made-up user.
+    for v in (end_user, end_user_id):
+        if v is not None:
+            _put(tags, extra, "user", v, False)
+    if user_id is not None and user_id not in PLACEHOLDER_USERS:
         _put(tags, extra, "user", user_id, False)
-    if end_user_id is not None:
-        _put(tags, extra, "customer", end_user_id, False)
     if (v := org or org_id) is not None:
         _put(tags, extra, "org", v, True)
     if alias is not None:
@@ -292,10 +358,7 @@ def _collect_tags(
                     plain.append(v)
         if plain and "tags" not in extra:
             extra["tags"] = clean_value(",".join(plain)) or ""
-    # 6. end user on the call.
-    if end_user is not None:
-        _put(tags, extra, "user", end_user, False)
-    # 7. process defaults from LLMTOP_TAGS.
+    # 6. process defaults from LLMTOP_TAGS.
     if env:
         _put_dict(tags, extra, env)
     return tags, extra
@@ -323,14 +386,21 @@ def to_record(cap: Captured, env: dict[str, str] | None = None) -> CallRecord:
         provider_v, model_v, saved_v,
     ) = f  # fmt: skip
     md = cap.metadata if isinstance(cap.metadata, dict) else None
+    problems: list[str] = []
     started = _epoch(start_v) or _epoch(cap.start_time)
     if started is None:
-        raise ValueError("payload has no start time")
+        raise ValueError("payload has no usable start time")
     ended = _epoch(end_v) or _epoch(cap.end_time)
+    if ended is not None and not 0.0 <= ended - started <= MAX_LATENCY_S:
+        problems.append("latency out of range")
+        ended = None
     stream = bool(stream_v) or cap.stream is True
     ttft_ms = None
     if stream and (cst := _epoch(cst_v)) is not None:
         ttft_ms = (cst - started) * 1000.0
+        if not 0.0 <= ttft_ms <= MAX_LATENCY_S * 1000.0:
+            problems.append("ttft out of range")
+            ttft_ms = None
 
     if not smd:
         smd = _EMPTY
@@ -351,8 +421,8 @@ def to_record(cap: Captured, env: dict[str, str] | None = None) -> CallRecord:
         audio_in, audio_out = _int(ptd.get("audio_tokens")), _int(ctd.get("audio_tokens"))
     else:
         cache_read = cache_write = reasoning = audio_in = audio_out = 0
-    input_tokens = _int(prompt_v)
-    output_tokens = _int(completion_v)
+    input_tokens = _count(prompt_v, problems, "input tokens")
+    output_tokens = _count(completion_v, problems, "output tokens")
 
     failed = cap.failed or status == "failure"
     err = _dict(err)
@@ -373,8 +443,11 @@ def to_record(cap: Captured, env: dict[str, str] | None = None) -> CallRecord:
         if model_group is None:
             model_group = clean_value(md.get("model_group"))
         original = clean_value(md.get("original_model_group"))
-        fallbacks = _int(md.get("attempted_fallbacks"))
-        retries = _int(md.get("attempted_retries"))
+        fallbacks = _count(md.get("attempted_fallbacks"), problems, "attempts")
+        retries = _count(md.get("attempted_retries"), problems, "attempts")
+        if retries + fallbacks > MAX_ATTEMPTS:
+            problems.append("attempts out of range")
+            retries = fallbacks = 0
     else:
         original, fallbacks, retries = None, 0, 0
     is_fallback = bool(fallbacks) or bool(original and model_group and original != model_group)
@@ -388,8 +461,11 @@ def to_record(cap: Captured, env: dict[str, str] | None = None) -> CallRecord:
         env_tags() if env is None else env,
     )
 
-    rc = cap.response_cost
-    litellm_cost = float(rc) if isinstance(rc, (int, float)) and not isinstance(rc, bool) else None
+    litellm_cost = _money(cap.response_cost, problems, "litellm cost")
+    if litellm_cost == 0.0 and isinstance(mmi, dict) and mmi.get("model_map_value", 0) is None:
+        # LiteLLM reports 0.0 for a model missing from its price map (the proxy passes that on):
+        # that is "LiteLLM could not price it", not "free".
+        litellm_cost = None
     cache_hit = bool(cache_hit_v)
     call_type = clean_value(call_type_v)
     return CallRecord(
@@ -427,9 +503,6 @@ def to_record(cap: Captured, env: dict[str, str] | None = None) -> CallRecord:
         is_fallback,
         tags,
         extra,
-        saved_usd=_float_or_none(saved_v) if cache_hit else None,
+        saved_usd=_money(saved_v, problems, "saved cost") if cache_hit else None,
+        invalid="; ".join(dict.fromkeys(problems)) if problems else None,
     )
-
-
-def _float_or_none(v: Any) -> float | None:
-    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None

@@ -1,12 +1,15 @@
-"""The background writer: one thread per process per database, batching rows into SQLite.
+"""The background writer: one thread per process per database, batching rows into a sink.
 
 Why a thread and a deque: the hooks run on the caller's thread (failures) or event loop (async
 successes), where any lock wait or disk write would be added to the app's latency. `deque.append`
 is atomic under the GIL, so the hot path takes no lock at all. The thread wakes every
-FLUSH_INTERVAL (or early when a batch is full), maps and prices what is queued, and writes it in
-one IMMEDIATE transaction. When writing fails (read-only file, full disk, a lock held too long)
-rows wait in a bounded buffer and are retried; what overflows is counted, and the count is written
-to `drops` as soon as the database accepts writes again.
+FLUSH_INTERVAL (or early when a batch is full), maps and prices what is queued, and hands it to
+the sink: by default a sidecar process that does the SQLite I/O (store/sidecar.py says why), or
+SQLite in this process (`LLMTOP_WRITER=thread`). When writing fails (read-only file, full disk,
+a lock held too long, a deleted file) rows wait in a bounded buffer and are retried; what
+overflows is counted, and the count is written to `drops` as soon as the database accepts writes
+again. A row the database refuses is isolated and repaired or dropped with a reason, so it can
+never stop the rows behind it.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ from __future__ import annotations
 import atexit
 import logging
 import os
-import sqlite3
+import signal
+import sys
 import threading
 import time
 from collections import Counter, OrderedDict, deque
@@ -24,26 +28,19 @@ from typing import Any
 
 from llmtop.collector.mapping import Captured, env_tags, to_record
 from llmtop.pricing import catalogue
-from llmtop.store.db import DatabaseError, explain, resolve_db_path
-from llmtop.store.maintenance import (
-    DEFAULT_RETENTION,
-    DEFAULT_ROLLUP_RETENTION,
-    prune_step,
-    retention_from_env,
-)
-from llmtop.store.records import CallRecord
-from llmtop.store.rollup import Rollup
-from llmtop.store.schema import open_db
-from llmtop.store.write import Interner, insert_batch
+from llmtop.store.db import resolve_db_path
+from llmtop.store.records import CallRecord, repaired
+from llmtop.store.sidecar import SidecarSink, sidecar_usable
+from llmtop.store.sink import RowsRefused, SqliteSink, StorageError
 
 log = logging.getLogger("llmtop.collector")
 
 FLUSH_INTERVAL = 0.25
 BATCH_SIZE = 5_000
 MAX_QUEUE = 100_000
-PRUNE_INTERVAL = 60.0
-PRUNE_BATCH = 500
 RETRY_INTERVAL = 1.0
+#: A call costing more than this is not believed: its costs are stored NULL and the row invalid.
+MAX_CALL_USD = 10_000.0
 _TRACE_MEMORY = 50_000
 
 
@@ -94,6 +91,10 @@ def price_record(rec: CallRecord) -> None:
         rec.cost_usd = rec.input_usd = rec.output_usd = 0.0
         rec.cache_read_usd = rec.cache_write_usd = 0.0
         return
+    if not 0.0 <= c.total_usd <= MAX_CALL_USD:
+        # Token counts within range can still price absurdly (a mistyped usage): not believed.
+        rec.invalid = "; ".join(filter(None, (rec.invalid, "cost above per-call ceiling")))
+        return
     rec.cost_usd = c.total_usd
     rec.input_usd = c.input_usd + (c.audio_usd or 0.0) if c.input_usd is not None else None
     rec.cache_read_usd = c.cache_read_usd
@@ -109,6 +110,7 @@ class Writer:
         max_queue: int = MAX_QUEUE,
         flush_interval: float = FLUSH_INTERVAL,
         batch_size: int = BATCH_SIZE,
+        sink: str | None = None,
     ) -> None:
         self.path: Path = resolve_db_path(path)
         self.max_queue = max_queue
@@ -120,22 +122,18 @@ class Writer:
         self._start_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._stopping = False
-        self._conn: sqlite3.Connection | None = None
-        self._interner = Interner()
-        self._rollup = Rollup()
+        self._sink = make_sink(self.path, sink)
         self._pending: list[CallRecord] = []
         self._drops: Counter[str] = Counter()
         self._traces: OrderedDict[str, int] = OrderedDict()
         self._last_error: str | None = None
+        self._last_report: str | None = None
         self._locked_out = False  # the last failure was a lock wait, worth waiting out
         self._next_retry = 0.0
         self.written = 0
         self.dropped = 0
-        #: Seconds between background prune steps (None: never). Each step deletes at most a few
-        #: hundred expired rows per table in its own short transaction.
-        self.prune_interval: float | None = PRUNE_INTERVAL
-        self._next_prune = time.monotonic() + 5.0
-        self.pruned = 0
+        #: Failures of the storage so far, each logged once: (when, message).
+        self.outages: list[tuple[float, str]] = []
 
     # --- caller side -------------------------------------------------------------------------
     def submit(self, item: Captured | CallRecord) -> None:
@@ -173,7 +171,7 @@ class Writer:
     def _flush_once(self, timeout: float) -> bool:
         if self._thread is None:
             if not self._q:
-                return not self._pending
+                return not self._pending and not self._drops
             # A hook on another thread may have appended but not yet started the thread:
             # start it here rather than report a spurious failure.
             self._start()
@@ -184,19 +182,35 @@ class Writer:
         return marker.ok
 
     def close(self, timeout: float = 5.0) -> None:
-        if self._thread is None or self.pid != os.getpid():
+        """Write what is left (bounded by `timeout`), stop the thread, and count what is lost."""
+        if self.pid != os.getpid():
             return
-        self.flush(timeout)
-        self._stopping = True
-        self._wake.set()
-        self._thread.join(timeout)
-        self._thread = None
-        if self._conn is not None:
+        if self._thread is not None:
+            self.flush(timeout)
+            self._stopping = True
+            self._wake.set()
+            self._thread.join(timeout)
+            self._thread = None
+        lost = len(self._q) + len(self._pending)
+        if lost:
+            reason = self._last_error or "not written before exit"
+            self.drop(lost, f"lost at exit: {reason}")
+            self._pending = []
+            self._q.clear()
+            log.error(
+                "llmtop: %d calls could not be written to %s before exit (%s)",
+                lost,
+                self.path,
+                reason,
+            )
+        if self._drops:
+            # Last chance to record the counts where the dashboard shows them.
             try:
-                self._conn.close()
-            except sqlite3.Error:
+                self._sink.write([], [(n, r) for r, n in self._drops.items()])
+                self._drops.clear()
+            except (StorageError, RowsRefused):
                 pass
-            self._conn = None
+        self._sink.close()
 
     @property
     def last_error(self) -> str | None:
@@ -216,11 +230,12 @@ class Writer:
     # --- writer thread -----------------------------------------------------------------------
     def _run(self) -> None:
         while True:
-            self._wake.wait(self.flush_interval)
+            woke = self._wake.wait(self.flush_interval)
             self._wake.clear()
             try:
                 self._drain()
-                self._maybe_prune()
+                if not woke and not self._q and not self._pending:
+                    self._sink.idle()
             except Exception:  # never let the thread die: it is the only writer we have
                 log.exception("llmtop writer: unexpected error")
             if self._stopping and not self._q:
@@ -246,33 +261,6 @@ class Writer:
                 m.done.set()
             if not q:
                 return
-
-    def _maybe_prune(self) -> None:
-        """Retention without a cron job: every writer deletes a little expired data now and then.
-
-        LLMTOP_RETENTION (raw rows, default 90d) and LLMTOP_ROLLUP_RETENTION (default 400d); 'off'
-        keeps forever. With several writer processes each prunes a little; the batches are tiny
-        so none holds the write lock for more than a few ms.
-        """
-        if self.prune_interval is None or self._conn is None or self._last_error is not None:
-            return
-        now = time.monotonic()
-        if now < self._next_prune:
-            return
-        self._next_prune = now + self.prune_interval
-        try:
-            raw = retention_from_env("LLMTOP_RETENTION", DEFAULT_RETENTION)
-            rollups = retention_from_env("LLMTOP_ROLLUP_RETENTION", DEFAULT_ROLLUP_RETENTION)
-        except ValueError as exc:
-            self._report(f"llmtop: not pruning: {exc}")
-            self.prune_interval = None
-            return
-        try:
-            self.pruned += prune_step(
-                self._conn, now=time.time(), raw_keep=raw, rollup_keep=rollups, batch=PRUNE_BATCH
-            )
-        except sqlite3.Error as exc:  # busy or read-only: try again next interval
-            log.debug("llmtop: background prune skipped: %s", exc)
 
     def _map(self, item: Captured | CallRecord, env: dict[str, str]) -> CallRecord | None:
         try:
@@ -315,52 +303,104 @@ class Writer:
         if now < self._next_retry:
             return False
         try:
-            conn = self._connection()
-            drops = list(self._drops.items())
-            insert_batch(
-                conn, self._interner, self._pending, [(n, r) for r, n in drops], self._rollup
-            )
-        except (sqlite3.Error, DatabaseError, OSError) as exc:
+            self._store()
+        except StorageError as exc:
             self._fail(exc)
             return False
-        for reason, n in drops:
-            self._drops[reason] -= n
-            if self._drops[reason] <= 0:
-                del self._drops[reason]
-        self.written += len(self._pending)
-        self._pending = []
         if self._last_error is not None:
             log.warning("llmtop: writing to %s works again", self.path)
             self._last_error = None
+            self._last_report = None  # the next outage is a new story: log it too
             self._locked_out = False
         return True
 
-    def _connection(self) -> sqlite3.Connection:
-        if self._conn is None:
-            self._conn = open_db(self.path, check_same_thread=False)
-            self._interner = Interner()
-            self._rollup = Rollup()
-        return self._conn
+    def _store(self) -> None:
+        """Write the pending rows, isolating any the database refuses.
 
-    def _fail(self, exc: BaseException) -> None:
-        msg = str(exc) if isinstance(exc, DatabaseError) else explain(self.path, exc)
+        A refused batch is split in halves until the refused rows are alone; each is repaired
+        (its values made storable, the row marked invalid) or, failing that, dropped and counted.
+        So one bad value costs a few extra transactions, never the writer. Rows are written in
+        order; on a storage failure the ones already written leave the buffer, the rest wait.
+        """
+        rows = self._pending
+        done = 0  # rows[:done] are written or dropped
+        spans: list[tuple[int, int]] = [(0, len(rows))]
+        try:
+            while spans or self._drops:
+                lo, hi = spans.pop() if spans else (0, 0)
+                drops = [(n, r) for r, n in self._drops.items()]
+                try:
+                    self._sink.write(rows[lo:hi], drops)
+                except RowsRefused as exc:
+                    if hi - lo > 1:
+                        mid = (lo + hi) // 2
+                        spans += [(mid, hi), (lo, mid)]
+                        continue
+                    if not self._repair(rows, lo, str(exc)):
+                        self.drop(1, f"invalid row ({str(exc).split(':')[0]})")
+                        done = hi
+                    else:
+                        spans.append((lo, hi))
+                    continue
+                for n, reason in drops:
+                    self._drops[reason] -= n
+                    if self._drops[reason] <= 0:
+                        del self._drops[reason]
+                self.written += hi - lo
+                done = max(done, hi)
+        finally:
+            del rows[:done]
+
+    def _repair(self, rows: list[CallRecord], i: int, why: str) -> bool:
+        """Replace rows[i] by a storable copy, once; False if it was repaired already."""
+        rec = rows[i]
+        if rec.invalid and "repaired" in rec.invalid:
+            return False
+        rows[i] = repaired(rec, why)
+        self._report(f"llmtop: stored a call after repairing a value the database refused ({why})")
+        return True
+
+    def _fail(self, exc: StorageError) -> None:
+        msg = str(exc)
+        if self._last_error is None:
+            self.outages.append((time.time(), msg))
         self._report(
             f"llmtop: cannot write to the database: {msg}; keeping rows in memory and retrying"
         )
         self._last_error = msg
-        self._locked_out = "locked" in str(exc).lower() or "busy" in str(exc).lower()
+        self._locked_out = exc.locked
         self._next_retry = time.monotonic() + RETRY_INTERVAL
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            except sqlite3.Error:
-                pass
-            self._conn = None
 
     def _report(self, message: str) -> None:
-        if message != getattr(self, "_last_report", None):
+        if message != self._last_report:
             self._last_report = message
             log.error(message)
+
+    def abandon(self) -> None:
+        """In a forked child: forget the parent's sink without closing what the parent uses."""
+        abandon = getattr(self._sink, "abandon", None)
+        if abandon is not None:
+            abandon()
+
+
+def make_sink(path: Path, kind: str | None = None) -> SqliteSink | SidecarSink:
+    """`sidecar` (default: the SQLite I/O in a child process) or `thread` (in this process).
+
+    LLMTOP_WRITER chooses when the caller does not; a host with no Python interpreter to start
+    (an embedded one) gets `thread`, with one line saying so.
+    """
+    kind = (kind or os.environ.get("LLMTOP_WRITER") or "sidecar").strip().lower()
+    if kind == "thread":
+        return SqliteSink(path)
+    if kind != "sidecar":
+        log.error("llmtop: LLMTOP_WRITER=%s: expected sidecar or thread; using sidecar", kind)
+    if not sidecar_usable():
+        log.warning(
+            "llmtop: no Python interpreter to start the writer process (%r); writing in-process",
+            sys.executable,
+        )
+        return SqliteSink(path)
+    return SidecarSink(path)
 
 
 _writers: dict[Path, Writer] = {}
@@ -382,8 +422,14 @@ def get_writer(db: str | os.PathLike[str] | None = None) -> Writer:
 
 def _after_fork_in_child() -> None:
     # The parent's thread does not exist here and its queue would be written twice: start clean.
-    # The inherited connections are abandoned, not closed (SQLite forbids using them after fork).
+    # The inherited connections are abandoned, not closed (SQLite forbids using them after fork);
+    # the pipes to the parent's sidecar are closed here, or they would keep it alive.
     global _writers
+    for w in _writers.values():
+        try:
+            w.abandon()
+        except Exception:
+            pass
     _abandoned.extend(_writers.values())
     _writers = {}
 
@@ -397,6 +443,41 @@ def _close_all() -> None:
             w.close()
         except Exception:
             pass
+
+
+#: Bound on the flush a SIGTERM waits for before the process dies of it.
+SIGTERM_FLUSH = 1.0
+
+
+def _flush_and_die(signum: int, frame: Any) -> None:
+    """SIGTERM with the default disposition: flush (bounded), then die of the same signal."""
+    deadline = time.monotonic() + SIGTERM_FLUSH
+    try:
+        for w in list(_writers.values()):
+            if w.pid == os.getpid():
+                w.close(max(0.05, deadline - time.monotonic()))
+    finally:
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+
+
+def install_sigterm_flush() -> bool:
+    """Flush on SIGTERM, but only where SIGTERM would otherwise kill the process outright.
+
+    A plain script or a container's main process dies of SIGTERM without running atexit, losing
+    the last batch. An app that installed its own handler (uvicorn, gunicorn) shuts down
+    cleanly and runs atexit itself: its handler is never replaced. Signal handlers can only be
+    set from the main thread; elsewhere this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    try:
+        if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+            return False
+        signal.signal(signal.SIGTERM, _flush_and_die)
+    except (ValueError, OSError):
+        return False
+    return True
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)

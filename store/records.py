@@ -6,8 +6,11 @@ callback, the demo's simulator, a test) is written to the file by the same code.
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
 #: Tag keys with their own column (and their own drill-down dimension).
 TAG_KEYS: tuple[str, ...] = (
@@ -72,6 +75,9 @@ class CallRecord:
     unpriced: bool = False
     unpriced_reason: str | None = None
     price_version: str | None = None
+    #: Why a value of the call was out of its physical range and not stored as it came
+    #: (collector.mapping validates; the writer repairs rows the database refused).
+    invalid: str | None = None
 
 
 def pack_id(value: str | None) -> str | bytes | None:
@@ -99,3 +105,55 @@ def unpack_id(value: str | bytes | None) -> str | None:
     if isinstance(value, bytes):
         return str(uuid.UUID(bytes=value))
     return value
+
+
+_INT64 = 2**63 - 1
+
+
+def _storable(value: Any) -> tuple[Any, bool]:
+    """(a value SQLite can store with the same meaning, or None; whether it changed)."""
+    if value is None or isinstance(value, bool):
+        return value, False
+    if isinstance(value, int):
+        return (int(value), False) if -_INT64 <= value <= _INT64 else (None, True)
+    if isinstance(value, float):
+        return (value, False) if math.isfinite(value) else (None, True)
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+            return str(value), type(value) is not str
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "surrogatepass").decode("utf-8", "replace"), True
+    return None, True
+
+
+def repaired(rec: CallRecord, why: str) -> CallRecord:
+    """A copy of a record the database refused, with every value made storable.
+
+    Surrogates become U+FFFD, non-finite floats and integers beyond 64 bits become NULL (0 for
+    counts), anything else that is not a plain value is dropped; the row says why in `invalid`.
+    Used by the writer only after the row, alone, was refused: the mapping has already cleaned
+    every payload it built, so this catches records built elsewhere (the demo, a test, an app).
+    """
+    changes: dict[str, Any] = {}
+    for f in dataclasses.fields(rec):
+        value = getattr(rec, f.name)
+        if isinstance(value, dict):
+            clean: dict[str, str] = {}
+            for k, v in value.items():
+                ks, _ = _storable(k) if isinstance(k, str) else (None, True)
+                vs, _ = _storable(v) if isinstance(v, str) else (None, True)
+                if ks and vs:
+                    clean[ks] = vs
+            changes[f.name] = clean
+            continue
+        fixed, changed = _storable(value)
+        if changed:
+            if fixed is None and isinstance(f.default, (int, float)) and f.default is not None:
+                fixed = f.default
+            if f.name == "started_at" and fixed is None:
+                fixed = 0.0
+            changes[f.name] = fixed
+    prior = changes.get("invalid", rec.invalid)
+    changes["invalid"] = "; ".join(filter(None, (prior, f"repaired: {why.split(':')[0]}")))
+    return dataclasses.replace(rec, **changes)

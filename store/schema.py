@@ -33,6 +33,7 @@ STRING_COLUMNS: tuple[str, ...] = (
     *(k for k in TAG_KEYS if k != "correlation_id"),
     "unpriced_reason",
     "price_version",
+    "invalid",
 )
 
 
@@ -294,6 +295,23 @@ SELECT
     {_sv("price_version")}
 FROM calls AS c
 """
+
+#: The view from m007 on: the same columns plus `invalid` (why a value was out of range).
+REQUESTS_VIEW_SQL_V2 = REQUESTS_VIEW_SQL.replace(
+    "\nFROM calls AS c", f",\n    {_sv('invalid')}\nFROM calls AS c"
+)
+assert REQUESTS_VIEW_SQL_V2 != REQUESTS_VIEW_SQL
+
+
+@migration
+def m007_invalid(db: sqlite3.Connection) -> None:
+    # Rows whose numbers were out of their physical range (or that the database refused until
+    # repaired) say why; a partial index keeps the dashboard's count of them cheap at any size.
+    db.execute("ALTER TABLE calls ADD COLUMN invalid INTEGER")
+    db.execute("CREATE INDEX calls_invalid ON calls(started_at) WHERE invalid IS NOT NULL")
+    db.execute("DROP VIEW IF EXISTS requests")
+    db.execute(REQUESTS_VIEW_SQL_V2)
+
 
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -67,7 +67,7 @@ INSERT_COLUMNS: tuple[str, ...] = (
     "cache_read_usd", "cache_write_usd", "output_usd", "litellm_cost_usd", "unpriced",
     "unpriced_reason", "unmetered", "cache_hit", "saved_usd", "attempt", "is_retry",
     "is_fallback", "feature", "endpoint", "team", "environment", "workload", "customer", "user",
-    "prompt_version", "route_version", "correlation_id", "tags_json", "price_version",
+    "prompt_version", "route_version", "correlation_id", "tags_json", "price_version", "invalid",
 )  # fmt: skip
 # The statement actually run: logical values in, compact storage out (schema.m006).
 _INSERT_SQL = (
@@ -162,6 +162,7 @@ def _row(r: CallRecord, ids: dict[str | None, int | None]) -> tuple:
         t.get("correlation_id"),
         json.dumps(r.extra_tags, sort_keys=True, separators=(",", ":")) if r.extra_tags else None,
         g(r.price_version),
+        g(r.invalid),
     )
 
 

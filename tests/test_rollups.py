@@ -360,10 +360,9 @@ def test_writer_prunes_in_the_background(tmp_path: Path, monkeypatch: pytest.Mon
     from llmtop.collector.writer import Writer
 
     monkeypatch.setenv("LLMTOP_RETENTION", "2d")
+    monkeypatch.setenv("LLMTOP_PRUNE_INTERVAL", "0")
     now = time.time()
     w = Writer(tmp_path / "bg.db")
-    w.prune_interval = 0.0
-    w._next_prune = 0.0
     old = [CallRecord(started_at=now - 5 * 86400 + i, cost_usd=1.0) for i in range(1200)]
     young = [CallRecord(started_at=now - 3600 + i, cost_usd=1.0) for i in range(10)]
     for r in old + young:
