@@ -8,10 +8,9 @@ other llmtop package, so the collector and the dashboard can price rows cheaply.
     0.0002832
 """
 
-from llmtop.pricing.catalogue import (
-    Catalogue,
-    Cost,
-    PricingError,
+from llmtop.pricing.catalogue import Catalogue
+from llmtop.pricing.costs import Cost, PricingError
+from llmtop.pricing.loading import (
     cache_read_saving,
     catalogue,
     cost,

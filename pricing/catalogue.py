@@ -10,32 +10,23 @@ reported as *unpriced* (``total_usd is None`` plus a reason), never as $0.
 
 from __future__ import annotations
 
-import importlib.metadata
-import importlib.util
-import json
-import math
-import operator
-import os
 import re
 import threading
 from bisect import bisect_left, bisect_right
 from collections.abc import Mapping
-from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
-from llmtop.pricing._rates import SERVICE_TIER_SUFFIX, Plan, build_plan, is_token_priced
+from llmtop.pricing.costs import (
+    COUNT_NAMES,
+    Cost,
+    PricingError,
+    as_count,
+    new_cost,
+    raise_inconsistent,
+)
+from llmtop.pricing.rates import SERVICE_TIER_SUFFIX, Plan, build_plan, is_token_priced
 
-__all__ = [
-    "Catalogue",
-    "Cost",
-    "PricingError",
-    "catalogue",
-    "cost",
-    "load_catalogue",
-    "resolve",
-    "set_catalogue",
-    "use_overrides",
-]
+__all__ = ["Catalogue", "Cost", "PricingError"]
 
 PRICE_MAP_FILE = "model_prices_and_context_window_backup.json"
 #: Top-level keys of the price map that are not models.
@@ -61,70 +52,6 @@ _BEDROCK_GEO = re.compile(r"^(?:us|eu|apac|au|jp|ca|global|us-gov)\.(?=[a-z0-9-]
 _REGION_SEGMENT = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-\d$")
 
 
-class PricingError(Exception):
-    """A price catalogue or override file is unusable; the message names file:line: key."""
-
-
-class Cost(NamedTuple):
-    """The price of one request, split by what was billed.
-
-    A NamedTuple (immutable, no per-instance dict) because ``cost()`` builds one per request
-    and must stay cheap. Unpriced requests have every ``*_usd`` field and ``total_usd`` set to
-    None and ``reason`` set: an unknown price is not $0.
-
-    ``output_usd`` is the plain text output; ``reasoning_usd`` and the output half of
-    ``audio_usd`` are the parts of ``output_tokens`` billed as reasoning / audio. Likewise
-    ``input_usd`` is the uncached, non-audio part of ``input_tokens``.
-    """
-
-    total_usd: float | None
-    input_usd: float | None
-    cache_read_usd: float | None
-    cache_write_usd: float | None
-    output_usd: float | None
-    reasoning_usd: float | None
-    audio_usd: float | None
-    price_key: str | None
-    reason: str | None
-    notes: tuple[str, ...]
-    version: str
-
-    @property
-    def priced(self) -> bool:
-        """True when the request has a price (``total_usd`` is a number)."""
-        return self.total_usd is not None
-
-
-_new_cost = tuple.__new__
-
-
-def _litellm_dir() -> Path:
-    """Where litellm is installed, found without importing it (importing costs seconds)."""
-    spec = importlib.util.find_spec("litellm")
-    if spec is None or spec.origin is None:
-        raise PricingError("litellm is not installed: cannot find the bundled price map")
-    return Path(spec.origin).parent
-
-
-def bundled_map_path() -> Path:
-    """Path of the price map JSON that ships inside the installed litellm package."""
-    return _litellm_dir() / PRICE_MAP_FILE
-
-
-_litellm_version: str | None = None
-
-
-def litellm_version() -> str:
-    """Installed litellm version, read from package metadata (no import)."""
-    global _litellm_version
-    if _litellm_version is None:
-        try:
-            _litellm_version = importlib.metadata.version("litellm")
-        except importlib.metadata.PackageNotFoundError:
-            _litellm_version = "unknown"
-    return _litellm_version
-
-
 def _family(provider: str | None) -> str:
     """'vertex_ai-language-models' → 'vertex_ai', 'bedrock_converse' → 'bedrock'."""
     if not provider:
@@ -140,46 +67,6 @@ def _price_signature(entry: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
     """Every price-bearing field, to tell whether two candidate entries bill the same."""
     return tuple(sorted((k, repr(v)) for k, v in entry.items() if "cost" in k or "pricing" in k))
 
-
-def _as_count(name: str, value: Any, required: bool) -> int:
-    """Validate one token count; the slow path behind cost()'s ``type(x) is int`` check.
-
-    Accepted: ints ≥ 0, whole floats (3.0, as some providers' JSON gives) and int-like objects
-    (numpy integers). Rejected with ValueError naming the argument: negatives, bools,
-    fractional/NaN/inf floats, strings, and None for the required counts (a missing count
-    would silently price as $0). None for an optional count means 0.
-    """
-    if value is None:
-        if required:
-            raise ValueError(f"{name} is required: expected an integer ≥ 0, got None")
-        return 0
-    if isinstance(value, bool):
-        raise ValueError(f"{name}: expected an integer ≥ 0, got bool {value!r}")
-    if isinstance(value, float):
-        if not math.isfinite(value) or not value.is_integer():
-            raise ValueError(f"{name}: expected an integer ≥ 0, got non-integer float {value!r}")
-        value = int(value)
-    elif not isinstance(value, int):
-        try:
-            value = operator.index(value)
-        except TypeError:
-            raise ValueError(
-                f"{name}: expected an integer ≥ 0, got {type(value).__name__} {value!r}"
-            ) from None
-    if value < 0:
-        raise ValueError(f"{name}: expected an integer ≥ 0, got {value}")
-    return int(value)
-
-
-_COUNT_NAMES = (
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "reasoning_tokens",
-    "audio_input_tokens",
-    "audio_output_tokens",
-)
 
 # A prepared lookup: (rates of band 0, thresholds, all bands, inclusive, price_key).
 # Unpriced: (None, None, None, reason, price_key).
@@ -233,6 +120,11 @@ class Catalogue:
     def aliases(self) -> Mapping[str, str]:
         """Override-file aliases, alias → catalogue key."""
         return dict(self._aliases)
+
+    def add_alias(self, alias: str, key: str) -> None:
+        """Make `alias` name catalogue key `key` (an override file's aliases, once resolved)."""
+        self._aliases[alias] = key
+        self._resolved.clear()  # earlier resolutions may have missed the alias
 
     def discount(self, key: str) -> float:
         """The override discount fraction applied to ``key`` (0.0 when none)."""
@@ -380,7 +272,7 @@ class Catalogue:
 
     # ----------------------------------------------------------------- pricing
     def plan(self, key: str, service_tier: str | None = None, batch: bool = False) -> Plan:
-        """The precomputed rate bands for one catalogue key (see ``_rates``)."""
+        """The precomputed rate bands for one catalogue key (see ``rates``)."""
         e = self._entries[key]
         return build_plan(
             e, str(e.get("litellm_provider") or ""), service_tier, batch, self._scales.get(key, 1.0)
@@ -434,7 +326,7 @@ class Catalogue:
         price_key: str | None = None,
     ) -> Cost:
         """Price one request. See ``llmtop.pricing.cost`` for the argument contract."""
-        return self._cost(
+        return self.cost_positional(
             model,
             input_tokens,
             output_tokens,
@@ -450,7 +342,7 @@ class Catalogue:
             price_key,
         )
 
-    def _cost(
+    def cost_positional(
         self,
         model: str,
         it: Any,
@@ -489,18 +381,18 @@ class Catalogue:
             and (it | ot | cr | cw | rt | ai | ao) >= 0
         ):
             it, ot, cr, cw, rt, ai, ao = (
-                _as_count(n, v, i < 2)
+                as_count(n, v, i < 2)
                 for i, (n, v) in enumerate(
-                    zip(_COUNT_NAMES, (it, ot, cr, cw, rt, ai, ao), strict=True)
+                    zip(COUNT_NAMES, (it, ot, cr, cw, rt, ai, ao), strict=True)
                 )
             )
         unc = it - cr - cw - ai
         txt = ot - rt - ao
         if unc < 0 or txt < 0:
-            _raise_inconsistent(it, ot, cr, cw, rt, ai, ao)
+            raise_inconsistent(it, ot, cr, cw, rt, ai, ao)
         r = hit[0]
         if r is None:
-            return _new_cost(
+            return new_cost(
                 Cost, (None, None, None, None, None, None, None, hit[4], hit[3], (), self.version)
             )
         if hit[1] is not None:
@@ -515,7 +407,7 @@ class Catalogue:
         n = notes[0]
         if notes[1] is not None:
             n = _conditional_notes(notes, cr, cw, cw1h, ai or ao, txt)
-        return _new_cost(
+        return new_cost(
             Cost,
             (
                 input_usd
@@ -560,141 +452,3 @@ def _conditional_notes(
     if txt:
         out += n_out
     return tuple(out)
-
-
-def _raise_inconsistent(it: int, ot: int, cr: int, cw: int, rt: int, ai: int, ao: int) -> None:
-    if cr + cw + ai > it:
-        raise ValueError(
-            "cache_read_tokens + cache_write_tokens + audio_input_tokens "
-            f"({cr} + {cw} + {ai} = {cr + cw + ai}) exceed input_tokens ({it}); "
-            "input_tokens must count every prompt token, cached and audio included"
-        )
-    raise ValueError(
-        f"reasoning_tokens + audio_output_tokens ({rt} + {ao} = {rt + ao}) exceed "
-        f"output_tokens ({ot}); output_tokens must count every completion token"
-    )
-
-
-# --------------------------------------------------------------------------- loading
-def _read_bundled() -> dict[str, Mapping[str, Any]]:
-    path = bundled_map_path()
-    try:
-        with open(path, "rb") as fh:
-            raw = json.load(fh)
-    except (OSError, ValueError) as exc:
-        raise PricingError(f"{path}: cannot read litellm's price map: {exc}") from exc
-    return {k: v for k, v in raw.items() if k not in NON_MODEL_KEYS and isinstance(v, dict)}
-
-
-def load_catalogue(overrides: str | os.PathLike[str] | None = None) -> Catalogue:
-    """Build a fresh catalogue: the bundled LiteLLM map, then ``overrides`` (TOML) on top.
-
-    Raises PricingError (with file:line: key) when the override file is invalid.
-    """
-    entries = _read_bundled()
-    version = f"litellm-{litellm_version()}"
-    if overrides is None:
-        return Catalogue(entries, version=version, source=str(bundled_map_path()))
-    from llmtop.pricing.overrides import apply_overrides
-
-    return apply_overrides(entries, Path(overrides), version)
-
-
-_shared: Catalogue | None = None
-_shared_lock = threading.Lock()
-
-
-def catalogue() -> Catalogue:
-    """The process-wide catalogue, loaded once on first use (thread-safe).
-
-    Overrides come from the TOML file named by ``$LLMTOP_PRICES`` when it is set.
-    """
-    global _shared
-    cat = _shared
-    if cat is None:
-        with _shared_lock:
-            cat = _shared
-            if cat is None:
-                cat = _shared = load_catalogue(os.environ.get("LLMTOP_PRICES") or None)
-    return cat
-
-
-def set_catalogue(cat: Catalogue | None) -> None:
-    """Install ``cat`` as the shared catalogue (None: reload lazily on next use)."""
-    global _shared
-    with _shared_lock:
-        _shared = cat
-
-
-def use_overrides(path: str | os.PathLike[str] | None) -> Catalogue:
-    """Load a catalogue with ``path`` as overrides and make it the shared one."""
-    cat = load_catalogue(path)
-    set_catalogue(cat)
-    return cat
-
-
-def resolve(model: str, provider: str | None = None) -> tuple[str | None, str | None]:
-    """``catalogue().resolve(model, provider)``: (catalogue key, reason it is unpriced)."""
-    return catalogue().resolve(model, provider)
-
-
-def cost(
-    model: str,
-    *,
-    input_tokens: int,
-    output_tokens: int,
-    cache_read_tokens: int = 0,
-    cache_write_tokens: int = 0,
-    reasoning_tokens: int = 0,
-    audio_input_tokens: int = 0,
-    audio_output_tokens: int = 0,
-    batch: bool = False,
-    service_tier: str | None = None,
-    provider: str | None = None,
-    cache_write_1h: bool = False,
-    price_key: str | None = None,
-) -> Cost:
-    """Price one request with the shared catalogue.
-
-    Token counts follow what providers report: ``input_tokens`` counts every prompt token
-    (cache reads, cache writes and audio included), ``output_tokens`` every completion token
-    (reasoning and audio included). ``price_key`` is an exact catalogue key tried before name
-    resolution (LiteLLM's ``model_map_key``). Unknown/ambiguous models come back unpriced
-    (``total_usd is None``, ``reason`` set). Invalid counts raise ValueError.
-    """
-    cat = _shared
-    if cat is None:
-        cat = catalogue()
-    return cat._cost(
-        model,
-        input_tokens,
-        output_tokens,
-        cache_read_tokens,
-        cache_write_tokens,
-        reasoning_tokens,
-        audio_input_tokens,
-        audio_output_tokens,
-        batch,
-        service_tier,
-        provider,
-        cache_write_1h,
-        price_key,
-    )
-
-
-def cache_read_saving(price_key: str, tokens: int) -> float | None:
-    """Dollars `tokens` cached-read tokens saved under a price key: the full input rate minus
-    what they cost as cache reads (None when the key is unpriced). The dashboard passes this to
-    the store (store.snapshot.Savings), which never imports pricing."""
-    cat = catalogue()
-    full = cat.cost(price_key, input_tokens=tokens, output_tokens=0, price_key=price_key)
-    cached = cat.cost(
-        price_key,
-        input_tokens=tokens,
-        output_tokens=0,
-        cache_read_tokens=tokens,
-        price_key=price_key,
-    )
-    if full.total_usd is None or cached.total_usd is None:
-        return None
-    return full.total_usd - cached.total_usd

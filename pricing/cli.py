@@ -14,7 +14,9 @@ import os
 import sys
 from collections.abc import Sequence
 
-from llmtop.pricing.catalogue import Catalogue, PricingError, load_catalogue
+from llmtop.pricing.catalogue import Catalogue
+from llmtop.pricing.costs import PricingError
+from llmtop.pricing.loading import load_catalogue
 
 #: (label, LiteLLM key) rows printed per 1M tokens, in this order, when present.
 _RATE_ROWS = (

@@ -30,8 +30,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from llmtop.pricing._rates import is_token_priced
-from llmtop.pricing.catalogue import Catalogue, PricingError
+from llmtop.pricing.catalogue import Catalogue
+from llmtop.pricing.costs import PricingError
+from llmtop.pricing.rates import is_token_priced
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -248,6 +249,5 @@ def apply_overrides(
                 f"alias target {target!r} is not a known model ({reason})",
             )
         # Aliases point at the resolved key, so they keep working for dated/prefixed targets.
-        cat._aliases[alias] = key
-    cat._resolved.clear()
+        cat.add_alias(alias, key)
     return cat
