@@ -22,209 +22,21 @@ import math
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
-from itertools import accumulate
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Protocol
 
-from llmtop.store.records import TAG_KEYS, CallRecord
-
-DAY = 86_400.0
-
-# --- the cast -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Feature:
-    """One product feature: who owns it, how it calls models, and its share of realtime traffic."""
-
-    name: str
-    endpoint: str
-    team: str
-    workload: str
-    share: float  # of the seasonal (non-batch) request rate
-    model_groups: tuple[tuple[str, float], ...]  # (model group, weight)
-    call_type: str
-    stream: bool
-    rate_limit_p: float  # chance one attempt is rejected with a 429
-    server_error_p: float  # 5xx
-    timeout_p: float
-    max_retries: int = 1
-
-
-FEATURES: dict[str, Feature] = {
-    f.name: f
-    for f in (
-        Feature(
-            "chat",
-            "/v1/chat",
-            "assistant",
-            "realtime",
-            0.22,
-            (("gpt-4o", 1.0),),
-            "acompletion",
-            True,
-            0.015,
-            0.003,
-            0.001,
-        ),
-        Feature(
-            "support-summarize",
-            "/support/tickets/summarize",
-            "support",
-            "realtime",
-            0.07,
-            (("claude-sonnet-4-5", 1.0),),
-            "acompletion",
-            False,
-            0.02,
-            0.004,
-            0.002,
-        ),
-        Feature(
-            "classify",
-            "/search/classify",
-            "search",
-            "realtime",
-            0.38,
-            (("gpt-4o-mini", 1.0),),
-            "completion",
-            False,
-            0.01,
-            0.002,
-            0.0005,
-        ),
-        Feature(
-            "embed",
-            "/search/embed",
-            "search",
-            "realtime",
-            0.22,
-            (("text-embedding-3-small", 1.0),),
-            "embedding",
-            False,
-            0.005,
-            0.002,
-            0.0005,
-        ),
-        Feature(
-            "agent-step",
-            "/agents/step",
-            "agents",
-            "agent",
-            0.11,
-            (("o3-mini", 0.7), ("gpt-4o", 0.3)),
-            "acompletion",
-            False,
-            0.03,
-            0.006,
-            0.004,
-            max_retries=2,
-        ),
-        Feature(
-            "nightly-enrich",
-            "jobs/enrich",
-            "data",
-            "batch",
-            0.0,  # not part of the seasonal mix: see Simulator.enrich_rate
-            (("gpt-4o-mini", 1.0),),
-            "completion",
-            False,
-            0.04,
-            0.002,
-            0.001,
-        ),
-    )
-}
-
-#: model group -> (model name in LiteLLM's price map, provider, fallback group or None).
-MODEL_GROUPS: dict[str, tuple[str, str, str | None]] = {
-    "gpt-4o": ("gpt-4o", "openai", "claude-sonnet-4-5"),
-    "gpt-4o-mini": ("gpt-4o-mini", "openai", None),
-    "claude-sonnet-4-5": ("claude-sonnet-4-5", "anthropic", "claude-haiku-4-5"),
-    "claude-haiku-4-5": ("claude-haiku-4-5", "anthropic", None),
-    "o3-mini": ("o3-mini", "openai", "gpt-4o"),
-    "text-embedding-3-small": ("text-embedding-3-small", "openai", None),
-}
-
-_REALTIME = [f for f in FEATURES.values() if f.share > 0]
-_REALTIME_CUM = list(accumulate(f.share for f in _REALTIME))
-
-_CUSTOMER_WORDS = (
-    "acme northwind globex initech umbrella hooli vandelay stark wayne tyrell cyberdyne soylent "
-    "wonka gringotts oscorp aperture blackmesa monarch dunder pied massive vehement prestige "
-    "sterling wernham bluth krusty duff gekko nakatomi virtucon yoyodyne zorg octan kwik "
-    "spacely cogswell rekall weyland ingen"
-).split()
-
-#: The incident: what `support-summarize` v2 (route r13) changes. Numbers chosen so its spend
-#: rate rises ~8x: input x6, prompt-cache hits from ~70% to ~5%, every miss writes a cache entry
-#: that is never read again (Anthropic bills writes at 1.25x input), and summaries get longer.
-INCIDENT = {
-    "feature": "support-summarize",
-    "prompt_version": ("v1", "v2"),
-    "route_version": ("r12", "r13"),
-    "input_multiplier": 6.0,
-    "cache_hit_rate": (0.70, 0.05),
-}
-
-
-# --- exceptions that look like LiteLLM's to the collector (type name + status_code) ---------------
-
-
-class RateLimitError(Exception):
-    status_code = 429
-
-
-class InternalServerError(Exception):
-    status_code = 500
-
-
-class ServiceUnavailableError(Exception):
-    status_code = 503
-
-
-class Timeout(Exception):
-    status_code = 408
-
-
-_ERRORS: dict[str, tuple[type[Exception], str, str, str]] = {
-    # kind: (exception, error_code, normalized_error, message)
-    "429": (RateLimitError, "429", "429_RATE_LIMIT_EXCEEDED", "Rate limit reached for requests"),
-    "500": (
-        InternalServerError,
-        "500",
-        "500_PROVIDER_INTERNAL_ERROR",
-        "The server had an error while processing your request",
-    ),
-    "503": (
-        ServiceUnavailableError,
-        "503",
-        "503_PROVIDER_OVERLOADED",
-        "Overloaded",
-    ),
-    "408": (Timeout, "408", "408_UPSTREAM_TIMEOUT", "Request timed out after 30.0 seconds"),
-}
-
-
-# --- time shape -----------------------------------------------------------------------------------
-
-
-def seasonality(t: float) -> float:
-    """Relative traffic at local time t: a working-day hump, quiet nights, slower weekends.
-
-    Local time because that is how a team reads "traffic doubles at 9am"; the same function
-    shapes history and the live run, so baselines and live rates agree.
-    """
-    lt = time.localtime(t)
-    h = lt.tm_hour + lt.tm_min / 60.0
-    day = 0.18 + 0.82 * math.exp(-(((h - 13.5) / 4.0) ** 2))
-    return day * (0.45 if lt.tm_wday >= 5 else 1.0)
-
-
-def in_enrich_window(t: float) -> bool:
-    """The nightly job runs 02:00-03:00 local, in bursts (6 minutes on, 4 off)."""
-    lt = time.localtime(t)
-    return lt.tm_hour == 2 and lt.tm_min % 10 < 6
+from llmtop.demo.payloads import Attempt, Payloads, fast_record
+from llmtop.demo.scenario import (
+    CUSTOMER_WORDS,
+    FEATURES,
+    INCIDENT,
+    MODEL_GROUPS,
+    REALTIME,
+    REALTIME_CUM,
+    Feature,
+    in_enrich_window,
+    seasonality,
+)
+from llmtop.store.records import CallRecord
 
 
 def _poisson(rng: random.Random, mu: float) -> int:
@@ -250,14 +62,6 @@ class Sink(Protocol):
     ) -> None: ...
 
 
-class Attempt(NamedTuple):
-    """One callback event: LiteLLM fires one per attempt, including failed ones."""
-
-    end: float
-    kwargs: dict[str, Any]
-    failed: bool
-
-
 class Simulator:
     """Generates requests for any time span; writes them through a collector-shaped sink.
 
@@ -278,6 +82,7 @@ class Simulator:
     ) -> None:
         self.sink = sink
         self.rng = random.Random(seed)
+        self.payloads = Payloads(self.rng)
         self.incident_at = incident_at
         self.emitted = 0
         self._seq = 0
@@ -285,7 +90,7 @@ class Simulator:
         rng = self.rng
         self.customers = [
             f"{w}-{rng.choice(('inc', 'corp', 'labs', 'co', 'gmbh', 'ltd'))}"
-            for w in _CUSTOMER_WORDS[:n_customers]
+            for w in CUSTOMER_WORDS[:n_customers]
         ]
         # Heavy-tailed users: Zipf weights, so the first one or two users dominate spend. Each
         # user belongs to one customer; names are shuffled so rank is not visible in the name.
@@ -310,10 +115,7 @@ class Simulator:
         return self.users[lo]
 
     def _id(self, prefix: str) -> str:
-        return f"{prefix}{self.rng.getrandbits(64):016x}"
-
-    def _lognorm(self, median: float, sigma: float) -> float:
-        return median * math.exp(self.rng.gauss(0.0, sigma))
+        return self.payloads.new_id(prefix)
 
     # --- one request ----------------------------------------------------------------------------
     def request(self, feature: Feature, t: float) -> list[Attempt]:
@@ -349,14 +151,14 @@ class Simulator:
             tags["user"] = user
         trace_id = self._id("trace-")
         # Shape is drawn once per request, so a retry resends the same prompt.
-        shape = self._shape(feature, incident)
+        shape = self.payloads.shape(feature, incident)
         attempts: list[Attempt] = []
         retries = fallbacks = 0
         original = group
         while True:
-            err = self._error(feature)
+            err = self.payloads.error(feature)
             attempts.append(
-                self._attempt(
+                self.payloads.attempt(
                     feature,
                     group,
                     original,
@@ -385,201 +187,6 @@ class Simulator:
                 continue
             break
         return attempts
-
-    def _shape(self, feature: Feature, incident: bool) -> dict[str, Any]:
-        """Token counts and timings of the successful response to this request."""
-        rng, ln = self.rng, self._lognorm
-        s: dict[str, Any] = {"cache_read": 0, "cache_write": 0, "reasoning": 0, "ttft": None}
-        name = feature.name
-        if name == "chat":
-            # Multi-turn chat: OpenAI caches the conversation prefix once it is >= 1024 tokens.
-            inp = int(ln(1400, 0.6)) + 200
-            s["input"] = inp
-            if inp >= 1024 and rng.random() < 0.5:
-                s["cache_read"] = (int(inp * rng.uniform(0.5, 0.9)) // 128) * 128
-            s["output"] = int(ln(320, 0.5)) + 10
-            s["ttft"] = ln(0.45, 0.35)
-            s["latency"] = s["ttft"] + s["output"] / rng.uniform(60, 110)
-            s["unmetered"] = rng.random() < 0.02  # a proxy stream without include_usage
-        elif name == "support-summarize":
-            prefix = 3000  # system prompt + few-shot examples, cached with cache_control
-            ticket = int(ln(900, 0.5)) + 100
-            if not incident:
-                s["input"] = prefix + ticket
-                if rng.random() < INCIDENT["cache_hit_rate"][0]:
-                    s["cache_read"] = prefix
-                else:
-                    s["cache_write"] = prefix
-                s["output"] = int(ln(300, 0.35)) + 20
-            else:
-                # v2 puts the customer's whole history ahead of the instructions: the cached
-                # prefix almost never matches, and each miss writes a one-off cache entry.
-                s["input"] = int((prefix + ticket) * INCIDENT["input_multiplier"] * ln(1.0, 0.1))
-                if rng.random() < INCIDENT["cache_hit_rate"][1]:
-                    s["cache_read"] = prefix
-                else:
-                    s["cache_write"] = int(s["input"] * 0.85)
-                s["output"] = int(ln(480, 0.35)) + 20
-            s["latency"] = 0.7 + s["input"] / 25_000 + s["output"] / 70
-        elif name == "classify":
-            s["input"] = int(ln(380, 0.35)) + 40
-            s["output"] = rng.randint(1, 12)
-            s["latency"] = ln(0.32, 0.3) + s["output"] / 100
-        elif name == "embed":
-            s["input"] = int(ln(600, 0.8)) + 8
-            s["output"] = 0
-            s["latency"] = ln(0.12, 0.3) + s["input"] / 60_000
-        elif name == "agent-step":
-            s["input"] = int(ln(5200, 0.45)) + 500
-            if s["input"] >= 1024 and rng.random() < 0.4:
-                s["cache_read"] = (int(s["input"] * 0.6) // 128) * 128
-            s["reasoning"] = int(ln(900, 0.7))
-            s["output"] = s["reasoning"] + int(ln(350, 0.5))
-            s["latency"] = 1.2 + s["output"] / 120
-        else:  # nightly-enrich
-            s["input"] = int(ln(700, 0.3)) + 50
-            s["output"] = int(ln(150, 0.3)) + 5
-            s["latency"] = ln(0.9, 0.25) + s["output"] / 110
-        return s
-
-    def _error(self, feature: Feature) -> str | None:
-        r = self.rng.random()
-        if r < feature.rate_limit_p:
-            return "429"
-        r -= feature.rate_limit_p
-        if r < feature.server_error_p:
-            return "503" if r < feature.server_error_p / 3 else "500"
-        r -= feature.server_error_p
-        if r < feature.timeout_p:
-            return "408"
-        return None
-
-    def _attempt(
-        self,
-        feature: Feature,
-        group: str,
-        original: str,
-        t: float,
-        trace_id: str,
-        tags: dict[str, str],
-        user: str | None,
-        shape: dict[str, Any],
-        err: str | None,
-        retries: int,
-        fallbacks: int,
-    ) -> Attempt:
-        """One LiteLLM logging payload, shaped as the SDK's Router produces it."""
-        rng = self.rng
-        model, provider, _ = MODEL_GROUPS[group]
-        call_id = self._id("call-")[:36]
-        anthropic = provider == "anthropic"
-        stream = feature.stream
-        usage: dict[str, Any] | None
-        error_information = None
-        exception = None
-        if err is None:
-            inp, out = shape["input"], shape["output"]
-            read, write = shape["cache_read"], shape["cache_write"]
-            reasoning = shape["reasoning"] if model.startswith("o") else 0
-            if reasoning == 0 and shape["reasoning"]:
-                out -= shape["reasoning"]  # a non-reasoning fallback model answers directly
-            if anthropic and feature.name != "support-summarize":
-                read = write = 0
-            if not anthropic:
-                write = 0
-            latency = shape["latency"]
-            ttft = shape["ttft"]
-            if stream and shape.get("unmetered"):
-                inp = out = read = write = reasoning = 0
-                usage = None
-            else:
-                usage = {
-                    "prompt_tokens": inp,
-                    "completion_tokens": out,
-                    "total_tokens": inp + out,
-                    "prompt_tokens_details": {"cached_tokens": read, "audio_tokens": 0},
-                    "completion_tokens_details": {"reasoning_tokens": reasoning, "audio_tokens": 0},
-                }
-                if anthropic:
-                    usage["prompt_tokens_details"]["cache_creation_tokens"] = write
-                    usage["prompt_tokens_details"]["text_tokens"] = inp - read - write
-                    usage["cache_creation_input_tokens"] = write
-                    usage["cache_read_input_tokens"] = read
-        else:
-            exc_type, code, normalized, message = _ERRORS[err]
-            if err == "503" and not anthropic:
-                exc_type, code, normalized, message = _ERRORS["500"]
-            inp = out = 0
-            usage = None
-            ttft = None
-            latency = rng.uniform(25.0, 30.0) if err == "408" else rng.uniform(0.05, 0.4)
-            if err in ("500", "503"):
-                latency = rng.uniform(0.3, 3.0)
-            error_information = {
-                "error_class": exc_type.__name__,
-                "error_code": code,
-                "llm_provider": provider,
-                "error_message": f"litellm.{exc_type.__name__}: {provider.title()}Exception - {message}",
-                "normalized_error": normalized,
-            }
-            exception = exc_type(error_information["error_message"])
-        end = t + latency
-        slo: dict[str, Any] = {
-            "id": None if err else f"{'msg_' if anthropic else 'chatcmpl-'}{call_id[5:]}",
-            "litellm_call_id": call_id,
-            "trace_id": trace_id,
-            "session_id": None,
-            "call_type": feature.call_type,
-            "status": "failure" if err else "success",
-            "stream": stream,
-            "model": model,
-            "custom_llm_provider": provider,
-            "model_group": group,
-            "startTime": t,
-            "endTime": end,
-            "completionStartTime": (t + ttft) if (stream and ttft is not None) else end,
-            "prompt_tokens": inp,
-            "completion_tokens": out,
-            "total_tokens": inp + out,
-            "response_cost": None,
-            "cache_hit": False,
-            "request_tags": [],
-            "end_user": None,
-            "metadata": {
-                "usage_object": usage,
-                "requester_metadata": {},
-                "user_api_key_team_alias": None,
-            },
-            "error_information": error_information,
-            "model_map_information": {"model_map_key": model},
-        }
-        md: dict[str, Any] = dict(tags)
-        md.pop("user", None)
-        md["model_group"] = group
-        md["attempted_retries"] = retries
-        md["attempted_fallbacks"] = fallbacks
-        if fallbacks:
-            md["original_model_group"] = original
-        if feature.name == "chat":
-            # Chat goes through the LiteLLM proxy: tags arrive as the request body's metadata,
-            # the user as `end_user`, the team from the virtual key.
-            slo["metadata"]["requester_metadata"] = dict(tags)
-            slo["metadata"]["user_api_key_team_alias"] = feature.team
-            slo["end_user"] = user
-            optional: dict[str, Any] = {"stream": True, "stream_options": {"include_usage": True}}
-        else:
-            optional = {"user": user} if user else {}
-        kwargs: dict[str, Any] = {
-            "model": model,
-            "standard_logging_object": slo,
-            "litellm_params": {"metadata": md},
-            "optional_params": optional,
-            "response_cost": None,
-            "litellm_call_id": call_id,
-        }
-        if exception is not None:
-            kwargs["exception"] = exception
-        return Attempt(end, kwargs, err is not None)
 
     # --- spans of time --------------------------------------------------------------------------
     def enrich_rate(self, rate: float) -> float:
@@ -611,11 +218,11 @@ class Simulator:
             )
             for at, feat in times:
                 if feat is None:
-                    r = rng.random() * _REALTIME_CUM[-1]
+                    r = rng.random() * REALTIME_CUM[-1]
                     i = 0
-                    while _REALTIME_CUM[i] < r:
+                    while REALTIME_CUM[i] < r:
                         i += 1
-                    feat = _REALTIME[i]
+                    feat = REALTIME[i]
                 yield at, feat
             t += dt
 
@@ -740,57 +347,3 @@ class Simulator:
                 last = now
             sleep(max(0.0, tick - (clock() - now)))
         return self.emitted - before
-
-
-def fast_record(a: Attempt) -> CallRecord:
-    """The CallRecord `collector.mapping.to_record` makes of this simulator's payload.
-
-    Why it exists: mapping spends ~40 us a row defensively cleaning arbitrary payloads, which
-    makes a week of history take half a minute. The simulator's own payloads are already clean,
-    so the backfill maps them directly; tests/test_demo.py checks field for field that this
-    agrees with `to_record` on every kind of payload the simulator makes. Live traffic always
-    goes through the real `CollectorCore.log` path.
-    """
-    kw = a.kwargs
-    slo = kw["standard_logging_object"]
-    md = kw["litellm_params"]["metadata"]
-    usage = slo["metadata"]["usage_object"] or {}
-    ptd = usage.get("prompt_tokens_details") or {}
-    ctd = usage.get("completion_tokens_details") or {}
-    err = slo["error_information"] or {}
-    failed = a.failed
-    stream = slo["stream"]
-    inp, out = slo["prompt_tokens"], slo["completion_tokens"]
-    retries, fallbacks = md["attempted_retries"], md["attempted_fallbacks"]
-    tags = {k: md[k] for k in TAG_KEYS if k in md}
-    user = kw["optional_params"].get("user") or slo["end_user"]
-    if user:
-        tags["user"] = user
-    return CallRecord(
-        started_at=slo["startTime"],
-        ended_at=slo["endTime"],
-        ttft_ms=(slo["completionStartTime"] - slo["startTime"]) * 1000.0 if stream else None,
-        trace_id=slo["trace_id"],
-        litellm_call_id=slo["litellm_call_id"],
-        call_type=slo["call_type"],
-        stream=stream,
-        provider=slo["custom_llm_provider"],
-        model=slo["model"],
-        model_group=slo["model_group"],
-        original_model_group=md.get("original_model_group") or slo["model_group"],
-        price_key=slo["model_map_information"]["model_map_key"],
-        status="failure" if failed else "success",
-        error_class=err.get("error_class") if failed else None,
-        error_code=err.get("error_code") if failed else None,
-        normalized_error=err.get("normalized_error") if failed else None,
-        input_tokens=inp,
-        output_tokens=out,
-        cache_read_tokens=ptd.get("cached_tokens") or 0,
-        cache_write_tokens=usage.get("cache_creation_input_tokens") or 0,
-        reasoning_tokens=ctd.get("reasoning_tokens") or 0,
-        unmetered=stream and not failed and inp == 0 and out == 0,
-        attempt=1 + retries + fallbacks,
-        is_retry=retries > 0,
-        is_fallback=fallbacks > 0,
-        tags=tags,
-    )

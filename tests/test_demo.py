@@ -17,7 +17,9 @@ import pytest
 from llmtop.collector.core import CollectorCore
 from llmtop.collector.mapping import Captured, to_record
 from llmtop.demo.cli import main, parse_duration
-from llmtop.demo.simulator import FEATURES, Attempt, Simulator, fast_record
+from llmtop.demo.payloads import Attempt, fast_record
+from llmtop.demo.scenario import FEATURES
+from llmtop.demo.simulator import Simulator
 
 T0 = 1_763_900_000.0  # a fixed "now" for the live span's start
 SPAN = 1200.0  # twenty simulated minutes of live traffic
@@ -27,7 +29,20 @@ HISTORY_DAYS = 1
 
 @pytest.fixture(scope="module")
 def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    db = tmp_path_factory.mktemp("demo") / "demo.db"
+    """Why retention is switched off here: this fixture is module-scoped, so it starts before the
+    per-test conftest fixture that does so, and its rows sit at a frozen clock a year in the past.
+    The writer's first background prune comes 5 s after it starts; on a loaded machine the
+    backfill outlasted that and the prune deleted the oldest history rows (the test of the
+    history's first row then failed under load and passed alone). The prune interval is 0 so
+    every run is the loaded machine's: with retention on, that test fails every time."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LLMTOP_RETENTION", "off")
+        mp.setenv("LLMTOP_ROLLUP_RETENTION", "off")
+        mp.setenv("LLMTOP_PRUNE_INTERVAL", "0")
+        yield from _demo_db(tmp_path_factory.mktemp("demo") / "demo.db")
+
+
+def _demo_db(db: Path) -> Iterator[Path]:
     core = CollectorCore(db)
     sim = Simulator(core, seed=7, incident_at=INCIDENT_AT)
     sim.backfill(
