@@ -94,20 +94,32 @@ _WORKER = textwrap.dedent(
 )
 
 
+def test_four_processes_500_calls_each_one_file(tmp_path: Path) -> None:
+    """The same race as the full-size run below, at a size the default suite can afford."""
+    four_processes_one_file(tmp_path, 500)
+
+
+@pytest.mark.slow  # ~2 minutes on 2 cores; benchmarks/multiprocess_writers.py runs it
 def test_four_processes_5000_calls_each_one_file(tmp_path: Path) -> None:
+    four_processes_one_file(tmp_path, 5000)
+
+
+def four_processes_one_file(tmp_path: Path, calls: int) -> None:
     # Separate interpreters (what proxy workers are), started together against one new file:
     # they also race on creating it and on applying the migrations.
     db = tmp_path / "shared.db"
     env = {**os.environ, "PYTHONPATH": str(ROOT.parent)}
     procs = [
-        subprocess.Popen([sys.executable, "-c", _WORKER, str(db), "5000"], env=env, cwd=tmp_path)
+        subprocess.Popen(
+            [sys.executable, "-c", _WORKER, str(db), str(calls)], env=env, cwd=tmp_path
+        )
         for _ in range(4)
     ]
     codes = [p.wait(timeout=300) for p in procs]
     assert codes == [0, 0, 0, 0]
-    assert scalar(db, "SELECT count(*) FROM calls") == 20_000
+    assert scalar(db, "SELECT count(*) FROM calls") == 4 * calls
     assert scalar(db, "SELECT count(*) FROM drops") == 0
-    assert scalar(db, "SELECT count(DISTINCT litellm_call_id) FROM calls") == 20_000
+    assert scalar(db, "SELECT count(DISTINCT litellm_call_id) FROM calls") == 4 * calls
     assert scalar(db, "SELECT count(*) FROM _llmtop_migrations") == len(MIGRATIONS)
 
 
