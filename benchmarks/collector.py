@@ -33,7 +33,7 @@ from llmtop.collector import Collector, CollectorCore, Writer  # noqa: E402
 from llmtop.collector.mapping import to_record  # noqa: E402
 from llmtop.collector.writer import BATCH_SIZE, price_record  # noqa: E402
 from llmtop.store.schema import open_db  # noqa: E402
-from llmtop.store.write import _INSERT_SQL, Interner  # noqa: E402
+from llmtop.store.write import INSERT_SQL, Interner  # noqa: E402
 
 MSG = [{"role": "user", "content": "benchmark"}]
 
@@ -188,7 +188,7 @@ def raw_executemany(path: Path, records: list[Any], batch: int) -> float:
     t = time.perf_counter()
     for i in range(0, len(rows), batch):
         conn.execute("BEGIN IMMEDIATE")
-        conn.executemany(_INSERT_SQL, rows[i : i + batch])
+        conn.executemany(INSERT_SQL, rows[i : i + batch])
         conn.execute("COMMIT")
     dt = time.perf_counter() - t
     conn.close()

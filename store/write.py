@@ -69,8 +69,9 @@ INSERT_COLUMNS: tuple[str, ...] = (
     "is_fallback", "feature", "endpoint", "team", "environment", "workload", "customer", "user",
     "prompt_version", "route_version", "correlation_id", "tags_json", "price_version", "invalid",
 )  # fmt: skip
-# The statement actually run: logical values in, compact storage out (schema.m006).
-_INSERT_SQL = (
+# The statement actually run: logical values in, compact storage out (schema.m006); public for
+# benchmarks/collector.py's raw-SQLite baseline.
+INSERT_SQL = (
     f"INSERT INTO calls ({', '.join(stored_name(c) for c in INSERT_COLUMNS)}) VALUES ("
     + ", ".join(
         f"CAST(round(?{i} * {NANO}) AS INTEGER)"
@@ -181,7 +182,7 @@ def insert_batch(
     db.execute("BEGIN IMMEDIATE")
     try:
         rows = interner.rows(db, records)
-        db.executemany(_INSERT_SQL, rows)
+        db.executemany(INSERT_SQL, rows)
         rollup.apply(db, rows, INSERT_COLUMNS)
         if drops:
             now = time.time()

@@ -83,3 +83,143 @@ def test_no_bare_top_level_packages_installed() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, cwd="/", check=True
     )
     assert json.loads(out.stdout) == []
+
+
+# --- every import, function-level ones included (the subprocess check above sees only the
+# imports that run at import time) ------------------------------------------------------------
+
+#: Folder -> what no import in it (at any level) may name. `llmtop.x` covers its submodules.
+CONTRACTS: dict[str, set[str]] = {
+    "pricing": {
+        "litellm",
+        "textual",
+        "sqlite3",
+        "aiosqlite",
+        "llmtop.store",
+        "llmtop.collector",
+        "llmtop.tui",
+        "llmtop.alerts",
+        "llmtop.demo",
+    },
+    "store": {
+        "litellm",
+        "textual",
+        "llmtop.pricing",
+        "llmtop.collector",
+        "llmtop.tui",
+        "llmtop.alerts",
+        "llmtop.demo",
+    },
+    "alerts": {"litellm", "textual", "sqlite3", "aiosqlite", "llmtop.tui", "llmtop.collector"},
+    "tui": {"litellm", "sqlite3", "aiosqlite", "llmtop.collector", "llmtop.demo"},
+    "collector": {"textual", "llmtop.tui", "llmtop.alerts", "llmtop.demo"},
+    "demo": {"litellm"},
+}
+#: Where our code lives: the layer folders, the CLI package, and the tests and benchmarks.
+SOURCES = (*CONTRACTS, "llmtop", "tests", "benchmarks")
+
+
+def imports(tree: ast.AST) -> list[tuple[int, str, list[str]]]:
+    """(line, module, imported names) of every import statement, at any depth."""
+    out: list[tuple[int, str, list[str]]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out += [(node.lineno, a.name, []) for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            out.append((node.lineno, node.module, [a.name for a in node.names]))
+    return out
+
+
+def names(module: str, imported: list[str]) -> set[str]:
+    """The module and, for `from a import b`, `a.b` (b may be a submodule)."""
+    return {module, *(f"{module}.{n}" for n in imported)}
+
+
+def covered(name: str, rule: str) -> bool:
+    return name == rule or name.startswith(rule + ".")
+
+
+@pytest.mark.parametrize("folder", sorted(CONTRACTS))
+def test_layer_contracts_hold_for_every_import(folder: str) -> None:
+    bad = []
+    for path in sorted((ROOT / folder).rglob("*.py")):
+        for line, module, imported in imports(ast.parse(path.read_text())):
+            for n in names(module, imported):
+                for rule in CONTRACTS[folder]:
+                    if covered(n, rule):
+                        bad.append(f"{path.relative_to(ROOT)}:{line}: imports {n} ({rule})")
+    assert not bad, "\n".join(sorted(set(bad)))
+
+
+def test_the_contract_check_sees_function_level_imports() -> None:
+    tree = ast.parse("def f():\n    from llmtop.pricing import catalogue\n")
+    found = [n for _, m, i in imports(tree) for n in names(m, i)]
+    assert any(covered(n, "llmtop.pricing") for n in found)
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+
+
+def private_uses(tree: ast.AST) -> list[tuple[int, str]]:
+    """Private names of our modules used from outside them: `from llmtop.x import _y`, a
+    private module (`llmtop.x._y`), or `m._y` where `m` names an imported llmtop module."""
+    out: list[tuple[int, str]] = []
+    modules: set[str] = set()  # local names bound to llmtop modules (or possibly modules)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                if a.name.split(".")[0] == "llmtop":
+                    modules.add(a.asname or "llmtop")
+                    if any(_private(p) for p in a.name.split(".")):
+                        out.append((node.lineno, a.name))
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            if node.module.split(".")[0] != "llmtop":
+                continue
+            if any(_private(p) for p in node.module.split(".")):
+                out.append((node.lineno, node.module))
+            for a in node.names:
+                if _private(a.name):
+                    out.append((node.lineno, f"{node.module}.{a.name}"))
+                elif (ROOT / _folder(node.module) / f"{a.name}.py").exists() or (
+                    ROOT / _folder(node.module) / a.name / "__init__.py"
+                ).exists():
+                    modules.add(a.asname or a.name)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and _private(node.attr):
+            base = node.value
+            while isinstance(base, ast.Attribute):
+                base = base.value
+            if isinstance(base, ast.Name) and base.id in modules:
+                out.append((node.lineno, f"{ast.unparse(node.value)}.{node.attr}"))
+    return out
+
+
+def _folder(module: str) -> str:
+    """`llmtop.store.x` -> `store/x` (package-dir maps llmtop.<layer> to the <layer> folder)."""
+    parts = module.split(".")[1:]
+    if parts and parts[0] in CONTRACTS:
+        return "/".join(parts)
+    return "/".join(["llmtop", *parts])
+
+
+def test_no_module_uses_another_modules_private_names() -> None:
+    bad = []
+    for folder in SOURCES:
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            if "__snapshots__" in path.parts:
+                continue
+            for line, what in private_uses(ast.parse(path.read_text())):
+                bad.append(f"{path.relative_to(ROOT)}:{line}: {what}")
+    assert not bad, "\n".join(bad)
+
+
+def test_the_private_name_check_catches_both_forms() -> None:
+    code = (
+        "from llmtop.store.filters import _split\n"
+        "from llmtop.store import reader\n"
+        "import llmtop.alerts.cache as c\n"
+        "def f():\n    return reader._helper, c._x, reader.Reader, c.AlertCache\n"
+    )
+    found = {what for _, what in private_uses(ast.parse(code))}
+    assert found == {"llmtop.store.filters._split", "reader._helper", "c._x"}
