@@ -46,3 +46,19 @@ class Collector(CustomLogger):
 
     async def async_log_failure_event(self, kwargs, response_obj, start_time, end_time):  # noqa: ANN001
         self._core.log(kwargs, response_obj, start_time, end_time, True)
+
+    async def async_post_call_failure_hook(  # noqa: ANN201
+        self,
+        request_data: dict,
+        original_exception: Exception,
+        user_api_key_dict: Any,
+        traceback_str: str | None = None,
+    ):
+        """Proxy only: a request that failed for good, after retries nobody logged.
+
+        The proxy fires a failure event for a request's first failed attempt only; the Router's
+        final exception says how many retries followed (`num_retries`). Returns None: the
+        proxy's error response is left exactly as it was.
+        """
+        self._core.failed_request(request_data, original_exception)
+        return None

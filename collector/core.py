@@ -13,7 +13,7 @@ import os
 from typing import Any
 
 from llmtop.collector.mapping import Captured
-from llmtop.collector.writer import Writer, get_writer
+from llmtop.collector.writer import HiddenAttempts, Writer, get_writer
 
 log = logging.getLogger("llmtop.collector")
 
@@ -64,6 +64,21 @@ class CollectorCore:
             self.writer.drop(1, "malformed payload")
             return
         self.writer.submit(cap)
+
+    def failed_request(self, request_data: Any, exc: Any) -> None:
+        """A proxy request that failed after its retries: enqueue the attempts it hid; never
+        raises."""
+        try:
+            n = getattr(exc, "num_retries", None)
+            if type(n) is not int or n <= 0:
+                md = request_data.get("metadata") if isinstance(request_data, dict) else None
+                n = md.get("attempted_retries") if isinstance(md, dict) else None
+            slo = request_data.get("standard_logging_object") if n else None
+            tid = slo.get("trace_id") if isinstance(slo, dict) else None
+            if type(n) is int and 0 < n and type(tid) is str and tid:
+                self.writer.submit(HiddenAttempts(tid, n))
+        except Exception:
+            return
 
     def flush(self, timeout: float = 5.0) -> bool:
         return self.writer.flush(timeout)

@@ -15,6 +15,7 @@ from datetime import datetime
 from operator import itemgetter
 from typing import Any, NamedTuple
 
+from llmtop.collector.compat import derive_normalized_error, stream_usage_estimated
 from llmtop.store.records import TAG_KEYS, CallRecord
 
 MAX_TAG_VALUE = 200
@@ -425,11 +426,18 @@ def to_record(cap: Captured, env: dict[str, str] | None = None) -> CallRecord:
     output_tokens = _count(completion_v, problems, "output tokens")
 
     failed = cap.failed or status == "failure"
+    if stream and usage and not failed and not cache_hit_v:
+        if stream_usage_estimated(usage, mp, provider_v):  # a tokenizer guess is not a count
+            input_tokens = output_tokens = reasoning = 0
     err = _dict(err)
     if failed:
         error_code = clean_value(err.get("error_code")) or clean_value(cap.exception_status)
         error_class = clean_value(err.get("error_class")) or cap.exception_class
         normalized_error = clean_value(err.get("normalized_error"))
+        if "normalized_error" not in err:  # LiteLLM before 1.104 sends none: derive LiteLLM's
+            normalized_error = derive_normalized_error(
+                error_class, error_code, err.get("error_message")
+            )
     else:
         error_code = clean_value(err.get("error_code")) if err else None
         error_class = normalized_error = None
@@ -473,7 +481,7 @@ def to_record(cap: Captured, env: dict[str, str] | None = None) -> CallRecord:
         ended,
         ttft_ms,
         clean_id(trace_v),
-        clean_id(call_id_v),
+        clean_id(call_id_v if call_id_v is not None or type(slo) is not dict else slo.get("id")),
         call_type,
         stream,
         clean_value(provider_v),

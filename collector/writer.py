@@ -15,6 +15,7 @@ never stop the rows behind it.
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import logging
 import os
 import signal
@@ -24,7 +25,7 @@ import time
 from collections import Counter, OrderedDict, deque
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from llmtop.collector.mapping import Captured, env_tags, to_record
 from llmtop.pricing import catalogue
@@ -42,6 +43,15 @@ RETRY_INTERVAL = 1.0
 #: A call costing more than this is not believed: its costs are stored NULL and the row invalid.
 MAX_CALL_USD = 10_000.0
 _TRACE_MEMORY = 50_000
+#: More hidden attempts than this for one request is not a retry count anyone configured.
+MAX_HIDDEN = 20
+
+
+class HiddenAttempts(NamedTuple):
+    """A request that failed after `attempts` retries nobody logged (from the proxy's hook)."""
+
+    trace_id: str
+    attempts: int
 
 
 class _Flush:
@@ -125,7 +135,7 @@ class Writer:
         self._sink = make_sink(self.path, sink)
         self._pending: list[CallRecord] = []
         self._drops: Counter[str] = Counter()
-        self._traces: OrderedDict[str, int] = OrderedDict()
+        self._traces: OrderedDict[str, tuple[int, CallRecord | None]] = OrderedDict()
         self._last_error: str | None = None
         self._last_report: str | None = None
         self._locked_out = False  # the last failure was a lock wait, worth waiting out
@@ -136,7 +146,7 @@ class Writer:
         self.outages: list[tuple[float, str]] = []
 
     # --- caller side -------------------------------------------------------------------------
-    def submit(self, item: Captured | CallRecord) -> None:
+    def submit(self, item: Captured | CallRecord | HiddenAttempts) -> None:
         q = self._q
         if len(q) >= self.max_queue:
             self.drop(1, "queue full")
@@ -252,8 +262,12 @@ class Writer:
                 if isinstance(item, _Flush):
                     markers.append(item)
                     break
+                if isinstance(item, HiddenAttempts):
+                    batch.extend(self._hidden(item.trace_id, item.attempts, None))
+                    continue
                 rec = self._map(item, env)
                 if rec is not None:
+                    batch.extend(self._hidden(rec.trace_id, rec.attempt - 1, rec))
                     batch.append(rec)
             ok = self._write(batch)
             for m in markers:
@@ -280,8 +294,9 @@ class Writer:
         tid = rec.trace_id
         if not tid:
             return
-        seen = self._traces.get(tid, 0) + 1
-        self._traces[tid] = seen
+        seen, first = self._traces.get(tid, (0, None))
+        seen += 1
+        self._traces[tid] = (seen, first if first is not None else rec)
         self._traces.move_to_end(tid)
         if len(self._traces) > _TRACE_MEMORY:
             self._traces.popitem(last=False)
@@ -289,6 +304,63 @@ class Writer:
             rec.attempt = seen
             if not rec.is_fallback:
                 rec.is_retry = True
+
+    def _hidden(self, tid: str | None, before: int, last: CallRecord | None) -> list[CallRecord]:
+        """Rows for attempts of a request that fired no event of their own.
+
+        LiteLLM proxy logs only the first failed attempt of a request, then the final success
+        (whose metadata says how many retries it took) or nothing (a request that failed after
+        all its retries: `Collector.async_post_call_failure_hook` reports those). So a 429 storm
+        behind a proxy used to show one row per request and "retries 0%". Each attempt that
+        happened but was not logged becomes a failure row like the request's first one, marked
+        with the extra tag `inferred=hidden attempt`: the retry panel, "$ on retries" and the
+        rate alerts then count what the provider saw. `before`: attempts made before the last
+        one logged (or, with `last` None, after the first, for a request that failed).
+        """
+        if not tid:
+            return []
+        seen, first = self._traces.get(tid, (0, None))
+        logged_before = seen - 1 if last is not None else seen
+        missing = before - logged_before if last is not None else before + 1 - seen
+        if missing <= 0 or missing > MAX_HIDDEN:
+            return []
+        template = first if first is not None and first is not last else last
+        if template is None:
+            return []
+        out = []
+        for k in range(missing):
+            r = dataclasses.replace(
+                template,
+                status="failure",
+                attempt=seen + k + (0 if last is not None else 1),
+                is_retry=True,
+                is_fallback=False,
+                input_tokens=0,
+                output_tokens=0,
+                cache_read_tokens=0,
+                cache_write_tokens=0,
+                reasoning_tokens=0,
+                cost_usd=0.0,
+                input_usd=0.0,
+                output_usd=0.0,
+                cache_read_usd=0.0,
+                cache_write_usd=0.0,
+                litellm_cost_usd=None,
+                saved_usd=None,
+                cache_hit=False,
+                unmetered=False,
+                litellm_call_id=None,
+                ended_at=None,
+                ttft_ms=None,
+                extra_tags={**template.extra_tags, "inferred": "hidden attempt"},
+            )
+            if template.status != "failure":
+                r.error_class = r.error_code = r.normalized_error = None
+            out.append(r)
+        self._traces[tid] = (seen + missing, first)
+        if last is not None:
+            last.attempt = max(last.attempt, seen + missing)
+        return out
 
     def _write(self, batch: Sequence[CallRecord]) -> bool:
         if batch:
