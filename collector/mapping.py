@@ -16,7 +16,7 @@ from operator import itemgetter
 from typing import Any, NamedTuple
 
 from llmtop.collector.compat import derive_normalized_error, stream_usage_estimated
-from llmtop.store.records import TAG_KEYS, CallRecord
+from llmtop.store.records import SURROGATE, TAG_KEYS, CallRecord
 
 MAX_TAG_VALUE = 200
 MAX_TAG_KEY = 64
@@ -96,7 +96,7 @@ def _clean_value(value: Any) -> str | None:
     if not s.isascii():
         # Lone surrogates (what os.fsdecode or a badly decoded header gives) cannot be encoded
         # as UTF-8: one in a batch used to fail every later write. Each becomes U+FFFD.
-        s = s.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+        s = SURROGATE.sub("\ufffd", s)
     return s
 
 

@@ -138,12 +138,13 @@ class Writer:
         self._traces: OrderedDict[str, tuple[int, CallRecord | None]] = OrderedDict()
         self._last_error: str | None = None
         self._last_report: str | None = None
-        self._locked_out = False  # the last failure was a lock wait, worth waiting out
+        self._locked_out = False  # the last failure is worth retrying soon (a lock, a restart)
         self._next_retry = 0.0
         self.written = 0
         self.dropped = 0
         #: Failures of the storage so far, each logged once: (when, message).
         self.outages: list[tuple[float, str]] = []
+        self._repair_kinds: set[str] = set()
 
     # --- caller side -------------------------------------------------------------------------
     def submit(self, item: Captured | CallRecord | HiddenAttempts) -> None:
@@ -164,16 +165,16 @@ class Writer:
         self.dropped += n
 
     def flush(self, timeout: float = 5.0) -> bool:
-        """Block until everything enqueued so far is written (True) or could not be (False).
+        """Block until everything enqueued so far is written (True) or `timeout` passes (False).
 
-        While the only problem is another process holding the write lock (several writers
-        saturating the machine can starve one for seconds), keep retrying until `timeout`: a
-        closing process must not leave rows behind that a moment's wait would have written.
+        Failed writes are retried until then (another process holding the write lock, a writer
+        process restarting, a file moved back): a closing process must not leave rows behind
+        that a moment's wait would have written.
         """
         deadline = time.monotonic() + timeout
         while True:
             ok = self._flush_once(max(0.0, deadline - time.monotonic()))
-            if ok or not self._locked_out or time.monotonic() >= deadline:
+            if ok or time.monotonic() >= deadline:
                 return ok
             wait = min(self._next_retry - time.monotonic(), deadline - time.monotonic(), 0.5)
             time.sleep(max(0.01, wait))
@@ -196,6 +197,10 @@ class Writer:
         if self.pid != os.getpid():
             return
         if self._thread is not None:
+            if self._last_error is not None and not self._locked_out:
+                # A lasting failure (full disk, a foreign file at the path): one more try, not
+                # `timeout` seconds of a process that is trying to exit.
+                timeout = min(timeout, RETRY_INTERVAL + 0.5)
             self.flush(timeout)
             self._stopping = True
             self._wake.set()
@@ -429,7 +434,12 @@ class Writer:
         if rec.invalid and "repaired" in rec.invalid:
             return False
         rows[i] = repaired(rec, why)
-        self._report(f"llmtop: stored a call after repairing a value the database refused ({why})")
+        kind = why.split(":")[0]
+        if kind not in self._repair_kinds:  # one line per kind of problem, not one per row
+            self._repair_kinds.add(kind)
+            log.warning(
+                "llmtop: storing calls with values the database refused, repaired (%s)", why
+            )
         return True
 
     def _fail(self, exc: StorageError) -> None:
@@ -440,7 +450,7 @@ class Writer:
             f"llmtop: cannot write to the database: {msg}; keeping rows in memory and retrying"
         )
         self._last_error = msg
-        self._locked_out = exc.locked
+        self._locked_out = exc.transient
         self._next_retry = time.monotonic() + RETRY_INTERVAL
 
     def _report(self, message: str) -> None:

@@ -98,12 +98,15 @@ def connect(
     else:
         if not create and not p.exists():
             raise DatabaseError(f"{p}: no such database")
+        check_path(p)
         ensure_private_dir(p)
-        new = not p.exists()
+        new = not p.exists() or p.stat().st_size == 0
         if new:
-            # Create the file ourselves so it is 0600 from its first byte.
+            # Create the file ourselves so it is 0600 from its first byte (and adopt an empty
+            # file someone touched first with the same mode).
             fd = os.open(p, os.O_CREAT | os.O_WRONLY, 0o600)
             os.close(fd)
+            os.chmod(p, 0o600)
         conn = sqlite3.connect(
             p,
             timeout=busy / 1000,
@@ -126,6 +129,37 @@ def connect(
         conn.close()
         raise DatabaseError(explain(p, exc)) from exc
     return conn
+
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def check_path(p: Path) -> None:
+    """Refuse what is not ours to write before SQLite touches it.
+
+    A dangling symlink would have SQLite create its target somewhere unexpected; a non-empty
+    file without SQLite's header is someone else's data (and a stale `-wal` beside it can make
+    SQLite accept it, then overwrite it at the next checkpoint).
+    """
+    if p.is_symlink() and not p.exists():
+        raise DatabaseError(
+            f"{p}: a symbolic link to {os.readlink(p)}, which does not exist; "
+            "point it at a database or remove it"
+        )
+    try:
+        with open(p, "rb") as f:
+            head = f.read(len(SQLITE_HEADER))
+    except FileNotFoundError:
+        return
+    except IsADirectoryError:
+        raise DatabaseError(f"{p}: is a directory, not a database file") from None
+    except OSError as exc:
+        raise DatabaseError(explain(p, exc)) from exc
+    if head and head != SQLITE_HEADER:
+        raise DatabaseError(
+            f"{p}: the file is not a valid llmtop/SQLite database (no SQLite header); "
+            "move it aside to start a new one"
+        )
 
 
 def explain(path: Path, exc: BaseException) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -108,6 +109,8 @@ def unpack_id(value: str | bytes | None) -> str | None:
 
 
 _INT64 = 2**63 - 1
+#: Lone UTF-16 surrogates: valid in a Python str, not encodable as UTF-8.
+SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _storable(value: Any) -> tuple[Any, bool]:
@@ -123,7 +126,7 @@ def _storable(value: Any) -> tuple[Any, bool]:
             value.encode("utf-8")
             return str(value), type(value) is not str
         except UnicodeEncodeError:
-            return value.encode("utf-8", "surrogatepass").decode("utf-8", "replace"), True
+            return SURROGATE.sub("\ufffd", value), True
     return None, True
 
 

@@ -114,7 +114,7 @@ class SidecarSink:
         if reply[0] == "refused":
             raise RowsRefused(reply[1])
         err = StorageError(reply[1])
-        err.locked = bool(reply[2])
+        err.transient = bool(reply[2])
         raise err
 
     def _died(self) -> StorageError:
@@ -126,10 +126,12 @@ class SidecarSink:
             except subprocess.TimeoutExpired:
                 proc.kill()
         self.close()
-        return StorageError(
+        err = StorageError(
             f"{self.path}: the database writer process stopped ({describe_exit(code)}); "
             "starting a new one"
         )
+        err.transient = True
+        return err
 
     def idle(self) -> None:
         """The sidecar checkpoints and prunes on its own when no batch arrives."""
@@ -228,7 +230,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             except RowsRefused as exc:
                 reply = ("refused", str(exc))
             except StorageError as exc:
-                reply = ("storage", str(exc), exc.locked)
+                reply = ("storage", str(exc), exc.transient)
             outbox.send((*reply, collect.items))
             if reply[0] == "ok":
                 time.sleep(0)  # let the next message arrive before deciding we are idle

@@ -43,8 +43,9 @@ PRUNE_BATCH = 500
 class StorageError(Exception):
     """The database cannot take writes now (disk, permissions, lock, a replaced file): retry."""
 
-    #: True when the only problem is another process holding the write lock.
-    locked = False
+    #: True when a retry in a moment is likely to work (another process holds the write lock,
+    #: or the writer process died and a new one is starting): flush() keeps retrying then.
+    transient = False
 
 
 class RowsRefused(Exception):
@@ -72,7 +73,7 @@ def storage_error(path: Path, exc: BaseException) -> StorageError:
     msg = str(exc) if isinstance(exc, DatabaseError) else explain(path, exc)
     err = StorageError(msg)
     low = str(exc).lower()
-    err.locked = "locked" in low or "busy" in low
+    err.transient = "locked" in low or "busy" in low
     return err
 
 

@@ -1,0 +1,248 @@
+"""What a hostile environment does to the collector, with real processes and real files.
+
+Each test breaks one thing production breaks (the database deleted or replaced while the app
+runs, the `-shm` truncated, SIGTERM, repeated outages, malformed values of every kind) and checks
+the collector's two promises: the host app is never broken, and every call is a row or a counted
+drop.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import select
+import signal
+import sqlite3
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+from llmtop.collector import Writer  # noqa: E402
+from llmtop.store.records import CallRecord  # noqa: E402
+
+from tests.dbutil import scalar  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+HOST = ROOT / "tests" / "faulthost.py"
+
+
+class Host:
+    """tests/faulthost.py in its own process, driven line by line."""
+
+    def __init__(self, db: Path, *counts: int) -> None:
+        self.p = subprocess.Popen(
+            [sys.executable, str(HOST), str(db), *map(str, counts)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def expect(self, word: str, timeout: float = 90.0) -> list[str]:
+        assert self.p.stdout is not None
+        ready, _, _ = select.select([self.p.stdout], [], [], timeout)
+        line = self.p.stdout.readline() if ready else ""
+        if not line.startswith(word):
+            self.p.kill()
+            raise AssertionError(f"host said {line!r}, expected {word}; stderr: {self.stderr()}")
+        return line.split(maxsplit=4)[1:]
+
+    def go(self) -> None:
+        assert self.p.stdin is not None
+        self.p.stdin.write("\n")
+        self.p.stdin.flush()
+
+    def stderr(self) -> str:
+        assert self.p.stderr is not None
+        try:
+            self.p.wait(30)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+        return self.p.stderr.read()
+
+
+def rows_plus_drops(db: Path) -> int:
+    return scalar(db, "SELECT count(*) FROM calls") + scalar(
+        db, "SELECT coalesce(sum(count), 0) FROM drops"
+    )
+
+
+def test_database_deleted_mid_run_is_recreated_and_later_calls_land(tmp_path: Path) -> None:
+    db = tmp_path / "llmtop.db"
+    h = Host(db, 200, 100)
+    assert h.expect("ready") == ["200", "0"]
+    for suffix in ("", "-wal", "-shm"):  # someone "resets" the database
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    h.go()
+    written, dropped, ok, _ = h.expect("done")
+    assert (written, dropped, ok) == ("300", "0", "True")
+    h.go()
+    h.expect("end")
+    err = h.stderr()
+    assert h.p.returncode == 0
+    assert scalar(db, "SELECT count(*) FROM calls") == 100  # the later calls, in a new file
+    assert stat.S_IMODE(db.stat().st_mode) == 0o600
+    assert err.count("was removed while open") == 1, err
+
+
+def test_database_replaced_by_garbage_is_refused_rows_held_then_written(tmp_path: Path) -> None:
+    db = tmp_path / "llmtop.db"
+    h = Host(db, 100, 100)
+    assert h.expect("ready") == ["100", "0"]
+    junk = tmp_path / "junk"
+    junk.write_bytes(os.urandom(64 * 1024))
+    os.replace(junk, db)
+    h.go()
+    written, dropped, ok, last_error = h.expect("done")
+    assert (written, dropped, ok) == ("100", "0", "False")  # never reported as success
+    assert "not a valid llmtop/SQLite database" in last_error
+    assert db.read_bytes()[:16] != b"SQLite format 3\x00"  # the garbage is left alone
+    for suffix in ("", "-wal", "-shm"):  # the user moves the garbage aside
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    h.go()
+    written, dropped, ok, _ = h.expect("end")
+    assert (written, dropped, ok) == ("200", "0", "True")  # the held rows, nothing lost
+    err = h.stderr()
+    assert h.p.returncode == 0
+    assert scalar(db, "SELECT count(*) FROM calls") == 100
+    assert err.count("not a valid llmtop/SQLite database") == 1, err  # one line, not a flood
+
+
+def test_truncated_shm_kills_the_sidecar_not_the_host(tmp_path: Path) -> None:
+    db = tmp_path / "llmtop.db"
+    h = Host(db, 200, 200)
+    assert h.expect("ready") == ["200", "0"]
+    os.truncate(f"{db}-shm", 0)  # SQLite's mapped index: the next access raises SIGBUS
+    h.go()
+    h.expect("done")
+    h.go()
+    written, dropped, ok, _ = h.expect("end")
+    err = h.stderr()
+    assert h.p.returncode == 0, err  # the host process lives on and keeps serving
+    assert (written, dropped, ok) == ("400", "0", "True")
+    assert scalar(db, "SELECT count(*) FROM calls") == 400
+    assert "killed by SIGBUS" in err
+
+
+def test_sigterm_flushes_and_dies_of_sigterm(tmp_path: Path) -> None:
+    db = tmp_path / "llmtop.db"
+    h = Host(db, 1000)
+    assert h.expect("ready") == ["1000"]
+    h.p.send_signal(signal.SIGTERM)  # right away: the last batch is still in memory
+    err = h.stderr()
+    assert h.p.returncode == -signal.SIGTERM, err
+    assert rows_plus_drops(db) == 1000
+    assert scalar(db, "SELECT count(*) FROM calls") == 1000
+
+
+def test_an_app_sigterm_handler_is_never_replaced(tmp_path: Path) -> None:
+    code = (
+        "import signal, sys\n"
+        "def mine(*a): sys.exit(7)\n"
+        "signal.signal(signal.SIGTERM, mine)\n"
+        "from llmtop.collector import Collector\n"
+        f"Collector(db={str(tmp_path / 'x.db')!r})\n"
+        "assert signal.getsignal(signal.SIGTERM) is mine\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+
+
+# --- in-process faults -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def fast_lock(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LLMTOP_BUSY_TIMEOUT_MS", "20")
+
+
+def hold_lock(db: Path) -> sqlite3.Connection:
+    other = sqlite3.connect(db, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    return other
+
+
+def wait_until(cond, what: str, timeout: float = 20.0) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def test_every_outage_is_logged_not_only_the_first(
+    llmtop_db: Path, fast_lock: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="llmtop.collector")
+    w = Writer(llmtop_db, flush_interval=0.02)
+    w.submit(CallRecord(started_at=time.time()))
+    assert w.flush(20)
+    for outage in range(2):
+        lock = hold_lock(llmtop_db)
+        w.submit(CallRecord(started_at=time.time()))
+        wait_until(lambda: w.last_error is not None, f"outage {outage + 1}")
+        lock.rollback()
+        lock.close()
+        assert w.flush(20)
+    w.close()
+    failures = [r for r in caplog.records if "cannot write to the database" in r.getMessage()]
+    recoveries = [r for r in caplog.records if "works again" in r.getMessage()]
+    assert len(failures) == 2 and len(recoveries) == 2
+    assert len(w.outages) == 2
+    assert scalar(llmtop_db, "SELECT count(*) FROM calls") == 3
+
+
+def test_wal_is_truncated_when_the_writer_is_idle(llmtop_db: Path) -> None:
+    w = Writer(llmtop_db)
+    now = time.time()
+    for i in range(3000):
+        w.submit(CallRecord(started_at=now + i * 1e-3, model="m", cost_usd=0.001))
+    assert w.flush(20)
+    wal = Path(f"{llmtop_db}-wal")
+    assert wal.exists() and wal.stat().st_size > 0
+    wait_until(lambda: wal.stat().st_size == 0, "the idle checkpoint to truncate the WAL")
+    w.close()
+    assert scalar(llmtop_db, "SELECT count(*) FROM calls") == 3000
+
+
+@pytest.fixture
+def writer(llmtop_db: Path) -> Iterator[Writer]:
+    w = Writer(llmtop_db, flush_interval=0.02)
+    yield w
+    w.close()
+
+
+def test_records_the_database_refuses_are_isolated_repaired_and_never_stop_the_writer(
+    writer: Writer, llmtop_db: Path
+) -> None:
+    """Records built outside the mapping (an app, the demo) can carry anything: 300 bad ones
+    in one batch, then a normal one. The normal one lands; each bad one is stored repaired."""
+    now = time.time()
+    bad = []
+    for i in range(300):
+        kind = i % 3
+        bad.append(
+            CallRecord(
+                started_at=now,
+                model="m\udcff" if kind == 0 else "m",
+                input_tokens=2**64 if kind == 1 else 1,
+                litellm_cost_usd=float("nan") if kind == 2 else None,
+                tags={"customer": "acme\ud800"} if kind == 0 else {},
+            )
+        )
+    for r in bad:
+        writer.submit(r)
+    writer.submit(CallRecord(started_at=now, model="normal", litellm_call_id="the-normal-one"))
+    assert writer.flush(60)
+    assert scalar(llmtop_db, "SELECT count(*) FROM calls WHERE litellm_call_id = 'the-normal-one'")
+    total = scalar(llmtop_db, "SELECT count(*) FROM calls")
+    drops = scalar(llmtop_db, "SELECT coalesce(sum(count), 0) FROM drops")
+    assert total + drops == 301
+    assert scalar(llmtop_db, "SELECT count(*) FROM requests WHERE invalid LIKE 'repaired%'") == 300
+    assert scalar(llmtop_db, "SELECT count(*) FROM requests WHERE model = 'm\ufffd'") == 100
