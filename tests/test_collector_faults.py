@@ -246,3 +246,122 @@ def test_records_the_database_refuses_are_isolated_repaired_and_never_stop_the_w
     assert total + drops == 301
     assert scalar(llmtop_db, "SELECT count(*) FROM requests WHERE invalid LIKE 'repaired%'") == 300
     assert scalar(llmtop_db, "SELECT count(*) FROM requests WHERE model = 'm\ufffd'") == 100
+
+
+# --- arbitrary payloads through the real callback ----------------------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+SLO_KEYS = (
+    "startTime", "endTime", "stream", "completionStartTime", "metadata", "prompt_tokens",
+    "completion_tokens", "status", "error_information", "model_map_information", "response",
+    "model_parameters", "model_group", "request_tags", "end_user", "cache_hit", "call_type",
+    "trace_id", "litellm_call_id", "custom_llm_provider", "model", "saved_cache_cost",
+)  # fmt: skip
+TAGS = ("feature", "customer", "user", "team", "prompt_version", "llmtop", "attempted_retries",
+        "attempted_fallbacks", "original_model_group", "model_group", "tags")  # fmt: skip
+
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.sampled_from([2**63, 2**64, -1, 10**30]),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=12),
+    st.sampled_from(["\udcff", "a\ud800b", "x" * 10_000, "\x1b[31mred", "a b'\"c", ""]),
+    st.binary(max_size=8),
+)
+junk = st.recursive(
+    scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+
+
+def real_payload() -> dict:
+    """The kwargs LiteLLM hands a callback for one real (mock) call."""
+    import litellm
+    from litellm.integrations.custom_logger import CustomLogger
+
+    got: list[dict] = []
+
+    class Grab(CustomLogger):
+        def log_success_event(self, kwargs, response_obj, start_time, end_time):  # noqa: ANN001
+            got.append(kwargs)
+
+    litellm.logging_callback_manager._reset_all_callbacks()
+    litellm.callbacks = [Grab()]
+    litellm.completion(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], mock_response="hi"
+    )
+    wait_until(lambda: bool(got), "the real payload")
+    litellm.logging_callback_manager._reset_all_callbacks()
+    return got[0]
+
+
+@st.composite
+def payloads(draw: st.DrawFn, base: dict) -> tuple[object, bool]:
+    if draw(st.integers(0, 9)) == 0:
+        return draw(junk), draw(st.booleans())  # not even a dict
+    slo = dict(base["standard_logging_object"])
+    slo.update(draw(st.dictionaries(st.sampled_from(SLO_KEYS), junk, max_size=5)))
+    if draw(st.integers(0, 5)) == 0:
+        slo = draw(junk)
+    md = dict(base["litellm_params"].get("metadata") or {})
+    md.update(draw(st.dictionaries(st.sampled_from(TAGS), junk, max_size=4)))
+    kw = {
+        **base,
+        "standard_logging_object": slo,
+        "litellm_params": {**base["litellm_params"], "metadata": md},
+        "response_cost": draw(junk),
+        "optional_params": {"user": draw(junk)},
+        "model": draw(st.one_of(st.just("gpt-4o-mini"), junk)),
+        "stream": draw(junk),
+        "exception": draw(st.one_of(st.none(), st.just(ValueError("x")))),
+    }
+    return kw, draw(st.booleans())
+
+
+def test_arbitrary_payloads_never_stop_the_writer_and_every_call_is_counted(
+    llmtop_db: Path,
+) -> None:
+    """Surrogates, huge and negative ints, NaN/inf, wrong types, nested junk, 10k-character
+    strings, through the real callback; then one normal call, which must land. Every call is a
+    row or a counted drop."""
+    import datetime
+
+    from llmtop.collector import Collector
+
+    base = real_payload()
+    c = Collector(db=llmtop_db)
+    calls = 0
+    normal = 0
+    t = datetime.datetime.now()
+
+    @settings(
+        max_examples=60,
+        deadline=None,
+        derandomize=True,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    @given(st.lists(payloads(base), min_size=1, max_size=8))
+    def run(batch: list[tuple[object, bool]]) -> None:
+        nonlocal calls, normal
+        for kw, failed in batch:
+            hook = c.log_failure_event if failed else c.log_success_event
+            hook(kw, None, t, t)
+            calls += 1
+        normal += 1
+        slo = {**base["standard_logging_object"], "litellm_call_id": f"normal-{normal}"}
+        c.log_success_event({**base, "standard_logging_object": slo}, None, t, t)
+        calls += 1
+        assert c.flush(30)
+        assert c.core.writer._thread is not None and c.core.writer._thread.is_alive()
+        assert scalar(llmtop_db, f"SELECT count(*) FROM requests WHERE litellm_call_id = 'normal-{normal}'") == 1  # fmt: skip
+        assert rows_plus_drops(llmtop_db) == calls
+
+    run()
+    c.core.writer.close()
