@@ -365,6 +365,21 @@ def _collect_tags(
     return tags, extra
 
 
+def litellm_unpriced(mmi: dict[Any, Any]) -> bool:
+    """LiteLLM found no price: no map entry (the SDK), or an entry without token prices (the
+    proxy builds one from the deployment's model_info)."""
+    if "model_map_value" not in mmi:
+        return False
+    mv = mmi["model_map_value"]
+    if mv is None:
+        return True
+    return (
+        isinstance(mv, dict)
+        and mv.get("input_cost_per_token") is None
+        and mv.get("output_cost_per_token") is None
+    )
+
+
 def to_record(cap: Captured, env: dict[str, str] | None = None) -> CallRecord:
     """Map one captured payload; raises only on payloads too malformed to describe a call.
 
@@ -470,7 +485,7 @@ def to_record(cap: Captured, env: dict[str, str] | None = None) -> CallRecord:
     )
 
     litellm_cost = _money(cap.response_cost, problems, "litellm cost")
-    if litellm_cost == 0.0 and isinstance(mmi, dict) and mmi.get("model_map_value", 0) is None:
+    if litellm_cost == 0.0 and isinstance(mmi, dict) and litellm_unpriced(mmi):
         # LiteLLM reports 0.0 for a model missing from its price map (the proxy passes that on):
         # that is "LiteLLM could not price it", not "free".
         litellm_cost = None

@@ -91,6 +91,10 @@ def price_record(rec: CallRecord) -> None:
     if c.total_usd is None:
         rec.unpriced = True
         rec.unpriced_reason = c.reason
+        if rec.litellm_cost_usd == 0.0 and (rec.input_tokens or rec.output_tokens):
+            # Neither we nor LiteLLM know this model: its 0.0 (the proxy fills missing prices
+            # with zeros) means "not priced", not "free".
+            rec.litellm_cost_usd = None
         return
     if c.price_key:
         rec.price_key = c.price_key
