@@ -102,9 +102,10 @@ def test_behind_a_real_proxy_rows_tags_users_retries_and_unpriced_costs(
                 try:
                     urllib.request.urlopen(f"http://127.0.0.1:{port}/health/liveliness", timeout=1)
                     break
-                except OSError:
+                except OSError as exc:
                     if time.monotonic() > deadline or proxy.poll() is not None:
-                        raise AssertionError((tmp_path / "proxy.log").read_text()[-3000:])
+                        log_tail = (tmp_path / "proxy.log").read_text()[-3000:]
+                        raise AssertionError(log_tail) from exc
                     time.sleep(0.3)
             msg = [{"role": "user", "content": "SECRET-PROMPT-proxy"}]
             for i in range(10):
