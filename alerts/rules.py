@@ -8,6 +8,7 @@ guess what a malformed threshold meant.
 
 from __future__ import annotations
 
+import math
 import re
 import sys
 from collections.abc import Mapping
@@ -213,6 +214,9 @@ class _Checker:
         v = d[key]
         if isinstance(v, bool) or not isinstance(v, int | float):
             raise self.fail((*where, key), f"must be a number{unit}, got {_kind(v)} {v!r}")
+        if isinstance(v, float) and not math.isfinite(v):
+            # TOML accepts nan and inf; a threshold of nan never fires, silently.
+            raise self.fail((*where, key), f"must be a finite number{unit}, got {v!r}")
         if (strict and v <= lo) or (not strict and v < lo) or (hi is not None and v > hi):
             bound = f"> {lo:g}" if strict else f">= {lo:g}"
             if hi is not None:

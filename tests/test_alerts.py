@@ -537,6 +537,11 @@ def test_check_exit_3_on_missing_or_corrupt_db(
         ),
         ('[owners]\n"feature=x" = 3\n', ":2: owners.feature=x: owner must be a non-empty string"),
         ("[[budget]]\nperiod = 'day'\n", ":1: budget[0]: missing amount"),
+        (
+            "[[budget]]\namount = 10\nwarning_pct = nan\n",
+            ":3: budget[0].warning_pct: must be a finite number",
+        ),
+        ("[anomaly]\nsigma = inf\n", ":2: anomaly.sigma: must be a finite number"),
     ],
 )
 def test_rules_errors_are_precise(tmp_path: Path, text: str, message: str) -> None:
