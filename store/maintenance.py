@@ -12,7 +12,7 @@ import sqlite3
 import sys
 import time
 
-from llmtop.store.db import DatabaseError, resolve_db_path
+from llmtop.store.db import DatabaseError, explain, resolve_db_path
 from llmtop.store.filters import parse_window
 from llmtop.store.schema import open_db
 
@@ -23,13 +23,18 @@ MINUTE_ROLLUP_KEEP = 8 * 86400.0
 BATCH = 2000
 
 
-def retention_from_env(name: str, default: str) -> float | None:
-    """LLMTOP_RETENTION / LLMTOP_ROLLUP_RETENTION: a window like 90d, or 'off' to keep forever."""
-    text = os.environ.get(name, default).strip().lower()
+def parse_retention(text: str) -> float | None:
+    """A retention: a window like 90d, or 'off' (None: keep forever)."""
+    text = text.strip().lower()
     if text in ("off", "0", "never", "forever"):
         return None
+    return parse_window(text)
+
+
+def retention_from_env(name: str, default: str) -> float | None:
+    """LLMTOP_RETENTION / LLMTOP_ROLLUP_RETENTION: a window like 90d, or 'off' to keep forever."""
     try:
-        return parse_window(text)
+        return parse_retention(os.environ.get(name, default))
     except ValueError as exc:
         raise ValueError(f"{name}: {exc}") from None
 
@@ -143,8 +148,8 @@ def main(argv: list[str]) -> int:
         if cmd == "prune":
             n = prune(
                 path,
-                older_than=parse_window(ns.older_than),
-                rollups_older_than=parse_window(ns.rollups_older_than),
+                older_than=parse_retention(ns.older_than),
+                rollups_older_than=parse_retention(ns.rollups_older_than),
             )
             print(
                 f"pruned {n} rows older than {ns.older_than} from {path}"
@@ -153,7 +158,13 @@ def main(argv: list[str]) -> int:
         else:
             before, after = vacuum(path)
             print(f"vacuumed {path}: {before:,} → {after:,} bytes")
-    except (DatabaseError, ValueError) as exc:
+    except ValueError as exc:  # a bad window: the command line's fault
         print(f"llmtop {cmd}: {exc}", file=sys.stderr)
         return 2
+    except DatabaseError as exc:  # the file's fault (corrupt, foreign, read-only): exit 3
+        print(f"llmtop {cmd}: {exc}", file=sys.stderr)
+        return 3
+    except sqlite3.Error as exc:
+        print(f"llmtop {cmd}: {explain(path, exc)}", file=sys.stderr)
+        return 3
     return 0

@@ -365,3 +365,56 @@ def test_arbitrary_payloads_never_stop_the_writer_and_every_call_is_counted(
 
     run()
     c.core.writer.close()
+
+
+# --- what is at the path -----------------------------------------------------------------------
+
+
+def test_a_dangling_symlink_is_refused_and_its_target_never_created(tmp_path: Path) -> None:
+    target = tmp_path / "elsewhere" / "real.db"
+    link = tmp_path / "llmtop.db"
+    link.symlink_to(target)
+    w = Writer(link, flush_interval=0.02)
+    w.submit(CallRecord(started_at=time.time()))
+    assert not w.flush(2)
+    assert "symbolic link" in (w.last_error or "")
+    w.close(0.5)
+    assert not target.exists() and not target.parent.exists()
+
+
+def test_an_empty_file_is_adopted_owner_only(tmp_path: Path) -> None:
+    db = tmp_path / "llmtop.db"
+    db.touch(mode=0o644)
+    os.chmod(db, 0o644)
+    w = Writer(db)
+    w.submit(CallRecord(started_at=time.time()))
+    assert w.flush(20)
+    w.close()
+    assert stat.S_IMODE(db.stat().st_mode) == 0o600
+    assert scalar(db, "SELECT count(*) FROM calls") == 1
+
+
+@pytest.mark.parametrize("cmd", ["prune", "vacuum"])
+@pytest.mark.parametrize("damage", ["garbage", "malformed"])
+def test_prune_and_vacuum_on_a_corrupt_file_say_one_line_and_exit_3(
+    tmp_path: Path, cmd: str, damage: str
+) -> None:
+    db = tmp_path / "bad.db"
+    if damage == "garbage":
+        db.write_bytes(b"not a database at all " * 1000)
+    else:
+        w = Writer(db, sink="thread")
+        for i in range(2000):
+            w.submit(CallRecord(started_at=time.time() + i, model=f"m{i}"))
+        assert w.flush(20)
+        w.close()
+        raw = bytearray(db.read_bytes())
+        raw[20_000:200_000] = b"\xab" * len(raw[20_000:200_000])
+        db.write_bytes(bytes(raw))
+    out = subprocess.run(
+        [sys.executable, "-m", "llmtop", cmd, "--db", str(db)], capture_output=True, text=True
+    )
+    assert out.returncode == 3, out.stderr
+    assert "Traceback" not in out.stderr
+    (line,) = out.stderr.strip().splitlines()
+    assert line.startswith(f"llmtop {cmd}: {db}: the file is not a valid llmtop/SQLite database")
