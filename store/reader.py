@@ -121,6 +121,19 @@ class Reader:
     def dropped(self) -> int:
         return self.query("SELECT coalesce(sum(count), 0) FROM drops")[0][0]
 
+    def invalid(self, start: float, end: float, clauses: Sequence[Clause] = ()) -> int:
+        """Rows in a range whose values were out of range or repaired: few, and read through
+        the partial index `calls_invalid`, so this costs next to nothing at any size."""
+        where, params = where_sql(clauses)
+        try:
+            return self.query(
+                "SELECT count(*) FROM calls AS c WHERE c.invalid IS NOT NULL"
+                f" AND c.started_at >= ? AND c.started_at < ? AND {where}",
+                (start, end, *params),
+            )[0][0]
+        except sqlite3.OperationalError:  # a file from before m007, opened read-only
+            return 0
+
     def dimensions(self) -> tuple[str, ...]:
         """Built-in dimensions plus any extra tag key seen in recent rows."""
         keys: set[str] = set()
@@ -204,6 +217,7 @@ class Reader:
                 dropped=self.dropped(),
                 max_id=max_id,
                 dimensions=self.dimensions(),
+                invalid=self.invalid(now - window, now + 1e-6, clauses),
             )
         return part
 

@@ -172,6 +172,7 @@ class Partial:
     dropped: int
     max_id: int
     dimensions: tuple[str, ...]
+    invalid: int = 0
 
 
 def assemble(
@@ -344,6 +345,7 @@ def assemble(
         dimensions=tuple(dims),
         groups_total=len(ranked),
         rest_spend=sum(g.v[F_SPEND] for _, g in rest),
+        invalid=sum(p.invalid for p in parts),
     )
 
 

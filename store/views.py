@@ -116,6 +116,8 @@ class Snapshot:
     groups_total: int = 0
     #: Spend of the groups left out.
     rest_spend: float = 0.0
+    #: Rows in the window (and filter) whose values were out of range or repaired (`invalid`).
+    invalid: int = 0
 
 
 @dataclass(frozen=True)

@@ -418,3 +418,22 @@ def test_prune_and_vacuum_on_a_corrupt_file_say_one_line_and_exit_3(
     assert "Traceback" not in out.stderr
     (line,) = out.stderr.strip().splitlines()
     assert line.startswith(f"llmtop {cmd}: {db}: the file is not a valid llmtop/SQLite database")
+
+
+def test_the_snapshot_counts_invalid_rows_in_its_window_and_filter(llmtop_db: Path) -> None:
+    from llmtop.store.filters import parse_filter
+    from llmtop.store.reader import Reader
+
+    now = time.time()
+    w = Writer(llmtop_db, sink="thread")
+    for i in range(10):
+        bad = "latency out of range" if i % 3 == 0 else None
+        w.submit(CallRecord(started_at=now - i, invalid=bad, tags={"feature": "ab"[i % 2]}))
+    w.submit(CallRecord(started_at=now - 7200, invalid="tokens out of range"))  # outside 1h
+    assert w.flush(20)
+    w.close()
+    r = Reader(llmtop_db)
+    assert r.snapshot(now=now + 1, window=3600).invalid == 4
+    assert r.snapshot(now=now + 1, window=3600, clauses=parse_filter("feature=b")).invalid == 2
+    assert r.snapshot(now=now + 1, window=86400).invalid == 5
+    r.close()
