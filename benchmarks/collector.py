@@ -7,8 +7,11 @@
     processes) hits both equally; plus `CollectorCore.log()` alone (timeit). Target: <= 20 us added.
 (b) Writer throughput: N events submitted to one Writer then flushed, as CallRecords (the storage
     path) and as captured LiteLLM payloads (mapping + pricing + storage), against a raw
-    `sqlite3.executemany` of the same rows into the same schema. Target: >= 100k events/s and
-    >= 50 % of raw.
+    `sqlite3.executemany` of the same rows into the same schema; with the SQLite I/O in the
+    sidecar process (the default) and in-process (LLMTOP_WRITER=thread), and the writer thread's
+    CPU per event (GIL time taken from the host app). Targets: >= 100k events/s, >= 50 % of raw,
+    <= 20 us of writer-thread CPU per event.
+(c) The WAL's size under a steady stream and after an idle moment (checkpoint with TRUNCATE).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import gc
 import os
 import statistics
 import tempfile
+import threading
 import time
 import timeit
 import uuid
@@ -167,13 +171,24 @@ def sample_payload() -> tuple[dict[str, Any], Any, Any]:
     return rec.kwargs, rec.times[0], rec.times[1]
 
 
-def drain(w: Writer, items: list[Any]) -> float:
+def thread_cpu(w: Writer) -> float:
+    """CPU seconds the writer thread has used: time.thread_time() as read from outside it."""
+    t = w._thread
+    assert isinstance(t, threading.Thread) and t.ident is not None
+    return time.clock_gettime(time.pthread_getcpuclockid(t.ident))
+
+
+def drain(w: Writer, items: list[Any], cpu: list[float] | None = None) -> float:
     gc.collect()
     t = time.perf_counter()
-    for it in items:
+    w.submit(items[0])
+    c0 = thread_cpu(w)
+    for it in items[1:]:
         w.submit(it)
     assert w.flush(600), w.last_error
     dt = time.perf_counter() - t
+    if cpu is not None:
+        cpu.append((thread_cpu(w) - c0) / len(items))
     assert w.written == len(items) and w.dropped == 0, (w.written, w.dropped)
     w.close()
     return dt
@@ -229,16 +244,24 @@ def writer_side(tmp: Path, n: int, rounds: int) -> None:
     # Rounds alternate the three so a noisy neighbour or a slow fsync hits each alike. This
     # machine's speed drifts by +-30 % within a minute, so each round's ratio is taken against
     # the raw run of the same round, and the medians of those paired ratios are reported.
-    t_raw, t_rec, t_cap = [], [], []
+    t_raw, t_rec, t_cap, t_thr = [], [], [], []
+    cpu_cap: list[float] = []
+    cpu_thr: list[float] = []
     for k in range(rounds):
         t_raw.append(raw_executemany(tmp / f"raw{k}.db", records, BATCH_SIZE))
         t_rec.append(drain(Writer(tmp / f"records{k}.db", max_queue=n + 1), records))
-        t_cap.append(drain(Writer(tmp / f"captured{k}.db", max_queue=n + 1), captured))
+        t_cap.append(drain(Writer(tmp / f"captured{k}.db", max_queue=n + 1), captured, cpu_cap))
+        t_thr.append(
+            drain(
+                Writer(tmp / f"thread{k}.db", max_queue=n + 1, sink="thread"), captured, cpu_thr
+            )
+        )
         for f in tmp.glob(f"*{k}.db*"):
             f.unlink()
-    raw, rec, cap = (statistics.median(t) for t in (t_raw, t_rec, t_cap))
+    raw, rec, cap, thr = (statistics.median(t) for t in (t_raw, t_rec, t_cap, t_thr))
     r_rec = statistics.median(r / t for r, t in zip(t_raw, t_rec, strict=True))
     r_cap = statistics.median(r / t for r, t in zip(t_raw, t_cap, strict=True))
+    r_thr = statistics.median(r / t for r, t in zip(t_raw, t_thr, strict=True))
     print(
         f"(b) writer throughput, {n:,} events into one file (WAL, synchronous=NORMAL),"
         f" median of {rounds} alternating rounds"
@@ -247,9 +270,43 @@ def writer_side(tmp: Path, n: int, rounds: int) -> None:
     print(f"    Writer, CallRecords            : {n / rec:12,.0f} events/s  ({r_rec:6.1%} of raw)")
     print(
         f"    Writer, captured payloads      : {n / cap:12,.0f} events/s"
-        f"  ({r_cap:6.1%} of raw; includes mapping + pricing)"
+        f"  ({r_cap:6.1%} of raw; mapping + pricing here, SQLite in the sidecar)"
+    )
+    print(
+        f"    same, LLMTOP_WRITER=thread     : {n / thr:12,.0f} events/s"
+        f"  ({r_thr:6.1%} of raw; everything in the host process)"
     )
     print("    (% of raw: median over rounds of each round's ratio to its own raw run)")
+    print(
+        "    writer thread CPU per event (host GIL time, time.thread_time):"
+        f" {statistics.median(cpu_cap) * 1e6:.1f} us with the sidecar,"
+        f" {statistics.median(cpu_thr) * 1e6:.1f} us in-process (target <= 20)"
+    )
+
+
+def wal_steady(tmp: Path, seconds: float, rate: int) -> None:
+    """(c) The WAL's size under a steady stream, and once the writer has been idle a moment."""
+    kwargs, st, et = sample_payload()
+    w = Writer(tmp / "wal.db")
+    core = CollectorCore(writer=w)
+    wal = tmp / "wal.db-wal"
+    peak = 0
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        t = time.monotonic()
+        for _ in range(rate // 10):
+            slo = dict(kwargs["standard_logging_object"])
+            slo["litellm_call_id"] = str(uuid.uuid4())
+            core.log({**kwargs, "standard_logging_object": slo}, None, st, et, False)
+        peak = max(peak, wal.stat().st_size if wal.exists() else 0)
+        time.sleep(max(0.0, 0.1 - (time.monotonic() - t)))
+    w.flush(30)
+    time.sleep(2.0)
+    idle = wal.stat().st_size if wal.exists() else 0
+    w.close()
+    print(f"(c) WAL under {rate:,} events/s for {seconds:g} s (idle checkpoints with TRUNCATE)")
+    print(f"    peak -wal size while writing   : {peak / 1e6:9.2f} MB")
+    print(f"    -wal size after 2 s idle       : {idle / 1e6:9.2f} MB")
 
 
 def main() -> None:
@@ -257,7 +314,7 @@ def main() -> None:
     ap.add_argument("--calls", type=int, default=2000, help="calls per side in (a)")
     ap.add_argument("--events", type=int, default=100_000, help="events in (b)")
     ap.add_argument("--rounds", type=int, default=7, help="alternating rounds in (b)")
-    ap.add_argument("--only", choices=["a", "b"], default=None)
+    ap.add_argument("--only", choices=["a", "b", "c"], default=None)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
@@ -265,6 +322,8 @@ def main() -> None:
             caller_side(tmp, args.calls)
         if args.only in (None, "b"):
             writer_side(tmp, args.events, args.rounds)
+        if args.only in (None, "c"):
+            wal_steady(tmp, 10.0, 2000)
 
 
 if __name__ == "__main__":

@@ -276,7 +276,8 @@ class Writer:
                     continue
                 rec = self._map(item, env)
                 if rec is not None:
-                    batch.extend(self._hidden(rec.trace_id, rec.attempt - 1, rec))
+                    if item is not rec:  # mapped from a LiteLLM payload, not a ready record
+                        batch.extend(self._hidden(rec.trace_id, rec.attempt - 1, rec))
                     batch.append(rec)
             ok = self._write(batch)
             for m in markers:
