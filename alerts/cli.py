@@ -92,7 +92,11 @@ def main(argv: list[str] | None = None) -> int:
     from llmtop.store.db import DatabaseError, resolve_db_path
     from llmtop.store.reader import Reader
 
-    db = resolve_db_path(ns.db)
+    try:
+        db = resolve_db_path(ns.db)
+    except DatabaseError as exc:
+        print(f"llmtop check: {exc}", file=sys.stderr)
+        return EXIT_ERROR
     if ns.config is not None and not ns.config.exists():
         print(f"llmtop check: {ns.config}: no such rules file", file=sys.stderr)
         return EXIT_ERROR

@@ -13,6 +13,7 @@ from typing import Any
 from litellm.integrations.custom_logger import CustomLogger
 from llmtop.collector.core import CollectorCore
 from llmtop.collector.writer import install_sigterm_flush
+from llmtop.store.db import resolve_db_path
 
 
 class Collector(CustomLogger):
@@ -20,6 +21,9 @@ class Collector(CustomLogger):
 
     def __init__(self, db: str | os.PathLike[str] | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        # A database this collector cannot write (a postgresql:// URL) is refused here, at
+        # configuration time, with one line, rather than lost silently later.
+        resolve_db_path(db)
         # Private attribute: LiteLLM de-duplicates callbacks by their public attributes, and two
         # collectors for two databases must not be mistaken for one.
         self._core = CollectorCore(db)

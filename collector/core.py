@@ -61,9 +61,19 @@ class CollectorCore:
                 get("stream"),
             )
         except Exception:  # a malformed payload is counted, never raised into the app
-            self.writer.drop(1, "malformed payload")
+            w = self._writer_or_none()
+            if w is not None:
+                w.drop(1, "malformed payload")
             return
-        self.writer.submit(cap)
+        w = self._writer_or_none()
+        if w is not None:
+            w.submit(cap)
+
+    def _writer_or_none(self) -> Writer | None:
+        try:
+            return self.writer
+        except Exception:  # LLMTOP_DB changed to something unusable after start-up
+            return None
 
     def failed_request(self, request_data: Any, exc: Any) -> None:
         """A proxy request that failed after its retries: enqueue the attempts it hid; never

@@ -87,7 +87,11 @@ def main(argv: list[str] | None = None) -> int:
                 return 2
             paths.extend(f for f in found if f.resolve() not in {p.resolve() for p in paths})
         else:
-            paths.append(resolve_db_path(arg))
+            try:
+                paths.append(resolve_db_path(arg))
+            except DatabaseError as exc:
+                print(f"llmtop: {exc}", file=sys.stderr)
+                return 2
     for p in paths:
         if not p.exists():
             print(

@@ -50,7 +50,21 @@ def default_db_path() -> Path:
 
 
 def resolve_db_path(db: str | os.PathLike[str] | None) -> Path:
-    return Path(db).expanduser() if db else default_db_path()
+    """The database file for an argument (or LLMTOP_DB, or the default); a URL is refused.
+
+    Without this, `postgresql://host/db` became a SQLite file under `./postgresql:/host/` and
+    every command reported success.
+    """
+    p = Path(db).expanduser() if db else default_db_path()
+    text = os.fspath(db) if db else os.environ.get("LLMTOP_DB", "")
+    if "://" in text:
+        scheme, rest = text.split("://", 1)
+        shown = f"{scheme}://{rest.rsplit('@', 1)[-1]}"  # never echo a password
+        raise DatabaseError(
+            f"{shown}: {scheme}:// databases are not supported; llmtop stores to a SQLite file"
+            " path (LLMTOP_DB=/path/llmtop.db)"
+        )
+    return p
 
 
 def ensure_private_dir(path: Path) -> None:

@@ -140,7 +140,11 @@ def main(argv: list[str]) -> int:
             help="rollup retention (default: $LLMTOP_ROLLUP_RETENTION or 400d)",
         )
     ns = ap.parse_args(rest)
-    path = resolve_db_path(ns.db)
+    try:
+        path = resolve_db_path(ns.db)
+    except DatabaseError as exc:
+        print(f"llmtop {cmd}: {exc}", file=sys.stderr)
+        return 2
     if not path.exists():
         print(f"llmtop {cmd}: {path}: no such database", file=sys.stderr)
         return 2

@@ -437,3 +437,26 @@ def test_the_snapshot_counts_invalid_rows_in_its_window_and_filter(llmtop_db: Pa
     assert r.snapshot(now=now + 1, window=3600, clauses=parse_filter("feature=b")).invalid == 2
     assert r.snapshot(now=now + 1, window=86400).invalid == 5
     r.close()
+
+
+def test_a_database_url_is_refused_with_one_line_everywhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from llmtop.collector import Collector
+    from llmtop.store.db import DatabaseError
+
+    url = "postgresql://llmtop:s3cret@db.internal/llmtop"
+    with pytest.raises(DatabaseError, match="postgresql:// databases are not supported"):
+        Collector(db=url)
+    for cmd in (["check"], [], ["prune"]):
+        out = subprocess.run(
+            [sys.executable, "-m", "llmtop", *cmd, "--db", url],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+        )
+        assert out.returncode in (2, 3), out.stderr
+        (line,) = out.stderr.strip().splitlines()
+        assert "postgresql://db.internal/llmtop: postgresql:// databases are not supported" in line
+        assert "s3cret" not in line
+    assert list(tmp_path.iterdir()) == []  # no ./postgresql:/... file created
