@@ -18,7 +18,9 @@ own session. Run as `python -m llmtop.store.sidecar PATH`.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import operator
 import os
 import signal
 import subprocess
@@ -33,6 +35,9 @@ from llmtop.store.records import CallRecord
 from llmtop.store.sink import RowsRefused, SqliteSink, StorageError
 
 log = logging.getLogger("llmtop.collector")
+
+#: A record as the tuple of its fields, in declaration order (CallRecord(*t) builds it back).
+RECORD_FIELDS = operator.attrgetter(*(f.name for f in dataclasses.fields(CallRecord)))
 
 #: Seconds to wait for the sidecar's answer beyond the database's own lock wait.
 ANSWER_MARGIN = 15.0
@@ -93,7 +98,8 @@ class SidecarSink:
     def write(self, records: Sequence[CallRecord], drops: Sequence[tuple[int, str]] = ()) -> None:
         conn = self._ensure()
         try:
-            conn.send(("write", list(records), list(drops)))
+            # Plain tuples pickle ~4x faster than the dataclass (GIL time on the host's side).
+            conn.send(("write", [RECORD_FIELDS(r) for r in records], list(drops)))
         except (OSError, EOFError, ValueError) as exc:
             raise self._died() from exc
         except Exception as exc:  # a value pickle cannot carry: the data's fault
@@ -225,7 +231,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if msg[0] != "write":
                 continue
             try:
-                sink.write(msg[1], msg[2])
+                sink.write([CallRecord(*t) for t in msg[1]], msg[2])
                 reply: tuple[object, ...] = ("ok",)
             except RowsRefused as exc:
                 reply = ("refused", str(exc))
