@@ -460,3 +460,50 @@ def test_a_database_url_is_refused_with_one_line_everywhere(
         assert "postgresql://db.internal/llmtop: postgresql:// databases are not supported" in line
         assert "s3cret" not in line
     assert list(tmp_path.iterdir()) == []  # no ./postgresql:/... file created
+
+
+def fill(disk: Path) -> None:
+    """Take every free byte of the filesystem (unbuffered: nothing left to flush on close)."""
+    fd = os.open(disk / "filler", os.O_WRONLY | os.O_CREAT)
+    try:
+        for size in (65536, 4096, 1):
+            try:
+                while os.write(fd, b"\0" * size):
+                    pass
+            except OSError:
+                pass
+    finally:
+        os.close(fd)
+
+
+def test_a_full_disk_at_exit_counts_the_loss(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("needs root to mount a small tmpfs")
+    r = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", str(disk)],
+        capture_output=True,
+        text=True,
+    )
+    if r.returncode:
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
+    try:
+        caplog.set_level(logging.ERROR, logger="llmtop.collector")
+        db = disk / "llmtop.db"
+        w = Writer(db, flush_interval=0.02)
+        w.submit(CallRecord(started_at=time.time()))
+        assert w.flush(20)
+        fill(disk)
+        now = time.time()
+        for i in range(500):  # a batch big enough to need new pages
+            w.submit(CallRecord(started_at=now + i, model=f"model-{i}", tags={"user": f"u{i}"}))
+        assert not w.flush(1.0)
+        w.close(1.0)  # the process exits with the disk still full
+        lines = [m.getMessage() for m in caplog.records if "before exit" in m.getMessage()]
+        assert lines and lines[-1].startswith("llmtop: 500 calls could not be written"), lines
+        assert w.dropped == 500
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], capture_output=True)
