@@ -928,3 +928,29 @@ def test_a_critical_alert_makes_its_incidents_page_critical() -> None:
     share = Evidence("largest share: feature=chat $9.00 (90%)", 9.0, "contributor", "feature")
     other = Candidate("runaway", "critical", (Clause("customer", "=", "y"),), "t", (0, 1), [], 1, 1)
     assert incidents([(cust, Why(causes=[share]), True), (other, Why(causes=[share]), True)]) == {}
+
+
+def test_an_alert_drill_down_quotes_a_tag_value_with_spaces_and_quotes(db: Path) -> None:
+    """A customer named `acme "big" inc`: the drill-down filter an alert builds reads back as
+    exactly that customer (it used to split at the space)."""
+    from llmtop.store.filters import parse_filter
+
+    name = 'acme "big" inc'
+    rng = random.Random(5)
+    write(db, normal_tail(rng))
+    loop = [
+        CallRecord(
+            started_at=NOW - 3600 + 60 * k,
+            model="claude-sonnet-4-5",
+            provider="anthropic",
+            input_tokens=40000,
+            output_tokens=1000,
+            tags={"feature": "agent-step", "team": "agents", "customer": name, "user": "u a1"},
+        )
+        for k in range(60)
+    ]
+    write(db, loop)
+    alerts = run(db)
+    (a,) = [x for x in alerts if x.rule == "runaway" and "customer=" in x.scope]
+    assert parse_filter(a.drill[0]) == (Clause("customer", "=", name),)
+    assert parse_filter(a.scope) == (Clause("customer", "=", name),)
