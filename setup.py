@@ -1,7 +1,7 @@
 """Package discovery for the one-folder-per-layer tree (everything else is in pyproject.toml).
 
 The repository keeps each layer in a top-level folder (collector/, pricing/, store/, tui/,
-alerts/, demo/); installed, each is a sub-package of `llmtop` so nothing generic lands in
+alerts/, demo/, review/); installed, each is a sub-package of `llmtop` so nothing generic lands in
 site-packages. pyproject's `packages.find` cannot add that `llmtop.` prefix, so the package
 list is found here from the tree: a new module or sub-package (tui/screens/, store/filters.py)
 ships without anyone editing a hand-kept list. tests/test_wheel.py installs the built wheel.
@@ -9,7 +9,7 @@ ships without anyone editing a hand-kept list. tests/test_wheel.py installs the 
 
 from setuptools import find_packages, setup
 
-LAYERS = ("collector", "pricing", "store", "tui", "alerts", "demo")
+LAYERS = ("collector", "pricing", "store", "tui", "alerts", "demo", "review")
 
 packages = ["llmtop"]
 package_dir = {"llmtop": "llmtop"}

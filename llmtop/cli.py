@@ -12,7 +12,14 @@ import os
 import sys
 from pathlib import Path
 
-SUBCOMMANDS = ("demo", "prices", "check", "prune", "vacuum")
+SUBCOMMANDS = (
+    "demo",
+    "prices",
+    "check",
+    "prune",
+    "vacuum",
+    "export",
+)
 
 
 def _tui_parser() -> argparse.ArgumentParser:
@@ -60,6 +67,10 @@ def main(argv: list[str] | None = None) -> int:
             from llmtop.alerts.cli import main as check_main
 
             return check_main(rest)
+        if cmd in ("export",):
+            from llmtop.review.cli import main as review_main
+
+            return review_main([cmd, *rest])
         from llmtop.store.maintenance import main as maintenance_main
 
         return maintenance_main([cmd, *rest])

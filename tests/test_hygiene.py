@@ -76,7 +76,7 @@ def test_tui_source_never_touches_sqlite_or_litellm() -> None:
 def test_no_bare_top_level_packages_installed() -> None:
     code = (
         "import importlib.util, json\n"
-        "print(json.dumps([n for n in ('collector','pricing','tui','store','alerts','demo')"
+        "print(json.dumps([n for n in ('collector','pricing','tui','store','alerts','demo','review')"
         " if importlib.util.find_spec(n)]))"
     )
     out = subprocess.run(
@@ -114,6 +114,8 @@ CONTRACTS: dict[str, set[str]] = {
     "tui": {"litellm", "sqlite3", "aiosqlite", "llmtop.collector", "llmtop.demo"},
     "collector": {"textual", "llmtop.tui", "llmtop.alerts", "llmtop.demo"},
     "demo": {"litellm"},
+    # The weekly review reads through the store's public functions and prices with pricing.
+    "review": {"litellm", "textual", "sqlite3", "aiosqlite", "llmtop.tui", "llmtop.collector"},
 }
 #: Where our code lives: the layer folders, the CLI package, and the tests and benchmarks.
 SOURCES = (*CONTRACTS, "llmtop", "tests", "benchmarks")
