@@ -21,8 +21,9 @@ from llmtop.collector.writer import Writer, get_writer  # noqa: E402
 
 if TYPE_CHECKING:
     from llmtop.collector.callback import Collector
+    from llmtop.collector.outcomes import record_outcome
 
-__all__ = ["Collector", "CollectorCore", "Writer", "get_writer"]
+__all__ = ["Collector", "CollectorCore", "Writer", "get_writer", "record_outcome"]
 
 
 def __getattr__(name: str) -> Any:
@@ -30,4 +31,8 @@ def __getattr__(name: str) -> Any:
         from llmtop.collector.callback import Collector
 
         return Collector
+    if name == "record_outcome":  # a task's outcome (collector/outcomes.py)
+        from llmtop.collector.outcomes import record_outcome
+
+        return record_outcome
     raise AttributeError(name)

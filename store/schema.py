@@ -313,6 +313,18 @@ def m007_invalid(db: sqlite3.Connection) -> None:
     db.execute(REQUESTS_VIEW_SQL_V2)
 
 
+@migration
+def m008_outcomes(db: sqlite3.Connection) -> None:
+    # A task is the calls sharing a correlation_id; the app says whether it succeeded
+    # (collector.record_outcome). The latest outcome of a correlation_id wins; rows are few (one
+    # per task), so the index on correlation_id is what a report's join needs.
+    db.execute(
+        "CREATE TABLE outcomes (id INTEGER PRIMARY KEY, correlation_id TEXT NOT NULL,"
+        " at REAL NOT NULL, success INTEGER NOT NULL, tags_json TEXT)"
+    )
+    db.execute("CREATE INDEX outcomes_correlation ON outcomes(correlation_id)")
+
+
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

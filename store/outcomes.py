@@ -1,0 +1,146 @@
+"""Tasks and their outcomes: the calls sharing a correlation_id are one task, and what one
+successful task costs is the number product and finance reason about.
+
+Where a task's outcome comes from, first match wins:
+1. `outcomes` (m008): what the app recorded with `llmtop.collector.record_outcome`, latest first;
+2. an `outcome` tag (success/failure) on any of its calls: the proxy's way, e.g. metadata
+   `{"llmtop": {"outcome": "success"}}` or the request tag `outcome:success` on the final call;
+3. otherwise inferred: the task succeeded when its last call did. `TaskStats.recorded` says how
+   many outcomes were not inferred, so a report can say how much of the rate is a guess.
+
+Cost per successful task counts every task's spend (failed tasks included) over the successful
+ones: a workflow that needs three tries per success costs three tries per success. A task is
+counted by its calls inside the range read; one straddling the range's start is split.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from llmtop.store.filters import Clause, where_sql
+from llmtop.store.reader import Reader
+from llmtop.store.schema import open_db
+
+OUTCOME_TAG = "outcome"
+
+
+def write_outcome(
+    path: str | Path,
+    correlation_id: str,
+    success: bool,
+    tags: Mapping[str, str] | None = None,
+    at: float | None = None,
+) -> None:
+    """One outcome row in its own short transaction (the collector's writer batches calls; an
+    outcome is one row per task, rare enough to write directly)."""
+    conn = open_db(path)
+    try:
+        with conn:
+            conn.execute(
+                "INSERT INTO outcomes (correlation_id, at, success, tags_json) VALUES (?, ?, ?, ?)",
+                (
+                    correlation_id,
+                    time.time() if at is None else at,
+                    1 if success else 0,
+                    json.dumps(dict(tags), sort_keys=True) if tags else None,
+                ),
+            )
+    finally:
+        conn.close()
+
+
+@dataclass(frozen=True)
+class TaskStats:
+    """Tasks of one feature (or of everything, key None) over a range."""
+
+    key: str | None
+    tasks: int
+    succeeded: int
+    failed: int
+    recorded: int  # outcomes from record_outcome or the outcome tag (the rest are inferred)
+    calls: int
+    spend: float  # every task's spend, failed ones included
+    failed_spend: float  # the failed tasks' share of it
+
+    @property
+    def success_rate(self) -> float | None:
+        return self.succeeded / self.tasks if self.tasks else None
+
+    @property
+    def cost_per_success(self) -> float | None:
+        return self.spend / self.succeeded if self.succeeded else None
+
+
+def _has_outcomes(reader: Reader) -> bool:
+    return bool(
+        reader.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'outcomes'")
+    )
+
+
+def task_stats(
+    reader: Reader, start: float, end: float, clauses: Sequence[Clause] = ()
+) -> list[TaskStats]:
+    """Per feature (the feature of a task's first call), biggest spend first."""
+    where, params = where_sql(clauses)
+    recorded = (
+        "(SELECT o.success FROM outcomes o WHERE o.correlation_id = t.cid ORDER BY o.id DESC"
+        " LIMIT 1)"
+        if _has_outcomes(reader)
+        else "NULL"
+    )
+    sql = f"""
+    WITH t AS (
+        SELECT c.correlation_id AS cid, min(c.id) AS first_id, max(c.id) AS last_id,
+            count(*) AS calls, total(c.cost_usd) AS cost,
+            max(CASE WHEN c.tags_json IS NULL THEN NULL
+                ELSE CASE json_extract(c.tags_json, '$.{OUTCOME_TAG}')
+                    WHEN 'success' THEN 1 WHEN 'failure' THEN 0 END END) AS tagged
+        FROM calls c
+        WHERE c.started_at >= ? AND c.started_at < ? AND c.correlation_id IS NOT NULL AND {where}
+        GROUP BY c.correlation_id
+    ), o AS (
+        SELECT t.first_id, t.last_id, t.calls, t.cost, {recorded} AS recorded, t.tagged FROM t
+    ), k AS (
+        SELECT f.feature AS feature, o.calls, o.cost,
+            coalesce(o.recorded, o.tagged, CASE l.status WHEN 0 THEN 1 ELSE 0 END) AS ok,
+            (o.recorded IS NOT NULL OR o.tagged IS NOT NULL) AS known
+        FROM o JOIN calls f ON f.id = o.first_id JOIN calls l ON l.id = o.last_id
+    )
+    SELECT feature, count(*), total(ok), total(known), total(calls), total(cost),
+        total(CASE WHEN ok = 0 THEN cost END)
+    FROM k GROUP BY feature
+    """
+    rows = reader.query(sql, (start, end, *params))
+    names = reader.strings({r[0] for r in rows if r[0] is not None})
+    out = [
+        TaskStats(
+            key=names.get(r[0]) if r[0] is not None else None,
+            tasks=int(r[1]),
+            succeeded=int(r[2]),
+            failed=int(r[1] - r[2]),
+            recorded=int(r[3]),
+            calls=int(r[4]),
+            spend=float(r[5]),
+            failed_spend=float(r[6]),
+        )
+        for r in rows
+    ]
+    out.sort(key=lambda s: (-s.spend, s.key or ""))
+    return out
+
+
+def total_tasks(stats: Sequence[TaskStats]) -> TaskStats:
+    return TaskStats(
+        key=None,
+        tasks=sum(s.tasks for s in stats),
+        succeeded=sum(s.succeeded for s in stats),
+        failed=sum(s.failed for s in stats),
+        recorded=sum(s.recorded for s in stats),
+        calls=sum(s.calls for s in stats),
+        spend=sum(s.spend for s in stats),
+        failed_spend=sum(s.failed_spend for s in stats),
+    )

@@ -1,0 +1,113 @@
+"""Cost per successful task: the calls of a correlation_id are one task; outcomes recorded by
+the app (record_outcome), tagged on a call (the proxy's way), or inferred from the last call."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from llmtop.collector import record_outcome
+from llmtop.pricing import cost
+from llmtop.store.outcomes import task_stats, total_tasks
+from llmtop.store.reader import Reader
+
+from tests.builders import payload, write
+
+T = 1_760_000_000.0
+
+
+def c(inp: int, out: int) -> float:
+    return cost("gpt-4o-mini", input_tokens=inp, output_tokens=out).total_usd or 0.0
+
+
+def test_cost_per_successful_task_by_hand(llmtop_db: Path) -> None:
+    def call(i: int, cid: str, feature: str, inp: int, out: int, **kw: object) -> dict:
+        return payload(
+            start=T + i,
+            input_tokens=inp,
+            output_tokens=out,
+            feature=feature,
+            correlation_id=cid,
+            **kw,
+        )
+
+    rows = [
+        # A (search): a rate-limited try, then a success; the app records success.
+        call(
+            0,
+            "A",
+            "search",
+            1000,
+            0,
+            status="failure",
+            error_class="RateLimitError",
+            error_code="429",
+        ),
+        call(1, "A", "search", 1000, 200),
+        # B (search): one call that worked, but the app says the task failed.
+        call(2, "B", "search", 3000, 100),
+        # C (search): the proxy way: the final call is tagged outcome=failure.
+        call(3, "C", "search", 500, 50, llmtop={"outcome": "failure"}),
+        # D (chat): two calls, the last failed, nothing recorded: inferred failure.
+        call(4, "D", "chat", 700, 70),
+        call(5, "D", "chat", 700, 0, status="failure", error_class="Timeout", error_code="408"),
+        # E (chat): one successful call, nothing recorded: inferred success.
+        call(6, "E", "chat", 400, 40),
+        # no correlation_id: not a task
+        payload(start=T + 7, input_tokens=9999, output_tokens=9, feature="chat"),
+    ]
+    assert write(llmtop_db, rows) == len(rows)
+    assert record_outcome("A", True, reason="answered")
+    assert record_outcome("B", False)
+    con = sqlite3.connect(llmtop_db)
+    failed_cost = dict(
+        con.execute(
+            "SELECT correlation_id, cost_usd FROM requests WHERE status = 'failure'"
+        ).fetchall()
+    )
+    con.close()
+    # A failed call is billed for nothing here (no usage came back): $0.
+    assert failed_cost == {"A": 0.0, "D": 0.0}
+
+    a, b, cc = c(1000, 200), c(3000, 100), c(500, 50)
+    d, e = c(700, 70), c(400, 40)
+    r = Reader(llmtop_db, readonly=True)
+    stats = {s.key: s for s in task_stats(r, T - 1, T + 100)}
+    r.close()
+    search, chat = stats["search"], stats["chat"]
+    assert (search.tasks, search.succeeded, search.failed, search.recorded, search.calls) == (
+        3,
+        1,
+        2,
+        3,
+        4,
+    )
+    assert search.spend == pytest.approx(a + b + cc, rel=1e-9)
+    assert search.cost_per_success == pytest.approx(a + b + cc, rel=1e-9)  # 3 tasks' spend / 1
+    assert search.failed_spend == pytest.approx(b + cc, rel=1e-9)
+    assert (chat.tasks, chat.succeeded, chat.failed, chat.recorded, chat.calls) == (2, 1, 1, 0, 3)
+    assert chat.cost_per_success == pytest.approx(d + e, rel=1e-9)
+    assert search.success_rate == pytest.approx(1 / 3)
+    t = total_tasks(list(stats.values()))
+    assert (t.tasks, t.succeeded) == (5, 2)
+    assert t.cost_per_success == pytest.approx((a + b + cc + d + e) / 2, rel=1e-9)
+
+
+def test_the_latest_outcome_wins_and_bad_calls_never_raise(
+    llmtop_db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write(llmtop_db, [payload(start=T, feature="f", correlation_id="X")])
+    assert record_outcome("X", False)
+    assert record_outcome("X", True)
+    r = Reader(llmtop_db, readonly=True)
+    (s,) = task_stats(r, T - 1, T + 10)
+    r.close()
+    assert (s.tasks, s.succeeded, s.recorded) == (1, 1, 1)
+    assert record_outcome("", True) is False
+    assert record_outcome("Y", "yes") is False  # type: ignore[arg-type]
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "llmtop: record_outcome: ValueError: correlation_id must be a non-empty string, got ''",
+        "llmtop: record_outcome: ValueError: success must be True or False, got 'yes'",
+    ]
