@@ -414,6 +414,10 @@ class Writer:
                 try:
                     self._sink.write(rows[lo:hi], drops)
                 except RowsRefused as exc:
+                    if hi <= lo:  # only drop counts were being written, and they were refused
+                        log.error("llmtop: could not record drop counts (%s)", exc)
+                        self._drops.clear()
+                        continue
                     if hi - lo > 1:
                         mid = (lo + hi) // 2
                         spans += [(mid, hi), (lo, mid)]

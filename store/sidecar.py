@@ -237,6 +237,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 reply = ("refused", str(exc))
             except StorageError as exc:
                 reply = ("storage", str(exc), exc.transient)
+            except Exception as exc:  # anything else is this batch's doing: let the host isolate it
+                reply = ("refused", f"{type(exc).__name__}: {exc}")
             outbox.send((*reply, collect.items))
             if reply[0] == "ok":
                 time.sleep(0)  # let the next message arrive before deciding we are idle
