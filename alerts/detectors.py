@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from llmtop.alerts.cache import AlertCache, file_key
 from llmtop.alerts.explain import Evidence
+from llmtop.alerts.margin import margin
 from llmtop.alerts.rules import Rules
 from llmtop.store.alert_queries import (
     Agg,
@@ -394,4 +395,5 @@ DETECTORS: tuple[tuple[str, Detector], ...] = (
     ("spike", spike),
     ("runaway", runaway),
     ("rates", rates),
+    ("margin", margin),  # alerts/margin.py: month-to-date cost vs plan price ([plans])
 )

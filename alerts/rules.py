@@ -90,6 +90,17 @@ class RatesRule:
 
 
 @dataclass(frozen=True)
+class MarginRule:
+    """A customer's month-to-date LLM cost against their plan price (`[plans]`): warn at
+    `share_pct`, critical at `critical_pct` (the seeds' rule of thumb: 60% is where a plan stops
+    paying for itself once everything else is counted)."""
+
+    enabled: bool = True
+    share_pct: float = 60.0
+    critical_pct: float = 100.0
+
+
+@dataclass(frozen=True)
 class Budget:
     """Spend cap for a scope and calendar period (local time), with warning/critical levels."""
 
@@ -120,6 +131,9 @@ class Rules:
         default_factory=lambda: {"realtime": 900.0, "batch": 6 * 3600.0}
     )
     budgets: tuple[Budget, ...] = ()
+    margin: MarginRule = field(default_factory=MarginRule)
+    #: customer → monthly revenue (plan price) in dollars, from `[plans]` and `[margin] plans_csv`.
+    plans: Mapping[str, float] = field(default_factory=dict)
     #: (scope clauses, owner) in file order.
     owners: tuple[tuple[tuple[Clause, ...], str], ...] = ()
     source: Path | None = None
@@ -291,7 +305,7 @@ def _kind(v: Any) -> str:
     )
 
 
-_TOP = ("anomaly", "spike", "runaway", "rates", "workloads", "budget", "owners")
+_TOP = ("anomaly", "spike", "runaway", "rates", "workloads", "budget", "owners", "margin", "plans")
 
 
 def parse_rules(text: str, path: Path) -> Rules:
@@ -509,6 +523,8 @@ def parse_rules(text: str, path: Path) -> Rules:
             raise ck.fail(where, "scope must not be empty")
         owners.append((clauses, v.strip()))
 
+    margin, plans = parse_plans(ck, data, path)
+
     return Rules(
         anomaly=anomaly,
         spike=spike,
@@ -517,8 +533,51 @@ def parse_rules(text: str, path: Path) -> Rules:
         workloads=workloads,
         budgets=tuple(budgets),
         owners=tuple(owners),
+        margin=margin,
+        plans=plans,
         source=path,
     )
+
+
+def parse_plans(
+    ck: _Checker, data: dict[str, Any], path: Path
+) -> tuple[MarginRule, dict[str, float]]:
+    """`[margin]` and `[plans]` (customer = monthly revenue in dollars), plus the CSV that
+    `[margin] plans_csv` names (columns `customer,monthly_revenue`, relative to this file)."""
+    d = ck.table(
+        data.get("margin", {}), ("margin",), ("enabled", "share_pct", "critical_pct", "plans_csv")
+    )
+    w = ("margin",)
+    mb = MarginRule()
+    margin = MarginRule(
+        enabled=ck.boolean(d, w, "enabled", mb.enabled),
+        share_pct=ck.number(d, w, "share_pct", mb.share_pct, unit=" (percent of plan price)"),
+        critical_pct=ck.number(d, w, "critical_pct", mb.critical_pct, unit=" (percent)"),
+    )
+    if margin.share_pct > margin.critical_pct:
+        raise ck.fail((*w, "share_pct"), f"must be <= critical_pct ({margin.critical_pct:g})")
+    plans: dict[str, float] = {}
+    csv_name = d.get("plans_csv")
+    if csv_name is not None:
+        if not isinstance(csv_name, str) or not csv_name:
+            raise ck.fail((*w, "plans_csv"), f"must be a file name, got {csv_name!r}")
+        from llmtop.alerts.margin import read_plans_csv
+
+        csv_path = (path.parent / csv_name).expanduser()
+        try:
+            plans.update(read_plans_csv(csv_path))
+        except OSError as exc:
+            raise ck.fail(
+                (*w, "plans_csv"), f"cannot read {csv_path} ({exc.strerror or exc})"
+            ) from None
+    raw = data.get("plans", {})
+    if not isinstance(raw, dict):
+        raise ck.fail(
+            ("plans",), f"must be a table of customer = monthly revenue, got {_kind(raw)}"
+        )
+    for customer in raw:
+        plans[customer] = ck.number(raw, ("plans",), customer, 0.0, unit=" (dollars a month)")
+    return margin, plans
 
 
 def load_rules(path: Path | None) -> Rules:
