@@ -112,3 +112,18 @@ def stream_usage_estimated(usage: Mapping[str, Any], model_parameters: Any, prov
         return False
     options = model_parameters.get("stream_options") if isinstance(model_parameters, dict) else None
     return not (isinstance(options, dict) and options.get("include_usage"))
+
+
+def original_group_from_previous(previous: Any, trace_id: Any) -> Any:
+    """The model group a request first asked for, on a fallback's row from a release that does not
+    send `original_model_group` (before ~1.9x): the Router's `previous_models` breadcrumbs. That
+    list is the Router's, shared by all its requests, so only entries of this request's trace
+    count; the earliest is the group the request was made for."""
+    if not isinstance(previous, list) or not trace_id:
+        return None
+    for entry in previous:
+        if isinstance(entry, dict) and entry.get("litellm_trace_id") == trace_id:
+            md = entry.get("metadata")
+            group = md.get("model_group") if isinstance(md, dict) else None
+            return group or entry.get("model")
+    return None

@@ -15,7 +15,11 @@ from datetime import datetime
 from operator import itemgetter
 from typing import Any, NamedTuple
 
-from llmtop.collector.compat import derive_normalized_error, stream_usage_estimated
+from llmtop.collector.compat import (
+    derive_normalized_error,
+    original_group_from_previous,
+    stream_usage_estimated,
+)
 from llmtop.store.records import SURROGATE, TAG_KEYS, CallRecord
 
 MAX_TAG_VALUE = 200
@@ -466,6 +470,8 @@ def to_record(cap: Captured, env: dict[str, str] | None = None) -> CallRecord:
         if model_group is None:
             model_group = clean_value(md.get("model_group"))
         original = clean_value(md.get("original_model_group"))
+        if original is None and "previous_models" in md:  # LiteLLM before ~1.9x
+            original = clean_value(original_group_from_previous(md["previous_models"], trace_v))
         fallbacks = _count(md.get("attempted_fallbacks"), problems, "attempts")
         retries = _count(md.get("attempted_retries"), problems, "attempts")
         if retries + fallbacks > MAX_ATTEMPTS:

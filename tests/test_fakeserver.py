@@ -9,6 +9,7 @@ on both, so a LiteLLM upgrade that changes either should fail here first.
 from __future__ import annotations
 
 import base64
+import importlib.metadata
 import json
 import os
 import struct
@@ -37,6 +38,7 @@ from tests.fakeserver import (  # noqa: E402
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 OPENAI_MODEL = "openai/gpt-4o-mini"
+REFERENCE_LITELLM = "1.106.2"  # the release .ci/constraints.txt installs in the main venv
 ANTHROPIC_MODEL = "anthropic/claude-sonnet-4-5"
 
 
@@ -187,7 +189,12 @@ def test_errors_map_to_litellm_exceptions(
     srv: FakeLLMServer, model: str, reply: Reply, expected: type[Exception]
 ) -> None:
     srv.script(None, [reply])
-    with pytest.raises(expected):
+    # Which 400s LiteLLM files under a subclass varies by release (before ~1.91 Anthropic's
+    # context-length message, from 1.109 OpenAI's content filter, stay plain BadRequestErrors);
+    # the reference release (the main CI venv) must give the exact class.
+    exact = importlib.metadata.version("litellm") == REFERENCE_LITELLM
+    family = expected if exact or not issubclass(expected, litellm.BadRequestError) else None
+    with pytest.raises(family or litellm.BadRequestError):
         litellm.completion(messages=MESSAGES, **_kwargs(srv, model))
     assert len(srv.requests) == 1  # no hidden client-side retries
 

@@ -57,8 +57,12 @@ def test_anthropic_cache_write_5m_and_1h(cat: Catalogue) -> None:
     five = cat.cost("claude-sonnet-4-5", **kw)
     assert five.total_usd == pytest.approx(0.0021, rel=1e-12)
     hour = cat.cost("claude-sonnet-4-5", cache_write_1h=True, **kw)
-    assert hour.cache_write_usd == pytest.approx(200 * 6e-6)
-    assert hour.total_usd - five.total_usd == pytest.approx(200 * (6e-6 - 3.75e-6))
+    # Maps before ~1.91 have no 1-hour write price: those writes are billed at the 5-minute rate.
+    rate_1h = cat.entry("claude-sonnet-4-5").get(
+        "cache_creation_input_token_cost_above_1hr", 3.75e-6
+    )
+    assert hour.cache_write_usd == pytest.approx(200 * rate_1h)
+    assert hour.total_usd - five.total_usd == pytest.approx(200 * (rate_1h - 3.75e-6))
 
 
 def test_missing_cache_price_falls_back_to_input_with_note(cat: Catalogue) -> None:
@@ -116,7 +120,7 @@ def test_above_200k_tier_bills_whole_request_at_higher_rate(cat: Catalogue) -> N
 
 
 def test_audio_tokens_are_part_of_input_and_output(cat: Catalogue) -> None:
-    key = "azure/gpt-audio"
+    key = "gpt-4o-audio-preview-2024-12-17"  # audio-priced in every supported LiteLLM's map
     e = cat.entry(key)
     c = cat.cost(
         key, input_tokens=1000, output_tokens=500, audio_input_tokens=400, audio_output_tokens=300
@@ -346,7 +350,7 @@ def test_env_var_overrides_shared_catalogue(monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_load_is_fast_enough_to_not_need_caching_on_disk(cat: Catalogue) -> None:
     # No wall-clock assertion: the benchmark reports timings. Here: the catalogue is complete.
-    assert len(cat) > 4000 and "sample_spec" not in cat and "fallback_generalizations" not in cat
+    assert len(cat) > 1500 and "sample_spec" not in cat and "fallback_generalizations" not in cat
 
 
 # ----------------------------------------------------------------------------- overrides

@@ -13,6 +13,7 @@ This is the only test module that imports litellm (~4 s).
 from __future__ import annotations
 
 import datetime as dt
+import importlib.metadata
 import os
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -25,7 +26,11 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("LITELLM_LOCAL_ANTHROPIC_BETA_HEADERS", "True")
 
 import litellm  # noqa: E402
-from litellm._internal_context import pinned_billing_time  # noqa: E402
+
+try:  # LiteLLM releases with time-of-day (off-peak) prices have a way to pin "now"
+    from litellm._internal_context import pinned_billing_time  # noqa: E402
+except ImportError:  # older releases have no off-peak prices: nothing to pin
+    from contextlib import nullcontext as pinned_billing_time  # type: ignore[assignment]  # noqa: E402
 from litellm.types.utils import Usage  # noqa: E402
 from llmtop.pricing import Cost, load_catalogue  # noqa: E402
 
@@ -265,6 +270,17 @@ def cat() -> Any:
     return load_catalogue()
 
 
+#: The release whose map and calculator the KNOWN disagreements were audited against. Every
+#: release fixes some of LiteLLM's pricing bugs and adds others, so the exact whole-map audit runs
+#: on this one (the main CI venv installs it, .ci/constraints.txt); the oldest and newest
+#: supported releases run the hand-checked comparisons below against their own map.
+REFERENCE = "1.106.2"
+
+
+@pytest.mark.skipif(
+    importlib.metadata.version("litellm") != REFERENCE,
+    reason=f"the documented disagreements are audited against LiteLLM {REFERENCE}",
+)
 def test_every_token_priced_model_matches_litellm(cat: Any) -> None:
     keys = cat.token_priced_keys()
     compared = 0
