@@ -19,6 +19,7 @@ SUBCOMMANDS = (
     "prune",
     "vacuum",
     "export",
+    "report",
 )
 
 
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
             from llmtop.alerts.cli import main as check_main
 
             return check_main(rest)
-        if cmd in ("export",):
+        if cmd in ("export", "report"):
             from llmtop.review.cli import main as review_main
 
             return review_main([cmd, *rest])

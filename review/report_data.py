@@ -1,0 +1,311 @@
+"""The weekly cost review's numbers: `build_report(reader, period, rules)` → `Report`.
+
+Every sum comes from the store's rollups plus raw rows at the ragged edges (store.engine's
+Tracker, the dashboard's own path), so a month at 10M rows reads a few thousand rollup rows;
+test_report holds each number to SQL over the raw rows. The likely causes of the top movers are
+the alert engine's own analysis (alerts.explain), run on the period against the period before.
+Rendering is elsewhere (report_render): this module only computes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from llmtop.alerts.budgets import period_bounds
+from llmtop.alerts.explain import explain
+from llmtop.alerts.rules import Rules
+from llmtop.review.common import Period
+from llmtop.review.margin import CustomerMargin, margins
+from llmtop.store.engine import Spec, Tracker, total
+from llmtop.store.filters import Clause, format_filter, where_sql
+from llmtop.store.incidents import IncidentRow, incidents_between
+from llmtop.store.outcomes import TaskStats, task_stats, total_tasks
+from llmtop.store.reader import Reader
+from llmtop.store.rollup import (
+    F_CACHED,
+    F_CR,
+    F_ELIGIBLE,
+    F_FAIL,
+    F_FAILED_SPEND,
+    F_N,
+    F_RC_HITS,
+    F_RETRY,
+    F_RETRY_SPEND,
+    F_SAVED_RC,
+    F_SPEND,
+    F_UNMETERED,
+    F_UNPRICED,
+    Agg,
+)
+
+#: The dimensions the review breaks spend down by.
+REPORT_DIMS: tuple[str, ...] = ("team", "feature", "model", "environment")
+#: Movers analysed for a likely cause (each is one cause analysis: the costly part at 10M rows).
+MOVERS = 3
+#: A mover must have moved at least this much to be worth a cause analysis.
+MIN_MOVE_USD = 0.01
+
+
+@dataclass(frozen=True)
+class Line:
+    """One value of a dimension: this period, the one before, and the change."""
+
+    key: str | None
+    spend: float
+    prev_spend: float
+    requests: int
+    failures: int
+
+    @property
+    def delta(self) -> float:
+        return self.spend - self.prev_spend
+
+    @property
+    def delta_pct(self) -> float | None:
+        return self.delta / self.prev_spend if self.prev_spend else None
+
+    @property
+    def cost_per_request(self) -> float | None:
+        return self.spend / self.requests if self.requests else None
+
+
+@dataclass(frozen=True)
+class Mover:
+    dim: str
+    key: str | None
+    spend: float
+    prev_spend: float
+    causes: tuple[str, ...]
+    owner: str | None
+
+    @property
+    def delta(self) -> float:
+        return self.spend - self.prev_spend
+
+
+@dataclass(frozen=True)
+class BudgetLine:
+    name: str
+    scope: str
+    period: str
+    amount: float
+    spent: float
+    projected: float  # at the current period's average rate, by the period's end
+    status: str  # ok, warning, critical, over pace
+    owner: str | None
+
+
+@dataclass(frozen=True)
+class Report:
+    period: Period
+    generated_at: float
+    filter: str
+    spend: float
+    prev_spend: float
+    requests: int
+    prev_requests: int
+    failures: int
+    retries: int
+    failed_spend: float  # failed attempts
+    retry_spend: float  # retries and fallbacks
+    unpriced: int
+    unmetered: int
+    invalid: int
+    cache_hit_rate: float | None
+    saved_prompt_cache: float
+    saved_response_cache: float
+    response_cache_hits: int
+    breakdowns: dict[str, tuple[Line, ...]]
+    movers: tuple[Mover, ...]
+    budgets: tuple[BudgetLine, ...]
+    tasks: tuple[TaskStats, ...]
+    tasks_total: TaskStats
+    incidents: tuple[IncidentRow, ...]
+    margins: tuple[CustomerMargin, ...] = ()
+    daily: tuple[tuple[float, float], ...] = ()  # (UTC day start, spend)
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def delta(self) -> float:
+        return self.spend - self.prev_spend
+
+    @property
+    def delta_pct(self) -> float | None:
+        return self.delta / self.prev_spend if self.prev_spend else None
+
+
+Savings = Callable[[str, int], "float | None"]
+
+
+def _groups(
+    reader: Reader,
+    dims: tuple[str, ...],
+    a: float,
+    b: float,
+    clauses: Sequence[Clause],
+    fields: tuple[int, ...] | None = None,
+    width: int = 0,
+) -> dict[Any, Agg]:
+    where, params = where_sql(clauses)
+    spec = Spec(
+        dims=dims,
+        where=where,
+        params=tuple(params),
+        keys=frozenset(c.key for c in clauses),
+        fields=fields,
+        width=width,
+    )
+    return Tracker(spec).update(reader.source(), a, b, 0, time.time())
+
+
+def _budgets(reader: Reader, rules: Rules, now: float) -> list[BudgetLine]:
+    out = []
+    for bud in rules.budgets:
+        start, end = period_bounds(now, bud.period)
+        spent = reader.spend_between(start, now, bud.scope)
+        elapsed = max(now - start, 1.0)
+        projected = spent / elapsed * (end - start)
+        pct = spent / bud.amount * 100.0
+        status = "ok"
+        if pct >= bud.critical_pct:
+            status = "critical"
+        elif pct >= bud.warning_pct:
+            status = "warning"
+        elif bud.projection and projected > bud.amount:
+            status = "over pace"
+        out.append(
+            BudgetLine(
+                bud.name,
+                bud.scope_text or "all spend",
+                bud.period,
+                bud.amount,
+                spent,
+                projected,
+                status,
+                bud.owner,
+            )
+        )
+    return out
+
+
+def build_report(
+    reader: Reader,
+    period: Period,
+    rules: Rules | None = None,
+    *,
+    clauses: Sequence[Clause] = (),
+    savings: Savings | None = None,
+    causes: bool = True,
+    now: float | None = None,
+) -> Report:
+    """Everything the review shows for `period`, compared with the period just before it.
+
+    `savings` prices prompt-cache reads (pricing.cache_read_saving; None: counted as $0).
+    `now` is when budgets are judged (default: the period's end).
+    """
+    rules = rules or Rules()
+    a, b = period.start, period.end
+    pa, pb = period.previous
+    with reader.read_transaction():
+        cur_t = total(_groups(reader, (), a, b, clauses))
+        prev_groups = _groups(reader, (), pa, pb, clauses, fields=(F_SPEND,))
+        prev_t = total(prev_groups)
+        breakdowns: dict[str, tuple[Line, ...]] = {}
+        for dim in REPORT_DIMS:
+            cur = _groups(reader, (dim,), a, b, clauses, fields=(F_SPEND, F_FAIL))
+            prev = _groups(reader, (dim,), pa, pb, clauses, fields=(F_SPEND,))
+            keys = set(cur) | set(prev)
+            lines = [
+                Line(
+                    k[0],
+                    cur[k].v[F_SPEND] if k in cur else 0.0,
+                    prev[k].v[F_SPEND] if k in prev else 0.0,
+                    int(cur[k].v[F_N]) if k in cur else 0,
+                    int(cur[k].v[F_FAIL]) if k in cur else 0,
+                )
+                for k in keys
+            ]
+            lines.sort(key=lambda x: (-x.spend, -x.prev_spend, x.key or ""))
+            breakdowns[dim] = tuple(lines)
+        saved_prompt = 0.0
+        if savings is not None:
+            for k, g in _groups(reader, ("price_key",), a, b, clauses, fields=(F_CR,)).items():
+                if k[0] and g.v[F_CR] > 0:
+                    s = savings(k[0], int(g.v[F_CR]))
+                    saved_prompt += s or 0.0
+        daily = _groups(reader, (), a, b, clauses, fields=(F_SPEND,), width=86400)
+        tasks = task_stats(reader, a, b, clauses)
+        invalid = reader.invalid(a, b, clauses)
+        incidents = incidents_between(reader, a, b)
+        budgets = _budgets(reader, rules, b if now is None else now)
+        plan_margins = margins(reader, rules, b if now is None else now, clauses)
+    movers: list[Mover] = []
+    if causes:
+        movers = _movers(reader, rules, breakdowns, period, clauses)
+    v = cur_t.v
+    return Report(
+        period=period,
+        generated_at=time.time(),
+        filter=format_filter(clauses),
+        spend=v[F_SPEND],
+        prev_spend=prev_t.v[F_SPEND],
+        requests=int(v[F_N]),
+        prev_requests=int(prev_t.v[F_N]),
+        failures=int(v[F_FAIL]),
+        retries=int(v[F_RETRY]),
+        failed_spend=v[F_FAILED_SPEND],
+        retry_spend=v[F_RETRY_SPEND],
+        unpriced=int(v[F_UNPRICED]),
+        unmetered=int(v[F_UNMETERED]),
+        invalid=invalid,
+        cache_hit_rate=v[F_CACHED] / v[F_ELIGIBLE] if v[F_ELIGIBLE] else None,
+        saved_prompt_cache=saved_prompt,
+        saved_response_cache=v[F_SAVED_RC],
+        response_cache_hits=int(v[F_RC_HITS]),
+        breakdowns=breakdowns,
+        movers=tuple(movers),
+        budgets=tuple(budgets),
+        tasks=tuple(tasks),
+        tasks_total=total_tasks(tasks),
+        incidents=tuple(incidents),
+        margins=tuple(plan_margins),
+        daily=tuple(sorted((float(k), g.v[F_SPEND]) for k, g in daily.items())),
+    )
+
+
+def _movers(
+    reader: Reader,
+    rules: Rules,
+    breakdowns: dict[str, tuple[Line, ...]],
+    period: Period,
+    clauses: Sequence[Clause],
+) -> list[Mover]:
+    """The biggest movers in dollars among features, teams and models, each with the alert
+    engine's likely cause (what changed between the two periods, ranked by dollars)."""
+    cands = [
+        (dim, line)
+        for dim in ("feature", "team", "model")
+        for line in breakdowns.get(dim, ())
+        if line.key is not None and abs(line.delta) >= MIN_MOVE_USD
+    ]
+    cands.sort(key=lambda x: -abs(x[1].delta))
+    out: list[Mover] = []
+    for dim, line in cands[:MOVERS]:
+        if line.delta <= 0:
+            out.append(Mover(dim, line.key, line.spend, line.prev_spend, ("spend fell",), None))
+            continue
+        scope = (*clauses, Clause(dim, "=", line.key))
+        why = explain(
+            reader,
+            rules,
+            tuple(scope),
+            (period.start, period.end),
+            [period.previous],
+            1.0,
+        )
+        texts = tuple(e.text for e in why.causes[:3]) or (why.cause,)
+        out.append(Mover(dim, line.key, line.spend, line.prev_spend, texts, why.owner))
+    return out
