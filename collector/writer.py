@@ -480,6 +480,12 @@ def make_sink(path: Path, kind: str | None = None) -> SqliteSink | SidecarSink:
     LLMTOP_WRITER chooses when the caller does not; a host with no Python interpreter to start
     (an embedded one) gets `thread`, with one line saying so.
     """
+    from llmtop.store.pg_db import is_pg_url
+
+    if is_pg_url(path):  # a shared PostgreSQL store: its own sink (the server is the sidecar)
+        from llmtop.store.pg_sink import PostgresSink
+
+        return PostgresSink(path)  # type: ignore[arg-type, return-value]
     kind = (kind or os.environ.get("LLMTOP_WRITER") or "sidecar").strip().lower()
     if kind == "thread":
         return SqliteSink(path)

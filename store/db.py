@@ -50,21 +50,26 @@ def default_db_path() -> Path:
 
 
 def resolve_db_path(db: str | os.PathLike[str] | None) -> Path:
-    """The database file for an argument (or LLMTOP_DB, or the default); a URL is refused.
+    """The database for an argument (or LLMTOP_DB, or the default): a SQLite file's Path, or a
+    `postgresql://` URL as a store.pg_db.PgUrl (a str that prints without its password and
+    answers `exists()`/`name`/`stem` like a Path); any other URL is refused with one line.
 
-    Without this, `postgresql://host/db` became a SQLite file under `./postgresql:/host/` and
-    every command reported success.
+    Without the check, `mysql://host/db` would become a SQLite file under `./mysql:/host/` and
+    every command would report success.
     """
-    p = Path(db).expanduser() if db else default_db_path()
     text = os.fspath(db) if db else os.environ.get("LLMTOP_DB", "")
     if "://" in text:
+        from llmtop.store.pg_db import PgUrl, is_pg_url
+
+        if is_pg_url(text):
+            return PgUrl(text.strip())  # type: ignore[return-value]
         scheme, rest = text.split("://", 1)
         shown = f"{scheme}://{rest.rsplit('@', 1)[-1]}"  # never echo a password
         raise DatabaseError(
-            f"{shown}: {scheme}:// databases are not supported; llmtop stores to a SQLite file"
-            " path (LLMTOP_DB=/path/llmtop.db)"
+            f"{shown}: {scheme}:// databases are not supported; use a SQLite file path"
+            " (LLMTOP_DB=/path/llmtop.db) or a postgresql:// URL"
         )
-    return p
+    return Path(db).expanduser() if db else default_db_path()
 
 
 def ensure_private_dir(path: Path) -> None:

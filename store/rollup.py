@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 import sqlite3
 import struct
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -340,37 +340,13 @@ class Rollup:
         columns: Sequence[str],
     ) -> None:
         """Fold raw rows (tuples whose names are `columns`) into `rollups`; call inside the batch's
-        transaction so the rollups commit or roll back with the rows they count.
-
-        Vectorised: the batch is transposed once, every row's contribution computed with numpy,
-        and each (cube, resolution) grouped with one `np.unique`; Python work per row is a tuple
-        look-up per tagged cube. The per-row loop this replaced cost as much as the INSERT itself.
-        """
+        transaction so the rollups commit or roll back with the rows they count (the sums and
+        blobs are `upsert_rows`'s; the histograms add up inside SQLite's upsert)."""
         rows = rows if isinstance(rows, list) else list(rows)
-        n = len(rows)
-        if not n:
-            return
-        pos = {c: i for i, c in enumerate(columns)}
-        by_col = list(zip(*rows, strict=True))
-        v, hrow, hkey = contributions({c: by_col[pos[c]] for c in METRIC_COLUMNS}, n)
-        started = np.asarray(by_col[pos["started_at"]], dtype=np.float64)
-        upserts: list[tuple[Any, ...]] = []
-        for cube, dims in CUBE_DIMS_OF.items():
-            index: dict[tuple[Any, ...], int] = {}
-            if dims:
-                combos = zip(*(by_col[pos[d]] for d in dims), strict=True)
-                ci = np.fromiter((index.setdefault(k, len(index)) for k in combos), np.int64, n)
-            else:
-                index[()] = 0
-                ci = np.zeros(n, dtype=np.int64)
-            ids = self._combo_ids(db, cube, list(index))
-            # Cube 2 (customer, user) keeps only the latency histogram: its groups need p95
-            # latency, while panel quantiles come from cubes 0 and 1; it halves the cube's size.
-            hsel = np.flatnonzero(hkey < SLOTS) if cube == CUBE_WHO else slice(None)
-            crow, ckey = hrow[hsel], hkey[hsel]
-            for res in RESOLUTIONS[cube]:
-                upserts.extend(_fold(cube, res, started, ci, ids, v, crow, ckey))
-        db.executemany(_UPSERT, upserts)
+        if rows:
+            db.executemany(
+                _UPSERT, upsert_rows(rows, columns, lambda c, k: self._combo_ids(db, c, k))
+            )
 
     def _combo_ids(
         self, db: sqlite3.Connection, cube: int, keys: list[tuple[Any, ...]]
@@ -398,6 +374,45 @@ class Rollup:
                 else:
                     known[(cube, key)] = row[0]
         return [known[(cube, k)] for k in keys]
+
+
+def upsert_rows(
+    rows: list[Sequence[Any]],
+    columns: Sequence[str],
+    combo_ids: Callable[[int, list[tuple[Any, ...]]], list[int]],
+) -> list[tuple[Any, ...]]:
+    """What a batch adds to `rollups`, one tuple per (cube, res, bucket, combo): the key, the
+    FIELDS sums, then the latency and other histograms as blobs. `combo_ids(cube, keys)` gives
+    the combination ids of one cube's keys, in order (each backend interns them its own way).
+
+    Vectorised: the batch is transposed once, every row's contribution computed with numpy,
+    and each (cube, resolution) grouped with one `np.unique`; Python work per row is a tuple
+    look-up per tagged cube. The per-row loop this replaced cost as much as the INSERT itself.
+    """
+    n = len(rows)
+    if not n:
+        return []
+    pos = {c: i for i, c in enumerate(columns)}
+    by_col = list(zip(*rows, strict=True))
+    v, hrow, hkey = contributions({c: by_col[pos[c]] for c in METRIC_COLUMNS}, n)
+    started = np.asarray(by_col[pos["started_at"]], dtype=np.float64)
+    upserts: list[tuple[Any, ...]] = []
+    for cube, dims in CUBE_DIMS_OF.items():
+        index: dict[tuple[Any, ...], int] = {}
+        if dims:
+            combos = zip(*(by_col[pos[d]] for d in dims), strict=True)
+            ci = np.fromiter((index.setdefault(k, len(index)) for k in combos), np.int64, n)
+        else:
+            index[()] = 0
+            ci = np.zeros(n, dtype=np.int64)
+        ids = combo_ids(cube, list(index))
+        # Cube 2 (customer, user) keeps only the latency histogram: its groups need p95
+        # latency, while panel quantiles come from cubes 0 and 1; it halves the cube's size.
+        hsel = np.flatnonzero(hkey < SLOTS) if cube == CUBE_WHO else slice(None)
+        crow, ckey = hrow[hsel], hkey[hsel]
+        for res in RESOLUTIONS[cube]:
+            upserts.extend(_fold(cube, res, started, ci, ids, v, crow, ckey))
+    return upserts
 
 
 def _fold(

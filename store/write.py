@@ -26,22 +26,32 @@ class Interner:
         # None maps to None, so a row is built with plain `ids[value]` look-ups.
         self._ids: dict[str | None, int | None] = {None: None}
 
+    def missing(self, values: Iterable[str]) -> set[str]:
+        """The values without a cached id (the cache is emptied first when they would overflow
+        it, so the caller looks all of them up)."""
+        wanted = set(values)
+        missing = {v for v in wanted if v not in self._ids}
+        if missing and len(self._ids) + len(missing) > _MAX_CACHE:
+            self.forget()
+            missing = wanted  # the batch's cached values went with the cache
+        return missing
+
+    def learn(self, pairs: Iterable[tuple[int, str]]) -> None:
+        """Cache (id, value) pairs read back from a `strings` table."""
+        for sid, value in pairs:
+            self._ids[value] = sid
+
     def ids_for(self, db: sqlite3.Connection, values: Iterable[str]) -> None:
         """Make sure every value has an id (call inside the batch's transaction)."""
-        missing = {v for v in values if v not in self._ids}
+        missing = self.missing(values)
         if not missing:
             return
-        if len(self._ids) + len(missing) > _MAX_CACHE:
-            self.forget()
         db.executemany("INSERT OR IGNORE INTO strings (value) VALUES (?)", [(v,) for v in missing])
         ordered = list(missing)
         for i in range(0, len(ordered), 500):
             chunk = ordered[i : i + 500]
             marks = ",".join("?" * len(chunk))
-            for sid, value in db.execute(
-                f"SELECT id, value FROM strings WHERE value IN ({marks})", chunk
-            ):
-                self._ids[value] = sid
+            self.learn(db.execute(f"SELECT id, value FROM strings WHERE value IN ({marks})", chunk))
 
     def forget(self) -> None:
         """Drop the cache: after a rolled-back transaction its new ids may not exist."""

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.pg import pg_server, pg_url  # noqa: F401  (a real PostgreSQL, tests/pg.py)
+
 # Before anything can import litellm: offline price map, no beta-header fetch, no retry waits.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("LITELLM_LOCAL_ANTHROPIC_BETA_HEADERS", "True")

@@ -439,14 +439,16 @@ def test_the_snapshot_counts_invalid_rows_in_its_window_and_filter(llmtop_db: Pa
     r.close()
 
 
-def test_a_database_url_is_refused_with_one_line_everywhere(
+def test_an_unsupported_database_url_is_refused_with_one_line_everywhere(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # postgresql:// is a backend (tests/test_postgres*.py); any other scheme must not become a
+    # SQLite file under ./mysql:/... while every command reports success.
     from llmtop.collector import Collector
     from llmtop.store.db import DatabaseError
 
-    url = "postgresql://llmtop:s3cret@db.internal/llmtop"
-    with pytest.raises(DatabaseError, match="postgresql:// databases are not supported"):
+    url = "mysql://llmtop:s3cret@db.internal/llmtop"
+    with pytest.raises(DatabaseError, match="mysql:// databases are not supported"):
         Collector(db=url)
     for cmd in (["check"], [], ["prune"]):
         out = subprocess.run(
@@ -457,9 +459,9 @@ def test_a_database_url_is_refused_with_one_line_everywhere(
         )
         assert out.returncode in (2, 3), out.stderr
         (line,) = out.stderr.strip().splitlines()
-        assert "postgresql://db.internal/llmtop: postgresql:// databases are not supported" in line
+        assert "mysql://db.internal/llmtop: mysql:// databases are not supported" in line
         assert "s3cret" not in line
-    assert list(tmp_path.iterdir()) == []  # no ./postgresql:/... file created
+    assert list(tmp_path.iterdir()) == []  # no ./mysql:/... file created
 
 
 def fill(disk: Path) -> None:

@@ -95,6 +95,7 @@ CONTRACTS: dict[str, set[str]] = {
         "textual",
         "sqlite3",
         "aiosqlite",
+        "psycopg",
         "llmtop.store",
         "llmtop.collector",
         "llmtop.tui",
@@ -110,12 +111,28 @@ CONTRACTS: dict[str, set[str]] = {
         "llmtop.alerts",
         "llmtop.demo",
     },
-    "alerts": {"litellm", "textual", "sqlite3", "aiosqlite", "llmtop.tui", "llmtop.collector"},
-    "tui": {"litellm", "sqlite3", "aiosqlite", "llmtop.collector", "llmtop.demo"},
+    "alerts": {
+        "litellm",
+        "textual",
+        "sqlite3",
+        "aiosqlite",
+        "psycopg",
+        "llmtop.tui",
+        "llmtop.collector",
+    },
+    "tui": {"litellm", "sqlite3", "aiosqlite", "psycopg", "llmtop.collector", "llmtop.demo"},
     "collector": {"textual", "llmtop.tui", "llmtop.alerts", "llmtop.demo"},
     "demo": {"litellm"},
     # The weekly review reads through the store's public functions and prices with pricing.
-    "review": {"litellm", "textual", "sqlite3", "aiosqlite", "llmtop.tui", "llmtop.collector"},
+    "review": {
+        "litellm",
+        "textual",
+        "sqlite3",
+        "aiosqlite",
+        "psycopg",
+        "llmtop.tui",
+        "llmtop.collector",
+    },
 }
 #: Where our code lives: the layer folders, the CLI package, and the tests and benchmarks.
 SOURCES = (*CONTRACTS, "llmtop", "tests", "benchmarks")

@@ -1,0 +1,258 @@
+"""Writing batches to a shared PostgreSQL store: the third sink (store/sink.py's interface).
+
+The collector's Writer cannot tell this sink from SQLite's: `write(records, drops)` either
+commits the batch (rows, rollups and drop counts in one transaction), raises `StorageError`
+(server down, unreachable, restarting: the Writer keeps the rows in its bounded buffer and
+retries, counting what overflows), or raises `RowsRefused` (a value the server will not store:
+the Writer splits the batch until the bad row is alone, then repairs or drops it, counted).
+
+Many hosts write at once, so each step is built not to collide with another host's:
+- strings and rollup combinations are interned in short transactions of their own with
+  `INSERT ... ON CONFLICT DO NOTHING RETURNING` (values sorted, so two hosts adding the same
+  values wait on each other in one order, never deadlock), then the ids that did not return are
+  selected. An orphan string from a batch that later fails costs nothing.
+- rows go in through `COPY` (about 3x executemany's rows/s for our 48 columns).
+- the end of each batch (rollup merge, commit sequence, drop counts) runs under one
+  transaction-level advisory lock: the histogram merge reads the current rollup rows, adds in
+  Python (the same `merge_hist_blobs` SQLite runs inside its upsert) and writes them back, which
+  is only correct if no other writer changes those rows meanwhile, and the batch's `seq` must be
+  in commit order (store/pg_schema.py). Keys are still upserted sorted. The section is short
+  (the COPY, the heavy part, runs outside it).
+- `NOTIFY llmtop, '<seq>'` is sent in the transaction, so it is delivered at commit: dashboards
+  on other hosts LISTEN and refresh at once.
+
+One connection per sink, so per process (the Writer is one thread per database per process);
+it is re-made after any failure, with a backoff (0.5 s doubling to 10 s) so a dead server costs a
+connection attempt now and then, not one per batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from llmtop.store.db import DatabaseError
+from llmtop.store.pg_db import PgUrl, connect, driver, one_line
+from llmtop.store.pg_schema import LOCK_COMMIT, LOCK_NS, REAL_FIELDS, migrate, q
+from llmtop.store.records import CallRecord, unpack_id
+from llmtop.store.rollup import CUBE_DIMS_OF, FIELDS, combo_key, merge_hist_blobs
+from llmtop.store.rollup import upsert_rows as rollup_upserts
+from llmtop.store.sink import RowsRefused, StorageError
+from llmtop.store.write import INSERT_COLUMNS, Interner
+
+log = logging.getLogger("llmtop.collector")
+
+_ID_COLUMNS = (INSERT_COLUMNS.index("trace_id"), INSERT_COLUMNS.index("litellm_call_id"))
+COPY_SQL = f"COPY calls (batch, {', '.join(q(c) for c in INSERT_COLUMNS)}) FROM STDIN"
+_KEY = ("cube", "res", "bucket", "combo")
+_ROLLUP_COLS = (*_KEY, *FIELDS, "hist", "hist2")
+_ARRAY_TYPES = (
+    "int4", "int4", "int8", "int4",
+    *("float8" if f in REAL_FIELDS else "int8" for f in FIELDS),
+    "bytea", "bytea",
+)  # fmt: skip
+UPSERT_SQL = (
+    f"INSERT INTO rollups ({', '.join(_ROLLUP_COLS)}) SELECT * FROM unnest("
+    + ", ".join(f"%s::{t}[]" for t in _ARRAY_TYPES)
+    + ") ON CONFLICT (cube, res, bucket, combo) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in (*FIELDS, "hist", "hist2"))
+)
+EXISTING_SQL = (
+    f"SELECT {', '.join(_ROLLUP_COLS)} FROM rollups WHERE (cube, res, bucket, combo) IN"
+    " (SELECT * FROM unnest(%s::int4[], %s::int4[], %s::int8[], %s::int4[]))"
+)
+BACKOFF_MAX = 10.0
+
+
+def _storage(target: PgUrl, exc: BaseException) -> StorageError:
+    err = StorageError(one_line(target, exc) if not isinstance(exc, DatabaseError) else str(exc))
+    psycopg = driver()
+    err.transient = isinstance(exc, psycopg.errors.TransactionRollback)  # deadlock/serialization
+    return err
+
+
+class PgInterner(Interner):
+    """The `strings` cache of store.write, filled from PostgreSQL."""
+
+    def ids_for(self, db: Any, values: Any) -> None:
+        missing = sorted(self.missing(values))
+        if not missing:
+            return
+        with db.transaction():
+            got = db.execute(
+                "INSERT INTO strings (value) SELECT * FROM unnest(%s::text[])"
+                " ON CONFLICT (value) DO NOTHING RETURNING id, value",
+                (missing,),
+            ).fetchall()
+        self.learn(got)
+        rest = sorted(set(missing) - {v for _, v in got})
+        if rest:
+            self.learn(
+                db.execute(
+                    "SELECT id, value FROM strings WHERE value = ANY(%s::text[])", (rest,)
+                ).fetchall()
+            )
+
+
+class PostgresSink:
+    """Writes batches into a PostgreSQL database shared by many hosts."""
+
+    def __init__(self, target: PgUrl) -> None:
+        self.path = target
+        self._conn: Any = None
+        self._interner = PgInterner()
+        self._combos: dict[tuple[int, tuple[Any, ...]], int] = {}
+        self._next_connect = 0.0
+        self._backoff = 0.5
+        self._last_error: StorageError | None = None
+        self.host = socket.gethostname()
+        self.batches = 0
+
+    # --- connection ---------------------------------------------------------------------------
+    def _connection(self) -> Any:
+        if self._conn is not None and not self._conn.closed:
+            return self._conn
+        now = time.monotonic()
+        if now < self._next_connect and self._last_error is not None:
+            raise StorageError(str(self._last_error))
+        try:
+            conn = connect(self.path, autocommit=True)
+            migrate(conn, self.path)
+        except (DatabaseError, driver().Error) as exc:
+            self._next_connect = now + self._backoff
+            self._backoff = min(BACKOFF_MAX, self._backoff * 2)
+            self._last_error = _storage(self.path, exc)
+            raise self._last_error from None
+        self._backoff = 0.5
+        self._last_error = None
+        self._conn = conn
+        # Ids learnt from a server that may have been restored or replaced: learn them anew.
+        self._interner.forget()
+        self._combos.clear()
+        return conn
+
+    # --- writing ------------------------------------------------------------------------------
+    def write(self, records: Sequence[CallRecord], drops: Sequence[tuple[int, str]] = ()) -> None:
+        """Write the batch and the pending drop counts in one transaction, or raise."""
+        psycopg = driver()
+        conn = self._connection()
+        try:
+            self._write(conn, records, drops)
+        except psycopg.errors.DataError as exc:  # a value out of range, a NUL in a string...
+            raise RowsRefused(f"{type(exc).__name__}: {one_line('row', exc)}") from exc
+        except psycopg.errors.IntegrityError as exc:
+            raise RowsRefused(f"{type(exc).__name__}: {one_line('row', exc)}") from exc
+        except (psycopg.Error, DatabaseError, OSError) as exc:
+            self.close()
+            raise _storage(self.path, exc) from exc
+        except (ValueError, TypeError, OverflowError, UnicodeError) as exc:
+            raise RowsRefused(f"{type(exc).__name__}: {exc}") from exc
+        self.batches += 1
+
+    def _write(
+        self, conn: Any, records: Sequence[CallRecord], drops: Sequence[tuple[int, str]]
+    ) -> None:
+        rows = self._interner.rows(conn, records) if records else []
+        upserts = rollup_upserts(rows, INSERT_COLUMNS, lambda c, k: self._combo_ids(conn, c, k))
+        upserts.sort(key=lambda u: u[:4])
+        with conn.transaction():
+            seq = None
+            if rows:
+                (batch,) = conn.execute("SELECT nextval('llmtop_batch')").fetchone()
+                with conn.cursor().copy(COPY_SQL) as copy:
+                    for r in rows:
+                        r = list(r)
+                        for i in _ID_COLUMNS:
+                            r[i] = unpack_id(r[i])
+                        copy.write_row((batch, *r))
+            # From here to the commit: one writer at a time (see the module docstring).
+            conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (LOCK_NS, LOCK_COMMIT))
+            if upserts:
+                self._upsert(conn, upserts)
+            if drops:
+                now, pid = time.time(), os.getpid()
+                with conn.cursor() as cur:
+                    cur.executemany(
+                        "INSERT INTO drops (at, count, reason, pid, host) VALUES (%s,%s,%s,%s,%s)",
+                        [(now, n, reason, pid, self.host) for n, reason in drops],
+                    )
+            if rows:
+                (seq,) = conn.execute("SELECT nextval('llmtop_commit')").fetchone()
+                conn.execute(
+                    "INSERT INTO batches (batch, seq, at, rows) VALUES (%s, %s, %s, %s)",
+                    (batch, seq, time.time(), len(rows)),
+                )
+            conn.execute("SELECT pg_notify('llmtop', %s)", (str(seq or 0),))
+
+    def _upsert(self, conn: Any, upserts: list[tuple[Any, ...]]) -> None:
+        """Add the batch's rollup rows to what the table holds (histograms merged in Python)."""
+        keys = [list(c) for c in zip(*(u[:4] for u in upserts), strict=True)]
+        old = {r[:4]: r for r in conn.execute(EXISTING_SQL, keys).fetchall()}
+        nf = len(FIELDS)
+        merged = []
+        for u in upserts:
+            o = old.get(u[:4])
+            if o is None:
+                merged.append(u)
+                continue
+            sums = [a + b for a, b in zip(o[4 : 4 + nf], u[4 : 4 + nf], strict=True)]
+            merged.append(
+                (
+                    *u[:4],
+                    *sums,
+                    merge_hist_blobs(o[4 + nf], u[4 + nf]),
+                    merge_hist_blobs(o[5 + nf], u[5 + nf]),
+                )
+            )
+        cols = [list(c) for c in zip(*merged, strict=True)]
+        conn.execute(UPSERT_SQL, cols)
+
+    def _combo_ids(self, conn: Any, cube: int, keys: list[tuple[Any, ...]]) -> list[int]:
+        known = self._combos
+        missing = sorted({k for k in keys if (cube, k) not in known}, key=combo_key)
+        if missing:
+            if len(known) + len(missing) > 500_000:
+                known.clear()
+                missing = sorted(set(keys), key=combo_key)
+            dims = CUBE_DIMS_OF[cube]
+            texts = [combo_key(k) for k in missing]
+            by_text = dict(zip(texts, missing, strict=True))
+            cols = ", ".join(("cube", "key", *(q(d) for d in dims)))
+            arrays = ", ".join(["%s::text[]", *("%s::int4[]" for _ in dims)])
+            params: list[Any] = [texts, *([k[i] for k in missing] for i in range(len(dims)))]
+            with conn.transaction():
+                got = conn.execute(
+                    f"INSERT INTO combos ({cols}) SELECT {cube}, * FROM unnest({arrays})"
+                    " ON CONFLICT (cube, key) DO NOTHING RETURNING id, key",
+                    params,
+                ).fetchall()
+            for cid, text in got:
+                known[(cube, by_text[text])] = cid
+            rest = [t for t in texts if (cube, by_text[t]) not in known]
+            if rest:
+                for cid, text in conn.execute(
+                    "SELECT id, key FROM combos WHERE cube = %s AND key = ANY(%s::text[])",
+                    (cube, rest),
+                ):
+                    known[(cube, by_text[text])] = cid
+        return [known[(cube, k)] for k in keys]
+
+    # --- between batches ----------------------------------------------------------------------
+    def idle(self) -> None:
+        """Nothing to checkpoint: PostgreSQL manages its own WAL. Retention is `llmtop prune`'s
+        job on a shared server (one cron job, not every host)."""
+
+    def wal_bytes(self) -> int:
+        return 0
+
+    def close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except Exception:  # a dead connection may fail to close: it is gone either way
+                pass
+            self._conn = None

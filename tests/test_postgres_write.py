@@ -1,0 +1,147 @@
+"""The shared PostgreSQL store, write side: the same rows and rollups as SQLite for the same
+events, many writer processes at once, and a server outage (tests/pg.py starts a real server)."""
+
+from __future__ import annotations
+
+import math
+import random
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from llmtop.store.rollup import COMBO_COLUMNS, FIELDS, decode_hist
+
+from tests.builders import payload, write
+
+NOW = 1_767_000_000.0
+
+
+def events(n: int, seed: int = 7, start: float = NOW - 3 * 86400) -> list[dict[str, Any]]:
+    """A mixed stream: models, tags, failures, retries, caching, streams, extra tags, users."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        failed = rng.random() < 0.12
+        tags: dict[str, Any] = {
+            "feature": rng.choice(["search", "chat", "summarise", None]),
+            "team": rng.choice(["core", "growth"]),
+            "customer": rng.choice(["acme", "globex", "initech", None]),
+            "user": f"u{rng.randrange(40)}",
+        }
+        if rng.random() < 0.2:
+            tags["region"] = rng.choice(["eu", "us"])
+        out.append(
+            payload(
+                start=start + i * (3 * 86400 / n) + rng.random(),
+                latency=rng.uniform(0.05, 4.0),
+                model=rng.choice(["gpt-4o-mini", "gpt-4o", "claude-3-5-sonnet-20241022"]),
+                provider=rng.choice(["openai", "anthropic"]),
+                input_tokens=rng.randrange(600, 5000),
+                output_tokens=rng.randrange(0, 2000),
+                cached=rng.choice([0, 0, 64, 512]),
+                status="failure" if failed else "success",
+                error_class="RateLimitError" if failed else None,
+                error_code="429" if failed else None,
+                stream=rng.random() < 0.3,
+                ttft=rng.uniform(0.01, 0.5) if rng.random() < 0.5 else None,
+                retries=1 if rng.random() < 0.05 else 0,
+                **{k: v for k, v in tags.items() if v is not None},
+            )
+        )
+    return out
+
+
+def write_batches(db: str | Path, evs: list[dict[str, Any]], batch: int) -> int:
+    """Like builders.write, in batches of `batch` rows (so rollup rows are merged, not only
+    inserted) from a thread writer."""
+    from llmtop.collector.core import CollectorCore
+    from llmtop.collector.writer import Writer
+
+    w = Writer(db, batch_size=batch, sink="thread")
+    core = CollectorCore(db, writer=w)
+    for i, p in enumerate(evs):
+        core.log(p, None, None, None, p["standard_logging_object"]["status"] == "failure")
+        if i % batch == batch - 1:
+            assert w.flush(30), w.last_error
+    assert w.flush(30), w.last_error
+    w.close()
+    return w.written
+
+
+def pg_rows(url: str, sql: str, params: Any = ()) -> list[tuple[Any, ...]]:
+    with psycopg.connect(url) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def requests_of(rows: list[tuple[Any, ...]], names: list[str]) -> list[dict[str, Any]]:
+    """The `requests` view's rows without the id (ids are per backend), in a stable order."""
+    out = [{k: v for k, v in zip(names, r, strict=True) if k != "id"} for r in rows]
+    return sorted(out, key=lambda d: (d["started_at"], d["litellm_call_id"] or ""))
+
+
+def rollups_sqlite(db: Path) -> dict[tuple[Any, ...], tuple[Any, ...]]:
+    conn = sqlite3.connect(db)
+    try:
+        names = dict(conn.execute("SELECT id, value FROM strings").fetchall())
+        combos = {
+            r[0]: r[1:] for r in conn.execute(f"SELECT id, {', '.join(COMBO_COLUMNS)} FROM combos")
+        }
+        rows = conn.execute(
+            f"SELECT cube, res, bucket, combo, {', '.join(FIELDS)}, hist, hist2 FROM rollups"
+        ).fetchall()
+    finally:
+        conn.close()
+    return _named(rows, names, combos)
+
+
+def rollups_pg(url: str) -> dict[tuple[Any, ...], tuple[Any, ...]]:
+    names = dict(pg_rows(url, "SELECT id, value FROM strings"))
+    cols = ", ".join('"user"' if c == "user" else c for c in COMBO_COLUMNS)
+    combos = {r[0]: r[1:] for r in pg_rows(url, f"SELECT id, {cols} FROM combos")}
+    rows = pg_rows(
+        url, f"SELECT cube, res, bucket, combo, {', '.join(FIELDS)}, hist, hist2 FROM rollups"
+    )
+    return _named(rows, names, combos)
+
+
+def _named(rows: Any, names: dict[int, str], combos: dict[int, Any]) -> dict[Any, Any]:
+    out = {}
+    nf = len(FIELDS)
+    for r in rows:
+        # status is a number, not a string id: keep it as it is.
+        combo = tuple(
+            v if c == "status" else names.get(v)
+            for c, v in zip(COMBO_COLUMNS, combos[r[3]], strict=True)
+        )
+        hist = tuple(dict(decode_hist(bytes(b))) if b else {} for b in r[4 + nf :])
+        out[(r[0], r[1], r[2], combo)] = (tuple(r[4 : 4 + nf]), hist)
+    return out
+
+
+def test_one_event_stream_gives_the_same_rows_and_rollups_in_sqlite_and_postgres(
+    pg_url: str, tmp_path: Path
+) -> None:
+    evs = events(1500)
+    db = tmp_path / "same.db"
+    n = write(db, evs)
+    # Postgres in many small batches, so rollup rows and histograms are merged, not only added.
+    assert write_batches(pg_url, evs, 97) == n
+    assert pg_rows(pg_url, "SELECT count(*) FROM batches")[0][0] >= 15
+    with sqlite3.connect(db) as conn:
+        cur = conn.execute("SELECT * FROM requests")
+        lite = requests_of(cur.fetchall(), [d[0] for d in cur.description])
+    with psycopg.connect(pg_url) as conn:
+        cur = conn.execute("SELECT * FROM requests")
+        pg = requests_of(cur.fetchall(), [d.name for d in cur.description])
+    assert len(lite) == len(pg) == n
+    assert list(lite[0]) == list(pg[0])  # the same columns in the same order
+    for a, b in zip(lite, pg, strict=True):
+        assert a == b
+    lr, pr = rollups_sqlite(db), rollups_pg(pg_url)
+    assert lr.keys() == pr.keys()
+    for k in lr:
+        (fa, ha), (fb, hb) = lr[k], pr[k]
+        assert ha == hb, k
+        for name, x, y in zip(FIELDS, fa, fb, strict=True):
+            assert math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-12), (k, name, x, y)
