@@ -20,6 +20,7 @@ SUBCOMMANDS = (
     "vacuum",
     "export",
     "report",
+    "reconcile",
 )
 
 
@@ -68,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
             from llmtop.alerts.cli import main as check_main
 
             return check_main(rest)
-        if cmd in ("export", "report"):
+        if cmd in ("export", "report", "reconcile"):
             from llmtop.review.cli import main as review_main
 
             return review_main([cmd, *rest])
