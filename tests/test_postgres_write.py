@@ -6,15 +6,21 @@ from __future__ import annotations
 import math
 import random
 import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import psycopg
+import pytest
 from llmtop.store.rollup import COMBO_COLUMNS, FIELDS, decode_hist
 
 from tests.builders import payload, write
+from tests.pg import PgServer
 
 NOW = 1_767_000_000.0
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def events(n: int, seed: int = 7, start: float = NOW - 3 * 86400) -> list[dict[str, Any]]:
@@ -145,3 +151,92 @@ def test_one_event_stream_gives_the_same_rows_and_rollups_in_sqlite_and_postgres
         assert ha == hb, k
         for name, x, y in zip(FIELDS, fa, fb, strict=True):
             assert math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-12), (k, name, x, y)
+
+
+def fleet(url: str, hosts: list[str], n: int) -> list[tuple[int, int]]:
+    """Start one writer process per host name, all at once; (written, dropped) of each."""
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tests.pg_fleet", url, h, str(n)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for h in hosts
+    ]
+    out = []
+    for p in procs:
+        so, se = p.communicate(timeout=300)
+        assert p.returncode == 0, se
+        written, dropped, _ = so.split()
+        out.append((int(written), int(dropped)))
+    return out
+
+
+def test_four_writer_processes_on_two_hosts_write_every_call_exactly_once(pg_url: str) -> None:
+    n = 1000
+    # Two "hosts", two processes each: every one has its own connection, interns the same
+    # strings and upserts the same rollup rows as the others at the same moment.
+    res = fleet(pg_url, ["a", "a2", "b", "b2"], n)
+    assert res == [(n, 0)] * 4
+    assert pg_rows(pg_url, "SELECT count(*), count(DISTINCT correlation_id) FROM calls")[0] == (
+        4 * n,
+        4 * n,
+    )
+    # The rollups count every row once: the all-cube's minute buckets add up to the rows.
+    assert pg_rows(pg_url, "SELECT sum(n) FROM rollups WHERE cube = 0 AND res = 60")[0][0] == 4 * n
+    assert (
+        pg_rows(pg_url, "SELECT sum(n) FROM rollups WHERE cube = 1 AND res = 3600")[0][0] == 4 * n
+    )
+    # No string or combination was interned twice.
+    assert pg_rows(pg_url, "SELECT count(*) - count(DISTINCT value) FROM strings")[0][0] == 0
+    assert pg_rows(pg_url, "SELECT count(*) - count(DISTINCT (cube, key)) FROM combos")[0][0] == 0
+    # Commit sequence: one per batch, no two alike, every row's batch recorded.
+    assert pg_rows(pg_url, "SELECT sum(rows) FROM batches")[0][0] == 4 * n
+
+
+@pytest.mark.slow
+def test_four_writer_processes_times_5000_calls_give_exactly_20000_rows(pg_url: str) -> None:
+    assert fleet(pg_url, ["a", "a2", "b", "b2"], 5000) == [(5000, 0)] * 4
+    assert pg_rows(pg_url, "SELECT count(*) FROM calls")[0][0] == 20_000
+
+
+def test_server_stopped_mid_run_rows_plus_counted_drops_equal_calls(
+    pg_url: str, pg_server: PgServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    from llmtop.collector.writer import Writer
+
+    from tests.pg_fleet import record
+
+    rng = random.Random(3)
+    # A small buffer, so the outage overflows it and the loss is counted, not silent.
+    w = Writer(pg_url, max_queue=400, flush_interval=0.05)
+    calls = 0
+    t0 = NOW
+    for _ in range(300):
+        w.submit(record(rng, "h", calls, t0 + calls))
+        calls += 1
+    assert w.flush(30)
+    pg_server.stop()
+    try:
+        for i in range(1500):  # the app keeps calling while the server is gone
+            w.submit(record(rng, "h", calls, t0 + calls))
+            calls += 1
+            if i % 100 == 0:
+                time.sleep(0.05)
+        assert not w.flush(0.5)
+        assert w.last_error and "127.0.0.1" in w.last_error
+    finally:
+        pg_server.restart()
+    for _ in range(200):
+        w.submit(record(rng, "h", calls, t0 + calls))
+        calls += 1
+    assert w.flush(30), w.last_error
+    w.close()
+    rows = pg_rows(pg_url, "SELECT count(*) FROM calls")[0][0]
+    dropped = pg_rows(pg_url, "SELECT coalesce(sum(count), 0) FROM drops")[0][0]
+    assert w.dropped > 0 and rows > 300 + 200
+    assert rows + dropped == calls
+    assert dropped == w.dropped
+    assert any("cannot write to the database" in r.message for r in caplog.records)

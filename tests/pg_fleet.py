@@ -1,0 +1,54 @@
+"""A writer process of the fleet tests and benchmarks/fleet.py: `python -m tests.pg_fleet URL
+HOST N [SEED]` writes N calls through the real Writer (pricing, mapping of a CallRecord, the
+Postgres sink) and prints `written dropped` when done.
+
+A separate process per writer, each with its own connection, as separate hosts would be.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+import time
+
+from llmtop.collector.writer import Writer
+from llmtop.store.records import CallRecord
+
+
+def record(rng: random.Random, host: str, i: int, t: float) -> CallRecord:
+    failed = rng.random() < 0.1
+    return CallRecord(
+        started_at=t,
+        ended_at=t + rng.uniform(0.05, 3.0),
+        provider="openai",
+        model=rng.choice(["gpt-4o-mini", "gpt-4o"]),
+        status="failure" if failed else "success",
+        error_class="RateLimitError" if failed else None,
+        error_code="429" if failed else None,
+        input_tokens=rng.randrange(100, 3000),
+        output_tokens=rng.randrange(0, 800),
+        tags={
+            "feature": rng.choice(["search", "chat", "summarise"]),
+            "customer": f"c{rng.randrange(50)}",
+            "user": f"{host}-u{rng.randrange(20)}",
+            "correlation_id": f"{host}-{i}",
+        },
+    )
+
+
+def main(argv: list[str]) -> int:
+    url, host, n = argv[0], argv[1], int(argv[2])
+    seed = int(argv[3]) if len(argv) > 3 else 0
+    rng = random.Random(f"{host}-{seed}")
+    w = Writer(url)
+    t0 = time.time() - 3600
+    for i in range(n):
+        w.submit(record(rng, host, i, t0 + i * 0.01))
+    ok = w.flush(120)
+    w.close(30)
+    print(w.written, w.dropped, "ok" if ok else "not-flushed", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
