@@ -18,6 +18,7 @@ SUBCOMMANDS = (
     "check",
     "prune",
     "vacuum",
+    "metrics",
     "export",
     "report",
     "reconcile",
@@ -69,6 +70,10 @@ def main(argv: list[str] | None = None) -> int:
             from llmtop.alerts.cli import main as check_main
 
             return check_main(rest)
+        if cmd == "metrics":
+            from llmtop.metrics import main as metrics_main
+
+            return metrics_main(rest)
         if cmd in ("export", "report", "reconcile"):
             from llmtop.review.cli import main as review_main
 
