@@ -32,7 +32,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from llmtop.store.db import DatabaseError
@@ -141,7 +141,8 @@ class PostgresSink:
         psycopg = driver()
         conn = self._connection()
         try:
-            self._write(conn, records, drops)
+            for _ in self.steps(conn, records, drops):
+                pass
         except psycopg.errors.DataError as exc:  # a value out of range, a NUL in a string...
             raise RowsRefused(f"{type(exc).__name__}: {one_line('row', exc)}") from exc
         except psycopg.errors.IntegrityError as exc:
@@ -153,9 +154,17 @@ class PostgresSink:
             raise RowsRefused(f"{type(exc).__name__}: {exc}") from exc
         self.batches += 1
 
-    def _write(
-        self, conn: Any, records: Sequence[CallRecord], drops: Sequence[tuple[int, str]]
-    ) -> None:
+    def connection(self) -> Any:
+        """The sink's connection, (re)made as write() would (for steps())."""
+        return self._connection()
+
+    def steps(
+        self, conn: Any, records: Sequence[CallRecord], drops: Sequence[tuple[int, str]] = ()
+    ) -> Iterator[None]:
+        """The batch's transaction, pausing once: after the rows are copied in, before the
+        commit section. write() runs it straight through; the property test of interleaved
+        writers (tests/test_postgres_read.py) runs several at once in any order, which is how
+        a row with a smaller id comes to commit after one with a larger id."""
         rows = self._interner.rows(conn, records) if records else []
         upserts = rollup_upserts(rows, INSERT_COLUMNS, lambda c, k: self._combo_ids(conn, c, k))
         upserts.sort(key=lambda u: u[:4])
@@ -169,6 +178,7 @@ class PostgresSink:
                         for i in _ID_COLUMNS:
                             r[i] = unpack_id(r[i])
                         copy.write_row((batch, *r))
+            yield
             # From here to the commit: one writer at a time (see the module docstring).
             conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (LOCK_NS, LOCK_COMMIT))
             if upserts:

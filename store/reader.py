@@ -20,6 +20,7 @@ from typing import Any
 from llmtop.store.db import DatabaseError, connect, explain
 from llmtop.store.engine import Source, Spec, Tracker, total
 from llmtop.store.filters import DIMENSIONS, Clause, dim_expr, label_matches, where_sql
+from llmtop.store.pg_db import is_pg_url
 from llmtop.store.records import pack_id, unpack_id
 from llmtop.store.rollup import F_SPEND, Agg
 from llmtop.store.schema import applied_migrations, check_not_newer, migrate
@@ -29,6 +30,15 @@ from llmtop.store.views import RequestDetail, RequestRow, Snapshot
 
 class Reader:
     """One read connection and the queries over it (used from a single worker thread at a time)."""
+
+    def __new__(cls, path: Any = None, *args: Any, **kwargs: Any) -> Reader:
+        # A postgresql:// URL (store.db.resolve_db_path's PgUrl) is read by the Postgres twin,
+        # so every caller of Reader(path) reads a shared store unchanged.
+        if cls is Reader and is_pg_url(path):
+            from llmtop.store.pg_reader import PgReader
+
+            return super().__new__(PgReader)
+        return super().__new__(cls)
 
     def __init__(
         self, path: str | Path, *, readonly: bool = False, savings: Savings | None = None
@@ -93,6 +103,17 @@ class Reader:
 
     def max_id(self) -> int:
         return self.query("SELECT coalesce(max(id), 0) FROM calls")[0][0]
+
+    def wait_for_change(self, timeout: float) -> bool:
+        """Block up to `timeout` s until rows were added (True) or not. A file is polled
+        (the dashboard also watches it with watchfiles); the Postgres reader LISTENs."""
+        start = self.max_id()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
+            if self.max_id() != start:
+                return True
+        return False
 
     def string(self, sid: int | None) -> str | None:
         if sid is None:

@@ -35,8 +35,8 @@ def events(n: int, seed: int = 7, start: float = NOW - 3 * 86400) -> list[dict[s
             "customer": rng.choice(["acme", "globex", "initech", None]),
             "user": f"u{rng.randrange(40)}",
         }
-        if rng.random() < 0.2:
-            tags["region"] = rng.choice(["eu", "us"])
+        if rng.random() < 0.3:
+            tags["llmtop"] = {"region": rng.choice(["eu", "us"])}  # an extra tag (tags_json)
         out.append(
             payload(
                 start=start + i * (3 * 86400 / n) + rng.random(),
