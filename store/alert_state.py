@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from llmtop.store.db import DatabaseError, connect, explain
+from llmtop.store.pg_db import is_pg_url
 from llmtop.store.schema import migrate
 
 ALERT_COLUMNS = (
@@ -39,6 +40,14 @@ def dumps(details: dict[str, Any]) -> str:
 
 class AlertStore:
     """Read-write access to the alert rows of one database file."""
+
+    def __new__(cls, path: Any = None, *args: Any, **kwargs: Any) -> AlertStore:
+        # A postgresql:// URL: the shared store's twin (store/pg_alert_state.py).
+        if cls is AlertStore and is_pg_url(path):
+            from llmtop.store.pg_alert_state import PgAlertStore
+
+            return super().__new__(PgAlertStore)
+        return super().__new__(cls)
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)

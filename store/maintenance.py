@@ -14,6 +14,7 @@ import time
 
 from llmtop.store.db import DatabaseError, explain, resolve_db_path
 from llmtop.store.filters import parse_window
+from llmtop.store.pg_db import is_pg_url
 from llmtop.store.schema import open_db
 
 DEFAULT_RETENTION = "90d"
@@ -93,6 +94,16 @@ def prune(
 ) -> int:
     """Delete raw rows started before now - older_than (and rollups past theirs); returns how many
     raw rows were deleted. Rollups of pruned rows stay: totals over long windows survive."""
+    if is_pg_url(path):  # a shared PostgreSQL store: store/pg_maintenance.py
+        from llmtop.store.pg_maintenance import prune as pg_prune
+
+        return pg_prune(
+            path,  # type: ignore[arg-type]
+            older_than=older_than,
+            now=now,
+            batch=batch,
+            rollups_older_than=rollups_older_than,
+        )
     now = time.time() if now is None else now
     conn = open_db(str(path))
     deleted = 0
@@ -112,6 +123,11 @@ def prune(
 
 def vacuum(path: object) -> tuple[int, int]:
     from pathlib import Path
+
+    if is_pg_url(path):
+        from llmtop.store.pg_maintenance import vacuum as pg_vacuum
+
+        return pg_vacuum(path)  # type: ignore[arg-type]
 
     p = Path(str(path))
     before = p.stat().st_size

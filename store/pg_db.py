@@ -56,6 +56,11 @@ class PgUrl(str):
         """The server decides: a connection attempt says whether the database is there."""
         return True
 
+    def stat(self) -> os.stat_result:
+        """Not a file: callers that key caches on a file's inode (and treat OSError as "no
+        file") key them on the URL alone."""
+        raise OSError(f"{self}: a PostgreSQL database, not a file")
+
     def resolve(self) -> PgUrl:
         return self
 

@@ -1,0 +1,79 @@
+"""`llmtop prune` and `llmtop vacuum` on a shared PostgreSQL store (store/maintenance.py's twin).
+
+The same bounded deletes (raw rows by started_at, then rollups past their retention), each in a
+short transaction of its own so the fleet's writers never wait on a long one. On a shared server
+retention is one cron job's work (`llmtop prune --db postgresql://...`), not every host's: the
+Postgres sink does not prune in the background.
+"""
+
+from __future__ import annotations
+
+import time
+
+from llmtop.store.db import DatabaseError
+from llmtop.store.maintenance import BATCH, MINUTE_ROLLUP_KEEP
+from llmtop.store.pg_db import PgUrl, connect, driver, one_line
+from llmtop.store.pg_schema import migrate
+
+_RAW = "DELETE FROM calls WHERE id IN (SELECT id FROM calls WHERE started_at < %s LIMIT %s)"
+_BATCHES = "DELETE FROM batches WHERE batch IN (SELECT batch FROM batches WHERE at < %s LIMIT %s)"
+
+
+def _rollups(cube: int, res: int) -> str:
+    return (
+        "DELETE FROM rollups WHERE (cube, res, bucket, combo) IN (SELECT cube, res, bucket, combo"
+        f" FROM rollups WHERE cube = {cube} AND res = {res} AND bucket < %s LIMIT %s)"
+    )
+
+
+def prune(
+    target: PgUrl,
+    *,
+    older_than: float | None,
+    now: float | None = None,
+    batch: int = BATCH,
+    rollups_older_than: float | None = 400 * 86400.0,
+) -> int:
+    """As store.maintenance.prune; returns how many raw rows were deleted."""
+    now = time.time() if now is None else now
+    conn = connect(target, autocommit=True)
+    try:
+        migrate(conn, target)
+        jobs: list[tuple[str, float]] = []
+        if older_than is not None:
+            jobs += [(_RAW, now - older_than), (_BATCHES, now - older_than)]
+        if rollups_older_than is not None:
+            jobs.append((_rollups(0, 60), now - min(MINUTE_ROLLUP_KEEP, rollups_older_than)))
+            jobs += [
+                (_rollups(cube, res), now - rollups_older_than)
+                for cube in (0, 1, 2)
+                for res in (3600, 86400)
+            ]
+        deleted = 0
+        for sql, cutoff in jobs:
+            while True:
+                n = max(conn.execute(sql, (cutoff, batch)).rowcount, 0)
+                if sql is _RAW:
+                    deleted += n
+                if n < batch:
+                    break
+        return deleted
+    except driver().Error as exc:
+        raise DatabaseError(one_line(target, exc)) from None
+    finally:
+        conn.close()
+
+
+def vacuum(target: PgUrl) -> tuple[int, int]:
+    """VACUUM (ANALYZE) the llmtop tables; the database's size before and after, in bytes."""
+    conn = connect(target, autocommit=True)
+    try:
+        size = "SELECT pg_database_size(current_database())"
+        before = int(conn.execute(size).fetchone()[0])
+        for table in ("calls", "rollups", "combos", "strings", "batches", "drops", "alerts"):
+            conn.execute(f"VACUUM (ANALYZE) {table}")
+        return before, int(conn.execute(size).fetchone()[0])
+    except driver().Error as exc:
+        raise DatabaseError(one_line(target, exc)) from None
+    finally:
+        conn.close()

@@ -1,0 +1,150 @@
+"""A fleet on one PostgreSQL store: alert state shared and paged once, the commands (`check`,
+`prune`, `vacuum`) on a URL, a dashboard woken by another host's commit, and one line (never a
+password) when the server cannot be reached."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from llmtop.alerts.model import Alert
+from llmtop.alerts.state import ack, states, sync
+from llmtop.store.alert_state import AlertStore
+from llmtop.store.db import DatabaseError, resolve_db_path
+from llmtop.store.reader import Reader
+
+from tests.test_postgres_write import NOW, ROOT, events, pg_rows, write_batches
+
+
+def alert(fp: str, parent: str | None = None) -> Alert:
+    return Alert(
+        fingerprint=fp,
+        rule="spend_spike",
+        severity="critical",
+        scope=f"feature={fp}",
+        title=f"{fp} spend up",
+        cause="a cause",
+        causes=(("a cause", 1.0),),
+        owner=None,
+        since=NOW,
+        drill=(f"feature={fp}", "model"),
+        parent=parent,
+    )
+
+
+def test_two_evaluators_on_two_hosts_page_each_incident_once(pg_url: str) -> None:
+    stores = [AlertStore(pg_url) for _ in range(2)]
+    assert type(stores[0]).__name__ == "PgAlertStore"
+    try:
+        for rnd in range(15):
+            fired = [alert(f"r{rnd}-{k}") for k in range(3)] + [alert(f"r{rnd}-c", f"r{rnd}-0")]
+            paged: list[list[Alert]] = [[], []]
+            gate = threading.Barrier(2)
+
+            def evaluate(
+                i: int,
+                fired: Any = fired,
+                paged: Any = paged,
+                gate: Any = gate,
+                t: float = NOW + rnd,
+            ) -> None:
+                gate.wait()
+                paged[i] = sync(stores[i], fired, t)[0]
+
+            ts = [threading.Thread(target=evaluate, args=(i,)) for i in range(2)]
+            for t in ts:
+                t.start()
+            for t in ts:
+                t.join(30)
+            # Three roots page, each exactly once between the two evaluators; the child never.
+            got = sorted(a.fingerprint for p in paged for a in p)
+            assert got == [f"r{rnd}-0", f"r{rnd}-1", f"r{rnd}-2"]
+            # Evaluating again (a cron job a minute later) pages nothing.
+            assert sync(stores[rnd % 2], fired, NOW + rnd + 60)[0] == []
+    finally:
+        for s in stores:
+            s.close()
+
+
+def test_an_ack_on_one_dashboard_is_the_state_every_other_sees(pg_url: str) -> None:
+    a, b = AlertStore(pg_url), AlertStore(pg_url)
+    try:
+        sync(a, [alert("x"), alert("y", "x")], NOW)
+        assert ack(b, "x")
+        seen = {s.fingerprint: s.state for s in states(a, NOW)}
+        assert seen == {"x": "acked", "y": "acked"}  # the alert filed under it too
+    finally:
+        a.close()
+        b.close()
+
+
+def llmtop(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "llmtop", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=120,
+        env={**__import__("os").environ, "PYTHONPATH": str(ROOT)},
+    )
+
+
+def test_check_prune_and_vacuum_work_on_a_postgres_url(pg_url: str, tmp_path: Path) -> None:
+    n = write_batches(pg_url, events(400, start=NOW - 3 * 86400), 100)
+    rules = tmp_path / "rules.toml"
+    rules.write_text("")
+    out = llmtop("check", "--db", pg_url, "--config", str(rules), "--now", str(NOW), "--json",
+                 cwd=tmp_path)  # fmt: skip
+    assert out.returncode in (0, 1, 2), out.stderr
+    assert isinstance(__import__("json").loads(out.stdout), list)
+    # Prune as of NOW: rows older than a day go, the rollups stay.
+    before = pg_rows(pg_url, "SELECT sum(n) FROM rollups WHERE cube = 0 AND res = 3600")[0][0]
+    old = pg_rows(pg_url, "SELECT count(*) FROM calls WHERE started_at < %s", (NOW - 86400,))[0][0]
+    from llmtop.store.maintenance import prune
+
+    assert prune(resolve_db_path(pg_url), older_than=86400, now=NOW) == old > 0
+    assert pg_rows(pg_url, "SELECT count(*) FROM calls")[0][0] == n - old
+    assert (
+        pg_rows(pg_url, "SELECT sum(n) FROM rollups WHERE cube = 0 AND res = 3600")[0][0] == before
+    )
+    out = llmtop("prune", "--db", pg_url, "--older-than", "1d", cwd=tmp_path)
+    assert out.returncode == 0 and out.stdout.startswith("pruned "), out.stderr
+    out = llmtop("vacuum", "--db", pg_url, cwd=tmp_path)
+    assert out.returncode == 0 and "vacuumed" in out.stdout, out.stderr
+    assert list(tmp_path.iterdir()) == [rules]  # no file created for a URL
+
+
+def test_an_unreachable_server_is_one_line_without_the_password(
+    pg_server: Any, tmp_path: Path
+) -> None:
+    url = f"postgresql://llmtop:s3cret@127.0.0.1:{pg_server.port + 1}/nope"
+    for cmd in (["check"], ["prune"], []):
+        out = llmtop(*cmd, "--db", url, cwd=tmp_path)
+        assert out.returncode in (2, 3), out.stderr
+        (line,) = out.stderr.strip().splitlines()
+        assert "postgresql://llmtop@127.0.0.1" in line and "s3cret" not in line, line
+    with pytest.raises(DatabaseError, match="nope: .*does not exist"):
+        Reader(pg_server.url("nope"))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_commit_on_one_host_wakes_a_dashboard_on_another(pg_url: str) -> None:
+    from llmtop.collector.writer import Writer
+
+    from tests.pg_fleet import record
+
+    dash = Reader(pg_url)
+    try:
+        assert dash.snapshot(now=NOW + 10, window=3600).totals.requests == 0
+        assert dash.wait_for_change(0.05) is False  # LISTENing now; nothing committed
+        w = Writer(pg_url)  # another "host": its own process-wide writer and connection
+        w.submit(record(__import__("random").Random(1), "other", 0, NOW))
+        assert dash.wait_for_change(30) is True
+        assert dash.snapshot(now=NOW + 10, window=3600).totals.requests == 1
+        w.close()
+    finally:
+        dash.close()
