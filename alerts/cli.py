@@ -9,7 +9,9 @@ Exit status is the contract scripts rely on:
        missing or unreadable database, or bad arguments
 
 It opens the database read-only and does not touch paging state: a cron job running `check` must
-not acknowledge, resolve or re-page anything the dashboard shows.
+not acknowledge, resolve or re-page anything the dashboard shows. The exception is a rules file
+with `[notify]`: then `check` records pages as the dashboard does (alerts/notify.py), so each
+incident is announced once, by whichever process sees it first.
 """
 
 from __future__ import annotations
@@ -119,6 +121,16 @@ def main(argv: list[str] | None = None) -> int:
             alerts = evaluate(reader, rules, now)
         finally:
             reader.close()
+        if rules.notify is not None:
+            from llmtop.alerts.notify import Notifier, sync_events
+            from llmtop.store.alert_state import AlertStore
+
+            store = AlertStore(db)
+            try:
+                events = sync_events(store, alerts, now)[2]
+            finally:
+                store.close()
+            Notifier(rules.notify).deliver(events)
     except DatabaseError as exc:
         print(f"llmtop check: {exc}", file=sys.stderr)
         return EXIT_ERROR

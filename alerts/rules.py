@@ -14,9 +14,12 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llmtop.store.filters import Clause, format_filter, parse_filter, parse_window
+
+if TYPE_CHECKING:
+    from llmtop.alerts.notify import NotifyConfig
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -136,6 +139,8 @@ class Rules:
     plans: Mapping[str, float] = field(default_factory=dict)
     #: (scope clauses, owner) in file order.
     owners: tuple[tuple[tuple[Clause, ...], str], ...] = ()
+    #: `[notify]` (alerts/notify.py): None when the file has none.
+    notify: NotifyConfig | None = None
     source: Path | None = None
 
     def window_for(self, workload: str | None) -> float:
@@ -305,7 +310,18 @@ def _kind(v: Any) -> str:
     )
 
 
-_TOP = ("anomaly", "spike", "runaway", "rates", "workloads", "budget", "owners", "margin", "plans")
+_TOP = (
+    "anomaly",
+    "spike",
+    "runaway",
+    "rates",
+    "workloads",
+    "budget",
+    "owners",
+    "margin",
+    "plans",
+    "notify",
+)
 
 
 def parse_rules(text: str, path: Path) -> Rules:
@@ -320,6 +336,8 @@ def parse_rules(text: str, path: Path) -> Rules:
             line = int(m.group(1)) if m else (text.count("\n") + 1 if "end of" in str(exc) else 1)
         msg = re.sub(r"\s*\(at (line \d+, column \d+|end of document)\)", "", msg)
         raise RulesError(f"{path}:{line}: syntax error: {msg}") from None
+    from llmtop.alerts.notify import parse_notify
+
     ck = _Checker(path, text)
     ck.table(data, (), _TOP)
 
@@ -535,6 +553,7 @@ def parse_rules(text: str, path: Path) -> Rules:
         owners=tuple(owners),
         margin=margin,
         plans=plans,
+        notify=parse_notify(ck, data.get("notify")),
         source=path,
     )
 
