@@ -9,8 +9,11 @@ in DETECTORS.
 Noise control, from the monitoring playbooks users expect:
 - each group is judged against its own history (same window, same time of day, previous days),
   so a nightly batch burst that happens every night is inside its own band;
-- a spend alert needs a σ-band breach AND a percentage AND an absolute dollar change, so tiny
-  workloads never page.
+- a spend alert needs a σ-band breach AND a percentage AND a dollar change that is both a share
+  of the org's normal spend and more than counting noise, so tiny workloads never page at any
+  scale (alerts.scale);
+- weekdays are compared with weekdays and weekends with weekends (when there are enough of each),
+  and long windows tolerate a batch job starting a little earlier or later than usual.
 """
 
 from __future__ import annotations
@@ -22,7 +25,10 @@ from dataclasses import dataclass, field
 from llmtop.alerts.cache import AlertCache, file_key
 from llmtop.alerts.explain import Evidence
 from llmtop.alerts.margin import margin
+from llmtop.alerts.newcomers import newcomers
+from llmtop.alerts.rate_rules import rates
 from llmtop.alerts.rules import Rules
+from llmtop.alerts.scale import floor_usd, like_days, noise_floor, org_rate
 from llmtop.store.alert_queries import (
     Agg,
     aggregate,
@@ -36,6 +42,13 @@ DAY = 86400.0
 RATE_RULES = ("error_rate", "retry_rate", "fallback_rate", "cache_hit_drop")
 #: Half-width of the same-time-of-day sample a spike is compared with (jitter tolerance).
 SPIKE_SAME_TIME_HALF = 900.0
+#: Half-width of the same-weekday-last-week sample a spike is also compared with: a weekly job
+#: is in one day of seven, too little to move the 7-day same-time average.
+SPIKE_WEEK_HALF = 1800.0
+#: Anomaly windows this long or longer also compare each previous day's window shifted by
+#: ±min(ANOMALY_JITTER, window/4) and keep the largest: cron is punctual, batch jobs are not.
+ANOMALY_JITTER = 1800.0
+ANOMALY_JITTER_MIN_WINDOW = 3600.0
 
 
 @dataclass
@@ -64,13 +77,13 @@ def fingerprint(rule: str, scope: str) -> str:
     return f"{rule}|{scope}"
 
 
-def _label(dim: str, value: str | None) -> str:
+def label(dim: str, value: str | None) -> str:
     if dim == "all":
         return "total"
     return value if dim == "feature" and value else f"{dim}={value}"
 
 
-def _scope(dim: str, value: str | None) -> tuple[Clause, ...]:
+def scope_of(dim: str, value: str | None) -> tuple[Clause, ...]:
     return () if dim == "all" else (Clause(dim, "=", value),)
 
 
@@ -93,18 +106,30 @@ def anomaly(
     ar = rules.anomaly
     out: list[Candidate] = []
     dims = set(ar.group_by)
+    rate = org_rate(reader, cache, now, first, ar.days)
     windows = sorted({ar.window, *rules.workloads.values()})
     for w in windows:
-        ranges = [(0, now - w, now)] + [
-            (d, now - d * DAY - w, now - d * DAY)
-            for d in range(1, ar.days + 1)
-            if now - d * DAY - w >= first
-        ]
-        days = [r[0] for r in ranges[1:]]
-        if len(days) < ar.min_samples:
+        jit = min(ANOMALY_JITTER, w / 4) if w >= ANOMALY_JITTER_MIN_WINDOW else 0.0
+        shifts = (0.0, -jit, jit) if jit else (0.0,)
+        all_days = [d for d in range(1, ar.days + 1) if now - d * DAY - w >= first]
+        if len(all_days) < ar.min_samples:
             continue
-        base = [(a, b) for _, a, b in ranges[1:]]
-        groups: dict[tuple[str, str | None], dict[int, float]] = {}
+        days = like_days(now, all_days, ar.min_samples)
+        # Range index 10*d + k: day d's window shifted by shifts[k]; 0 is the current window.
+        ranges = [(0, now - w, now)] + [
+            (10 * d + k, now - d * DAY - w + sh, now - d * DAY + sh)
+            for d in days
+            for k, sh in enumerate(shifts)
+            if now - d * DAY - w + sh >= first
+        ]
+        base = [(now - d * DAY - w, now - d * DAY) for d in days]
+        groups: dict[tuple[str, str | None], dict[int, list[float]]] = {}
+
+        def add(dim: str, val: str | None, idx: int, spend: float, n: int, groups=groups) -> None:  # noqa: ANN001
+            g = groups.setdefault((dim, val), {}).setdefault(idx, [0.0, 0.0])
+            g[0] += spend
+            g[1] += n
+
         workload_of: dict[str, str | None] = {}
         if dims & {"feature", "workload", "all"}:
             votes: dict[str, dict[str | None, float]] = {}
@@ -113,20 +138,19 @@ def anomaly(
             ):
                 for dim, val in (("feature", feat), ("workload", wl), ("all", None)):
                     if dim in dims and (val is not None or dim == "all"):
-                        g = groups.setdefault((dim, val), {})
-                        g[idx] = g.get(idx, 0.0) + spend
+                        add(dim, val, idx, spend, n)
                 if feat is not None:
                     v = votes.setdefault(feat, {})
                     v[wl] = v.get(wl, 0.0) + spend + n * 1e-9
             for feat, v in votes.items():
                 workload_of[feat] = max(v.items(), key=lambda kv: kv[1])[0]
         for dim in dims - {"feature", "workload", "all"}:
-            for idx, (val,), spend, _n in sliding_spend(
+            for idx, (val,), spend, n in sliding_spend(
                 reader, cache.trackers, f"anomaly{w}", ranges, (dim,)
             ):
                 if val is not None:
-                    g = groups.setdefault((dim, val), {})
-                    g[idx] = g.get(idx, 0.0) + spend
+                    add(dim, val, idx, spend, n)
+        floor = floor_usd(ar.min_change_usd, ar.min_change_share_pct, rate, w)
         for (dim, val), by_idx in groups.items():
             if dim == "feature":
                 own = rules.window_for(workload_of.get(val or ""))
@@ -136,11 +160,19 @@ def anomaly(
                 own = ar.window
             if own != w:
                 continue
-            cur = by_idx.get(0, 0.0)
-            mu, sd = _stats([by_idx.get(d, 0.0) for d in days])
+            cur = by_idx.get(0, [0.0, 0.0])[0]
+            samples = [
+                max(
+                    (by_idx.get(10 * d + k, [0.0, 0.0]) for k in range(len(shifts))),
+                    key=lambda g: g[0],
+                )
+                for d in days
+            ]
+            mu, sd = _stats([g[0] for g in samples])
+            mu_n = sum(g[1] for g in samples) / len(samples)
             band = mu + ar.sigma * sd
             delta = cur - mu
-            if cur <= band or delta < ar.min_change_usd:
+            if cur <= band or delta < max(floor, noise_floor(mu, mu_n, ar.sigma)):
                 continue
             if mu > 0 and delta / mu * 100.0 < ar.min_change_pct:
                 continue
@@ -151,9 +183,9 @@ def anomaly(
                 Candidate(
                     rule="anomaly",
                     severity="critical" if critical else "warning",
-                    scope=_scope(dim, val),
+                    scope=scope_of(dim, val),
                     title=(
-                        f"{_label(dim, val)} spend {usd(cur)}/{format_window(w)}, {times} "
+                        f"{label(dim, val)} spend {usd(cur)}/{format_window(w)}, {times} "
                         f"({ar.sigma:g}σ band ≤ {usd(band)})"
                     ),
                     cur=(now - w, now),
@@ -186,32 +218,42 @@ def spike(
         if a >= first:
             ranges.append((1 + d, a, b))
             same.append((a, b))
+    week = (now - 7 * DAY - SPIKE_WEEK_HALF, now - 7 * DAY + SPIKE_WEEK_HALF)
+    if week[0] >= first:
+        ranges.append((9, *week))
     dims = [d for d in sr.group_by if d != "all"]
-    groups: dict[tuple[str, str | None], dict[int, float]] = {}
+    groups: dict[tuple[str, str | None], dict[int, Agg]] = {}
     for idx, keys, agg in aggregate(reader, ranges, dims):
         if "all" in sr.group_by:
-            g = groups.setdefault(("all", None), {})
-            g[idx] = g.get(idx, 0.0) + agg.spend
+            groups.setdefault(("all", None), {}).setdefault(idx, Agg()).add(agg)
         for dim, val in zip(dims, keys, strict=True):
             if val is not None:
-                g = groups.setdefault((dim, val), {})
-                g[idx] = g.get(idx, 0.0) + agg.spend
+                groups.setdefault((dim, val), {}).setdefault(idx, Agg()).add(agg)
     out: list[Candidate] = []
+    floor = floor_usd(
+        sr.min_change_usd, sr.min_change_share_pct, org_rate(reader, cache, now, first, 7), s
+    )
     for (dim, val), by_idx in groups.items():
-        cur = by_idx.get(0, 0.0)
-        trail_rate = by_idx.get(1, 0.0) / trailing
-        same_rate = (
-            sum(by_idx.get(1 + d, 0.0) for d in range(1, 8)) / (len(same) * 2 * half)
-            if same
-            else 0.0
-        )
-        normal = max(trail_rate, same_rate) * s
-        if cur - normal < sr.min_change_usd or cur < sr.ratio * normal:
+        cur = by_idx.get(0, Agg()).spend
+        # (spend, requests) per second of each normal: trailing, same time of day, last week.
+        trail = by_idx.get(1, Agg())
+        rates_ = [(trail.spend / trailing, trail.requests / trailing, [(t_start, now - s)])]
+        if same:
+            sp = sum(by_idx.get(1 + d, Agg()).spend for d in range(1, 8))
+            nn = sum(by_idx.get(1 + d, Agg()).requests for d in range(1, 8))
+            rates_.append((sp / (len(same) * 2 * half), nn / (len(same) * 2 * half), same))
+        if 9 in by_idx:
+            wk = by_idx[9]
+            rates_.append(
+                (wk.spend / (2 * SPIKE_WEEK_HALF), wk.requests / (2 * SPIKE_WEEK_HALF), [week])
+            )
+        spend_rate, n_rate, base = max(rates_, key=lambda r: r[0])
+        normal = spend_rate * s
+        need = max(floor, noise_floor(normal, n_rate * s))
+        if cur - normal < need or cur < sr.ratio * normal:
             continue
         ratio = cur / normal if normal > 0 else math.inf
-        use_same = same_rate > trail_rate
-        base = same if use_same else [(t_start, now - s)]
-        scale = s / (len(same) * 2 * half) if use_same else s / trailing
+        scale = s / sum(b - a for a, b in base)
         times = (
             f"{ratio:.1f}× its normal {usd(normal * 3600 / s)}/h" if normal > 0 else "from nothing"
         )
@@ -219,9 +261,9 @@ def spike(
             Candidate(
                 rule="spike",
                 severity="critical" if ratio >= sr.critical_ratio else "warning",
-                scope=_scope(dim, val),
+                scope=scope_of(dim, val),
                 title=(
-                    f"{_label(dim, val)} burning {usd(cur * 3600 / s)}/h over the last "
+                    f"{label(dim, val)} burning {usd(cur * 3600 / s)}/h over the last "
                     f"{format_window(s)}, {times}"
                 ),
                 cur=(now - s, now),
@@ -285,10 +327,13 @@ def runaway(
             per.setdefault((dim, val), [0.0, 0.0])[idx] += agg.spend
     out: list[Candidate] = []
     days = f"{min(rr.days, round(span / DAY)):g}-day"
+    need = floor_usd(rr.min_usd, rr.min_share_pct, org_rate(reader, cache, now, first, rr.days), w)
     for (dim, val), (cur, hist) in per.items():
         avg = hist * w / span
-        if cur < rr.min_usd or cur < rr.ratio * avg:
+        if cur < need or cur < rr.ratio * avg:
             continue
+        if avg <= 0 and rules.new.enabled and dim in rules.new.group_by:
+            continue  # no history at all: the new-entity rule's ("new customer X: ...")
         ratio = cur / avg if avg > 0 else math.inf
         times = (
             f"{ratio:.0f}× its {days} average {usd(avg)}/{format_window(w)}"
@@ -299,7 +344,7 @@ def runaway(
             Candidate(
                 rule="runaway",
                 severity="critical" if ratio >= rr.critical_ratio else "warning",
-                scope=_scope(dim, val),
+                scope=scope_of(dim, val),
                 title=f"{dim} {val} spend {usd(cur)}/{format_window(w)}, {times}",
                 cur=(now - w, now),
                 base=[(b0, now - w)],
@@ -307,82 +352,6 @@ def runaway(
                 delta=cur - avg,
             )
         )
-    return out
-
-
-# --- retry / fallback / error / cache-hit rates ---------------------------------------------------
-
-
-def rates(
-    reader: Reader, cache: AlertCache, rules: Rules, now: float, first: float
-) -> list[Candidate]:
-    qr = rules.rates
-    w = qr.window
-    b0 = max(first, now - w - qr.baseline)
-    span = now - w - b0
-    ranges = [(0, now - w, now)] + ([(1, b0, now - w)] if span > 0 else [])
-    dims = [d for d in qr.group_by if d != "all"]
-    groups: dict[tuple[str, str | None], list[Agg]] = {}
-    for idx, keys, agg in aggregate(reader, ranges, dims):
-        targets = [("all", None)] if "all" in qr.group_by else []
-        targets += [(d, v) for d, v in zip(dims, keys, strict=True) if v is not None]
-        for t in targets:
-            groups.setdefault(t, [Agg(), Agg()])[idx].add(agg)
-    out: list[Candidate] = []
-    base = [(b0, now - w)] if span > 0 else []
-    scale = w / span if span > 0 else 0.0
-    for (dim, val), (c, b) in groups.items():
-        if c.requests < qr.min_requests:
-            continue
-        label = _label(dim, val)
-        for rule, num_c, num_b, limit in (
-            ("error_rate", c.failures, b.failures, qr.error_rate_pct),
-            ("retry_rate", c.retries, b.retries, qr.retry_rate_pct),
-            ("fallback_rate", c.fallbacks, b.fallbacks, qr.fallback_rate_pct),
-        ):
-            rc = num_c / c.requests
-            rb = num_b / b.requests if b.requests else 0.0
-            if rc * 100.0 < limit or rc < 2.0 * rb:
-                continue
-            what = rule.split("_")[0]
-            normal = f"normal {rb * 100:.1f}%" if b.requests else "no baseline yet"
-            out.append(
-                Candidate(
-                    rule=rule,
-                    severity="critical"
-                    if rc * 100.0 >= limit * qr.critical_multiple
-                    else "warning",
-                    scope=_scope(dim, val),
-                    title=(
-                        f"{label} {what} rate {rc * 100:.0f}% over {format_window(w)} ({normal}), "
-                        f"{num_c} of {c.requests} requests"
-                    ),
-                    cur=(now - w, now),
-                    base=base,
-                    scale=scale,
-                    delta=num_c - rb * c.requests,
-                )
-            )
-        # Per group only: an org-wide hit rate moves whenever the traffic mix does (a nightly
-        # batch job without prompt caching "drops" it every night).
-        if dim != "all" and c.eligible >= qr.min_requests and b.eligible >= qr.min_requests:
-            hc, hb = c.cached / c.eligible, b.cached / b.eligible
-            if hb >= 0.1 and (hb - hc) / hb * 100.0 >= qr.cache_hit_drop_pct:
-                out.append(
-                    Candidate(
-                        rule="cache_hit_drop",
-                        severity="critical" if hc <= hb * 0.1 else "warning",
-                        scope=_scope(dim, val),
-                        title=(
-                            f"{label} cache hit rate {hb * 100:.0f}% → {hc * 100:.0f}% over "
-                            f"{format_window(w)} ({c.eligible} requests)"
-                        ),
-                        cur=(now - w, now),
-                        base=base,
-                        scale=scale,
-                        delta=(hb - hc) * c.eligible,
-                    )
-                )
     return out
 
 
@@ -394,6 +363,7 @@ DETECTORS: tuple[tuple[str, Detector], ...] = (
     ("anomaly", anomaly),
     ("spike", spike),
     ("runaway", runaway),
-    ("rates", rates),
+    ("rates", rates),  # alerts/rate_rules.py: windows that adapt to volume
+    ("new", newcomers),  # alerts/newcomers.py: new customers, users, features, models
     ("margin", margin),  # alerts/margin.py: month-to-date cost vs plan price ([plans])
 )

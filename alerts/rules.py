@@ -46,7 +46,10 @@ class AnomalyRule:
     min_samples: int = 3
     sigma: float = 3.0
     min_change_pct: float = 50.0
-    min_change_usd: float = 1.0
+    #: The minimum change is max(min_change_usd, min_change_share_pct of the org's normal spend
+    #: in a window this long): alerts.scale says why.
+    min_change_usd: float = 0.01
+    min_change_share_pct: float = 5.0
     critical_ratio: float = 3.0
 
 
@@ -60,7 +63,8 @@ class SpikeRule:
     trailing: float = 7200.0
     ratio: float = 3.0
     critical_ratio: float = 6.0
-    min_change_usd: float = 1.0
+    min_change_usd: float = 0.01
+    min_change_share_pct: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -73,7 +77,8 @@ class RunawayRule:
     days: int = 7
     ratio: float = 10.0
     critical_ratio: float = 30.0
-    min_usd: float = 5.0
+    min_usd: float = 0.05
+    min_share_pct: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -90,6 +95,25 @@ class RatesRule:
     fallback_rate_pct: float = 20.0
     cache_hit_drop_pct: float = 50.0
     critical_multiple: float = 2.5
+    #: Below min_requests a scope's window widens (doubling) up to this, and a rate fires on
+    #: fewer requests only when a binomial test against the baseline rate is this significant.
+    max_window: float = 7200.0
+    significance: float = 0.001
+
+
+@dataclass(frozen=True)
+class NewRule:
+    """A customer, user, feature or model with no spend in the previous `days` days whose spend
+    in the window is a notable share of the org's."""
+
+    enabled: bool = True
+    group_by: tuple[str, ...] = ("customer", "user", "feature", "model")
+    window: float = 900.0
+    days: int = 7
+    share_pct: float = 5.0
+    critical_share_pct: float = 20.0
+    min_usd: float = 0.01
+    min_requests: int = 3
 
 
 @dataclass(frozen=True)
@@ -129,6 +153,7 @@ class Rules:
     spike: SpikeRule = field(default_factory=SpikeRule)
     runaway: RunawayRule = field(default_factory=RunawayRule)
     rates: RatesRule = field(default_factory=RatesRule)
+    new: NewRule = field(default_factory=NewRule)
     #: workload class (the `workload` tag) → anomaly window length in seconds.
     workloads: Mapping[str, float] = field(
         default_factory=lambda: {"realtime": 900.0, "batch": 6 * 3600.0}
@@ -315,6 +340,7 @@ _TOP = (
     "spike",
     "runaway",
     "rates",
+    "new",
     "workloads",
     "budget",
     "owners",
@@ -353,11 +379,13 @@ def parse_rules(text: str, path: Path) -> Rules:
             "sigma",
             "min_change_pct",
             "min_change_usd",
+            "min_change_share_pct",
             "critical_ratio",
         ),
     )
     w = ("anomaly",)
     base = AnomalyRule()
+    share = {"strict": False, "hi": 100.0, "unit": " (percent of the org's spend)"}
     anomaly = AnomalyRule(
         enabled=ck.boolean(d, w, "enabled", base.enabled),
         group_by=ck.dims(d, w, "group_by", base.group_by),
@@ -370,6 +398,13 @@ def parse_rules(text: str, path: Path) -> Rules:
         ),
         min_change_usd=ck.number(
             d, w, "min_change_usd", base.min_change_usd, strict=False, unit=" (dollars)"
+        ),
+        min_change_share_pct=ck.number(
+            d,
+            w,
+            "min_change_share_pct",
+            base.min_change_share_pct,
+            **share,  # type: ignore[arg-type]
         ),
         critical_ratio=ck.number(d, w, "critical_ratio", base.critical_ratio, lo=1.0),
     )
@@ -387,6 +422,7 @@ def parse_rules(text: str, path: Path) -> Rules:
             "ratio",
             "critical_ratio",
             "min_change_usd",
+            "min_change_share_pct",
         ),
     )
     w = ("spike",)
@@ -401,6 +437,13 @@ def parse_rules(text: str, path: Path) -> Rules:
         min_change_usd=ck.number(
             d, w, "min_change_usd", sb.min_change_usd, strict=False, unit=" (dollars)"
         ),
+        min_change_share_pct=ck.number(
+            d,
+            w,
+            "min_change_share_pct",
+            sb.min_change_share_pct,
+            **share,  # type: ignore[arg-type]
+        ),
     )
 
     d = ck.table(
@@ -414,6 +457,7 @@ def parse_rules(text: str, path: Path) -> Rules:
             "ratio",
             "critical_ratio",
             "min_usd",
+            "min_share_pct",
         ),
     )
     w = ("runaway",)
@@ -426,6 +470,7 @@ def parse_rules(text: str, path: Path) -> Rules:
         ratio=ck.number(d, w, "ratio", rb.ratio, lo=1.0),
         critical_ratio=ck.number(d, w, "critical_ratio", rb.critical_ratio, lo=1.0),
         min_usd=ck.number(d, w, "min_usd", rb.min_usd, strict=False, unit=" (dollars)"),
+        min_share_pct=ck.number(d, w, "min_share_pct", rb.min_share_pct, **share),  # type: ignore[arg-type]
     )
 
     d = ck.table(
@@ -442,6 +487,8 @@ def parse_rules(text: str, path: Path) -> Rules:
             "fallback_rate_pct",
             "cache_hit_drop_pct",
             "critical_multiple",
+            "max_window",
+            "significance",
         ),
     )
     w = ("rates",)
@@ -458,7 +505,12 @@ def parse_rules(text: str, path: Path) -> Rules:
         fallback_rate_pct=ck.number(d, w, "fallback_rate_pct", qb.fallback_rate_pct, **pct),  # type: ignore[arg-type]
         cache_hit_drop_pct=ck.number(d, w, "cache_hit_drop_pct", qb.cache_hit_drop_pct, **pct),  # type: ignore[arg-type]
         critical_multiple=ck.number(d, w, "critical_multiple", qb.critical_multiple, lo=1.0),
+        max_window=ck.window(d, w, "max_window", qb.max_window),
+        significance=ck.number(d, w, "significance", qb.significance, hi=0.5),
     )
+    if rates.max_window < rates.window:
+        raise ck.fail((*w, "max_window"), f"must be >= window ({rates.window:g}s)")
+    new = parse_new(ck, data)
 
     workloads = dict(Rules().workloads)
     wl = data.get("workloads", {})
@@ -548,6 +600,7 @@ def parse_rules(text: str, path: Path) -> Rules:
         spike=spike,
         runaway=runaway,
         rates=rates,
+        new=new,
         workloads=workloads,
         budgets=tuple(budgets),
         owners=tuple(owners),
@@ -597,6 +650,46 @@ def parse_plans(
     for customer in raw:
         plans[customer] = ck.number(raw, ("plans",), customer, 0.0, unit=" (dollars a month)")
     return margin, plans
+
+
+def parse_new(ck: _Checker, data: dict[str, Any]) -> NewRule:
+    """`[new]`: the new-entity rule (alerts/newcomers.py)."""
+    d = ck.table(
+        data.get("new", {}),
+        ("new",),
+        (
+            "enabled",
+            "group_by",
+            "window",
+            "days",
+            "share_pct",
+            "critical_share_pct",
+            "min_usd",
+            "min_requests",
+        ),
+    )
+    w = ("new",)
+    nb = NewRule()
+    pct = {"hi": 100.0, "unit": " (percent of the org's spend)"}
+    new = NewRule(
+        enabled=ck.boolean(d, w, "enabled", nb.enabled),
+        group_by=ck.dims(d, w, "group_by", nb.group_by),
+        window=ck.window(d, w, "window", nb.window),
+        days=ck.integer(d, w, "days", nb.days, 1),
+        share_pct=ck.number(d, w, "share_pct", nb.share_pct, **pct),  # type: ignore[arg-type]
+        critical_share_pct=ck.number(
+            d,
+            w,
+            "critical_share_pct",
+            nb.critical_share_pct,
+            **pct,  # type: ignore[arg-type]
+        ),
+        min_usd=ck.number(d, w, "min_usd", nb.min_usd, strict=False, unit=" (dollars)"),
+        min_requests=ck.integer(d, w, "min_requests", nb.min_requests, 1),
+    )
+    if "all" in new.group_by:
+        raise ck.fail((*w, "group_by"), 'must name tags like "customer": "all" is never new')
+    return new
 
 
 def load_rules(path: Path | None) -> Rules:

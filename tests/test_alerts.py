@@ -186,8 +186,12 @@ def test_prompt_version_growth_fires_with_version_as_cause(db: Path) -> None:
     assert a.owner == "team-support"
     assert a.drill == ("feature=support-summarize", "prompt_version")
     assert a.since == pytest.approx(NOW - 900, abs=60)
-    # The realtime workload's band breaks too, but it is the same incident: one alert.
-    assert [(x.rule, x.scope) for x in alerts] == [("anomaly", "feature=support-summarize")]
+    # The realtime workload's band breaks too, and the feature's burn rate, but it is the same
+    # incident: one page (what else fires is filed under it).
+    assert [(x.rule, x.scope) for x in alerts if x.parent is None] == [
+        ("anomaly", "feature=support-summarize")
+    ]
+    assert not any(x.scope == "workload=realtime" for x in alerts)
 
 
 # --- (b) a route change that drops prompt-cache hits ----------------------------------------------
@@ -331,8 +335,9 @@ def test_tiny_workload_blip_stays_quiet(db: Path) -> None:
     ]
     write(db, blip)
     assert run(db) == []
-    # Control: without the absolute-dollar floor the same blip is a 3σ, +300% anomaly.
-    loose = Rules(anomaly=AnomalyRule(min_change_usd=0.0))
+    # Control: without the dollar floors (absolute and share of the org's spend) the same blip
+    # is a 3σ, +300% anomaly.
+    loose = Rules(anomaly=AnomalyRule(min_change_usd=0.0, min_change_share_pct=0.0))
     a = only(run(db, loose), "anomaly", "feature=haiku-tagger")
     assert a.owner == "growth"
 
@@ -372,7 +377,7 @@ def test_sync_pages_once_and_survives_restart(db: Path) -> None:
     assert alerts
     r1 = AlertStore(db)
     new, states = state.sync(r1, alerts, NOW)
-    assert {a.fingerprint for a in new} == {a.fingerprint for a in alerts}
+    assert {a.fingerprint for a in new} == {a.fingerprint for a in alerts if a.parent is None}
     assert {s.state for s in states} == {"open"}
     new, _ = state.sync(r1, alerts, NOW + 5)
     assert new == []
@@ -774,7 +779,8 @@ def test_an_incident_pages_once_with_its_other_alerts_filed_under_it(
     assert cli.main(["--db", str(db), "--now", str(NOW)]) == 2
     out = capsys.readouterr().out
     assert out.count("CRITICAL  feature=support-summarize") == 1
-    assert "  related (4, same incident): " in out
+    related = sum(1 for p in parents.values() if p == root)
+    assert related >= 4 and f"  related ({related}, same incident): " in out
     assert "CRITICAL  customer=globex" not in out
     assert cli.main(["--db", str(db), "--now", str(NOW), "--json"]) == 2
     objs = json.loads(capsys.readouterr().out)
@@ -789,7 +795,7 @@ def test_alerts_still_being_analysed_page_once_they_are_known_to_be_roots(db: Pa
     r, store = Reader(db), AlertStore(db)
     try:
         first = evaluate(r, rules, NOW, explain_budget=0.0)
-        assert len(first) == 5 and all(a.pending for a in first)
+        assert len(first) >= 5 and all(a.pending for a in first)
         new, states = state.sync(store, first, NOW)
         assert new == []  # shown, not paged
         assert {s.fingerprint for s in states} == {a.fingerprint for a in first}
@@ -951,6 +957,7 @@ def test_an_alert_drill_down_quotes_a_tag_value_with_spaces_and_quotes(db: Path)
     ]
     write(db, loop)
     alerts = run(db)
-    (a,) = [x for x in alerts if x.rule == "runaway" and "customer=" in x.scope]
+    # No history: the new-entity rule's alert (the runaway rule's when that rule is off).
+    (a,) = [x for x in alerts if x.rule in ("runaway", "new") and "customer=" in x.scope]
     assert parse_filter(a.drill[0]) == (Clause("customer", "=", name),)
     assert parse_filter(a.scope) == (Clause("customer", "=", name),)
