@@ -73,3 +73,69 @@ def test_rows_written_after_start_are_exported_with_semconv_names(tmp_path: Path
 )
 def test_off_unless_otel_environment_configures_it(env: dict[str, str], on: bool) -> None:
     assert enabled(env) is on
+
+
+def test_llmtop_metrics_pushes_otlp_http_to_the_configured_endpoint(tmp_path: Path) -> None:
+    """The real OTLP/HTTP exporter, configured only by OTEL_* variables, to a loopback receiver."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+        ExportMetricsServiceRequest,
+    )
+
+    got: list[ExportMetricsServiceRequest] = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            assert self.path == "/v1/metrics"
+            req = ExportMetricsServiceRequest()
+            req.ParseFromString(body)
+            got.append(req)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-protobuf")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    db = tmp_path / "push.db"
+    build(db, days=1, seed=6)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    env["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{server.server_port}"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llmtop", "metrics", "--db", str(db), "--listen", "127.0.0.1:0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline() for _ in range(2)]
+        assert any("OTLP" in x for x in lines) and any("serving" in x for x in lines), lines
+        (start,) = q(db, "SELECT MAX(id) FROM calls")[0]
+        build(db, days=1, seed=7)  # written while the exporter runs
+        proc.send_signal(signal.SIGTERM)  # shutdown records what is left and flushes
+        assert proc.wait(60) == 0, proc.stderr.read() if proc.stderr else ""
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        server.shutdown()
+        server.server_close()
+    assert got
+    count = 0
+    for req in got:
+        for rm in req.resource_metrics:
+            for sm in rm.scope_metrics:
+                for m in sm.metrics:
+                    if m.name == "gen_ai.client.operation.duration":
+                        count = max(count, sum(p.count for p in m.histogram.data_points))
+    assert count == q(db, "SELECT count(*) FROM requests WHERE id > ?", (start,))[0][0]
