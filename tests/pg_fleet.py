@@ -1,6 +1,7 @@
 """A writer process of the fleet tests and benchmarks/fleet.py: `python -m tests.pg_fleet URL
 HOST N [SEED]` writes N calls through the real Writer (pricing, mapping of a CallRecord, the
-Postgres sink) and prints `written dropped` when done.
+Postgres or SQLite sink) and prints `written dropped ok|not-flushed began done` (epoch seconds
+of the first submit and of the flush's end, so a benchmark can leave out interpreter start-up).
 
 A separate process per writer, each with its own connection, as separate hosts would be.
 """
@@ -42,11 +43,14 @@ def main(argv: list[str]) -> int:
     rng = random.Random(f"{host}-{seed}")
     w = Writer(url)
     t0 = time.time() - 3600
-    for i in range(n):
-        w.submit(record(rng, host, i, t0 + i * 0.01))
+    recs = [record(rng, host, i, t0 + i * 0.01) for i in range(n)]
+    began = time.time()
+    for rec in recs:
+        w.submit(rec)
     ok = w.flush(120)
+    done = time.time()
     w.close(30)
-    print(w.written, w.dropped, "ok" if ok else "not-flushed", flush=True)
+    print(w.written, w.dropped, "ok" if ok else "not-flushed", began, done, flush=True)
     return 0
 
 

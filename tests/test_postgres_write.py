@@ -169,7 +169,7 @@ def fleet(url: str, hosts: list[str], n: int) -> list[tuple[int, int]]:
     for p in procs:
         so, se = p.communicate(timeout=300)
         assert p.returncode == 0, se
-        written, dropped, _ = so.split()
+        written, dropped, *_ = so.split()
         out.append((int(written), int(dropped)))
     return out
 
