@@ -22,6 +22,7 @@ SUBCOMMANDS = (
     "export",
     "report",
     "reconcile",
+    "whatif",
 )
 
 
@@ -74,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
             from llmtop.metrics import main as metrics_main
 
             return metrics_main(rest)
-        if cmd in ("export", "report", "reconcile"):
+        if cmd in ("export", "report", "reconcile", "whatif"):
             from llmtop.review.cli import main as review_main
 
             return review_main([cmd, *rest])
