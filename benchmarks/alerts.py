@@ -25,7 +25,7 @@ from llmtop.collector.writer import price_record
 from llmtop.store.reader import Reader
 from llmtop.store.schema import open_db
 from llmtop.store.write import Interner, insert_batch
-from llmtop.tui.app import EXPLAIN_BUDGET
+from llmtop.tui.alerting import EXPLAIN_BUDGET
 
 
 def _time(path: Path, now: float, label: str, budget: float | None = None) -> None:

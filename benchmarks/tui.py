@@ -87,7 +87,7 @@ async def _tui(path: Path, end: float, alerts: bool, windows: bool) -> dict[str,
 
     def drawn(screen: Screen[Any]) -> None:
         draw(screen)
-        snap = app.snapshot
+        snap = app.dashboard.snapshot
         if frame or snap is None or (want and abs(snap.end - snap.start - want[0]) > 1):
             return
         table = app.query_one(TopTable)  # laid out: its rows have been measured and placed

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from llmtop.store.filters import parse_filter
 from llmtop.store.reader import MultiReader, Reader
-from llmtop.tui.app import View
+from llmtop.tui.screens.dashboard import View
 from llmtop.tui.widgets.requests_table import RequestsTable
 from llmtop.tui.widgets.top_table import TopTable
 
@@ -79,16 +79,17 @@ async def test_app_merges_files_and_drills_into_a_source(two_dbs) -> None:
     app = make_app(a, more_dbs=[b])
     async with app.run_test(size=(160, 48)) as pilot:
         await settle(app, pilot)
-        assert not app.alerts_enabled  # alert state needs a writable file: off, and said so
-        assert app.snapshot is not None
-        assert app.snapshot.totals.requests == len(specs_a) + len(specs_b)
-        app.go(View(group_by="source"))
+        # Alert state needs a writable file: off, and said so.
+        assert not app.dashboard.alerts_enabled
+        assert app.dashboard.snapshot is not None
+        assert app.dashboard.snapshot.totals.requests == len(specs_a) + len(specs_b)
+        app.dashboard.go(View(group_by="source"))
         await settle(app, pilot)
         table = app.query_one(TopTable)
         assert set(table.groups) == {"api", "worker"}
         assert "2 databases" in str(app.query_one("#topbar").render())
         # source=worker → ... → the requests of that file only, and a detail that opens.
-        app.go(View(path=(parse_filter("source=worker")[0],), requests=True))
+        app.dashboard.go(View(path=(parse_filter("source=worker")[0],), requests=True))
         await settle(app, pilot)
         rt = app.query_one(RequestsTable)
         assert rt.row_count == len(specs_b)

@@ -147,7 +147,7 @@ def test_alerts_panel_folds_an_incident(snap_compare: SnapCompare, stable_db: Pa
 
     async def run_before(pilot: Pilot[Any]) -> None:
         await settle(pilot)
-        pilot.app.alert_states = _incident_states()  # type: ignore[attr-defined]
+        pilot.app.dashboard.alert_states = _incident_states()  # type: ignore[attr-defined]
         await settle(pilot)
         await pilot.press("a", "space")
         await settle(pilot)

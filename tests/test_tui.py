@@ -10,6 +10,7 @@ from llmtop.store.rollup import ALPHA
 from llmtop.store.snapshot import quantile
 from llmtop.store.views import GroupRow
 from llmtop.tui.app import LlmtopApp
+from llmtop.tui.screens.dashboard import DashboardScreen
 from llmtop.tui.widgets.requests_table import RequestsTable
 from llmtop.tui.widgets.top_table import FIRST_ROWS, TopTable
 from textual.app import App, ComposeResult
@@ -33,7 +34,7 @@ async def test_panels_match_independent_figures(llmtop_db: Path, specs: list[dic
     app = make_app(llmtop_db)
     async with app.run_test(size=(160, 48)) as pilot:
         await settle(app, pilot)
-        snap = app.snapshot
+        snap = app.dashboard.snapshot
         assert snap is not None
         spend = sum(expected_cost(s) for s in specs)
         assert snap.totals.requests == len(specs)
@@ -73,17 +74,17 @@ async def test_drill_down_back_and_requests(llmtop_db: Path, specs: list[dict]) 
         first = table.coordinate_to_cell_key((0, 0)).row_key.value
         await pilot.press("enter")
         await settle(app, pilot)
-        assert app.view.group_by == "model"
+        assert app.dashboard.view.group_by == "model"
         assert f"feature={first}" in text_of(app, "#crumbs")
         assert table.columns["key"].label.plain == "model"
         header = "".join(seg.text for seg in table.render_line(0))
         assert header.split()[0] == "model"  # what is painted, not only the label object
-        assert {g.key for g in app.snapshot.groups} == {
+        assert {g.key for g in app.dashboard.snapshot.groups} == {
             s["model"] for s in specs if s["feature"] == first
         }
         await pilot.press("enter", "enter", "enter")  # model → customer → user → requests
         await settle(app, pilot)
-        assert app.view.requests
+        assert app.dashboard.view.requests
         rt = app.query_one(RequestsTable)
         assert rt.row_count >= 1
         await pilot.press("enter")  # open a request's detail
@@ -92,7 +93,7 @@ async def test_drill_down_back_and_requests(llmtop_db: Path, specs: list[dict]) 
         await pilot.press("escape")
         await pilot.press("escape", "escape", "escape", "escape")
         await settle(app, pilot)
-        assert app.view.path == () and not app.view.requests
+        assert app.dashboard.view.path == () and not app.dashboard.view.requests
         assert "grouped by feature" in text_of(app, "#crumbs")
 
 
@@ -104,10 +105,12 @@ async def test_filter_and_bad_filter(llmtop_db: Path, specs: list[dict]) -> None
         await pilot.press(*"team=search")
         await pilot.press("enter")
         await settle(app, pilot)
-        assert {g.key for g in app.snapshot.groups} == {
+        assert {g.key for g in app.dashboard.snapshot.groups} == {
             s["feature"] for s in specs if s.get("team") == "search"
         }
-        assert app.snapshot.totals.requests == sum(1 for s in specs if s.get("team") == "search")
+        assert app.dashboard.snapshot.totals.requests == sum(
+            1 for s in specs if s.get("team") == "search"
+        )
         await pilot.press("slash", "ctrl+u")
         await pilot.press(*"nonsense")
         await pilot.press("enter")
@@ -119,7 +122,7 @@ async def test_filter_and_bad_filter(llmtop_db: Path, specs: list[dict]) -> None
         await pilot.press(*"model~gpt-4o-m* status=success")
         await pilot.press("enter")
         await settle(app, pilot)
-        assert app.snapshot.totals.requests == sum(
+        assert app.dashboard.snapshot.totals.requests == sum(
             1 for s in specs if s.get("model") == "gpt-4o-mini" and s.get("status") != "failure"
         )
 
@@ -130,19 +133,23 @@ async def test_window_switching(llmtop_db: Path, specs: list[dict]) -> None:
         await settle(app, pilot)
         await pilot.press("1")
         await settle(app, pilot)
-        assert app.window == 300
-        assert app.snapshot.totals.requests == sum(1 for s in specs if s["start"] >= NOW - 300)
+        assert app.dashboard.window == 300
+        assert app.dashboard.snapshot.totals.requests == sum(
+            1 for s in specs if s["start"] >= NOW - 300
+        )
         assert "window 5m" in text_of(app, "#topbar")
         assert "reading" not in text_of(app, "#topbar")
         # Until the new window's numbers arrive, the top bar says they are being read.
-        app.set_reactive(LlmtopApp.window, 7 * 86400.0)
-        app.render_topbar()
+        app.dashboard.set_reactive(DashboardScreen.window, 7 * 86400.0)
+        app.dashboard.render_topbar()
         assert "reading 7d" in text_of(app, "#topbar")
-        app.set_reactive(LlmtopApp.window, 300.0)
+        app.dashboard.set_reactive(DashboardScreen.window, 300.0)
         await pilot.press("w", "ctrl+u", *"10m", "enter")
         await settle(app, pilot)
-        assert app.window == 600
-        assert app.snapshot.totals.requests == sum(1 for s in specs if s["start"] >= NOW - 600)
+        assert app.dashboard.window == 600
+        assert app.dashboard.snapshot.totals.requests == sum(
+            1 for s in specs if s["start"] >= NOW - 600
+        )
 
 
 async def test_pause_freezes_then_resumes(llmtop_db: Path, specs: list[dict]) -> None:
@@ -150,32 +157,32 @@ async def test_pause_freezes_then_resumes(llmtop_db: Path, specs: list[dict]) ->
     app = make_app(llmtop_db, clock=lambda: clock["now"])
     async with app.run_test(size=(120, 36)) as pilot:
         await settle(app, pilot)
-        before = app.snapshot.totals.requests
+        before = app.dashboard.snapshot.totals.requests
         await pilot.press("p")
         await settle(app, pilot)
         assert "PAUSED" in text_of(app, "#topbar")
         write(llmtop_db, [payload(start=NOW - 10, feature="late")])
         clock["now"] = NOW + 30
-        app.refresh_data()
+        app.dashboard.refresh_data()
         await settle(app, pilot)
-        assert app.snapshot.totals.requests == before
+        assert app.dashboard.snapshot.totals.requests == before
         await pilot.press("p")
         await settle(app, pilot)
         assert "live" in text_of(app, "#topbar")
-        assert app.snapshot.totals.requests == before + 1
+        assert app.dashboard.snapshot.totals.requests == before + 1
 
 
 async def test_new_row_appears_live_without_a_key(llmtop_db: Path, specs: list[dict]) -> None:
     app = make_app(llmtop_db, watch=True)
     async with app.run_test(size=(120, 36)) as pilot:
         await settle(app, pilot)
-        before = app.snapshot.totals.requests
+        before = app.dashboard.snapshot.totals.requests
         write(llmtop_db, [payload(start=NOW - 5, feature="fresh-feature")])
         for _ in range(100):  # the watcher wakes the app; give it up to ~5 s to get there
             await pilot.pause(0.05)
-            if app.snapshot.totals.requests == before + 1:
+            if app.dashboard.snapshot.totals.requests == before + 1:
                 break
-        assert app.snapshot.totals.requests == before + 1
+        assert app.dashboard.snapshot.totals.requests == before + 1
         assert "fresh-feature" in app.query_one(TopTable).groups
 
 
@@ -199,16 +206,16 @@ async def test_group_picker_choice_is_remembered(llmtop_db: Path, specs: list[di
         await pilot.press("g")
         await pilot.pause()
         picker = app.screen.query_one("#picker")
-        dims = app.snapshot.dimensions
+        dims = app.dashboard.snapshot.dimensions
         picker.highlighted = dims.index("customer")
         await pilot.press("enter")
         await settle(app, pilot)
-        assert app.view.group_by == "customer"
-        assert {g.key for g in app.snapshot.groups} == {s["customer"] for s in specs}
+        assert app.dashboard.view.group_by == "customer"
+        assert {g.key for g in app.dashboard.snapshot.groups} == {s["customer"] for s in specs}
     app2 = make_app(llmtop_db)
     async with app2.run_test(size=(120, 36)) as pilot:
         await settle(app2, pilot)
-        assert app2.view.group_by == "customer"
+        assert app2.dashboard.view.group_by == "customer"
 
 
 async def test_sort_by_column(llmtop_db: Path, specs: list[dict]) -> None:
@@ -242,7 +249,7 @@ async def test_help_lists_every_binding(llmtop_db: Path, specs: list[dict]) -> N
         await pilot.pause()
         assert type(app.screen).__name__ == "HelpScreen"
         listed = " ".join(k for k, _ in KEYS)
-        for b in app.BINDINGS:
+        for b in DashboardScreen.BINDINGS:
             for key in b.key.split(","):
                 shown = {"question_mark": "?", "slash": "/", "escape": "esc"}.get(key, key)
                 assert shown in listed, f"{key} is not in the help screen"
@@ -315,7 +322,7 @@ async def test_only_the_biggest_spenders_are_listed_and_the_rest_is_said(
     app = make_app(llmtop_db)
     async with app.run_test(size=(160, 48)) as pilot:
         await settle(app, pilot)
-        snap = app.snapshot
+        snap = app.dashboard.snapshot
         assert snap is not None
         assert [g.key for g in snap.groups] == [k for k, _ in ranked[:2]]
         assert snap.groups_total == len(ranked)

@@ -56,7 +56,7 @@ async def test_alert_appears_live_is_acked_and_jumps(llmtop_db: Path) -> None:
     app = make_app(llmtop_db, watch=True, alerts=True)
     async with app.run_test(size=(140, 40), notifications=True) as pilot:
         await settle(app, pilot)
-        assert not [s for s in app.alert_states if s.state != "resolved"]
+        assert not [s for s in app.dashboard.alert_states if s.state != "resolved"]
         assert not app.query_one(AlertsPanel).display
 
         # The incident: prompt v2 ships and support-summarize's input grows 10x, live.
@@ -74,8 +74,8 @@ async def test_alert_appears_live_is_acked_and_jumps(llmtop_db: Path) -> None:
                 for i in range(30)
             ],
         )
-        await wait_for(pilot, lambda: any(s.state == "open" for s in app.alert_states))
-        (alert,) = [s for s in app.alert_states if s.state == "open"]
+        await wait_for(pilot, lambda: any(s.state == "open" for s in app.dashboard.alert_states))
+        (alert,) = [s for s in app.dashboard.alert_states if s.state == "open"]
         assert alert.scope == "feature=support-summarize"
         assert alert.owner == "team-support"
         assert "prompt_version" in alert.cause and "v2" in alert.cause
@@ -92,10 +92,10 @@ async def test_alert_appears_live_is_acked_and_jumps(llmtop_db: Path) -> None:
         await pilot.press("a")
         assert app.focused is not None and app.focused.id == "alert-list", app.focused
         await pilot.press("k")
-        await wait_for(pilot, lambda: any(s.state == "acked" for s in app.alert_states))
-        assert [s.state for s in app.alert_states if s.fingerprint == alert.fingerprint] == [
-            "acked"
-        ]
+        await wait_for(pilot, lambda: any(s.state == "acked" for s in app.dashboard.alert_states))
+        assert [
+            s.state for s in app.dashboard.alert_states if s.fingerprint == alert.fingerprint
+        ] == ["acked"]
         # The acknowledgement is in the database: a second reader sees it.
         from llmtop.alerts.state import sync
 
@@ -109,8 +109,8 @@ async def test_alert_appears_live_is_acked_and_jumps(llmtop_db: Path) -> None:
         await pilot.press("enter")
         await settle(app, pilot)
         flt, group = alert.drill
-        assert [f"{c.key}={c.value}" for c in app.view.path] == [flt]
-        assert app.view.group_by == group
+        assert [f"{c.key}={c.value}" for c in app.dashboard.view.path] == [flt]
+        assert app.dashboard.view.group_by == group
         assert "feature=support-summarize" in str(app.screen.query_one("#crumbs").render())
 
 
@@ -128,14 +128,14 @@ async def test_alert_passes_never_queue_up(llmtop_db: Path) -> None:
         passes.append(threading.get_ident())
         release.wait(10)
 
-    app._alert_pass = slow_pass  # type: ignore[method-assign]
+    app.dashboard.alerts.run_pass = slow_pass  # type: ignore[method-assign]
     async with app.run_test(size=(160, 48)) as pilot:
         await wait_for(pilot, lambda: len(passes) == 1)  # the first pass, after the first screen
         for _ in range(5):
-            app.evaluate_alerts()
-        assert len(passes) == 1 and app._alerts_again
+            app.dashboard.alerts.evaluate()
+        assert len(passes) == 1 and app.dashboard.alerts.again
         release.set()
-        await wait_for(pilot, lambda: len(passes) == 2 and not app._alerts_busy)
+        await wait_for(pilot, lambda: len(passes) == 2 and not app.dashboard.alerts.busy)
         await pilot.pause(0.2)
         assert len(passes) == 2
 
@@ -176,7 +176,9 @@ async def _deploy_breaks_three_customers(llmtop_db: Path, app, pilot) -> None:  
             for i in range(60)
         ],
     )
-    await wait_for(pilot, lambda: len(app.alert_states) == 4)  # the feature and 3 customers
+    await wait_for(
+        pilot, lambda: len(app.dashboard.alert_states) == 4
+    )  # the feature and 3 customers
     await settle(app, pilot)
 
 
@@ -189,8 +191,8 @@ async def test_an_incident_takes_one_line_and_one_toast(llmtop_db: Path) -> None
         await _deploy_breaks_three_customers(llmtop_db, app, pilot)
         await wait_for(pilot, lambda: bool(list(app.screen.query("Toast"))))
         await pilot.pause(0.3)
-        roots = [s for s in app.alert_states if s.parent is None]
-        assert [s.scope for s in roots] == ["feature=summarize"], app.alert_states
+        roots = [s for s in app.dashboard.alert_states if s.parent is None]
+        assert [s.scope for s in roots] == ["feature=summarize"], app.dashboard.alert_states
         panel = app.query_one(AlertsPanel)
         ol = panel.query_one("#alert-list")
         lines = [str(ol.get_option_at_index(i).prompt) for i in range(ol.option_count)]
@@ -205,20 +207,20 @@ async def test_an_incident_takes_one_line_and_one_toast(llmtop_db: Path) -> None
         # A new pass re-renders the list: the highlight stays on the same alert.
         await pilot.press("down", "down")
         assert ol.highlighted == 2
-        panel.states = list(app.alert_states)
+        panel.states = list(app.dashboard.alert_states)
         assert ol.highlighted == 2
         # The highlighted alert resolves: the highlight stays where it was, not on the first row.
         await pilot.press("down")
         gone = panel._selected().fingerprint
-        panel.states = [s for s in app.alert_states if s.fingerprint != gone]
+        panel.states = [s for s in app.dashboard.alert_states if s.fingerprint != gone]
         assert ol.highlighted == 2 and ol.option_count == 3
-        panel.states = list(app.alert_states)
+        panel.states = list(app.dashboard.alert_states)
         await pilot.press("space")
         assert ol.option_count == 1
         # Acking the line acks the incident.
         await pilot.press("k")
-        await wait_for(pilot, lambda: {s.state for s in app.alert_states} == {"acked"})
-        assert {s.state for s in app.alert_states} == {"acked"}
+        await wait_for(pilot, lambda: {s.state for s in app.dashboard.alert_states} == {"acked"})
+        assert {s.state for s in app.dashboard.alert_states} == {"acked"}
 
 
 async def test_alerts_awaiting_analysis_share_one_line_and_do_not_page(
@@ -226,14 +228,14 @@ async def test_alerts_awaiting_analysis_share_one_line_and_do_not_page(
 ) -> None:
     """Out of analysis budget, nothing yet ties an alert to an incident: they are shown on one
     line, unfoldable, and page nobody until a pass analyses them."""
-    from llmtop.tui import app as app_module
+    from llmtop.tui import alerting as app_module
 
     monkeypatch.setattr(app_module, "EXPLAIN_BUDGET", 0.0)
     _customers_history(llmtop_db)
     app = make_app(llmtop_db, watch=True, alerts=True)
     async with app.run_test(size=(160, 40), notifications=True) as pilot:
         await _deploy_breaks_three_customers(llmtop_db, app, pilot)
-        assert all(s.pending for s in app.alert_states)
+        assert all(s.pending for s in app.dashboard.alert_states)
         ol = app.query_one(AlertsPanel).query_one("#alert-list")
         lines = [str(ol.get_option_at_index(i).prompt) for i in range(ol.option_count)]
         assert len(lines) == 1, lines
@@ -246,8 +248,8 @@ async def test_alerts_awaiting_analysis_share_one_line_and_do_not_page(
         assert ol.option_count == 1
 
         monkeypatch.setattr(app_module, "EXPLAIN_BUDGET", 3.0)
-        app.evaluate_alerts()
-        await wait_for(pilot, lambda: not any(s.pending for s in app.alert_states))
+        app.dashboard.alerts.evaluate()
+        await wait_for(pilot, lambda: not any(s.pending for s in app.dashboard.alert_states))
         await wait_for(pilot, lambda: bool(list(app.screen.query("Toast"))))
         lines = [str(ol.get_option_at_index(i).prompt) for i in range(ol.option_count)]
         assert len(lines) == 1 and "+3 related (3 customer)" in lines[0], lines
@@ -264,21 +266,23 @@ async def test_an_ack_shows_at_once_while_a_long_alert_pass_runs(llmtop_db: Path
     async with app.run_test(size=(160, 40), notifications=True) as pilot:
         await _deploy_breaks_three_customers(llmtop_db, app, pilot)
         release, started = threading.Event(), threading.Event()
-        real_pass = app._alert_pass
+        real_pass = app.dashboard.alerts.run_pass
 
         def long_pass() -> None:  # holds the alert connection, as a slow evaluation does
-            with app._alert_lock:
+            with app.dashboard.alerts.lock:
                 started.set()
                 release.wait(30)
             real_pass()
 
-        app._alert_pass = long_pass  # type: ignore[method-assign]
-        app.evaluate_alerts()
+        app.dashboard.alerts.run_pass = long_pass  # type: ignore[method-assign]
+        app.dashboard.alerts.evaluate()
         await wait_for(pilot, started.is_set)
         await pilot.press("a", "k")
-        await wait_for(pilot, lambda: {s.state for s in app.alert_states} == {"acked"})
-        assert {s.state for s in app.alert_states} == {"acked"} and app._alerts_busy
+        await wait_for(pilot, lambda: {s.state for s in app.dashboard.alert_states} == {"acked"})
+        assert {s.state for s in app.dashboard.alert_states} == {
+            "acked"
+        } and app.dashboard.alerts.busy
         release.set()
-        await wait_for(pilot, lambda: not app._alerts_busy)
+        await wait_for(pilot, lambda: not app.dashboard.alerts.busy)
         await settle(app, pilot)
-        assert {s.state for s in app.alert_states} == {"acked"}
+        assert {s.state for s in app.dashboard.alert_states} == {"acked"}

@@ -82,12 +82,17 @@ async def settle(app: LlmtopApp, pilot: Any) -> None:
     An exclusive worker replaced by a newer one ends as cancelled, which `wait_for_complete`
     reports by raising; that is the design working, so wait again for the newer one.
     """
+    from llmtop.tui.reading import WATCH_GROUP
     from textual.worker import WorkerCancelled
 
     for _ in range(3):
         for _ in range(20):
+            # The file watcher is a worker for the app's lifetime: never wait for it.
+            running = [w for w in app.workers if w.group != WATCH_GROUP]
+            if not running:  # (an empty list would mean "every worker")
+                break
             try:
-                await app.workers.wait_for_complete()
+                await app.workers.wait_for_complete(running)
                 break
             except WorkerCancelled:
                 continue

@@ -54,3 +54,29 @@ class LoadFailed(Message):
         super().__init__()
         self.error = error
         self.snapshot = snapshot  # True when the failed read was the dashboard's snapshot
+
+
+class AckRequested(Message):
+    """The user acknowledged an alert (the screen writes it)."""
+
+    def __init__(self, fingerprint: str) -> None:
+        super().__init__()
+        self.fingerprint = fingerprint
+
+
+class SnoozeRequested(Message):
+    """The user snoozed an alert until `until` (epoch seconds)."""
+
+    def __init__(self, fingerprint: str, until: float) -> None:
+        super().__init__()
+        self.fingerprint = fingerprint
+        self.until = until
+
+
+class JumpRequested(Message):
+    """The user asked for the drill-down that explains an alert: a filter and a grouping."""
+
+    def __init__(self, filter_text: str, group_by: str) -> None:
+        super().__init__()
+        self.filter_text = filter_text
+        self.group_by = group_by

@@ -1,4 +1,5 @@
-"""Firing alerts: severity, scope, what, likely cause, owner, since; ack, snooze, jump.
+"""Firing alerts: severity, scope, what, likely cause, owner, since; ack, snooze, jump (posted
+as messages: the screen acts on them).
 
 One line per incident: the alerts filed under an incident's root (Alert.parent) are folded into
 its line as "+N related (25 customer, 24 user)" and unfold with space, so an incident that fires
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from llmtop.tui.format import clock, safe
+from llmtop.tui.messages import AckRequested, JumpRequested, SnoozeRequested
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -196,18 +198,18 @@ class AlertsPanel(Vertical):
     def action_ack(self) -> None:
         a = self._selected()
         if a is not None and not isinstance(a, Waiting):
-            self.app.change_alert(a.fingerprint, "ack")  # type: ignore[attr-defined]
+            self.post_message(AckRequested(a.fingerprint))
 
     def action_snooze(self) -> None:
         a = self._selected()
         if a is not None and not isinstance(a, Waiting):
-            self.app.change_alert(a.fingerprint, "snooze", time.time() + SNOOZE_SECONDS)  # type: ignore[attr-defined]
+            self.post_message(SnoozeRequested(a.fingerprint, time.time() + SNOOZE_SECONDS))
 
     def action_jump(self) -> None:
         a = self._selected()
         drill = getattr(a, "drill", None) if a is not None else None
         if drill:
-            self.app.jump_to(*drill)  # type: ignore[attr-defined]
+            self.post_message(JumpRequested(*drill))
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         event.stop()

@@ -1,0 +1,91 @@
+"""The dashboard's three one-line bars (top, breadcrumbs, status) as text.
+
+Pure functions of what the screen knows, so the screen only decides when to paint them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from llmtop.store.filters import Clause, format_filter, format_window
+from llmtop.store.views import Snapshot
+from llmtop.tui.format import clock, count, money, safe
+from rich.text import Text
+
+
+def topbar(
+    db_paths: Sequence[Path],
+    window: float,
+    range_end: float | None,
+    paused_at: float | None,
+    now: float,
+    snap: Snapshot | None,
+) -> Text:
+    t = safe("llmtop ", "bold")
+    if len(db_paths) > 1:
+        t.append_text(safe(f"{len(db_paths)} databases, merged, read-only", "dim"))
+    else:
+        t.append_text(safe(str(db_paths[0]), "dim"))
+    t.append("  window ")
+    if range_end is not None:
+        t.append(f"{format_window(window)} to {clock(range_end)}", style="bold")
+    else:
+        t.append(format_window(window), style="bold")
+    if snap is None or abs((snap.end - snap.start) - window) > 1:
+        # A cold read of a long window on a big file takes a second or two: say so rather
+        # than show the previous window's numbers under the new window's name.
+        t.append(f"  ⟳ reading {format_window(window)}…", style="italic")
+    if paused_at is not None:
+        t.append(f"  ⏸ PAUSED at {clock(paused_at)}", style="bold yellow")
+    else:
+        t.append("  ● live", style="bold green")
+        t.append(f"  {clock(now)}")
+    return t
+
+
+def crumbs(
+    path: Sequence[Clause],
+    group_by: str,
+    requests: bool,
+    filters: Sequence[Clause],
+    snap: Snapshot | None,
+) -> Text:
+    t = safe("all", "bold")
+    for c in path:
+        t.append(" › ")
+        t.append_text(safe(f"{c.key}={c.value if c.value is not None else '(none)'}", "bold"))
+    t.append("  ·  ")
+    t.append("requests, newest first" if requests else f"grouped by {group_by}")
+    if not requests and snap is not None and snap.groups_total > len(snap.groups):
+        t.append_text(
+            safe(
+                f"  ·  top {len(snap.groups):,} of {snap.groups_total:,} by spend"
+                f" ({money(snap.rest_spend)} in the rest: filter to narrow)",
+                "yellow",
+            )
+        )
+    if filters:
+        t.append("  ·  filter ")
+        t.append_text(safe(format_filter(filters), "italic"))
+    return t
+
+
+def status(error: str | None, snap: Snapshot | None) -> Text:
+    t = safe("")
+    if error:
+        t.append_text(safe(f"✗ {error}", "bold red"))
+        return t
+    if snap is None:
+        t.append("loading…")
+        return t
+    tot = snap.totals
+    t.append(f"{count(tot.requests)} requests · ")
+    t.append(f"{money(tot.spend)} spent", style="bold")
+    t.append(" · ")
+    t.append(f"{tot.unpriced} unpriced", style="bold yellow" if tot.unpriced else "dim")
+    t.append(" · ")
+    t.append(f"{tot.unmetered} unmetered", style="bold yellow" if tot.unmetered else "dim")
+    t.append(" · ")
+    t.append(f"{snap.dropped} dropped", style="bold red" if snap.dropped else "dim")
+    return t

@@ -1,0 +1,429 @@
+"""The dashboard: panels, alerts, the drill-down table, and the keys that move around them.
+
+Data flow: a worker thread reads a Snapshot (tui/reading.py) and posts SnapshotLoaded; the
+handler only assigns a reactive; widgets render in their watch methods. The file watcher posts
+DataChanged when the database is written; a slow timer keeps sliding windows moving when
+nothing is. Alert passes are scheduled by tui/alerting.py; the alerts panel posts AckRequested,
+SnoozeRequested and JumpRequested, handled here.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from llmtop.store.filters import (
+    WINDOWS,
+    Clause,
+    format_filter,
+    format_window,
+    parse_filter,
+    parse_window,
+)
+from llmtop.store.views import Snapshot
+from llmtop.tui import bars, state
+from llmtop.tui.alerting import AlertScheduler
+from llmtop.tui.format import safe
+from llmtop.tui.messages import (
+    AckRequested,
+    AlertPassEnded,
+    AlertsEvaluated,
+    AlertStateChanged,
+    DataChanged,
+    DetailLoaded,
+    JumpRequested,
+    LoadFailed,
+    RequestsLoaded,
+    SnapshotLoaded,
+    SnoozeRequested,
+)
+from llmtop.tui.reading import DashboardReads
+from llmtop.tui.widgets.alerts_panel import AlertsPanel, group_states, related_text
+from llmtop.tui.widgets.burn_panel import BurnPanel
+from llmtop.tui.widgets.cache_panel import CachePanel
+from llmtop.tui.widgets.errors_panel import ErrorsPanel
+from llmtop.tui.widgets.requests_table import RequestsTable, parse_row_key
+from llmtop.tui.widgets.tokens_panel import TokensPanel
+from llmtop.tui.widgets.top_table import TopTable
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Grid
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.widgets import ContentSwitcher, Footer, Static
+
+DRILL_ORDER: tuple[str, ...] = ("feature", "model", "customer", "user")
+WINDOW_KEYS: tuple[str, ...] = ("5m", "1h", "6h", "24h", "7d", "30d")
+TICK_SECONDS = 5.0
+ALERT_SECONDS = 10.0
+ALERT_MIN_GAP = 2.0
+
+
+@dataclass(frozen=True)
+class View:
+    """Where the user is: a drill path, a grouping, and whether requests are listed."""
+
+    path: tuple[Clause, ...] = ()
+    group_by: str = "feature"
+    requests: bool = False
+
+
+class DashboardScreen(Screen[None]):
+    BINDINGS = [
+        Binding("q", "app.quit", "Quit"),
+        Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("g", "group", "Group"),
+        Binding("slash", "filter", "Filter", key_display="/"),
+        Binding("p", "pause", "Pause"),
+        Binding("w", "custom_window", "Window"),
+        Binding("l", "list_requests", "Requests"),
+        Binding("a", "alerts", "Alerts"),
+        Binding("escape,backspace", "back", "Back", key_display="esc"),
+        Binding("s", "sort", "Sort", show=False),
+        Binding("S", "reverse_sort", "Reverse sort", show=False),
+        Binding("r", "reload", "Reload", show=False),
+        *(
+            Binding(str(i + 1), f"window('{w}')", f"{w}", show=False)
+            for i, w in enumerate(WINDOW_KEYS)
+        ),
+    ]
+
+    snapshot: reactive[Snapshot | None] = reactive(None)
+    view: reactive[View] = reactive(View, init=False)
+    window: reactive[float] = reactive(3600.0, init=False)
+    range_end: reactive[float | None] = reactive(None, init=False)
+    paused_at: reactive[float | None] = reactive(None, init=False)
+    filter_clauses: reactive[tuple[Clause, ...]] = reactive((), init=False)
+    error: reactive[str | None] = reactive(None)
+    alert_states: reactive[list[Any]] = reactive(list)
+
+    def __init__(
+        self,
+        db_paths: list[Path],
+        *,
+        window: str,
+        clock: Callable[[], float],
+        watch: bool,
+        alerts: bool,
+        rules_path: Path | None,
+    ) -> None:
+        super().__init__()
+        self.db_path = db_paths[0]
+        #: Several files (hosts, services) merge into one read-only view with a `source` dimension.
+        self.db_paths = db_paths
+        self.clock = clock
+        self.watch_files = watch
+        #: Alert state lives in a database, and a merged view writes none.
+        self.alerts_enabled = alerts and len(db_paths) == 1
+        self.reads = DashboardReads(self, db_paths)
+        self.alerts = AlertScheduler(
+            self,
+            self.db_path,
+            rules_path,
+            now=self.now,
+            paused=lambda: self.paused_at is not None,
+            clock=clock,
+        )
+        self._history: list[View] = []
+        self.set_reactive(DashboardScreen.window, parse_window(window))
+        remembered = state.load().get("group_by")
+        if isinstance(remembered, str) and remembered:
+            self.set_reactive(DashboardScreen.view, View(group_by=remembered))
+
+    # --- layout ---------------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield Static(id="topbar")
+        with Grid(id="panels"):
+            yield BurnPanel(id="burn")
+            yield CachePanel(id="cache")
+            yield ErrorsPanel(id="errors")
+            yield TokensPanel(id="tokens")
+        yield AlertsPanel(id="alerts")
+        yield Static(id="crumbs")
+        with ContentSwitcher(initial="groups", id="tables"):
+            yield TopTable(id="groups")
+            yield RequestsTable(id="requests")
+        yield Static(id="status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.render_topbar()
+        self.render_crumbs()
+        self.query_one(TopTable).set_dimension(self.view.group_by)
+        self.query_one(TopTable).focus()
+        self.refresh_data()
+        self.set_interval(TICK_SECONDS, self.refresh_data)
+        if self.alerts_enabled:
+            # The first evaluation waits for the first screen (on_snapshot_loaded): both read
+            # the same file on two cores' worth of threads, and the dashboard comes first.
+            self.set_interval(ALERT_SECONDS, self.alerts.evaluate)
+        if self.watch_files:
+            self.reads.watch()
+
+    def on_resize(self) -> None:
+        self.set_class(self.size.width < 120, "-narrow")
+        self.set_class(self.size.height < 34, "-short")
+
+    def on_unmount(self) -> None:
+        self.reads.close()
+        self.alerts.close()
+
+    # --- reading --------------------------------------------------------------------------------
+    def now(self) -> float:
+        if self.paused_at is not None:
+            return self.paused_at
+        if self.range_end is not None:
+            return self.range_end
+        return self.clock()
+
+    def refresh_data(self) -> None:
+        """Read again (at most one read at a time: see DashboardReads.start)."""
+        if self.paused_at is not None and self.snapshot is not None:
+            return
+        v = self.view
+        self.reads.start(
+            self.now(), self.window, v.group_by, (*self.filter_clauses, *v.path), v.requests
+        )
+
+    def _read_done(self) -> None:
+        if self.reads.done():
+            self.refresh_data()
+
+    # --- message handlers: assign reactives only --------------------------------------------------
+    def on_snapshot_loaded(self, message: SnapshotLoaded) -> None:
+        first = self.snapshot is None
+        self.error = None
+        self.snapshot = message.snapshot
+        self._read_done()
+        if first and self.alerts_enabled and not self.alerts.last_pass:
+            self.call_after_refresh(self.alerts.evaluate)
+
+    def on_requests_loaded(self, message: RequestsLoaded) -> None:
+        self.query_one(RequestsTable).show(message.rows)
+
+    def on_detail_loaded(self, message: DetailLoaded) -> None:
+        from llmtop.tui.screens.detail import DetailScreen
+
+        if message.detail is not None:
+            self.app.push_screen(DetailScreen(message.detail))
+
+    def on_load_failed(self, message: LoadFailed) -> None:
+        self.error = message.error
+        if message.snapshot:
+            self._read_done()
+
+    def on_data_changed(self, _message: DataChanged) -> None:
+        if self.range_end is None:
+            self.refresh_data()
+            # New rows can start an incident: judge them now rather than at the next tick,
+            # but not more often than every ALERT_MIN_GAP seconds under a busy writer.
+            if self.alerts_enabled and time.monotonic() - self.alerts.last_pass >= ALERT_MIN_GAP:
+                self.alerts.evaluate()
+
+    def on_alert_pass_ended(self, _message: AlertPassEnded) -> None:
+        self.alerts.pass_ended()
+
+    def on_alert_state_changed(self, _message: AlertStateChanged) -> None:
+        self.alerts.evaluate()
+
+    def on_alerts_evaluated(self, message: AlertsEvaluated) -> None:
+        self.alert_states = message.states
+        live = [s for s in message.states if s.state != "resolved"]
+        under = {root.fingerprint: children for root, children in group_states(live)}
+        for a in message.new:
+            related = related_text(a, under.get(a.fingerprint, []))
+            # Plain text with markup off: alert text quotes tag values, which must stay inert.
+            self.notify(
+                safe(
+                    f"{a.title}\ncause: {a.cause}\nowner: {a.owner or '—'}"
+                    + (f"\n{related}" if related else "")
+                ).plain,
+                title=f"{a.severity.upper()}: {a.scope or 'all'}",
+                severity="error" if a.severity == "critical" else "warning",
+                timeout=10,
+                markup=False,
+            )
+            self.app.bell()
+
+    def on_ack_requested(self, message: AckRequested) -> None:
+        self.alerts.change(message.fingerprint, "ack")
+
+    def on_snooze_requested(self, message: SnoozeRequested) -> None:
+        self.alerts.change(message.fingerprint, "snooze", message.until)
+
+    def on_jump_requested(self, message: JumpRequested) -> None:
+        """From an alert straight to the drill-down that explains it."""
+        try:
+            clauses = parse_filter(message.filter_text)
+        except ValueError:
+            clauses = ()
+        self.filter_clauses = ()
+        self.go(View(path=clauses, group_by=message.group_by))
+        self.query_one(TopTable).focus()
+
+    # --- watchers: render ------------------------------------------------------------------------
+    def watch_snapshot(self, snap: Snapshot | None) -> None:
+        if snap is None:
+            return
+        for panel in ("#burn", "#cache", "#errors", "#tokens"):
+            self.query_one(panel).snapshot = snap  # type: ignore[attr-defined]
+        self.query_one(TopTable).show(snap.groups)
+        self.render_crumbs()
+        self.render_status()
+        self.render_topbar()
+
+    def watch_view(self, old: View, new: View) -> None:
+        if not self.is_mounted:
+            return
+        self.query_one(TopTable).set_dimension(new.group_by)
+        switcher = self.query_one(ContentSwitcher)
+        switcher.current = "requests" if new.requests else "groups"
+        (self.query_one(RequestsTable) if new.requests else self.query_one(TopTable)).focus()
+        self.render_crumbs()
+        self.refresh_data()
+
+    def watch_window(self) -> None:
+        if self.is_mounted:
+            self.render_topbar()
+            self.refresh_data()
+
+    def watch_range_end(self) -> None:
+        self.watch_window()
+
+    def watch_filter_clauses(self) -> None:
+        if self.is_mounted:
+            self.render_crumbs()
+            self.refresh_data()
+
+    def watch_paused_at(self) -> None:
+        if self.is_mounted:
+            self.render_topbar()
+            self.refresh_data()
+
+    def watch_error(self) -> None:
+        if self.is_mounted:
+            self.render_status()
+
+    def watch_alert_states(self, states: list[Any]) -> None:
+        if self.is_mounted:
+            self.query_one(AlertsPanel).states = states
+
+    def render_topbar(self) -> None:
+        text = bars.topbar(
+            self.db_paths, self.window, self.range_end, self.paused_at, self.now(), self.snapshot
+        )
+        self.query_one("#topbar", Static).update(text)
+
+    def render_crumbs(self) -> None:
+        v = self.view
+        text = bars.crumbs(v.path, v.group_by, v.requests, self.filter_clauses, self.snapshot)
+        self.query_one("#crumbs", Static).update(text)
+
+    def render_status(self) -> None:
+        self.query_one("#status", Static).update(bars.status(self.error, self.snapshot))
+
+    # --- actions ---------------------------------------------------------------------------------
+    def go(self, view: View) -> None:
+        self._history.append(self.view)
+        self.view = view
+
+    @on(TopTable.RowSelected, "#groups")
+    def drill(self, event: TopTable.RowSelected) -> None:
+        table = self.query_one(TopTable)
+        key = event.row_key.value
+        g = table.groups.get(key or "")
+        if g is None:
+            return
+        v = self.view
+        path = (*v.path, Clause(v.group_by, "=", g.key))
+        used = {c.key for c in path} | {c.key for c in self.filter_clauses if c.op == "="}
+        nxt = next((d for d in DRILL_ORDER if d not in used), None)
+        self.go(View(path=path, group_by=nxt or v.group_by, requests=nxt is None))
+
+    @on(RequestsTable.RowSelected, "#requests")
+    def open_request(self, event: RequestsTable.RowSelected) -> None:
+        if event.row_key.value:
+            source, row_id = parse_row_key(event.row_key.value)
+            self.reads.detail(row_id, source)
+
+    def action_back(self) -> None:
+        if self._history:
+            self.view = self._history.pop()
+
+    def action_list_requests(self) -> None:
+        if not self.view.requests:
+            self.go(replace(self.view, requests=True))
+
+    def action_window(self, name: str) -> None:
+        self.range_end = None
+        self.window = WINDOWS[name]
+
+    def action_pause(self) -> None:
+        self.paused_at = None if self.paused_at is not None else self.clock()
+
+    def action_reload(self) -> None:
+        self.alerts.reload_rules()
+        self.refresh_data()
+
+    def action_sort(self) -> None:
+        self.query_one(TopTable).cycle_sort()
+
+    def action_reverse_sort(self) -> None:
+        t = self.query_one(TopTable)
+        t.sort_by(t.sort_column)
+
+    def action_help(self) -> None:
+        from llmtop.tui.screens.help import HelpScreen
+
+        self.app.push_screen(HelpScreen())
+
+    def action_group(self) -> None:
+        from llmtop.tui.screens.group_picker import GroupPicker
+
+        dims = self.snapshot.dimensions if self.snapshot else ()
+
+        def chosen(dim: str | None) -> None:
+            if dim:
+                state.save(group_by=dim)
+                self.go(View(path=self.view.path, group_by=dim))
+
+        self.app.push_screen(GroupPicker(dims, self.view.group_by), chosen)
+
+    def action_filter(self) -> None:
+        from llmtop.tui.screens.prompt import PromptScreen
+
+        def chosen(clauses: tuple[Clause, ...] | None) -> None:
+            if clauses is not None:
+                self.filter_clauses = clauses
+
+        self.app.push_screen(
+            PromptScreen(
+                "Filter (key=value key!=value key~glob*; empty clears)",
+                format_filter(self.filter_clauses),
+                parse_filter,
+            ),
+            chosen,
+        )
+
+    def action_custom_window(self) -> None:
+        from llmtop.tui.screens.prompt import PromptScreen, parse_range
+
+        def chosen(value: tuple[float, float | None] | None) -> None:
+            if value is not None:
+                self.window, self.range_end = value
+
+        self.app.push_screen(
+            PromptScreen(
+                "Window: a length (90m, 3h, 2d) or a range (2026-11-20 10:00 .. 2026-11-20 12:00)",
+                format_window(self.window),
+                parse_range,
+            ),
+            chosen,
+        )
+
+    def action_alerts(self) -> None:
+        self.query_one(AlertsPanel).focus_list()
