@@ -49,6 +49,9 @@ SPIKE_WEEK_HALF = 1800.0
 #: ±min(ANOMALY_JITTER, window/4) and keep the largest: cron is punctual, batch jobs are not.
 ANOMALY_JITTER = 1800.0
 ANOMALY_JITTER_MIN_WINDOW = 3600.0
+#: A spend alert needs this many calls in its window: one or two calls are never a trend, however
+#: much they cost (one uncached call of a mostly-cached feature is 6× its average).
+MIN_CURRENT_REQUESTS = 3
 
 
 @dataclass
@@ -172,7 +175,9 @@ def anomaly(
             mu_n = sum(g[1] for g in samples) / len(samples)
             band = mu + ar.sigma * sd
             delta = cur - mu
-            if cur <= band or delta < max(floor, noise_floor(mu, mu_n, ar.sigma)):
+            cur_n = int(by_idx.get(0, [0.0, 0.0])[1])
+            noise = noise_floor(mu, mu_n, ar.sigma, current=(cur, cur_n))
+            if cur <= band or delta < max(floor, noise) or cur_n < MIN_CURRENT_REQUESTS:
                 continue
             if mu > 0 and delta / mu * 100.0 < ar.min_change_pct:
                 continue
@@ -249,8 +254,12 @@ def spike(
             )
         spend_rate, n_rate, base = max(rates_, key=lambda r: r[0])
         normal = spend_rate * s
-        need = max(floor, noise_floor(normal, n_rate * s))
+        now_agg = by_idx.get(0, Agg())
+        noise = noise_floor(normal, n_rate * s, current=(cur, now_agg.requests))
+        need = max(floor, noise)
         if cur - normal < need or cur < sr.ratio * normal:
+            continue
+        if now_agg.requests < MIN_CURRENT_REQUESTS:
             continue
         ratio = cur / normal if normal > 0 else math.inf
         scale = s / sum(b - a for a, b in base)
@@ -318,19 +327,22 @@ def runaway(
         return []
     dims = list(rr.group_by)
     per: dict[tuple[str, str], list[float]] = {
-        k: [0.0, v] for k, v in runaway_history(reader, cache, dims, b0, hour).items()
+        k: [0.0, v, 0.0] for k, v in runaway_history(reader, cache, dims, b0, hour).items()
     }
     for idx, keys, agg in aggregate(reader, [(0, now - w, now), (1, hour, now - w)], dims):
         for dim, val in zip(dims, keys, strict=True):
             if val is None:
                 continue
-            per.setdefault((dim, val), [0.0, 0.0])[idx] += agg.spend
+            g = per.setdefault((dim, val), [0.0, 0.0, 0.0])
+            g[idx] += agg.spend
+            if idx == 0:
+                g[2] += agg.requests
     out: list[Candidate] = []
     days = f"{min(rr.days, round(span / DAY)):g}-day"
     need = floor_usd(rr.min_usd, rr.min_share_pct, org_rate(reader, cache, now, first, rr.days), w)
-    for (dim, val), (cur, hist) in per.items():
+    for (dim, val), (cur, hist, n) in per.items():
         avg = hist * w / span
-        if cur < need or cur < rr.ratio * avg:
+        if cur < need or cur < rr.ratio * avg or n < rr.min_requests:
             continue
         if avg <= 0 and rules.new.enabled and dim in rules.new.group_by:
             continue  # no history at all: the new-entity rule's ("new customer X: ...")

@@ -4,9 +4,11 @@ with windows that adapt to volume.
 Why adaptive: a feature making a few expensive calls a minute never holds `min_requests` in a
 15-minute window, so a fixed window left it unwatched however badly its prompt cache broke. Each
 scope is judged on the shortest window, doubling up to `max_window`, that holds `min_requests`;
-on windows that hold fewer, a rate fires only when an exact binomial test against the baseline
-rate is significant (`significance`), which stays valid at a handful of requests: 0 cache hits
-in 5 requests where 80% hit is a 1-in-3,000 event, 1 error in 3 requests is not news. Shorter
+on every window a rate fires only when an exact binomial test against the baseline rate is
+significant (`significance`), which stays valid at a handful of requests: 0 cache hits in 5
+requests where 80% hit is a 1-in-3,000 event, 1 error in 3 requests is not news. The baseline
+rate tested against is its lower 2σ bound (a small baseline's rate is itself uncertain), and an
+error-type rate never below half its threshold. Shorter
 windows are tried first: an incident eight minutes old is diluted by every older minute.
 
 Registered in detectors.DETECTORS; detectors' types are imported in the function (detectors
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from llmtop.alerts.scale import binom_lower, binom_upper
+from llmtop.alerts.scale import binom_lower, binom_upper, rate_floor
 from llmtop.store.alert_queries import Agg, aggregate
 from llmtop.store.filters import format_window
 from llmtop.store.reader import Reader
@@ -87,7 +89,7 @@ def rates(
                 # Null: the normal rate, and never below half the threshold (a scope that never
                 # fails would otherwise page on its first error).
                 p0 = max(rb, limit / 200.0)
-                if not enough and binom_upper(int(num_c), int(c.requests), p0) > qr.significance:
+                if binom_upper(int(num_c), int(c.requests), p0) > qr.significance:
                     continue
                 fired.add(rule)
                 what = rule.split("_")[0]
@@ -119,10 +121,8 @@ def rates(
             ):
                 hc, hb = c.cached / c.eligible, b.cached / b.eligible
                 drop = hb >= MIN_HIT_RATE and (hb - hc) / hb * 100.0 >= qr.cache_hit_drop_pct
-                if drop and (
-                    c.eligible >= qr.min_requests
-                    or binom_lower(int(c.cached), int(c.eligible), hb) <= qr.significance
-                ):
+                p0 = rate_floor(int(b.cached), int(b.eligible))
+                if drop and binom_lower(int(c.cached), int(c.eligible), p0) <= qr.significance:
                     fired.add("cache_hit_drop")
                     out.append(
                         Candidate(

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from llmtop.store.filters import Clause, format_filter, parse_filter, parse_window
+from llmtop.store.filters import Clause, format_filter, format_window, parse_filter, parse_window
 
 if TYPE_CHECKING:
     from llmtop.alerts.notify import NotifyConfig
@@ -79,6 +79,9 @@ class RunawayRule:
     critical_ratio: float = 30.0
     min_usd: float = 0.05
     min_share_pct: float = 5.0
+    #: A runaway is a loop, not a session: fewer calls than this in the window is a user
+    #: having a busy hour (at $1/h, three calls can be 10× anyone's average).
+    min_requests: int = 10
 
 
 @dataclass(frozen=True)
@@ -458,6 +461,7 @@ def parse_rules(text: str, path: Path) -> Rules:
             "critical_ratio",
             "min_usd",
             "min_share_pct",
+            "min_requests",
         ),
     )
     w = ("runaway",)
@@ -471,6 +475,7 @@ def parse_rules(text: str, path: Path) -> Rules:
         critical_ratio=ck.number(d, w, "critical_ratio", rb.critical_ratio, lo=1.0),
         min_usd=ck.number(d, w, "min_usd", rb.min_usd, strict=False, unit=" (dollars)"),
         min_share_pct=ck.number(d, w, "min_share_pct", rb.min_share_pct, **share),  # type: ignore[arg-type]
+        min_requests=ck.integer(d, w, "min_requests", rb.min_requests, 1),
     )
 
     d = ck.table(
@@ -509,7 +514,7 @@ def parse_rules(text: str, path: Path) -> Rules:
         significance=ck.number(d, w, "significance", qb.significance, hi=0.5),
     )
     if rates.max_window < rates.window:
-        raise ck.fail((*w, "max_window"), f"must be >= window ({rates.window:g}s)")
+        raise ck.fail((*w, "max_window"), f"must be >= window ({format_window(rates.window)})")
     new = parse_new(ck, data)
 
     workloads = dict(Rules().workloads)

@@ -54,14 +54,34 @@ def floor_usd(absolute: float, share_pct: float, rate: float, window: float) -> 
     return max(absolute, share_pct / 100.0 * rate * window)
 
 
-def noise_floor(mean_spend: float, mean_requests: float, z: float = NOISE_Z) -> float:
-    """The spend change counting noise alone reaches at z σ (compound Poisson: sd ≥ cost per
-    request × √expected requests), counting at least one expected request: where under one
-    call is expected, z calls' worth is still noise, never a trend."""
-    if mean_spend <= 0 or mean_requests <= 0:
+def noise_floor(
+    mean_spend: float,
+    mean_requests: float,
+    z: float = NOISE_Z,
+    *,
+    current: tuple[float, int] = (0.0, 0),
+) -> float:
+    """The spend change counting noise alone reaches at z σ. Compound Poisson: sd = √(λ·E[c²]),
+    and request costs within a scope vary about as much as their mean (cached and uncached
+    calls, long and short prompts: CV ≈ 1), so sd ≈ cost per request × √(2λ). At least one
+    expected request is counted: where under one call is expected, a few calls are still noise.
+    With no baseline requests at all, the cost per request is the current window's."""
+    if mean_requests > 0 and mean_spend > 0:
+        per_request = mean_spend / mean_requests
+    elif current[1] > 0:
+        per_request = current[0] / current[1]
+    else:
         return 0.0
-    per_request = mean_spend / mean_requests
-    return z * per_request * math.sqrt(max(mean_requests, 1.0))
+    return z * per_request * math.sqrt(2.0 * max(mean_requests, 1.0))
+
+
+def rate_floor(hits: int, n: int) -> float:
+    """A baseline rate's lower 2σ bound: the rate a small-count test is run against (a baseline
+    of 40 requests that hit the cache 89% of the time may well be an 80% scope)."""
+    if n <= 0:
+        return 0.0
+    p = hits / n
+    return max(0.0, p - 2.0 * math.sqrt(p * (1 - p) / n))
 
 
 def binom_upper(k: int, n: int, p: float) -> float:

@@ -1,0 +1,97 @@
+"""Alert quality at the smallest traffic scale (0.1×: about $1/h), one fixed seed per family:
+each incident family of benchmarks/alert_quality.py pages with the right top cause and owner,
+and the tiny-workload blip and the quiet Monday do not page.
+
+The same generator, scenarios and judging as the benchmark (imported from it), on its cheapest
+cell: the full table (three scales, several seeds, 1M rows per seed at 10×) stays in the
+benchmark. The history is built once per module through the real Writer.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+import alert_quality as aq  # noqa: E402
+
+SCALE = 0.1
+SEED = 3
+#: Not met yet at 0.1× (see README, "Alert quality"): strict, so each turns into a failure the
+#: day it passes and the mark must go.
+KNOWN_NOISE = pytest.mark.xfail(
+    strict=True,
+    reason="0.1x: counting noise on the realtime workload and 'all' scopes still pages "
+    "(mixed-cost requests: the compound-Poisson floor assumes CV 1 per scope)",
+)
+INCIDENTS = [
+    pytest.param(f, marks=KNOWN_NOISE) if f.name == "prompt bloat" else f
+    for f in aq.FAMILIES
+    if not f.quiet
+]
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("aq")
+    aq.base_db(SCALE, SEED, d)
+    return d
+
+
+@pytest.mark.parametrize("family", INCIDENTS, ids=[f.name for f in aq.FAMILIES if not f.quiet])
+def test_incident_pages_with_its_cause_and_owner(
+    family: aq.Family, cache_dir: Path, tmp_path: Path
+) -> None:
+    r = aq.run_one(family, SCALE, SEED, cache_dir, tmp_path)
+    first = r.first.text() if r.first else None
+    assert r.detected, [p.text() for p in r.false_pages]
+    assert r.cause_ok, first
+    assert r.owner_ok, (first, r.first.alert.owner if r.first else None)
+    assert not r.false_pages, [p.text() for p in r.false_pages]
+
+
+def test_tiny_workload_blip_stays_quiet(cache_dir: Path, tmp_path: Path) -> None:
+    r = aq.run_one(aq.FAMILY["tiny-workload blip"], SCALE, SEED, cache_dir, tmp_path)
+    assert r.false_pages == []
+
+
+@KNOWN_NOISE
+def test_quiet_monday_never_pages(cache_dir: Path, tmp_path: Path) -> None:
+    """Every 10 minutes of a Monday after a week of history: the nightly batch job, the weekly
+    digest, the morning ramp, new small tenants and users; no page."""
+    r = aq.run_one(aq.FAMILY["quiet week"], SCALE, SEED, cache_dir, tmp_path)
+    assert [p.text() for p in r.false_pages] == []
+
+
+def test_the_judge_counts_an_unrelated_page_as_false() -> None:
+    """The benchmark's scoring itself: a page about something else is a false page, a related
+    one with the wrong cause is detected but not correct."""
+    from llmtop.alerts.model import Alert
+
+    fam = aq.FAMILY["prompt bloat"]
+    t0 = aq.incident_start(SEED)
+
+    def alert(scope: str, cause: str, owner: str) -> Alert:
+        return Alert(
+            fingerprint=f"anomaly|{scope}",
+            rule="anomaly",
+            severity="warning",
+            scope=scope,
+            title=f"{scope} spend up",
+            cause=cause,
+            causes=((cause, 1.0),),
+            owner=owner,
+            since=t0,
+            drill=(scope, "model"),
+        )
+
+    pages = [
+        aq.Page(t0 + 60, alert("feature=kb-answer", "cache hit rate 80% → 0%", "docs")),
+        aq.Page(t0 + 120, alert("feature=support-summarize", "p90 input tokens", "support")),
+    ]
+    r = aq.judge(fam, SCALE, SEED, pages)
+    assert r.detected and r.minutes == 2.0 and r.owner_ok
+    assert not r.cause_ok  # the deploy (prompt_version v5) was the cause to name
+    assert [p.alert.scope for p in r.false_pages] == ["feature=kb-answer"]
