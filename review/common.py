@@ -11,7 +11,6 @@ import re
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 
 from llmtop.store.db import DatabaseError, resolve_db_path
 from llmtop.store.filters import Clause, parse_filter, parse_window
@@ -24,7 +23,7 @@ class UsageError(Exception):
 
 def open_reader(db: str | None) -> Reader:
     path = resolve_db_path(db)
-    if not Path(path).exists():
+    if not path.exists():  # a postgresql:// URL (PgUrl) answers True: the server decides
         raise UsageError(f"{path}: no database yet (register the collector, or try `llmtop demo`)")
     try:
         return Reader(path, readonly=True)

@@ -19,6 +19,8 @@ mechanical twin is given one in the schema instead (store/pg_schema.py: `total()
 | `PRAGMA table_info/table_xinfo(t)`       | information_schema.columns, types named as SQLite's |
 | `sqlite_master WHERE type = 'table'`     | information_schema.tables                          |
 | `strftime('%Y-%m-%d', t, 'unixepoch')`   | `to_char(to_timestamp(t) AT TIME ZONE 'UTC', ...)` |
+| `, NULL AS x` (a column of no type)      | `, NULL::integer AS x` (PostgreSQL would make it text; |
+|                                          |   llmtop's are numeric flags)                      |
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ def translate(sql: str) -> tuple[str, tuple[int, ...], tuple[Any, ...]]:
         "information_schema.tables WHERE table_schema = current_schema() AND table_name =",
     )
     s = _COALESCE.sub(r"\1, false)", s)
+    s = re.sub(r"(?<=, )NULL AS (?=\w)", "NULL::integer AS ", s)
     s = _CAST.sub(r"(floor(\1 / \2)::bigint)", s)
     if "NOT INDEXED" in s:
         s = s.replace("calls c NOT INDEXED", "calls c").replace("calls NOT INDEXED", "calls")

@@ -180,6 +180,18 @@ def p001_calls(db: Any) -> None:
     )
 
 
+@migration
+def p002_total_bool(db: Any) -> None:
+    # total() over a condition (SQLite's booleans are integers): counts the true ones.
+    db.execute(
+        "CREATE FUNCTION llmtop_add_bool(acc float8, x boolean) RETURNS float8"
+        " LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$ SELECT acc + x::int $$"
+    )
+    db.execute(
+        "CREATE AGGREGATE total(boolean) (SFUNC = llmtop_add_bool, STYPE = float8, INITCOND = '0')"
+    )
+
+
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
