@@ -10,7 +10,7 @@ import os
 import sqlite3
 from pathlib import Path
 
-from llmtop.store.rollup import merge_hist_blobs
+from llmtop.store.histblob import merge_hist_blobs
 
 APP_NAME = "llmtop"
 DB_FILENAME = "llmtop.db"

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from llmtop.store.histblob import decode_hist
 from llmtop.store.rollup import (
     CUBE_DIMS_OF,
     FIELDS,
@@ -33,7 +34,6 @@ from llmtop.store.rollup import (
     Agg,
     bin_indices,
     contributions,
-    decode_hist,
 )
 
 #: Minute rollups are pruned after this long; older minute-sized edges are read from raw rows.
@@ -327,7 +327,7 @@ def merge_hists(
 ) -> dict[Any, dict[int, int]]:
     """Sum many histogram blobs per group key with numpy: a 30-day window at 10M rows is ~200k
     blobs and ~10M buckets, far too slow for a Python loop. The blobs of a chunk are joined into
-    one buffer and every key and count is gathered by computed byte offsets (rollup.encode_hist
+    one buffer and every key and count is gathered by computed byte offsets (histblob.encode_hist
     has the layout), so no Python code runs per blob or per bucket; chunks keep the temporaries
     to a few MB."""
 

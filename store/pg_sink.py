@@ -36,10 +36,11 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from llmtop.store.db import DatabaseError
+from llmtop.store.histblob import merge_hist_blobs
 from llmtop.store.pg_db import PgUrl, connect, driver, one_line
 from llmtop.store.pg_schema import LOCK_COMMIT, LOCK_NS, REAL_FIELDS, migrate, q
 from llmtop.store.records import CallRecord, unpack_id
-from llmtop.store.rollup import CUBE_DIMS_OF, FIELDS, combo_key, merge_hist_blobs
+from llmtop.store.rollup import CUBE_DIMS_OF, FIELDS, combo_key
 from llmtop.store.rollup import upsert_rows as rollup_upserts
 from llmtop.store.sink import RowsRefused, StorageError
 from llmtop.store.write import INSERT_COLUMNS, Interner

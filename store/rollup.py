@@ -27,11 +27,11 @@ from __future__ import annotations
 
 import math
 import sqlite3
-import struct
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from llmtop.store.histblob import encode_keys
 
 #: Relative accuracy of every quantile read from rollups.
 ALPHA = 0.01
@@ -277,39 +277,6 @@ def contributions(
     return v, np.concatenate(rows), np.concatenate(keys)
 
 
-def encode_hist(h: Mapping[int, int]) -> bytes:
-    """A histogram as a blob (the layout is `_encode`'s)."""
-    items = sorted((k, n) for k, n in h.items() if n > 0)
-    return _encode(
-        np.fromiter((k for k, _ in items), np.int64, len(items)),
-        np.fromiter((n for _, n in items), np.int64, len(items)),
-    )
-
-
-def decode_hist(blob: bytes) -> Iterable[tuple[int, int]]:
-    if not blob:
-        return ()
-    if blob[0] == 1:
-        n = (len(blob) - 1) // 3
-        counts = struct.unpack_from(f"<{n}B", blob, 1 + 2 * n)
-    else:
-        n = (len(blob) - 1) // 6
-        counts = struct.unpack_from(f"<{n}I", blob, 1 + 2 * n)
-    return zip(struct.unpack_from(f"<{n}H", blob, 1), counts, strict=True)
-
-
-def merge_hist_blobs(a: bytes | None, b: bytes | None) -> bytes:
-    """SQL function `llmtop_hist_merge`: the upsert's way to add two histograms."""
-    if not a:
-        return b or b""
-    if not b:
-        return a
-    h: dict[int, int] = dict(decode_hist(a))
-    for k, n in decode_hist(b):
-        h[k] = h.get(k, 0) + n
-    return encode_hist(h)
-
-
 # --- the write side ------------------------------------------------------------------------------
 
 _UPSERT = (
@@ -454,23 +421,11 @@ def _fold(
                 b0 + b * res,
                 ids[c],
                 *row,
-                _encode(hk[a:m], counts[a:m]),
-                _encode(hk[m:z], counts[m:z]),
+                encode_keys(hk[a:m], counts[a:m]),
+                encode_keys(hk[m:z], counts[m:z]),
             )
         )
     return out
-
-
-def _encode(keys: np.ndarray, counts: np.ndarray) -> bytes:
-    """Keys ascending and their counts (all > 0) as a blob: a flag byte, n uint16 keys, then n
-    counts, uint8 when all fit (the usual case in hour buckets), else uint32. About 3 bytes per
-    non-empty bucket."""
-    if not len(keys):
-        return b""
-    k = keys.astype("<u2").tobytes()
-    if counts.max() < 256:
-        return b"\x01" + k + counts.astype("u1").tobytes()
-    return b"\x00" + k + counts.astype("<u4").tobytes()
 
 
 def combo_key(key: Sequence[Any]) -> str:

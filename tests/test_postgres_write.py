@@ -14,7 +14,8 @@ from typing import Any
 
 import psycopg
 import pytest
-from llmtop.store.rollup import COMBO_COLUMNS, FIELDS, decode_hist
+from llmtop.store.histblob import decode_hist
+from llmtop.store.rollup import COMBO_COLUMNS, FIELDS
 
 from tests.builders import payload, write
 from tests.pg import PgServer

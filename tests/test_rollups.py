@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from llmtop.store.engine import RAW_SUMS_SQL, Spec, Tracker, decompose, total
 from llmtop.store.filters import dim_expr, parse_filter
+from llmtop.store.histblob import decode_hist
 from llmtop.store.maintenance import prune
 from llmtop.store.reader import Reader
 from llmtop.store.records import CallRecord, pack_id, unpack_id
@@ -39,7 +40,6 @@ from llmtop.store.rollup import (
     Rollup,
     bin_index,
     bin_indices,
-    decode_hist,
 )
 from llmtop.store.schema import open_db
 from llmtop.store.snapshot import quantile
@@ -408,7 +408,7 @@ def test_histogram_quantiles_are_within_alpha_of_nearest_rank() -> None:
 
 def test_numpy_histogram_merge_equals_the_dict_loop() -> None:
     from llmtop.store.engine import merge_hists
-    from llmtop.store.rollup import encode_hist
+    from llmtop.store.histblob import encode_hist
 
     rnd = random.Random(2)
     pairs, want = [], {}
