@@ -45,6 +45,10 @@ from pathlib import Path
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ["TZ"] = "UTC"  # the engine's hour-of-day and weekday are local time
+# The traffic is dated March 2026: the writer's retention (90 days of wall-clock time) would
+# prune the oldest days while the history is written, differently each day the script runs.
+os.environ["LLMTOP_RETENTION"] = "off"
+os.environ["LLMTOP_ROLLUP_RETENTION"] = "off"
 time.tzset()
 
 import numpy as np  # noqa: E402
@@ -58,7 +62,7 @@ from llmtop.store.reader import Reader  # noqa: E402
 from llmtop.store.records import CallRecord  # noqa: E402
 
 #: Bump when the generated traffic changes: cached databases carry it in their name.
-VERSION = 3
+VERSION = 4
 DAY = 86400.0
 HOUR = 3600.0
 START = datetime(2026, 3, 2, tzinfo=timezone.utc).timestamp()  # a Monday, 00:00
