@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import signal
 import statistics
 import subprocess
 import sys
@@ -83,7 +84,8 @@ def build_pg(url: str, rows: int) -> float:
         if n % CHUNK == 0:
             if not w.flush(600):
                 raise RuntimeError(f"writer failed: {w.last_error}")
-            print(f"  built {n:,} rows", flush=True)
+            if n % (10 * CHUNK) == 0:
+                print(f"  built {n:,} rows", flush=True)
     if not w.flush(600) or w.written != rows:
         raise RuntimeError(f"wrote {w.written} of {rows}: {w.last_error}")
     w.close()
@@ -150,6 +152,17 @@ def call_to_screen(url: str, n: int = 20) -> list[float]:
     return out
 
 
+def read_part(server: PgServer, rows: int) -> int:
+    url = server.create_database()
+    t0 = time.perf_counter()
+    end = build_pg(url, rows)
+    print(f"read database: {rows:,} rows built in {time.perf_counter() - t0:.0f} s")
+    for name, (cold, live) in refresh(url, end).items():
+        print(f"  {name:>4}: refresh {live:7.1f} ms ({mark(live < TARGET_REFRESH_MS)}),"
+              f" first read of the window {cold:7.1f} ms ({mark(cold < TARGET_FIRST_MS)})")  # fmt: skip
+    return 0
+
+
 def mark(ok: bool) -> str:
     return "ok" if ok else "MISSED"
 
@@ -159,34 +172,38 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--rows", type=int, default=10_000_000, help="rows for the read figures")
     ap.add_argument("--calls", type=int, default=10_000, help="calls per writer process")
     ap.add_argument("--quick", action="store_true", help="100k rows, 2,000 calls per writer")
+    ap.add_argument(
+        "--only", choices=("ingest", "latency", "read"), help="run one part (default: all)"
+    )
     ns = ap.parse_args(argv)
     if ns.quick:
         ns.rows, ns.calls = 100_000, 2_000
+    # A kill must not leave the throwaway server running.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     server = PgServer()
     server.start()
     tmp = Path(tempfile.mkdtemp(prefix="llmtop-fleet-"))
     try:
-        print(f"ingest: writer processes x {ns.calls:,} calls each (real Writer, priced)")
-        for procs in (1, 4, 8):
+        if ns.only in (None, "ingest"):
+            print(f"ingest: writer processes x {ns.calls:,} calls each (real Writer, priced)")
+            for procs in (1, 4, 8):
+                url = server.create_database()
+                pg, n = ingest(url, procs, ns.calls)
+                lite, m = ingest(str(tmp / f"w{procs}.db"), procs, ns.calls)
+                assert n == m == procs * ns.calls, (n, m)
+                print(f"  {procs} process{'es' if procs > 1 else '  '}: Postgres {pg:8,.0f} rows/s"
+                      f"   SQLite {lite:8,.0f} rows/s")  # fmt: skip
+        if ns.only in (None, "latency"):
             url = server.create_database()
-            pg, n = ingest(url, procs, ns.calls)
-            lite, m = ingest(str(tmp / f"w{procs}.db"), procs, ns.calls)
-            assert n == m == procs * ns.calls, (n, m)
-            print(f"  {procs} process{'es' if procs > 1 else '  '}: Postgres {pg:8,.0f} rows/s"
-                  f"   SQLite {lite:8,.0f} rows/s")  # fmt: skip
-        url = server.create_database()
-        print("call -> another host's screen (Writer commit, NOTIFY, LISTEN, snapshot), 20 calls:")
-        lat = call_to_screen(url)
-        p50, worst = statistics.median(lat), max(lat)
-        print(f"  median {p50:.3f} s, max {worst:.3f} s (target <= {TARGET_LATENCY_S} s:"
-              f" {mark(worst <= TARGET_LATENCY_S)})")  # fmt: skip
-        url = server.create_database()
-        t0 = time.perf_counter()
-        end = build_pg(url, ns.rows)
-        print(f"read database: {ns.rows:,} rows built in {time.perf_counter() - t0:.0f} s")
-        for name, (cold, live) in refresh(url, end).items():
-            print(f"  {name:>4}: refresh {live:7.1f} ms ({mark(live < TARGET_REFRESH_MS)}),"
-                  f" first read of the window {cold:7.1f} ms ({mark(cold < TARGET_FIRST_MS)})")  # fmt: skip
+            print(
+                "call -> another host's screen (Writer commit, NOTIFY, LISTEN, snapshot), 20 calls:"
+            )
+            lat = call_to_screen(url)
+            p50, worst = statistics.median(lat), max(lat)
+            print(f"  median {p50:.3f} s, max {worst:.3f} s (target <= {TARGET_LATENCY_S} s:"
+                  f" {mark(worst <= TARGET_LATENCY_S)})")  # fmt: skip
+        if ns.only in (None, "read"):
+            read_part(server, ns.rows)
     finally:
         server.destroy()
         import shutil

@@ -7,6 +7,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -187,3 +188,35 @@ def test_report_and_export_read_the_same_from_both_backends(pg_url: str, tmp_pat
             for k in x:
                 if x[k] != y[k]:  # sums in another order: the last digit may differ
                     assert math.isclose(float(x[k]), float(y[k]), rel_tol=1e-9), (k, x[k], y[k])
+
+
+def test_a_real_litellm_call_through_the_collector_lands_in_postgres(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The proxy's way in: LLMTOP_DB=postgresql://... and the default Collector()."""
+    import litellm
+    from llmtop.collector import Collector
+
+    monkeypatch.setenv("LLMTOP_DB", pg_url)
+    litellm.logging_callback_manager._reset_all_callbacks()
+    c = Collector()
+    litellm.callbacks = [c]
+    try:
+        litellm.completion(
+            model="gpt-4o-mini",
+            messages=[{"role": "user", "content": "hi"}],
+            mock_response="hello",
+            metadata={"feature": "fleet", "customer": "acme"},
+        )
+        deadline = time.monotonic() + 10  # LiteLLM logs a sync call from its own thread pool
+        while c.core.writer.written == 0 and time.monotonic() < deadline:
+            assert c.flush(30), c.core.writer.last_error
+            time.sleep(0.05)
+    finally:
+        litellm.logging_callback_manager._reset_all_callbacks()
+        c.core.writer.close()
+    ((model, feature, customer, cost, status),) = pg_rows(
+        pg_url, "SELECT model, feature, customer, cost_usd, status FROM requests"
+    )
+    assert (model, feature, customer, status) == ("gpt-4o-mini", "fleet", "acme", "success")
+    assert cost is not None and cost > 0
