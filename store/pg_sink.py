@@ -67,12 +67,16 @@ EXISTING_SQL = (
     " (SELECT * FROM unnest(%s::int4[], %s::int4[], %s::int8[], %s::int4[]))"
 )
 BACKOFF_MAX = 10.0
+_ABANDONED: list[Any] = []
 
 
 def _storage(target: PgUrl, exc: BaseException) -> StorageError:
     err = StorageError(one_line(target, exc) if not isinstance(exc, DatabaseError) else str(exc))
     psycopg = driver()
-    err.transient = isinstance(exc, psycopg.errors.TransactionRollback)  # deadlock/serialization
+    # A deadlock, a serialization failure or a lock wait past its timeout: retry soon.
+    err.transient = isinstance(
+        exc, (psycopg.errors.TransactionRollback, psycopg.errors.LockNotAvailable)
+    )
     return err
 
 
@@ -137,12 +141,20 @@ class PostgresSink:
         return conn
 
     # --- writing ------------------------------------------------------------------------------
-    def write(self, records: Sequence[CallRecord], drops: Sequence[tuple[int, str]] = ()) -> None:
-        """Write the batch and the pending drop counts in one transaction, or raise."""
+    def write(
+        self,
+        records: Sequence[CallRecord],
+        drops: Sequence[tuple[int, str]] = (),
+        timeout: float | None = None,
+    ) -> None:
+        """Write the batch and the pending drop counts in one transaction, or raise.
+
+        `timeout`: the longest to wait for another writer's locks (lock_timeout); past it the
+        batch is a transient StorageError, retried as SQLite's `database is locked` is."""
         psycopg = driver()
         conn = self._connection()
         try:
-            for _ in self.steps(conn, records, drops):
+            for _ in self.steps(conn, records, drops, timeout):
                 pass
         except psycopg.errors.DataError as exc:  # a value out of range, a NUL in a string...
             raise RowsRefused(f"{type(exc).__name__}: {one_line('row', exc)}") from exc
@@ -160,7 +172,11 @@ class PostgresSink:
         return self._connection()
 
     def steps(
-        self, conn: Any, records: Sequence[CallRecord], drops: Sequence[tuple[int, str]] = ()
+        self,
+        conn: Any,
+        records: Sequence[CallRecord],
+        drops: Sequence[tuple[int, str]] = (),
+        timeout: float | None = None,
     ) -> Iterator[None]:
         """The batch's transaction, pausing once: after the rows are copied in, before the
         commit section. write() runs it straight through; the property test of interleaved
@@ -170,6 +186,8 @@ class PostgresSink:
         upserts = rollup_upserts(rows, INSERT_COLUMNS, lambda c, k: self._combo_ids(conn, c, k))
         upserts.sort(key=lambda u: u[:4])
         with conn.transaction():
+            if timeout is not None:
+                conn.execute(f"SET LOCAL lock_timeout = {max(1, int(timeout * 1000))}")
             seq = None
             if rows:
                 (batch,) = conn.execute("SELECT nextval('llmtop_batch')").fetchone()
@@ -260,7 +278,14 @@ class PostgresSink:
     def wal_bytes(self) -> int:
         return 0
 
-    def close(self) -> None:
+    def abandon(self) -> None:
+        """In a forked child: forget the parent's connection without closing it (closing would
+        end the parent's session on the shared socket); the child connects anew."""
+        if self._conn is not None:
+            _ABANDONED.append(self._conn)  # never collected, so never closed from here
+            self._conn = None
+
+    def close(self, timeout: float | None = None) -> None:
         if self._conn is not None:
             try:
                 self._conn.close()
