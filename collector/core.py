@@ -12,7 +12,7 @@ import logging
 import os
 from typing import Any
 
-from llmtop.collector.mapping import Captured
+from llmtop.collector.mapping import Captured, cause_name
 from llmtop.collector.writer import HiddenAttempts, Writer, get_writer
 
 log = logging.getLogger("llmtop.collector")
@@ -59,6 +59,7 @@ class CollectorCore:
                 end_time,
                 failed,
                 get("stream"),
+                cause_name(exc) if exc is not None else None,
             )
         except Exception:  # a malformed payload is counted, never raised into the app
             w = self._writer_or_none()
@@ -66,8 +67,12 @@ class CollectorCore:
                 w.drop(1, "malformed payload")
             return
         w = self._writer_or_none()
-        if w is not None:
+        if w is None:
+            return
+        try:
             w.submit(cap)
+        except Exception:  # the writer thread cannot start (a pids limit, interpreter shutdown)
+            w.drop(1, "writer thread could not start")
 
     def _writer_or_none(self) -> Writer | None:
         try:
@@ -77,15 +82,25 @@ class CollectorCore:
 
     def failed_request(self, request_data: Any, exc: Any) -> None:
         """A proxy request that failed after its retries: enqueue the attempts it hid; never
-        raises."""
+        raises.
+
+        The Router's own count of what it did comes first (`attempted_retries` in the request's
+        metadata). An exception's `num_retries` alone is not proof: the Router stamps the
+        configured value on every exception, a 400 raised at once included; only with
+        `max_retries` also set did its retry loop run.
+        """
         try:
-            n = getattr(exc, "num_retries", None)
+            md = request_data.get("metadata") if isinstance(request_data, dict) else None
+            n = md.get("attempted_retries") if isinstance(md, dict) else None
+            if type(n) is not int:
+                n = getattr(exc, "num_retries", None)
+                if type(getattr(exc, "max_retries", None)) is not int:
+                    n = None
             if type(n) is not int or n <= 0:
-                md = request_data.get("metadata") if isinstance(request_data, dict) else None
-                n = md.get("attempted_retries") if isinstance(md, dict) else None
-            slo = request_data.get("standard_logging_object") if n else None
+                return
+            slo = request_data.get("standard_logging_object")
             tid = slo.get("trace_id") if isinstance(slo, dict) else None
-            if type(n) is int and 0 < n and type(tid) is str and tid:
+            if type(tid) is str and tid:
                 self.writer.submit(HiddenAttempts(tid, n))
         except Exception:
             return

@@ -53,6 +53,9 @@ class Captured(NamedTuple):
     # kwargs["stream"]: the standard logging object leaves `stream` None on a stream that fails
     # mid-way, and that row must still say it was a stream (and carry its TTFT).
     stream: Any = None
+    # The class behind a generic connection error (openai 3.x wraps the transport's
+    # RemoteProtocolError in APIConnectionError): failures only, so it costs the hot path nothing.
+    exception_cause: str | None = None
 
 
 # The same few strings (models, providers, tag values) recur on almost every row: memoising the
@@ -369,6 +372,30 @@ def _collect_tags(
     return tags, extra
 
 
+def from_proxy(cap: Captured) -> bool:
+    """A payload from LiteLLM proxy (a virtual key authenticated it): the proxy logs only a
+    request's first failure and its final outcome, so its other attempts are inferred."""
+    md = cap.metadata
+    return isinstance(md, dict) and (
+        "user_api_key_hash" in md or "user_api_key_request_route" in md
+    )
+
+
+#: Error classes that only wrap the real one (the transport's), across openai releases.
+WRAPPER_ERRORS = frozenset({"APIConnectionError"})
+
+
+def cause_name(exc: BaseException | None) -> str | None:
+    """The innermost explicit cause of an exception (`raise ... from`), at most 8 deep."""
+    inner = None
+    for _ in range(8):
+        exc = getattr(exc, "__cause__", None)
+        if exc is None:
+            break
+        inner = exc
+    return type(inner).__name__ if inner is not None else None
+
+
 def litellm_unpriced(mmi: dict[Any, Any]) -> bool:
     """LiteLLM found no price: no map entry (the SDK), or an entry without token prices (the
     proxy builds one from the deployment's model_info)."""
@@ -452,6 +479,8 @@ def to_record(cap: Captured, env: dict[str, str] | None = None) -> CallRecord:
     if failed:
         error_code = clean_value(err.get("error_code")) or clean_value(cap.exception_status)
         error_class = clean_value(err.get("error_class")) or cap.exception_class
+        if error_class in WRAPPER_ERRORS and cap.exception_cause:
+            error_class = clean_value(cap.exception_cause) or error_class
         normalized_error = clean_value(err.get("normalized_error"))
         if "normalized_error" not in err:  # LiteLLM before 1.104 sends none: derive LiteLLM's
             normalized_error = derive_normalized_error(

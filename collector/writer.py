@@ -27,10 +27,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from llmtop.collector.mapping import Captured, env_tags, to_record
+from llmtop.collector.mapping import MAX_CALL_USD, Captured, env_tags, from_proxy, to_record
 from llmtop.pricing import catalogue
 from llmtop.store.db import resolve_db_path
-from llmtop.store.records import CallRecord, repaired
+from llmtop.store.records import SURROGATE, CallRecord, repaired
 from llmtop.store.sidecar import SidecarSink, sidecar_usable
 from llmtop.store.sink import RowsRefused, SqliteSink, StorageError
 
@@ -40,8 +40,8 @@ FLUSH_INTERVAL = 0.25
 BATCH_SIZE = 5_000
 MAX_QUEUE = 100_000
 RETRY_INTERVAL = 1.0
-#: A call costing more than this is not believed: its costs are stored NULL and the row invalid.
-MAX_CALL_USD = 10_000.0
+#: Of close()'s time, what is kept for stopping the thread once the flush has given up.
+STOP_GRACE = 0.2
 _TRACE_MEMORY = 50_000
 #: More hidden attempts than this for one request is not a retry count anyone configured.
 MAX_HIDDEN = 20
@@ -138,7 +138,8 @@ class Writer:
         self._stopping = False
         self._sink = make_sink(self.path, sink)
         self._pending: list[CallRecord] = []
-        self._drops: Counter[str] = Counter()
+        self._drops: Counter[str] = Counter()  # the writer thread's own; callers use the inbox
+        self._drop_inbox: deque[tuple[str, int]] = deque()
         self._traces: OrderedDict[str, tuple[int, CallRecord | None]] = OrderedDict()
         self._last_error: str | None = None
         self._last_report: str | None = None
@@ -158,15 +159,24 @@ class Writer:
             return
         q.append(item)
         if self._thread is None:
-            self._start()
+            try:
+                self._start()
+            except RuntimeError:  # no thread to be had now (a pids limit): the next call retries
+                pass
         elif len(q) >= self.batch_size:
             self._wake.set()
 
     def drop(self, n: int, reason: str) -> None:
-        # Counter updates can race with the writer thread; a lost increment only under-counts
-        # drops, and holding a lock here would put lock waits on the caller's thread.
-        self._drops[reason] += n
+        # Any thread: an append is atomic, and only the writer thread folds the inbox into the
+        # counts it writes (a shared Counter could count one drop twice, or lose one).
+        self._drop_inbox.append((clean_reason(reason), n))
         self.dropped += n
+
+    def _fold_drops(self) -> None:
+        inbox = self._drop_inbox
+        while inbox:
+            reason, n = inbox.popleft()
+            self._drops[reason] += n
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Block until everything enqueued so far is written (True) or `timeout` passes (False).
@@ -186,7 +196,7 @@ class Writer:
     def _flush_once(self, timeout: float) -> bool:
         if self._thread is None:
             if not self._q:
-                return not self._pending and not self._drops
+                return not self._pending and not self._drops and not self._drop_inbox
             # A hook on another thread may have appended but not yet started the thread:
             # start it here rather than report a spurious failure.
             self._start()
@@ -197,39 +207,69 @@ class Writer:
         return marker.ok
 
     def close(self, timeout: float = 5.0) -> None:
-        """Write what is left (bounded by `timeout`), stop the thread, and count what is lost."""
+        """Write what is left, stop the thread, and count what is lost; all within `timeout`.
+
+        If the thread is still inside a write when time is up (a lock held by another process,
+        a disk that hangs), it is left alone: its rows and sink are its own until it returns,
+        and what it still holds is reported in a log line instead.
+        """
         if self.pid != os.getpid():
             return
-        if self._thread is not None:
+        deadline = time.monotonic() + timeout
+
+        def left() -> float:
+            return max(0.0, deadline - time.monotonic())
+
+        thread = self._thread
+        if thread is not None:
             if self._last_error is not None and not self._locked_out:
                 # A lasting failure (full disk, a foreign file at the path): one more try, not
                 # `timeout` seconds of a process that is trying to exit.
-                timeout = min(timeout, RETRY_INTERVAL + 0.5)
-            self.flush(timeout)
+                deadline = min(deadline, time.monotonic() + RETRY_INTERVAL + 0.5)
+            self.flush(max(0.0, left() - STOP_GRACE))
             self._stopping = True
             self._wake.set()
-            self._thread.join(timeout)
+            thread.join(max(left(), STOP_GRACE))  # an idle thread stops in a few ms
+            if thread.is_alive():
+                lost = self._unwritten()
+                log.error(
+                    "llmtop: exiting while a write to %s is still running; %d calls may be lost"
+                    " (%s)",
+                    self.path,
+                    lost,
+                    self._last_error or "the write did not finish in time",
+                )
+                return
             self._thread = None
-        lost = len(self._q) + len(self._pending)
+        lost = self._unwritten()
         if lost:
             reason = self._last_error or "not written before exit"
             self.drop(lost, f"lost at exit: {reason}")
             self._pending = []
-            self._q.clear()
             log.error(
                 "llmtop: %d calls could not be written to %s before exit (%s)",
                 lost,
                 self.path,
                 reason,
             )
-        if self._drops:
+        for item in self._q:  # flush markers left behind: nobody waits on them any more
+            if isinstance(item, _Flush):
+                item.done.set()
+        self._q.clear()
+        self._fold_drops()
+        if self._drops and left() > 0.05:
             # Last chance to record the counts where the dashboard shows them.
             try:
-                self._sink.write([], [(n, r) for r, n in self._drops.items()])
+                self._sink.write([], [(n, r) for r, n in self._drops.items()], timeout=left())
                 self._drops.clear()
             except (StorageError, RowsRefused):
                 pass
-        self._sink.close()
+        self._sink.close(left())
+
+    def _unwritten(self) -> int:
+        """Calls still in memory: queued (flush markers are not calls) and pending."""
+        queued = sum(1 for item in self._q if not isinstance(item, _Flush))
+        return queued + len(self._pending)
 
     @property
     def last_error(self) -> str | None:
@@ -276,7 +316,7 @@ class Writer:
                     continue
                 rec = self._map(item, env)
                 if rec is not None:
-                    if item is not rec:  # mapped from a LiteLLM payload, not a ready record
+                    if item is not rec and from_proxy(item):  # the proxy hides attempts
                         batch.extend(self._hidden(rec.trace_id, rec.attempt - 1, rec))
                     batch.append(rec)
             ok = self._write(batch)
@@ -290,14 +330,19 @@ class Writer:
         try:
             rec = item if isinstance(item, CallRecord) else to_record(item, env)
             self._number_attempt(rec)
-            price_record(rec)
-            return rec
         except Exception as exc:
             self.drop(1, "malformed payload")
             self._report(
                 f"llmtop: skipped a malformed LiteLLM payload ({type(exc).__name__}: {exc})"
             )
             return None
+        try:
+            price_record(rec)
+        except Exception as exc:  # a broken price file is no reason to lose the call
+            rec.unpriced = True
+            rec.unpriced_reason = f"pricing unavailable ({type(exc).__name__})"
+            self._report(f"llmtop: storing calls unpriced: pricing failed ({exc})")
+        return rec
 
     def _number_attempt(self, rec: CallRecord) -> None:
         """Attempts of one request share a trace id; number them in arrival order."""
@@ -306,7 +351,11 @@ class Writer:
             return
         seen, first = self._traces.get(tid, (0, None))
         seen += 1
-        self._traces[tid] = (seen, first if first is not None else rec)
+        # Only a first *failure* is kept as the template of hidden attempts (they are failures
+        # like it); keeping every first row would hold tens of MB of records.
+        if seen == 1 and rec.status == "failure":
+            first = rec
+        self._traces[tid] = (seen, first)
         self._traces.move_to_end(tid)
         if len(self._traces) > _TRACE_MEMORY:
             self._traces.popitem(last=False)
@@ -343,7 +392,7 @@ class Writer:
                 template,
                 status="failure",
                 attempt=seen + k + (0 if last is not None else 1),
-                is_retry=True,
+                is_retry=seen + k + (0 if last is not None else 1) > 1,
                 is_fallback=False,
                 input_tokens=0,
                 output_tokens=0,
@@ -379,6 +428,7 @@ class Writer:
         if overflow > 0:
             del self._pending[:overflow]
             self.drop(overflow, self._last_error or "write buffer full")
+        self._fold_drops()
         if not self._pending and not self._drops:
             return True
         now = time.monotonic()
@@ -406,17 +456,22 @@ class Writer:
         """
         rows = self._pending
         done = 0  # rows[:done] are written or dropped
-        spans: list[tuple[int, int]] = [(0, len(rows))]
+        spans: list[tuple[int, int]] = [(0, len(rows))] if rows else []
+        attach = True  # drop counts ride with the first batch, unless that gets one refused
         try:
             while spans or self._drops:
                 lo, hi = spans.pop() if spans else (0, 0)
-                drops = [(n, r) for r, n in self._drops.items()]
+                drops = [(n, r) for r, n in self._drops.items()] if attach or hi <= lo else []
                 try:
                     self._sink.write(rows[lo:hi], drops)
                 except RowsRefused as exc:
-                    if hi <= lo:  # only drop counts were being written, and they were refused
-                        log.error("llmtop: could not record drop counts (%s)", exc)
+                    if drops and hi <= lo:  # the drop counts alone were refused
+                        log.error("llmtop: could not record drop counts (%s): %s", exc, drops)
                         self._drops.clear()
+                        continue
+                    if drops:  # not the rows' fault yet: retry them alone, the counts after
+                        attach = False
+                        spans.append((lo, hi))
                         continue
                     if hi - lo > 1:
                         mid = (lo + hi) // 2
@@ -474,6 +529,11 @@ class Writer:
             abandon()
 
 
+def clean_reason(reason: str) -> str:
+    """A drop reason as the `drops` table can store it: text, no surrogates, 200 characters."""
+    return SURROGATE.sub("\ufffd", str(reason))[:200]
+
+
 def make_sink(path: Path, kind: str | None = None) -> SqliteSink | SidecarSink:
     """`sidecar` (default: the SQLite I/O in a child process) or `thread` (in this process).
 
@@ -521,7 +581,8 @@ def _after_fork_in_child() -> None:
     # The parent's thread does not exist here and its queue would be written twice: start clean.
     # The inherited connections are abandoned, not closed (SQLite forbids using them after fork);
     # the pipes to the parent's sidecar are closed here, or they would keep it alive.
-    global _writers
+    global _writers, _writers_lock
+    _writers_lock = threading.Lock()  # a fork while another thread held it must not deadlock
     for w in _writers.values():
         try:
             w.abandon()

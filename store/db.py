@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import stat
 from pathlib import Path
 
 from llmtop.store.histblob import merge_hist_blobs
@@ -166,12 +167,21 @@ def check_path(p: Path) -> None:
             "point it at a database or remove it"
         )
     try:
-        with open(p, "rb") as f:
-            head = f.read(len(SQLITE_HEADER))
+        st = os.stat(p)
     except FileNotFoundError:
         return
-    except IsADirectoryError:
-        raise DatabaseError(f"{p}: is a directory, not a database file") from None
+    except OSError as exc:
+        raise DatabaseError(explain(p, exc)) from exc
+    if not stat.S_ISREG(st.st_mode):  # a directory, a FIFO (opening one would block), a device
+        raise DatabaseError(f"{p}: not a regular file, so not a database")
+    try:
+        fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            head = os.read(fd, len(SQLITE_HEADER))
+        finally:
+            os.close(fd)
+    except FileNotFoundError:
+        return
     except OSError as exc:
         raise DatabaseError(explain(p, exc)) from exc
     if head and head != SQLITE_HEADER:

@@ -152,8 +152,10 @@ class Reader:
                 f" AND c.started_at >= ? AND c.started_at < ? AND {where}",
                 (start, end, *params),
             )[0][0]
-        except sqlite3.OperationalError:  # a file from before m007, opened read-only
-            return 0
+        except (sqlite3.OperationalError, DatabaseError) as exc:
+            if "invalid" in str(exc):  # a file from before m007, opened read-only: no column
+                return 0
+            raise
 
     def dimensions(self) -> tuple[str, ...]:
         """Built-in dimensions plus any extra tag key seen in recent rows."""

@@ -25,7 +25,7 @@ import os
 import signal
 import subprocess
 import sys
-import time
+import weakref
 from collections.abc import Sequence
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -37,11 +37,24 @@ from llmtop.store.sink import RowsRefused, SqliteSink, StorageError
 log = logging.getLogger("llmtop.collector")
 
 #: A record as the tuple of its fields, in declaration order (CallRecord(*t) builds it back).
-RECORD_FIELDS = operator.attrgetter(*(f.name for f in dataclasses.fields(CallRecord)))
+FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(CallRecord))
+RECORD_FIELDS = operator.attrgetter(*FIELD_NAMES)
+#: Sidecars that die before saying hello, in a row, before writing in-process instead.
+START_FAILURES = 3
+
+
+def records_from(names: Sequence[str], rows: Sequence[tuple[object, ...]]) -> list[CallRecord]:
+    """Tuples back into records; by name when the host's llmtop has other fields than ours."""
+    if tuple(names) == FIELD_NAMES:
+        return [CallRecord(*t) for t in rows]
+    known = set(FIELD_NAMES)
+    keep = [(i, n) for i, n in enumerate(names) if n in known]
+    return [CallRecord(**{n: t[i] for i, n in keep}) for t in rows]  # type: ignore[arg-type]
+
 
 #: Seconds to wait for the sidecar's answer beyond the database's own lock wait.
 ANSWER_MARGIN = 15.0
-#: Seconds a new sidecar may take to start (imports) and answer its first batch.
+#: Seconds a new sidecar may take to start (imports) and say hello.
 START_GRACE = 30.0
 
 
@@ -63,56 +76,107 @@ def describe_exit(code: int | None) -> str:
 
 
 class SidecarSink:
-    """The host side: same interface as SqliteSink, the work done by a child process."""
+    """The host side: same interface as SqliteSink, the work done by a child process.
+
+    If sidecars keep dying before they say hello (an interpreter that cannot import llmtop, a
+    host out of processes), after START_FAILURES in a row this sink writes in-process instead,
+    with one log line: recording matters more than isolation.
+    """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self._proc: subprocess.Popen[bytes] | None = None
-        self._conn: Connection | None = None
-        self._fresh = False
+        self._conn: _Duplex | None = None
+        self._failed_starts = 0
+        self._fallback: SqliteSink | None = None
         #: How many sidecars this sink has started (1 plus restarts).
         self.started = 0
+        _live.add(self)
 
-    def _ensure(self) -> Connection:
+    def _ensure(self) -> _Duplex:
         if self._conn is not None and self._proc is not None and self._proc.poll() is None:
             return self._conn
-        self.close()
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "llmtop.store.sidecar", str(self.path)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            start_new_session=True,
-            close_fds=True,
+        self.close(0.5)
+        rfd, child_wfd = os.pipe()  # answers come on a pipe of their own, never stdout
+        env = dict(os.environ)
+        # The child must import this llmtop however the host found it (a zipapp, a path hack).
+        env["PYTHONPATH"] = os.pathsep.join(
+            [p for p in sys.path if p] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
         )
-        assert proc.stdin is not None and proc.stdout is not None
-        # One duplex Connection over the two pipe ends (reads stdout, writes stdin).
-        rfd, wfd = os.dup(proc.stdout.fileno()), os.dup(proc.stdin.fileno())
-        proc.stdout.close()
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "llmtop.store.sidecar", str(self.path), str(child_wfd)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                pass_fds=(child_wfd,),
+                start_new_session=True,
+                env=env,
+            )
+        except OSError as exc:  # out of processes or fds, the interpreter gone after a redeploy
+            os.close(rfd)
+            os.close(child_wfd)
+            self._failed_starts += 1
+            raise StorageError(
+                f"{self.path}: cannot start the database writer process ({exc})"
+            ) from exc
+        os.close(child_wfd)
+        assert proc.stdin is not None
+        wfd = os.dup(proc.stdin.fileno())
         proc.stdin.close()
         self._proc = proc
-        self._conn = _Duplex(rfd, wfd)
-        self._fresh = True
+        self._conn = conn = _Duplex(rfd, wfd)
         self.started += 1
-        return self._conn
+        try:
+            ready = conn.poll(START_GRACE)
+            hello = conn.recv() if ready else None
+        except Exception:
+            hello = None
+        if not (isinstance(hello, tuple) and hello[:1] == ("hello",)):
+            code = self._stop()
+            self._failed_starts += 1
+            raise StorageError(
+                f"{self.path}: the database writer process did not start ({describe_exit(code)})"
+            )
+        self._failed_starts = 0
+        return conn
 
-    def write(self, records: Sequence[CallRecord], drops: Sequence[tuple[int, str]] = ()) -> None:
+    def write(
+        self,
+        records: Sequence[CallRecord],
+        drops: Sequence[tuple[int, str]] = (),
+        timeout: float | None = None,
+    ) -> None:
+        if self._fallback is None and self._failed_starts >= START_FAILURES:
+            log.warning(
+                "llmtop: the database writer process could not be started %d times; writing"
+                " to %s in-process from now on",
+                self._failed_starts,
+                self.path,
+            )
+            self._fallback = SqliteSink(self.path)
+        if self._fallback is not None:
+            self._fallback.write(records, drops, timeout)
+            return
         conn = self._ensure()
         try:
-            # Plain tuples pickle ~4x faster than the dataclass (GIL time on the host's side).
-            conn.send(("write", [RECORD_FIELDS(r) for r in records], list(drops)))
+            # Plain tuples pickle ~4x faster than the dataclass (GIL time on the host's side);
+            # the field names travel along, so a sidecar of another llmtop version still reads
+            # them right.
+            conn.send(("write", FIELD_NAMES, [RECORD_FIELDS(r) for r in records], list(drops)))
         except (OSError, EOFError, ValueError) as exc:
             raise self._died() from exc
         except Exception as exc:  # a value pickle cannot carry: the data's fault
             raise RowsRefused(f"{type(exc).__name__}: {exc}") from exc
-        wait = busy_timeout_ms() / 1000 + ANSWER_MARGIN + (START_GRACE if self._fresh else 0.0)
+        wait = busy_timeout_ms() / 1000 + ANSWER_MARGIN if timeout is None else timeout
         try:
             if not conn.poll(wait):
-                self.close()
+                self._stop()
                 raise StorageError(f"{self.path}: the database writer process did not answer")
             reply = conn.recv()
-        except (OSError, EOFError) as exc:
+        except StorageError:
+            raise
+        except Exception as exc:  # EOF, a broken pipe, a garbled frame: it is gone
             raise self._died() from exc
-        self._fresh = False
         for level, message in reply[-1]:
             log.log(level, message)
         if reply[0] == "ok":
@@ -124,14 +188,7 @@ class SidecarSink:
         raise err
 
     def _died(self) -> StorageError:
-        proc = self._proc
-        code = None
-        if proc is not None:
-            try:
-                code = proc.wait(timeout=2.0)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        self.close()
+        code = self._stop()
         err = StorageError(
             f"{self.path}: the database writer process stopped ({describe_exit(code)}); "
             "starting a new one"
@@ -139,8 +196,26 @@ class SidecarSink:
         err.transient = True
         return err
 
+    def _stop(self, wait: float = 2.0) -> int | None:
+        """Close the pipes, then reap the process (killed if it does not go in `wait`)."""
+        conn, proc = self._conn, self._proc
+        self._conn = self._proc = None
+        if conn is not None:
+            conn.close()
+        if proc is None:
+            return None
+        try:
+            return proc.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            return proc.wait()
+
     def idle(self) -> None:
-        """The sidecar checkpoints and prunes on its own when no batch arrives."""
+        """The sidecar checkpoints and prunes on its own; here a dead one is reaped."""
+        if self._proc is not None and self._proc.poll() is not None:
+            self._stop(0.0)
+        if self._fallback is not None:
+            self._fallback.idle()
 
     def abandon(self) -> None:
         """In a forked child: drop the parent's pipe ends without touching the parent's sidecar
@@ -149,17 +224,35 @@ class SidecarSink:
         if conn is not None:
             conn.close()
 
-    def close(self) -> None:
+    def close(self, timeout: float | None = None) -> None:
+        """EOF to the sidecar, which finishes and exits; wait for it at most `timeout` (it exits
+        by itself after that: a process on its way out need not wait for it)."""
+        if self._fallback is not None:
+            self._fallback.close()
         conn, proc = self._conn, self._proc
         self._conn = self._proc = None
         if conn is not None:
-            conn.close()  # EOF: the sidecar finishes and exits
+            conn.close()
         if proc is not None:
             try:
-                proc.wait(timeout=5.0)
+                proc.wait(timeout=5.0 if timeout is None else timeout)
             except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+                pass
+
+
+#: Every sidecar sink of this process, so a forked child can let go of all their pipes.
+_live: weakref.WeakSet[SidecarSink] = weakref.WeakSet()
+
+
+def _abandon_all_in_child() -> None:
+    for sink in list(_live):
+        try:
+            sink.abandon()
+        except Exception:
+            pass
+
+
+os.register_at_fork(after_in_child=_abandon_all_in_child)
 
 
 class _Duplex:
@@ -199,21 +292,19 @@ class _Collect(logging.Handler):
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    if len(args) != 1:
-        print("usage: python -m llmtop.store.sidecar PATH", file=sys.stderr)
+    if len(args) != 2:
+        print("usage: python -m llmtop.store.sidecar PATH ANSWER_FD", file=sys.stderr)
         return 2
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_IGN)
-    # The protocol owns the original stdout; anything printed goes to stderr instead.
-    out_fd = os.dup(1)
-    os.dup2(2, 1)
     inbox = Connection(0, writable=False)
-    outbox = Connection(out_fd, readable=False)
+    outbox = Connection(int(args[1]), readable=False)
     collect = _Collect()
     log.addHandler(collect)
     log.setLevel(logging.INFO)
     log.propagate = False
     sink = SqliteSink(args[0])
+    outbox.send(("hello", os.getpid()))
     try:
         while True:
             try:
@@ -231,7 +322,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if msg[0] != "write":
                 continue
             try:
-                sink.write([CallRecord(*t) for t in msg[1]], msg[2])
+                sink.write(records_from(msg[1], msg[2]), msg[3])
                 reply: tuple[object, ...] = ("ok",)
             except RowsRefused as exc:
                 reply = ("refused", str(exc))
@@ -240,8 +331,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             except Exception as exc:  # anything else is this batch's doing: let the host isolate it
                 reply = ("refused", f"{type(exc).__name__}: {exc}")
             outbox.send((*reply, collect.items))
-            if reply[0] == "ok":
-                time.sleep(0)  # let the next message arrive before deciding we are idle
     finally:
         sink.close()
     return 0

@@ -20,7 +20,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from llmtop.store.db import DatabaseError, explain
+from llmtop.store.db import DatabaseError, busy_timeout_ms, explain
 from llmtop.store.maintenance import (
     DEFAULT_RETENTION,
     DEFAULT_ROLLUP_RETENTION,
@@ -108,6 +108,7 @@ class SqliteSink:
         self._rollup = Rollup()
         self._last_write = 0.0
         self._checkpointed = True
+        self._next_checkpoint = 0.0
         self._next_prune = time.monotonic() + 5.0
         #: Seconds between background prune steps (LLMTOP_PRUNE_INTERVAL; 'off': never).
         self.prune_interval = prune_interval_from_env()
@@ -116,9 +117,19 @@ class SqliteSink:
         self.pruned = 0
 
     # --- writing ------------------------------------------------------------------------------
-    def write(self, records: Sequence[CallRecord], drops: Sequence[tuple[int, str]] = ()) -> None:
-        """Write the batch and the pending drop counts in one transaction, or raise."""
+    def write(
+        self,
+        records: Sequence[CallRecord],
+        drops: Sequence[tuple[int, str]] = (),
+        timeout: float | None = None,
+    ) -> None:
+        """Write the batch and the pending drop counts in one transaction, or raise.
+
+        `timeout`: the longest to wait for another process's lock (default: busy_timeout_ms()).
+        """
         conn = self._connection()
+        if timeout is not None:
+            conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
         try:
             insert_batch(conn, self._interner, records, drops, self._rollup)
         except STORAGE_ERRORS as exc:
@@ -128,6 +139,9 @@ class SqliteSink:
             raise storage_error(self.path, exc) from exc
         except Exception as exc:  # UnicodeEncodeError, OverflowError, ValueError, TypeError...
             raise RowsRefused(f"{type(exc).__name__}: {exc}") from exc
+        finally:
+            if timeout is not None and self._conn is not None:
+                self._conn.execute(f"PRAGMA busy_timeout={busy_timeout_ms()}")
         self._last_write = time.monotonic()
         self._checkpointed = False
         if _ident(self.path) != self._ident:
@@ -135,7 +149,6 @@ class SqliteSink:
             # into an unlinked inode. Say so, so the caller writes them again to the new file.
             self.close()
             raise StorageError(f"{self.path}: the database file was removed or replaced while open")
-        self._maybe_prune(self._last_write)
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is not None:
@@ -170,12 +183,26 @@ class SqliteSink:
         if self._conn is None:
             return
         now = time.monotonic()
-        if not self._checkpointed and now - self._last_write >= IDLE_CHECKPOINT:
-            self._checkpointed = True
+        if (
+            not self._checkpointed
+            and now - self._last_write >= IDLE_CHECKPOINT
+            and now >= self._next_checkpoint
+        ):
+            self._next_checkpoint = now + IDLE_CHECKPOINT
+            # Never wait: TRUNCATE waits for readers through the busy handler while holding the
+            # write lock, which would stall every writer behind one long read (an export, a
+            # sqlite shell). Busy now means: try again in the next idle second.
             try:
-                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            except sqlite3.Error as exc:  # readers holding old snapshots: next idle spell
+                self._conn.execute("PRAGMA busy_timeout=0")
+                busy = self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+                self._checkpointed = not busy
+            except sqlite3.Error as exc:
                 log.debug("llmtop: WAL checkpoint skipped: %s", exc)
+            finally:
+                try:
+                    self._conn.execute(f"PRAGMA busy_timeout={busy_timeout_ms()}")
+                except sqlite3.Error:
+                    pass
         self._maybe_prune(now)
 
     def _maybe_prune(self, now: float) -> None:
@@ -205,7 +232,7 @@ class SqliteSink:
         except OSError:
             return 0
 
-    def close(self) -> None:
+    def close(self, timeout: float | None = None) -> None:
         if self._conn is not None:
             try:
                 self._conn.close()

@@ -117,7 +117,17 @@ def test_behind_a_real_proxy_rows_tags_users_retries_and_unpriced_costs(
                 assert post(port, {"model": "storm", "messages": msg, "user": "u-storm"}) == 429
             assert post(port, {"model": "mystery", "messages": msg, "user": "u-m"}) == 200
             assert len(srv.requests_to("/v1/chat/completions")) == 10 + 60 + 1
-            time.sleep(1.0)  # the proxy's async success hooks run after the response
+            # The proxy's async success hooks run after the response: wait for every row
+            # (10 chat, 60 storm attempts, 1 mystery) before stopping it.
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                try:
+                    with sqlite3.connect(db) as c:
+                        if c.execute("SELECT count(*) FROM calls").fetchone()[0] >= 71:
+                            break
+                except sqlite3.Error:
+                    pass
+                time.sleep(0.1)
         finally:
             proxy.send_signal(signal.SIGTERM)
             proxy.wait(60)
