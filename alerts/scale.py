@@ -84,26 +84,35 @@ def rate_floor(hits: int, n: int) -> float:
     return max(0.0, p - 2.0 * math.sqrt(p * (1 - p) / n))
 
 
+def _pmf(i: int, n: int, p: float) -> float:
+    """Binomial P(X = i), in log space: math.comb(n, i) overflows a float past n ≈ 1,000."""
+    return math.exp(
+        math.lgamma(n + 1)
+        - math.lgamma(i + 1)
+        - math.lgamma(n - i + 1)
+        + i * math.log(p)
+        + (n - i) * math.log1p(-p)
+    )
+
+
 def binom_upper(k: int, n: int, p: float) -> float:
     """P(X >= k) for X ~ Binomial(n, p): how surprising k failures in n are at rate p."""
     if k <= 0:
         return 1.0
-    if p <= 0.0:
+    if k > n or p <= 0.0:
         return 0.0
     if p >= 1.0:
         return 1.0
-    return min(1.0, sum(math.comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(k, n + 1)))
+    return min(1.0, sum(_pmf(i, n, p) for i in range(k, n + 1)))
 
 
 def binom_lower(k: int, n: int, p: float) -> float:
     """P(X <= k) for X ~ Binomial(n, p): how surprising only k cache hits in n are at rate p."""
-    if k >= n:
+    if k >= n or p <= 0.0:
         return 1.0
-    if p >= 1.0:
+    if k < 0 or p >= 1.0:
         return 0.0
-    if p <= 0.0:
-        return 1.0
-    return min(1.0, sum(math.comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(0, k + 1)))
+    return min(1.0, sum(_pmf(i, n, p) for i in range(0, k + 1)))
 
 
 def is_weekend(t: float) -> bool:

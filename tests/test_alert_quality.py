@@ -95,3 +95,16 @@ def test_the_judge_counts_an_unrelated_page_as_false() -> None:
     assert r.detected and r.minutes == 2.0 and r.owner_ok
     assert not r.cause_ok  # the deploy (prompt_version v5) was the cause to name
     assert [p.alert.scope for p in r.false_pages] == ["feature=kb-answer"]
+
+
+def test_binomial_tails_hold_at_small_and_large_counts() -> None:
+    """The rate rules' test on a busy scope (thousands of calls in a window): math.comb-based
+    terms overflowed a float there and crashed the pass."""
+    from llmtop.alerts.scale import binom_lower, binom_upper
+
+    assert binom_lower(0, 5, 0.8) == pytest.approx(0.2**5)
+    assert binom_upper(1, 3, 0.05) == pytest.approx(1 - 0.95**3)
+    assert binom_upper(300, 5000, 0.05) < 1e-6  # 6% where 5% is normal, 5,000 calls
+    assert binom_upper(260, 5000, 0.05) > 0.1
+    assert binom_lower(3500, 5000, 0.8) < 1e-6
+    assert binom_upper(0, 10, 0.3) == 1.0 and binom_lower(10, 10, 0.3) == 1.0
