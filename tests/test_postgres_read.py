@@ -138,7 +138,7 @@ def fleet_db(pg_server: Any) -> str:
 _example = iter(range(1, 10**6))
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 # The case that defeats an id marker: writer 0 takes the smaller ids, writer 1 commits first.
 @example(ops=[("stage", 0, 5), ("stage", 1, 5), ("finish", 1, 0), ("read", 0, 0), ("finish", 0, 0)])
 @given(
