@@ -28,7 +28,14 @@ from llmtop.alerts.margin import margin
 from llmtop.alerts.newcomers import newcomers
 from llmtop.alerts.rate_rules import rates
 from llmtop.alerts.rules import Rules
-from llmtop.alerts.scale import floor_usd, like_days, noise_floor, org_rate
+from llmtop.alerts.scale import (
+    NOISE_P,
+    cost_profiles,
+    floor_usd,
+    like_days,
+    org_rate,
+    spend_p,
+)
 from llmtop.store.alert_queries import (
     Agg,
     aggregate,
@@ -103,6 +110,33 @@ def _stats(samples: Sequence[float]) -> tuple[float, float]:
 # --- anomaly bands -------------------------------------------------------------------------------
 
 
+def _beyond_noise(
+    cur: float,
+    feats: dict[int, dict[str | None, int]],
+    days: list[int],
+    n_shifts: int,
+    by_idx: dict[int, list[float]],
+    profiles: dict[str, tuple[float, float]],
+) -> bool:
+    """Whether the window's spend is more than its scope's counting noise explains (see
+    scale.spend_p): the expected calls per feature are the baseline days' (each day at the shift
+    the band used), plus one pseudo-call for a feature seen now."""
+    expected: dict[str | None, float] = {}
+    spend = calls = 0.0
+    for d in days:
+        k = max(range(n_shifts), key=lambda k: by_idx.get(10 * d + k, [0.0, 0.0])[0])
+        g = by_idx.get(10 * d + k, [0.0, 0.0])
+        spend, calls = spend + g[0], calls + g[1]
+        for feat, n in feats.get(10 * d + k, {}).items():
+            expected[feat] = expected.get(feat, 0.0) + n
+    now_calls = feats.get(0, {})
+    for feat in now_calls:
+        expected[feat] = expected.get(feat, 0.0) + 1.0
+    expected = {f: n / len(days) for f, n in expected.items()}
+    fallback = spend / calls if calls else cur / max(1, sum(now_calls.values()))
+    return spend_p(cur, now_calls, expected, profiles, fallback) <= NOISE_P
+
+
 def anomaly(
     reader: Reader, cache: AlertCache, rules: Rules, now: float, first: float
 ) -> list[Candidate]:
@@ -110,6 +144,7 @@ def anomaly(
     out: list[Candidate] = []
     dims = set(ar.group_by)
     rate = org_rate(reader, cache, now, first, ar.days)
+    profiles = cost_profiles(reader, cache, now, first, ar.days)
     windows = sorted({ar.window, *rules.workloads.values()})
     for w in windows:
         jit = min(ANOMALY_JITTER, w / 4) if w >= ANOMALY_JITTER_MIN_WINDOW else 0.0
@@ -127,11 +162,24 @@ def anomaly(
         ]
         base = [(now - d * DAY - w, now - d * DAY) for d in days]
         groups: dict[tuple[str, str | None], dict[int, list[float]]] = {}
+        # Calls per feature in each (scope, range): what the scope's counting noise is made of.
+        feats: dict[tuple[str, str | None], dict[int, dict[str | None, int]]] = {}
 
-        def add(dim: str, val: str | None, idx: int, spend: float, n: int, groups=groups) -> None:  # noqa: ANN001
+        def add(  # noqa: PLR0913
+            dim: str,
+            val: str | None,
+            idx: int,
+            spend: float,
+            n: int,
+            feat: str | None,
+            groups=groups,  # noqa: ANN001
+            feats=feats,  # noqa: ANN001
+        ) -> None:
             g = groups.setdefault((dim, val), {}).setdefault(idx, [0.0, 0.0])
             g[0] += spend
             g[1] += n
+            f = feats.setdefault((dim, val), {}).setdefault(idx, {})
+            f[feat] = f.get(feat, 0) + n
 
         workload_of: dict[str, str | None] = {}
         if dims & {"feature", "workload", "all"}:
@@ -141,7 +189,7 @@ def anomaly(
             ):
                 for dim, val in (("feature", feat), ("workload", wl), ("all", None)):
                     if dim in dims and (val is not None or dim == "all"):
-                        add(dim, val, idx, spend, n)
+                        add(dim, val, idx, spend, n, feat)
                 if feat is not None:
                     v = votes.setdefault(feat, {})
                     v[wl] = v.get(wl, 0.0) + spend + n * 1e-9
@@ -152,7 +200,7 @@ def anomaly(
                 reader, cache.trackers, f"anomaly{w}", ranges, (dim,)
             ):
                 if val is not None:
-                    add(dim, val, idx, spend, n)
+                    add(dim, val, idx, spend, n, None)
         floor = floor_usd(ar.min_change_usd, ar.min_change_share_pct, rate, w)
         for (dim, val), by_idx in groups.items():
             if dim == "feature":
@@ -172,14 +220,16 @@ def anomaly(
                 for d in days
             ]
             mu, sd = _stats([g[0] for g in samples])
-            mu_n = sum(g[1] for g in samples) / len(samples)
             band = mu + ar.sigma * sd
             delta = cur - mu
             cur_n = int(by_idx.get(0, [0.0, 0.0])[1])
-            noise = noise_floor(mu, mu_n, ar.sigma, current=(cur, cur_n))
-            if cur <= band or delta < max(floor, noise) or cur_n < MIN_CURRENT_REQUESTS:
+            if cur <= band or delta < floor or cur_n < MIN_CURRENT_REQUESTS:
                 continue
             if mu > 0 and delta / mu * 100.0 < ar.min_change_pct:
+                continue
+            if not _beyond_noise(
+                cur, feats.get((dim, val), {}), days, len(shifts), by_idx, profiles
+            ):
                 continue
             ratio = cur / mu if mu > 0 else math.inf
             critical = ratio >= ar.critical_ratio
@@ -223,43 +273,65 @@ def spike(
         if a >= first:
             ranges.append((1 + d, a, b))
             same.append((a, b))
-    week = (now - 7 * DAY - SPIKE_WEEK_HALF, now - 7 * DAY + SPIKE_WEEK_HALF)
-    if week[0] >= first:
-        ranges.append((9, *week))
+    # Last week: each window of this length within ±SPIKE_WEEK_HALF (range 10 + j), of which the
+    # busiest is the normal: a Monday-only job that ends a few minutes earlier this week than last
+    # is not a spike, however little of the hour around now it filled last week.
+    steps = int(SPIKE_WEEK_HALF // s)
+    week: dict[int, tuple[float, float]] = {}
+    for j in range(-steps, steps + 1):
+        a = now - 7 * DAY - s + j * s
+        if a >= first:
+            week[10 + j + steps] = (a, a + s)
+            ranges.append((10 + j + steps, a, a + s))
     dims = [d for d in sr.group_by if d != "all"]
+    qdims = dims if "feature" in dims else [*dims, "feature"]
+    fpos = qdims.index("feature")
     groups: dict[tuple[str, str | None], dict[int, Agg]] = {}
-    for idx, keys, agg in aggregate(reader, ranges, dims):
-        if "all" in sr.group_by:
-            groups.setdefault(("all", None), {}).setdefault(idx, Agg()).add(agg)
-        for dim, val in zip(dims, keys, strict=True):
-            if val is not None:
-                groups.setdefault((dim, val), {}).setdefault(idx, Agg()).add(agg)
+    # Calls per feature in each (scope, range): what the scope's counting noise is made of.
+    feats: dict[tuple[str, str | None], dict[int, dict[str | None, int]]] = {}
+    for idx, keys, agg in aggregate(reader, ranges, qdims):
+        targets = [("all", None)] if "all" in sr.group_by else []
+        targets += [(d, v) for d, v in zip(dims, keys, strict=False) if v is not None]
+        for t in targets:
+            groups.setdefault(t, {}).setdefault(idx, Agg()).add(agg)
+            f = feats.setdefault(t, {}).setdefault(idx, {})
+            f[keys[fpos]] = f.get(keys[fpos], 0) + agg.requests
     out: list[Candidate] = []
     floor = floor_usd(
         sr.min_change_usd, sr.min_change_share_pct, org_rate(reader, cache, now, first, 7), s
     )
+    profiles = cost_profiles(reader, cache, now, first, 7)
     for (dim, val), by_idx in groups.items():
         cur = by_idx.get(0, Agg()).spend
-        # (spend, requests) per second of each normal: trailing, same time of day, last week.
-        trail = by_idx.get(1, Agg())
-        rates_ = [(trail.spend / trailing, trail.requests / trailing, [(t_start, now - s)])]
+        # Each normal: (spend per second, its ranges' indexes, their seconds): trailing, same
+        # time of day, the busiest window around the same time last week.
+        normals = [
+            (by_idx.get(1, Agg()).spend / trailing, [1], trailing, [(t_start, now - s)]),
+        ]
         if same:
             sp = sum(by_idx.get(1 + d, Agg()).spend for d in range(1, 8))
-            nn = sum(by_idx.get(1 + d, Agg()).requests for d in range(1, 8))
-            rates_.append((sp / (len(same) * 2 * half), nn / (len(same) * 2 * half), same))
-        if 9 in by_idx:
-            wk = by_idx[9]
-            rates_.append(
-                (wk.spend / (2 * SPIKE_WEEK_HALF), wk.requests / (2 * SPIKE_WEEK_HALF), [week])
-            )
-        spend_rate, n_rate, base = max(rates_, key=lambda r: r[0])
+            secs = len(same) * 2 * half
+            normals.append((sp / secs, list(range(2, 9)), secs, same))
+        if week:
+            j = max(week, key=lambda i: by_idx.get(i, Agg()).spend)
+            normals.append((by_idx.get(j, Agg()).spend / s, [j], s, [week[j]]))
+        spend_rate, idxs, secs, base = max(normals, key=lambda r: r[0])
         normal = spend_rate * s
         now_agg = by_idx.get(0, Agg())
-        noise = noise_floor(normal, n_rate * s, current=(cur, now_agg.requests))
-        need = max(floor, noise)
-        if cur - normal < need or cur < sr.ratio * normal:
+        if cur - normal < floor or cur < sr.ratio * normal:
             continue
         if now_agg.requests < MIN_CURRENT_REQUESTS:
+            continue
+        fs = feats.get((dim, val), {})
+        now_calls = fs.get(0, {})
+        expected: dict[str | None, float] = {f: 1.0 for f in now_calls}  # one pseudo-call
+        for i in idxs:
+            for f, n in fs.get(i, {}).items():
+                expected[f] = expected.get(f, 0.0) + n
+        expected = {f: n * s / secs for f, n in expected.items()}
+        calls = sum(by_idx.get(i, Agg()).requests for i in idxs)
+        fallback = normal / (calls * s / secs) if calls else cur / now_agg.requests
+        if spend_p(cur, now_calls, expected, profiles, fallback) > NOISE_P:
             continue
         ratio = cur / normal if normal > 0 else math.inf
         scale = s / sum(b - a for a, b in base)

@@ -7,10 +7,20 @@ has none, so "10× its 7-day average" is undefined, and the runaway rule handled
 case that needs it least. A share of the org's spend in the same window is defined from the
 first minute and means the same at $1/h and at $5,000/h.
 
+A handful of calls is not a share: a small tenant that signed up this morning and made 3 calls
+in a quarter hour "is" 6% of a $1/h org's spend for that quarter hour. The share judged is the
+entity's spend share scaled by the Poisson lower confidence bound of its call count
+(`CONFIDENCE`): 3 calls are consistent with 0.8, so those 6% count as 1.6%; 25 calls at 12% count
+as 8%. And since a new entity is diluted by every minute of the window before it appeared, it is
+judged on the last 5, 10 and 15 minutes (the window and shorter: its rate since it started) and,
+for low-volume orgs where 15 minutes hold too few calls to prove anything, on windows doubling up
+to MAX_WINDOW; the best-supported one is reported.
+
 History comes from the hourly rollups through the runaway rule's cached reader (one tracker per
 rollup cube: customer and user in one, feature and model in the other), up to the last whole
-hour before the window: a value first seen since then is still new (for up to an hour, after
-which the runaway rule, with a 7-day average, takes over). The window is read from raw rows.
+hour before the longest window: a value first seen since then is still new (for an hour or two,
+after which the runaway rule, with a 7-day average, takes over). The windows are read from raw
+rows.
 
 Registered in detectors.DETECTORS; detectors' types are imported in the function (detectors
 imports this module).
@@ -22,6 +32,7 @@ import math
 from typing import TYPE_CHECKING
 
 from llmtop.alerts.explain import Evidence
+from llmtop.alerts.scale import poisson_lower
 from llmtop.store.alert_queries import Agg, aggregate
 from llmtop.store.filters import format_window
 from llmtop.store.reader import Reader
@@ -33,6 +44,19 @@ if TYPE_CHECKING:
     from llmtop.alerts.rules import Rules
 
 DAY = 86400.0
+#: Confidence of the lower bound on a new entity's call count that its share is judged at.
+CONFIDENCE = 0.95
+#: Windows shorter than the rule's that are also judged (a new entity's rate since it started).
+SHORT_WINDOWS = (300.0, 600.0)
+#: The longest window a low-volume new entity is judged over.
+MAX_WINDOW = 3600.0
+
+
+def windows(w: float) -> list[float]:
+    out = [x for x in SHORT_WINDOWS if x < w] + [w]
+    while out[-1] * 2 <= max(w, MAX_WINDOW):
+        out.append(out[-1] * 2)
+    return out
 
 
 def newcomers(
@@ -41,10 +65,10 @@ def newcomers(
     from llmtop.alerts.detectors import Candidate, runaway_history, scope_of, usd
 
     nr = rules.new
-    w = nr.window
-    dims = list(nr.group_by)
-    hour = math.floor((now - w) / 3600.0) * 3600.0
+    ws = windows(nr.window)
+    hour = math.floor((now - ws[-1]) / 3600.0) * 3600.0
     b0 = max(first, hour - nr.days * DAY)
+    dims = list(nr.group_by)
     if hour - b0 < DAY or not dims:
         return []  # under a day of history, everything is new
     # The history's rollup cubes each cover their own dimensions: one read per cube.
@@ -54,24 +78,31 @@ def newcomers(
     for part in (who, rest):
         if part:
             seen.update(runaway_history(reader, cache, part, b0, hour))
-    cur: dict[tuple[str, str], Agg] = {}
-    org = 0.0
+    cur: dict[tuple[str, str], dict[int, Agg]] = {}
+    org = [0.0] * len(ws)
     # Rows since `hour` are not history: one that appeared 50 minutes ago is still new.
-    for _idx, keys, agg in aggregate(reader, [(0, now - w, now)], dims):
-        org += agg.spend
+    ranges = [(k, now - x, now) for k, x in enumerate(ws)]
+    for idx, keys, agg in aggregate(reader, ranges, dims):
+        org[idx] += agg.spend
         for dim, val in zip(dims, keys, strict=True):
-            if val is not None:
-                cur.setdefault((dim, val), Agg()).add(agg)
+            if val is not None and (dim, val) not in seen:
+                cur.setdefault((dim, val), {}).setdefault(idx, Agg()).add(agg)
     out: list[Candidate] = []
-    if org <= 0:
-        return out
     days = min(nr.days, round((hour - b0) / DAY))
-    for (dim, val), agg in cur.items():
-        if (dim, val) in seen or agg.requests < nr.min_requests or agg.spend < nr.min_usd:
+    for (dim, val), by_idx in cur.items():
+        best: tuple[float, float, int] | None = None  # (supported share, share, window index)
+        for k, agg in by_idx.items():
+            if agg.requests < nr.min_requests or agg.spend < nr.min_usd or org[k] <= 0:
+                continue
+            share = agg.spend / org[k] * 100.0
+            n = int(agg.requests)
+            low = share * poisson_lower(n, 1.0 - CONFIDENCE) / n
+            if low >= nr.share_pct and (best is None or low > best[0]):
+                best = (low, share, k)
+        if best is None:
             continue
-        share = agg.spend / org * 100.0
-        if share < nr.share_pct:
-            continue
+        _low, share, k = best
+        w, agg = ws[k], by_idx[k]
         per_hour = agg.spend * 3600.0 / w
         text = (
             f"new {dim} {val}: {usd(per_hour)}/h over the last {format_window(w)}, "

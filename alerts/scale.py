@@ -8,10 +8,15 @@ Three things change with scale, and each rule needs all three:
   the same length (`org_rate`). The org's *average* rate over the baseline days, not the same
   hour's: at night the same-hour spend is near zero, and a page at 03:00 should be for an amount
   someone would act on at noon.
-- **Counting noise.** At a handful of requests per window, Poisson noise alone moves spend by
-  ±100%, which a σ band from seven samples cannot see. `noise_floor` is the part of a change that
-  request-count noise can explain (compound Poisson: spend's standard deviation is at least
-  mean cost per request × √requests).
+- **Counting noise, from each scope's own spread.** At a handful of requests per window, Poisson
+  noise alone moves spend by ±100%, which a σ band from seven samples cannot see. A window's
+  spend is a compound Poisson sum: its variance is Σ λ·E[c²] over the features in the scope, so
+  a workload mixing $0.0001 classify calls with a few $0.08 uncached answers is as noisy as its
+  expensive calls make it, not as its average call suggests. Each feature's per-call mean and
+  spread (`cost_profiles`) come from its last week of hourly spend and counts; a change pages
+  only when the scope's own counting noise makes it less likely than `NOISE_P` (`spend_tail`,
+  exact at small counts: 2 uncached answers where 0.6 calls are expected is a 1-in-150 event,
+  which a 3σ Gaussian calls significant).
 - **Tests valid at small counts.** A rate rule on a low-volume scope uses an exact binomial tail
   (`binom_upper`, `binom_lower`) against the baseline rate instead of waiting for min_requests.
 """
@@ -19,15 +24,28 @@ Three things change with scale, and each rule needs all three:
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from datetime import datetime
 
-from llmtop.alerts.cache import AlertCache
-from llmtop.store.alert_queries import sliding_spend
+from llmtop.alerts.cache import AlertCache, file_key
+from llmtop.store.alert_queries import rows_added_before, sliding_spend
 from llmtop.store.reader import Reader
 
 DAY = 86400.0
-#: Each extra σ of counting noise a change must clear (as the spend band's sigma).
-NOISE_Z = 3.0
+HOUR = 3600.0
+#: A spend change pages only if the scope's counting noise makes it less likely than this. Per
+#: scope and window: a pass every few seconds over a few dozen scopes is ~10^4 different windows a
+#: day, so 1e-5 is well under one false page a week from counting noise alone.
+NOISE_P = 1e-5
+#: Request rates vary beyond Poisson (bursts, a busier day than the baseline's): the expected
+#: number of calls is tested at this multiple.
+RATE_DISPERSION = 1.25
+#: A feature's per-call cost spread (CV²) before it has PROFILE_MIN_HOURS of history: CV 1, about
+#: what a mix of cached and uncached calls shows. Measured spreads are never taken below MIN_CV2
+#: (a week of lognormal prompt lengths is not a promise about the next one).
+DEFAULT_CV2 = 1.0
+MIN_CV2 = 0.1
+PROFILE_MIN_HOURS = 12
 
 
 def org_rate(reader: Reader, cache: AlertCache, now: float, first: float, days: int) -> float:
@@ -54,25 +72,168 @@ def floor_usd(absolute: float, share_pct: float, rate: float, window: float) -> 
     return max(absolute, share_pct / 100.0 * rate * window)
 
 
-def noise_floor(
-    mean_spend: float,
-    mean_requests: float,
-    z: float = NOISE_Z,
-    *,
-    current: tuple[float, int] = (0.0, 0),
+@dataclass
+class Mix:
+    """A window's expected calls and the first two moments of their spend, summed over the
+    features in a scope: λ, Σ λ·E[c], Σ λ·E[c²]."""
+
+    calls: float = 0.0
+    mean: float = 0.0
+    second: float = 0.0
+
+    def add(self, calls: float, cost: float, cv2: float) -> None:
+        self.calls += calls
+        self.mean += calls * cost
+        self.second += calls * cost * cost * (1.0 + cv2)
+
+
+def cost_profiles(
+    reader: Reader, cache: AlertCache, now: float, first: float, days: int
+) -> dict[str, tuple[float, float]]:
+    """feature -> (mean cost per call, CV² of the cost per call) over the last `days` days.
+
+    Why hourly sums are enough: within an hour with n calls and spend S, (S - n·m)² / n has
+    expectation Var(c) whatever n is, so the spread of single calls is measured from the hourly
+    rollups (a few rows per hour) without reading a row; a mean that drifts over the week only
+    makes the spread look wider (quieter alerts, never noisier). Cached per completed hour.
+    """
+    end = math.floor((now - HOUR) / HOUR) * HOUR
+    start = max(math.ceil(first / HOUR) * HOUR, end - days * DAY)
+    if end - start < HOUR:
+        return {}
+    key = (*file_key(reader), "cost_profiles", end, start)
+    hit = cache.history.get(key)
+    if hit is not None and not rows_added_before(reader, hit[0], end):
+        return {
+            f: (m, hit[1].get(("v", f), DEFAULT_CV2)) for (k, f), m in hit[1].items() if k == "m"
+        }
+    top = reader.max_id()
+    hours = int(round((end - start) / HOUR))
+    ranges = [(h, start + h * HOUR, start + (h + 1) * HOUR) for h in range(hours)]
+    per: dict[str, list[tuple[float, int]]] = {}
+    for _idx, (feat,), spend, n in sliding_spend(reader, {}, "profile", ranges, ("feature",)):
+        if feat is not None and n > 0:
+            per.setdefault(feat, []).append((spend, n))
+    sums: dict[tuple[str, str], float] = {}
+    for feat, obs in per.items():
+        n_all = sum(n for _, n in obs)
+        m = sum(s for s, _ in obs) / n_all
+        sums[("m", feat)] = m
+        if len(obs) >= PROFILE_MIN_HOURS and m > 0:
+            var = sum((s - n * m) ** 2 / n for s, n in obs) / (len(obs) - 1)
+            sums[("v", feat)] = max(MIN_CV2, var / (m * m))
+    cache.remember_history(key, top, sums)
+    return {f: (m, sums.get(("v", f), DEFAULT_CV2)) for (k, f), m in sums.items() if k == "m"}
+
+
+def gamma_q(a: float, x: float) -> float:
+    """The regularized upper incomplete gamma function Q(a, x) = P(Gamma(a, 1) > x)."""
+    if x <= 0.0:
+        return 1.0
+    log_front = -x + a * math.log(x) - math.lgamma(a)
+    if x < a + 1.0:  # series for P(a, x)
+        ap, term = a, 1.0 / a
+        total = term
+        for _ in range(10_000):
+            ap += 1.0
+            term *= x / ap
+            total += term
+            if term < total * 1e-13:
+                break
+        return max(0.0, 1.0 - total * math.exp(log_front))
+    tiny = 1e-300  # continued fraction for Q(a, x) (modified Lentz)
+    b = x + 1.0 - a
+    c, d = 1.0 / tiny, 1.0 / b
+    h = d
+    for i in range(1, 10_000):
+        an = -i * (i - a)
+        b += 2.0
+        d = an * d + b
+        d = d if abs(d) > tiny else tiny
+        c = b + an / c
+        c = c if abs(c) > tiny else tiny
+        d = 1.0 / d
+        step = d * c
+        h *= step
+        if abs(step - 1.0) < 1e-13:
+            break
+    return min(1.0, math.exp(log_front) * h)
+
+
+def spend_tail(mix: Mix, x: float) -> float:
+    """P(spend >= x) when calls arrive as Poisson(λ · RATE_DISPERSION) and each costs a Gamma
+    draw with the mix's mean and spread: exact at a handful of calls (where a Gaussian band
+    calls 2 expensive calls out of 0.6 expected a 3σ event), Gaussian past a few hundred."""
+    lam = mix.calls * RATE_DISPERSION
+    if lam <= 0.0 or mix.mean <= 0.0:
+        return 0.0 if x > 0.0 else 1.0
+    m1 = mix.mean / mix.calls
+    m2 = mix.second / mix.calls
+    if x <= lam * m1:
+        return 1.0
+    if lam > 400.0:
+        return 0.5 * math.erfc((x - lam * m1) / math.sqrt(2.0 * lam * m2))
+    cv2 = max(m2 / (m1 * m1) - 1.0, 1e-3)
+    k, theta = 1.0 / cv2, m1 * cv2
+    total, log_p = 0.0, -lam
+    for n in range(1, int(lam + 12.0 * math.sqrt(lam) + 30.0)):
+        log_p += math.log(lam) - math.log(n)
+        total += math.exp(log_p) * gamma_q(n * k, x / theta)
+    return min(1.0, total)
+
+
+def gamma_tail(mean: float, var: float, x: float) -> float:
+    """P(X >= x) for a Gamma variable with this mean and variance."""
+    if mean <= 0.0:
+        return 0.0 if x > 0.0 else 1.0
+    var = max(var, 1e-6 * mean * mean)
+    return gamma_q(mean * mean / var, x * mean / var)
+
+
+def spend_p(
+    cur: float,
+    cur_calls: dict[str | None, int],
+    expected: dict[str | None, float],
+    profiles: dict[str, tuple[float, float]],
+    fallback: float,
 ) -> float:
-    """The spend change counting noise alone reaches at z σ. Compound Poisson: sd = √(λ·E[c²]),
-    and request costs within a scope vary about as much as their mean (cached and uncached
-    calls, long and short prompts: CV ≈ 1), so sd ≈ cost per request × √(2λ). At least one
-    expected request is counted: where under one call is expected, a few calls are still noise.
-    With no baseline requests at all, the cost per request is the current window's."""
-    if mean_requests > 0 and mean_spend > 0:
-        per_request = mean_spend / mean_requests
-    elif current[1] > 0:
-        per_request = current[0] / current[1]
-    else:
+    """How likely counting noise alone makes a window's spend `cur`, at the smaller of two
+    tests (either is evidence):
+
+    - unconditional: calls arriving at their expected rate per feature (`expected`: λ per
+      feature, plus one pseudo-call over the baseline for a feature seen now, so a feature
+      that is rare at this hour is not "impossible"), each costing its feature's profile;
+    - given the calls that came: the same calls at their features' normal cost per call
+      (`profiles`), so a prompt three times longer is seen in six calls, where spend alone
+      cannot tell it from a busy quarter hour.
+
+    `fallback`: the cost per call of a feature without a profile (the scope's baseline's)."""
+    mix = Mix()
+    given_mean = given_var = 0.0
+    for feat in {*expected, *cur_calls}:
+        m, cv2 = profiles.get(feat or "", (fallback, DEFAULT_CV2))
+        if m <= 0.0:
+            continue
+        mix.add(expected.get(feat, 0.0), m, cv2)
+        n = cur_calls.get(feat, 0)
+        given_mean += n * m
+        given_var += n * m * m * cv2
+    return min(spend_tail(mix, cur), gamma_tail(given_mean, given_var, cur))
+
+
+def poisson_lower(k: int, alpha: float) -> float:
+    """The one-sided lower confidence bound of a Poisson mean, given k counts: the λ at which
+    P(X >= k) = alpha (3 calls are consistent with a rate of 0.82 at 95%)."""
+    if k <= 0:
         return 0.0
-    return z * per_request * math.sqrt(2.0 * max(mean_requests, 1.0))
+    lo, hi = 0.0, float(k)
+    for _ in range(60):  # P(X >= k | λ) = P(Gamma(k) <= λ) rises with λ
+        mid = (lo + hi) / 2.0
+        if 1.0 - gamma_q(k, mid) < alpha:
+            lo = mid
+        else:
+            hi = mid
+    return lo
 
 
 def rate_floor(hits: int, n: int) -> float:
