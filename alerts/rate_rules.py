@@ -31,6 +31,10 @@ if TYPE_CHECKING:
 
 #: Baseline cache-hit rate below which a drop is not judged (nothing to lose).
 MIN_HIT_RATE = 0.1
+#: Cache-eligible baseline calls a drop needs. Fewer than min_requests is enough: the test runs
+#: against the baseline rate's lower 2σ bound, which a small baseline already lowers (15 hits in
+#: 16 calls is tested as 82%), and a feature making 20 calls a day was otherwise never judged.
+MIN_BASELINE = 10
 
 
 def windows(w: float, max_window: float) -> list[float]:
@@ -117,7 +121,7 @@ def rates(
                 dim != "all"
                 and "cache_hit_drop" not in fired
                 and c.eligible
-                and b.eligible >= qr.min_requests
+                and b.eligible >= min(qr.min_requests, MIN_BASELINE)
             ):
                 hc, hb = c.cached / c.eligible, b.cached / b.eligible
                 drop = hb >= MIN_HIT_RATE and (hb - hc) / hb * 100.0 >= qr.cache_hit_drop_pct

@@ -19,18 +19,7 @@ import alert_quality as aq  # noqa: E402
 
 SCALE = 0.1
 SEED = 3
-#: Not met yet at 0.1× (see README, "Alert quality"): strict, so each turns into a failure the
-#: day it passes and the mark must go.
-KNOWN_NOISE = pytest.mark.xfail(
-    strict=True,
-    reason="0.1x: counting noise on the realtime workload and 'all' scopes still pages "
-    "(mixed-cost requests: the compound-Poisson floor assumes CV 1 per scope)",
-)
-INCIDENTS = [
-    pytest.param(f, marks=KNOWN_NOISE) if f.name == "prompt bloat" else f
-    for f in aq.FAMILIES
-    if not f.quiet
-]
+INCIDENTS = [f for f in aq.FAMILIES if not f.quiet]
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +46,6 @@ def test_tiny_workload_blip_stays_quiet(cache_dir: Path, tmp_path: Path) -> None
     assert r.false_pages == []
 
 
-@KNOWN_NOISE
 def test_quiet_monday_never_pages(cache_dir: Path, tmp_path: Path) -> None:
     """Every 10 minutes of a Monday after a week of history: the nightly batch job, the weekly
     digest, the morning ramp, new small tenants and users; no page."""
