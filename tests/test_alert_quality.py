@@ -9,6 +9,7 @@ benchmark. The history is built once per module through the real Writer.
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
@@ -97,3 +98,51 @@ def test_binomial_tails_hold_at_small_and_large_counts() -> None:
     assert binom_upper(260, 5000, 0.05) > 0.1
     assert binom_lower(3500, 5000, 0.8) < 1e-6
     assert binom_upper(0, 10, 0.3) == 1.0 and binom_lower(10, 10, 0.3) == 1.0
+
+
+def test_spend_tail_is_the_exact_compound_poisson_tail() -> None:
+    """At CV 1 the per-call cost is exponential, and P(S >= x) has a closed form:
+    sum over n of Poisson(n; λ) · P(Poisson(x/m) <= n - 1). The engine's tail (Gamma costs,
+    incomplete gamma function) must agree with it at a handful of calls, where a Gaussian does
+    not."""
+    import math
+
+    from llmtop.alerts.scale import RATE_DISPERSION, Mix, spend_tail
+
+    def exact(lam: float, m: float, x: float) -> float:
+        total = 0.0
+        for n in range(1, 200):
+            pn = math.exp(-lam + n * math.log(lam) - math.lgamma(n + 1))
+            y = x / m
+            total += pn * sum(math.exp(-y + j * math.log(y) - math.lgamma(j + 1)) for j in range(n))
+        return total
+
+    for lam, x in ((0.6, 0.16), (0.6, 0.3), (6.0, 0.17), (40.0, 1.6)):
+        mix = Mix()
+        mix.add(lam / RATE_DISPERSION, 0.026, 1.0)
+        assert spend_tail(mix, x) == pytest.approx(exact(lam, 0.026, x), rel=1e-6)
+
+
+def test_counting_noise_is_the_scopes_own() -> None:
+    """Two uncached answers ($0.08 each) where 0.6 calls are expected in a quarter hour of a
+    workload made mostly of $0.0001 calls: its average call's noise says ~40σ, its own
+    spread says 1 in 100. Six calls of a steady-cost feature at 2.7× their cost are news even
+    though their spend alone is within a busy quarter hour's; at 1.2× they are not."""
+    from llmtop.alerts.scale import NOISE_P, spend_p
+
+    profiles = {"classify": (0.0001, 0.1), "kb-answer": (0.026, 1.04), "summ": (0.0095, 0.1)}
+    expected = {"classify": 60.0, "kb-answer": 0.6}
+    p = spend_p(0.16 + 0.006, {"classify": 60, "kb-answer": 2}, expected, profiles, 0.0)
+    assert 1e-3 < p < 0.05
+    assert spend_p(6 * 0.0255, {"summ": 6}, {"summ": 6.0}, profiles, 0.0) < NOISE_P
+    assert spend_p(6 * 0.0095 * 1.2, {"summ": 6}, {"summ": 6.0}, profiles, 0.0) > 0.01
+
+
+def test_poisson_lower_bound() -> None:
+    """The new-entity rule's share is taken at this bound: 3 calls are consistent with a rate
+    of 0.82 (χ² quantile: 0.5 · χ²(0.05; 6) = 0.8177)."""
+    from llmtop.alerts.scale import poisson_lower
+
+    assert poisson_lower(3, 0.05) == pytest.approx(0.8177, abs=1e-3)
+    assert poisson_lower(1, 0.05) == pytest.approx(-math.log(0.95), abs=1e-4)
+    assert poisson_lower(0, 0.05) == 0.0
