@@ -19,8 +19,8 @@ to MAX_WINDOW; the best-supported one is reported.
 History comes from the hourly rollups through the runaway rule's cached reader (one tracker per
 rollup cube: customer and user in one, feature and model in the other), up to the last whole
 hour before the longest window: a value first seen since then is still new (for an hour or two,
-after which the runaway rule, with a 7-day average, takes over). The windows are read from raw
-rows.
+after which the runaway rule, with a 7-day average, takes over). The windows are read through
+sliding trackers kept in the AlertCache.
 
 Registered in detectors.DETECTORS; detectors' types are imported in the function (detectors
 imports this module).
@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 
 from llmtop.alerts.explain import Evidence
 from llmtop.alerts.scale import poisson_lower
-from llmtop.store.alert_queries import Agg, aggregate
+from llmtop.store.alert_queries import sliding_spend
 from llmtop.store.filters import format_window
 from llmtop.store.reader import Reader
 from llmtop.store.rollup import CUBE_DIMS_OF, CUBE_WHO
@@ -78,32 +78,35 @@ def newcomers(
     for part in (who, rest):
         if part:
             seen.update(runaway_history(reader, cache, part, b0, hour))
-    cur: dict[tuple[str, str], dict[int, Agg]] = {}
+    cur: dict[tuple[str, str], dict[int, list[float]]] = {}
     org = [0.0] * len(ws)
-    # Rows since `hour` are not history: one that appeared 50 minutes ago is still new.
+    # Rows since `hour` are not history: one that appeared 50 minutes ago is still new. Read
+    # through sliding trackers: a pass costs the rows that entered or left each window since the
+    # last one, not the hour of rows the longest window holds.
     ranges = [(k, now - x, now) for k, x in enumerate(ws)]
-    for idx, keys, agg in aggregate(reader, ranges, dims):
-        org[idx] += agg.spend
+    for idx, keys, spend, n in sliding_spend(reader, cache.trackers, "new", ranges, dims):
+        org[idx] += spend
         for dim, val in zip(dims, keys, strict=True):
             if val is not None and (dim, val) not in seen:
-                cur.setdefault((dim, val), {}).setdefault(idx, Agg()).add(agg)
+                g = cur.setdefault((dim, val), {}).setdefault(idx, [0.0, 0])
+                g[0] += spend
+                g[1] += n
     out: list[Candidate] = []
     days = min(nr.days, round((hour - b0) / DAY))
     for (dim, val), by_idx in cur.items():
         best: tuple[float, float, int] | None = None  # (supported share, share, window index)
-        for k, agg in by_idx.items():
-            if agg.requests < nr.min_requests or agg.spend < nr.min_usd or org[k] <= 0:
+        for k, (spend, n) in by_idx.items():
+            if n < nr.min_requests or spend < nr.min_usd or org[k] <= 0:
                 continue
-            share = agg.spend / org[k] * 100.0
-            n = int(agg.requests)
-            low = share * poisson_lower(n, 1.0 - CONFIDENCE) / n
+            share = spend / org[k] * 100.0
+            low = share * poisson_lower(int(n), 1.0 - CONFIDENCE) / n
             if low >= nr.share_pct and (best is None or low > best[0]):
                 best = (low, share, k)
         if best is None:
             continue
         _low, share, k = best
-        w, agg = ws[k], by_idx[k]
-        per_hour = agg.spend * 3600.0 / w
+        w, spend = ws[k], by_idx[k][0]
+        per_hour = spend * 3600.0 / w
         text = (
             f"new {dim} {val}: {usd(per_hour)}/h over the last {format_window(w)}, "
             f"{share:.0f}% of spend (none in the previous {days} days)"
@@ -117,8 +120,8 @@ def newcomers(
                 cur=(now - w, now),
                 base=[(b0, now - w)],
                 scale=w / (now - w - b0),
-                delta=agg.spend,
-                extra=[Evidence(text, agg.spend, "contributor", dim, primary=True, value=val)],
+                delta=spend,
+                extra=[Evidence(text, spend, "contributor", dim, primary=True, value=val)],
             )
         )
     return out
