@@ -120,13 +120,16 @@ def connect(
             raise DatabaseError(f"{p}: no such database")
         check_path(p)
         ensure_private_dir(p)
-        new = not p.exists() or p.stat().st_size == 0
+        new = not p.exists()
         if new:
-            # Create the file ourselves so it is 0600 from its first byte (and adopt an empty
-            # file someone touched first with the same mode).
+            # Create the file ourselves so it is 0600 from its first byte.
             fd = os.open(p, os.O_CREAT | os.O_WRONLY, 0o600)
             os.close(fd)
+        elif p.stat().st_size == 0 and not os.path.exists(f"{p}-wal"):
+            # An empty file someone touched first: adopted, owner-only. (Never opened here: see
+            # _HEADER_FDS for why a stray open/close of a database file is dangerous.)
             os.chmod(p, 0o600)
+            new = True
         conn = sqlite3.connect(
             p,
             timeout=busy / 1000,
@@ -174,21 +177,42 @@ def check_path(p: Path) -> None:
         raise DatabaseError(explain(p, exc)) from exc
     if not stat.S_ISREG(st.st_mode):  # a directory, a FIFO (opening one would block), a device
         raise DatabaseError(f"{p}: not a regular file, so not a database")
-    try:
-        fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK)
-        try:
-            head = os.read(fd, len(SQLITE_HEADER))
-        finally:
-            os.close(fd)
-    except FileNotFoundError:
-        return
-    except OSError as exc:
-        raise DatabaseError(explain(p, exc)) from exc
+    head = read_header(p, st)
     if head and head != SQLITE_HEADER:
         raise DatabaseError(
             f"{p}: the file is not a valid llmtop/SQLite database (no SQLite header); "
             "move it aside to start a new one"
         )
+
+
+#: One read-only descriptor per database file (device, inode) this process has checked, kept
+#: open for good. Why never closed: closing *any* descriptor of a file drops every POSIX lock
+#: the process holds on it, those of its SQLite connections included; another process closing
+#: its last connection would then think it was alone and delete the WAL under ours.
+_HEADER_FDS: dict[tuple[int, int], int] = {}
+_HEADER_FDS_MAX = 256
+
+
+def read_header(p: Path, st: os.stat_result) -> bytes:
+    key = (st.st_dev, st.st_ino)
+    fd = _HEADER_FDS.get(key)
+    if fd is None:
+        try:
+            fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return b""
+        except OSError as exc:
+            raise DatabaseError(explain(p, exc)) from exc
+        got = os.fstat(fd)
+        if (got.st_dev, got.st_ino) != key or len(_HEADER_FDS) >= _HEADER_FDS_MAX:
+            # Replaced between stat and open (or too many files): read, then keep it anyway
+            # rather than close a descriptor SQLite's locks may depend on.
+            pass
+        _HEADER_FDS[(got.st_dev, got.st_ino)] = fd
+    try:
+        return os.pread(fd, len(SQLITE_HEADER), 0)
+    except OSError as exc:
+        raise DatabaseError(explain(p, exc)) from exc
 
 
 def explain(path: Path, exc: BaseException) -> str:

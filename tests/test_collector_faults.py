@@ -696,3 +696,28 @@ def test_the_idle_checkpoint_never_waits_on_a_reader(
     reader.rollback()
     reader.close()
     sink.close()
+
+
+def test_opening_a_database_never_drops_this_process_locks(tmp_path: Path) -> None:
+    """Closing any descriptor of a file drops every POSIX lock the process holds on it. If
+    opening a database read its header through a descriptor it then closed, another process
+    closing its last connection would believe it was alone and delete the WAL and -shm under
+    this process's open connections (seen as 'disk I/O error' and a corrupt file)."""
+    from llmtop.store.db import connect
+
+    db = tmp_path / "llmtop.db"
+    w = Writer(db, sink="thread")
+    for i in range(100):
+        w.submit(CallRecord(started_at=time.time() + i))
+    assert w.flush(20)
+    mine = sqlite3.connect(db, isolation_level=None)
+    mine.execute("BEGIN")
+    assert mine.execute("SELECT count(*) FROM calls").fetchone()[0] == 100
+    connect(db).close()  # another connection of this process: checks the file, then closes
+    other = "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute('SELECT count(*) FROM calls').fetchone(); c.close()"
+    subprocess.run([sys.executable, "-c", other, str(db)], check=True)
+    assert Path(f"{db}-wal").exists() and Path(f"{db}-shm").exists()
+    mine.execute("COMMIT")
+    assert mine.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    mine.close()
+    w.close()
