@@ -199,6 +199,29 @@ async def test_tag_values_are_shown_as_text(llmtop_db: Path) -> None:
         assert not cell.spans  # no style came from the value itself
 
 
+async def test_a_long_tag_value_is_cut_with_an_ellipsis_and_invalid_rows_are_counted(
+    llmtop_db: Path,
+) -> None:
+    from llmtop.collector import Writer
+    from llmtop.store.records import CallRecord
+    from llmtop.tui.widgets.cell import MAX_LABEL
+
+    long = "f" + "x" * 199  # the longest value the collector keeps
+    build(llmtop_db, [dict(start=NOW - 60, feature=long, input_tokens=10, output_tokens=5)])
+    w = Writer(llmtop_db, sink="thread")
+    w.submit(CallRecord(started_at=NOW - 30, invalid="latency out of range"))
+    assert w.flush(20)
+    w.close()
+    app = make_app(llmtop_db)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(app, pilot)
+        table = app.query_one(TopTable)
+        cell = table.get_cell(long, "key")  # the row is still keyed (and drills) by the value
+        assert len(cell.plain) <= MAX_LABEL and cell.plain.endswith("…")
+        assert cell.plain.startswith(long[: MAX_LABEL - 1])
+        assert "1 invalid" in text_of(app, "#status")
+
+
 async def test_group_picker_choice_is_remembered(llmtop_db: Path, specs: list[dict]) -> None:
     app = make_app(llmtop_db)
     async with app.run_test(size=(120, 36)) as pilot:

@@ -86,6 +86,9 @@ def status(error: str | None, snap: Snapshot | None) -> Text:
     t.append(f"{tot.unpriced} unpriced", style="bold yellow" if tot.unpriced else "dim")
     t.append(" · ")
     t.append(f"{tot.unmetered} unmetered", style="bold yellow" if tot.unmetered else "dim")
+    if snap.invalid:  # rows with an out-of-range value set aside: shown only when there are any
+        t.append(" · ")
+        t.append(f"{snap.invalid} invalid", style="bold yellow")
     t.append(" · ")
     t.append(f"{snap.dropped} dropped", style="bold red" if snap.dropped else "dim")
     return t

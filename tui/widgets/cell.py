@@ -8,11 +8,25 @@ from llmtop.tui.format import safe
 from rich.text import Text
 from textual.widgets import DataTable
 
+#: Widest a tag value is shown in a cell: a 200-character value would push every other column
+#: off screen. The cell still sorts (and drills) by the whole value.
+MAX_LABEL = 40
+
 
 class Cell(Text):
-    def __init__(self, shown: str | Text, sort_value: Any, style: str = "", justify: str = "right"):
+    def __init__(
+        self,
+        shown: str | Text,
+        sort_value: Any,
+        style: str = "",
+        justify: str = "right",
+        limit: int | None = None,
+    ):
         text = shown if isinstance(shown, Text) else safe(shown)
-        super().__init__(text.plain, style=style or text.style, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+        plain = text.plain
+        if limit is not None and len(plain) > limit:
+            plain = plain[: limit - 1] + "…"
+        super().__init__(plain, style=style or text.style, justify=justify, no_wrap=True)  # type: ignore[arg-type]
         self.sort_value = sort_value
 
     def __eq__(self, other: object) -> bool:

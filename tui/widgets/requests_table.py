@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from llmtop.store.views import RequestRow
 from llmtop.tui.format import clock, count, money, ms
-from llmtop.tui.widgets.cell import Cell, cursor_key
+from llmtop.tui.widgets.cell import MAX_LABEL, Cell, cursor_key
 from textual.widgets import DataTable
 
 COLUMNS: tuple[tuple[str, str], ...] = (
@@ -39,8 +39,8 @@ class RequestsTable(DataTable[Cell]):
             cost = "unmetered" if r.unmetered else ("unpriced" if r.unpriced else money(r.cost_usd))
             self.add_row(
                 Cell(clock(r.started_at), r.started_at, justify="left"),
-                Cell(r.model or "(none)", r.model, justify="left"),
-                Cell(r.feature or "(none)", r.feature, justify="left"),
+                Cell(r.model or "(none)", r.model, justify="left", limit=MAX_LABEL),
+                Cell(r.feature or "(none)", r.feature, justify="left", limit=MAX_LABEL),
                 Cell(
                     status, r.status, style="" if r.status == "success" else "red", justify="left"
                 ),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from llmtop.store.views import GroupRow
 from llmtop.tui.format import count, delta, money, ms, pct
-from llmtop.tui.widgets.cell import Cell, cursor_key, sort_key
+from llmtop.tui.widgets.cell import MAX_LABEL, Cell, cursor_key, sort_key
 from textual.widgets import DataTable
 
 COLUMNS: tuple[tuple[str, str], ...] = (
@@ -55,7 +55,7 @@ def cells(g: GroupRow) -> dict[str, Cell]:
     if g.delta is not None:
         d_style = "red" if g.delta > 0.25 else ("green" if g.delta < -0.1 else "")
     return {
-        "key": Cell(name, g.key or "", justify="left"),
+        "key": Cell(name, g.key or "", justify="left", limit=MAX_LABEL),
         "spend": Cell(money(g.spend), g.spend, style="bold"),
         "share": Cell(pct(g.share), g.share),
         "delta": Cell(delta(g.delta), g.delta, style=d_style),
