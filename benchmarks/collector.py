@@ -252,9 +252,7 @@ def writer_side(tmp: Path, n: int, rounds: int) -> None:
         t_rec.append(drain(Writer(tmp / f"records{k}.db", max_queue=n + 1), records))
         t_cap.append(drain(Writer(tmp / f"captured{k}.db", max_queue=n + 1), captured, cpu_cap))
         t_thr.append(
-            drain(
-                Writer(tmp / f"thread{k}.db", max_queue=n + 1, sink="thread"), captured, cpu_thr
-            )
+            drain(Writer(tmp / f"thread{k}.db", max_queue=n + 1, sink="thread"), captured, cpu_thr)
         )
         for f in tmp.glob(f"*{k}.db*"):
             f.unlink()

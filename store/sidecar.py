@@ -107,7 +107,11 @@ class SidecarSink:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "llmtop.store.sidecar", str(self.path), str(child_wfd)],
                 stdin=subprocess.PIPE,
+                # Not the host's stdout/stderr: a supervisor waiting for them to close must not
+                # wait for the sidecar too. Its log lines travel with its answers; how it ended
+                # (a signal, an exit status) is in the host's log line when it dies.
                 stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
                 pass_fds=(child_wfd,),
                 start_new_session=True,
                 env=env,

@@ -517,10 +517,10 @@ def test_sigterm_while_another_process_holds_the_lock_exits_promptly_and_says_wh
     tmp_path: Path,
 ) -> None:
     db = tmp_path / "llmtop.db"
-    first = Host(db, 10, 100)  # makes the file, then waits
-    first.expect("ready")
-    first.p.kill()
-    first.stderr()
+    w = Writer(db, sink="thread")  # the file exists, with its schema
+    w.submit(CallRecord(started_at=time.time()))
+    assert w.flush(20)
+    w.close()
     lock = hold_lock(db)  # for longer than the host will wait
     try:
         h = Host(db, 100)
