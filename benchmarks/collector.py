@@ -35,7 +35,8 @@ import litellm  # noqa: E402
 from litellm.integrations.custom_logger import CustomLogger  # noqa: E402
 from llmtop.collector import Collector, CollectorCore, Writer  # noqa: E402
 from llmtop.collector.mapping import to_record  # noqa: E402
-from llmtop.collector.writer import BATCH_SIZE, price_record  # noqa: E402
+from llmtop.collector.pricing_step import price_record  # noqa: E402
+from llmtop.collector.writer import BATCH_SIZE  # noqa: E402
 from llmtop.store.schema import open_db  # noqa: E402
 from llmtop.store.write import INSERT_SQL, Interner  # noqa: E402
 

@@ -17,7 +17,8 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("LITELLM_LOCAL_ANTHROPIC_BETA_HEADERS", "True")
 
 from llmtop.collector.core import CollectorCore  # noqa: E402
-from llmtop.collector.writer import Writer, get_writer  # noqa: E402
+from llmtop.collector.registry import get_writer  # noqa: E402
+from llmtop.collector.writer import Writer  # noqa: E402
 
 if TYPE_CHECKING:
     from llmtop.collector.callback import Collector

@@ -12,7 +12,7 @@ from typing import Any
 
 from litellm.integrations.custom_logger import CustomLogger
 from llmtop.collector.core import CollectorCore
-from llmtop.collector.writer import install_sigterm_flush
+from llmtop.collector.registry import install_sigterm_flush
 from llmtop.store.db import resolve_db_path
 
 

@@ -12,8 +12,10 @@ import logging
 import os
 from typing import Any
 
+from llmtop.collector.attempts import HiddenAttempts
 from llmtop.collector.mapping import Captured, cause_name
-from llmtop.collector.writer import HiddenAttempts, Writer, get_writer
+from llmtop.collector.registry import get_writer
+from llmtop.collector.writer import Writer
 
 log = logging.getLogger("llmtop.collector")
 

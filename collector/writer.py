@@ -14,21 +14,19 @@ never stop the rows behind it.
 
 from __future__ import annotations
 
-import atexit
-import dataclasses
 import logging
 import os
-import signal
 import sys
 import threading
 import time
-from collections import Counter, OrderedDict, deque
+from collections import Counter, deque
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
-from llmtop.collector.mapping import MAX_CALL_USD, Captured, env_tags, from_proxy, to_record
-from llmtop.pricing import catalogue
+from llmtop.collector.attempts import Attempts, HiddenAttempts
+from llmtop.collector.mapping import Captured, env_tags, from_proxy, to_record
+from llmtop.collector.pricing_step import price_record
 from llmtop.store.db import resolve_db_path
 from llmtop.store.records import SURROGATE, CallRecord, repaired
 from llmtop.store.sidecar import SidecarSink, sidecar_usable
@@ -42,16 +40,6 @@ MAX_QUEUE = 100_000
 RETRY_INTERVAL = 1.0
 #: Of close()'s time, what is kept for stopping the thread once the flush has given up.
 STOP_GRACE = 0.2
-_TRACE_MEMORY = 50_000
-#: More hidden attempts than this for one request is not a retry count anyone configured.
-MAX_HIDDEN = 20
-
-
-class HiddenAttempts(NamedTuple):
-    """A request that failed after `attempts` retries nobody logged (from the proxy's hook)."""
-
-    trace_id: str
-    attempts: int
 
 
 class _Flush:
@@ -62,58 +50,6 @@ class _Flush:
     def __init__(self) -> None:
         self.done = threading.Event()
         self.ok = False
-
-
-def price_record(rec: CallRecord) -> None:
-    """Fill our cost from llmtop.pricing; a row's cost is never guessed."""
-    cat = catalogue()
-    rec.price_version = cat.version
-    if rec.unmetered:
-        return
-    if rec.status == "failure" and rec.input_tokens == 0 and rec.output_tokens == 0:
-        rec.cost_usd = rec.input_usd = rec.output_usd = 0.0
-        rec.cache_read_usd = rec.cache_write_usd = 0.0
-        return
-    c = cat.cost(
-        rec.model or "",
-        input_tokens=rec.input_tokens,
-        output_tokens=rec.output_tokens,
-        cache_read_tokens=rec.cache_read_tokens,
-        cache_write_tokens=rec.cache_write_tokens,
-        reasoning_tokens=min(rec.reasoning_tokens, rec.output_tokens),
-        audio_input_tokens=min(rec.audio_input_tokens, rec.input_tokens),
-        audio_output_tokens=min(rec.audio_output_tokens, rec.output_tokens),
-        batch=rec.batch,
-        service_tier=rec.service_tier,
-        provider=rec.provider,
-        price_key=rec.price_key,
-    )
-    if c.total_usd is None:
-        rec.unpriced = True
-        rec.unpriced_reason = c.reason
-        if rec.litellm_cost_usd == 0.0 and (rec.input_tokens or rec.output_tokens):
-            # Neither we nor LiteLLM know this model: its 0.0 (the proxy fills missing prices
-            # with zeros) means "not priced", not "free".
-            rec.litellm_cost_usd = None
-        return
-    if c.price_key:
-        rec.price_key = c.price_key
-    if rec.cache_hit:
-        # LiteLLM's response cache answered: nothing was billed, the replayed usage was saved.
-        if rec.saved_usd is None:
-            rec.saved_usd = c.total_usd
-        rec.cost_usd = rec.input_usd = rec.output_usd = 0.0
-        rec.cache_read_usd = rec.cache_write_usd = 0.0
-        return
-    if not 0.0 <= c.total_usd <= MAX_CALL_USD:
-        # Token counts within range can still price absurdly (a mistyped usage): not believed.
-        rec.invalid = "; ".join(filter(None, (rec.invalid, "cost above per-call ceiling")))
-        return
-    rec.cost_usd = c.total_usd
-    rec.input_usd = c.input_usd + (c.audio_usd or 0.0) if c.input_usd is not None else None
-    rec.cache_read_usd = c.cache_read_usd
-    rec.cache_write_usd = c.cache_write_usd
-    rec.output_usd = c.output_usd
 
 
 class Writer:
@@ -140,7 +76,7 @@ class Writer:
         self._pending: list[CallRecord] = []
         self._drops: Counter[str] = Counter()  # the writer thread's own; callers use the inbox
         self._drop_inbox: deque[tuple[str, int]] = deque()
-        self._traces: OrderedDict[str, tuple[int, CallRecord | None]] = OrderedDict()
+        self._attempts = Attempts()
         self._last_error: str | None = None
         self._last_report: str | None = None
         self._locked_out = False  # the last failure is worth retrying soon (a lock, a restart)
@@ -312,12 +248,12 @@ class Writer:
                     markers.append(item)
                     break
                 if isinstance(item, HiddenAttempts):
-                    batch.extend(self._hidden(item.trace_id, item.attempts, None))
+                    batch.extend(self._attempts.hidden(item.trace_id, item.attempts, None))
                     continue
                 rec = self._map(item, env)
                 if rec is not None:
                     if item is not rec and from_proxy(item):  # the proxy hides attempts
-                        batch.extend(self._hidden(rec.trace_id, rec.attempt - 1, rec))
+                        batch.extend(self._attempts.hidden(rec.trace_id, rec.attempt - 1, rec))
                     batch.append(rec)
             ok = self._write(batch)
             for m in markers:
@@ -329,7 +265,7 @@ class Writer:
     def _map(self, item: Captured | CallRecord, env: dict[str, str]) -> CallRecord | None:
         try:
             rec = item if isinstance(item, CallRecord) else to_record(item, env)
-            self._number_attempt(rec)
+            self._attempts.number(rec)
         except Exception as exc:
             self.drop(1, "malformed payload")
             self._report(
@@ -343,83 +279,6 @@ class Writer:
             rec.unpriced_reason = f"pricing unavailable ({type(exc).__name__})"
             self._report(f"llmtop: storing calls unpriced: pricing failed ({exc})")
         return rec
-
-    def _number_attempt(self, rec: CallRecord) -> None:
-        """Attempts of one request share a trace id; number them in arrival order."""
-        tid = rec.trace_id
-        if not tid:
-            return
-        seen, first = self._traces.get(tid, (0, None))
-        seen += 1
-        # Only a first *failure* is kept as the template of hidden attempts (they are failures
-        # like it); keeping every first row would hold tens of MB of records.
-        if seen == 1 and rec.status == "failure":
-            first = rec
-        self._traces[tid] = (seen, first)
-        self._traces.move_to_end(tid)
-        if len(self._traces) > _TRACE_MEMORY:
-            self._traces.popitem(last=False)
-        if seen > rec.attempt:
-            rec.attempt = seen
-            if not rec.is_fallback:
-                rec.is_retry = True
-
-    def _hidden(self, tid: str | None, before: int, last: CallRecord | None) -> list[CallRecord]:
-        """Rows for attempts of a request that fired no event of their own.
-
-        LiteLLM proxy logs only the first failed attempt of a request, then the final success
-        (whose metadata says how many retries it took) or nothing (a request that failed after
-        all its retries: `Collector.async_post_call_failure_hook` reports those). So a 429 storm
-        behind a proxy used to show one row per request and "retries 0%". Each attempt that
-        happened but was not logged becomes a failure row like the request's first one, marked
-        with the extra tag `inferred=hidden attempt`: the retry panel, "$ on retries" and the
-        rate alerts then count what the provider saw. `before`: attempts made before the last
-        one logged (or, with `last` None, after the first, for a request that failed).
-        """
-        if not tid:
-            return []
-        seen, first = self._traces.get(tid, (0, None))
-        logged_before = seen - 1 if last is not None else seen
-        missing = before - logged_before if last is not None else before + 1 - seen
-        if missing <= 0 or missing > MAX_HIDDEN:
-            return []
-        template = first if first is not None and first is not last else last
-        if template is None:
-            return []
-        out = []
-        for k in range(missing):
-            r = dataclasses.replace(
-                template,
-                status="failure",
-                attempt=seen + k + (0 if last is not None else 1),
-                is_retry=seen + k + (0 if last is not None else 1) > 1,
-                is_fallback=False,
-                input_tokens=0,
-                output_tokens=0,
-                cache_read_tokens=0,
-                cache_write_tokens=0,
-                reasoning_tokens=0,
-                cost_usd=0.0,
-                input_usd=0.0,
-                output_usd=0.0,
-                cache_read_usd=0.0,
-                cache_write_usd=0.0,
-                litellm_cost_usd=None,
-                saved_usd=None,
-                cache_hit=False,
-                unmetered=False,
-                litellm_call_id=None,
-                ended_at=None,
-                ttft_ms=None,
-                extra_tags={**template.extra_tags, "inferred": "hidden attempt"},
-            )
-            if template.status != "failure":
-                r.error_class = r.error_code = r.normalized_error = None
-            out.append(r)
-        self._traces[tid] = (seen + missing, first)
-        if last is not None:
-            last.attempt = max(last.attempt, seen + missing)
-        return out
 
     def _write(self, batch: Sequence[CallRecord]) -> bool:
         if batch:
@@ -558,85 +417,3 @@ def make_sink(path: Path, kind: str | None = None) -> SqliteSink | SidecarSink:
         )
         return SqliteSink(path)
     return SidecarSink(path)
-
-
-_writers: dict[Path, Writer] = {}
-_writers_lock = threading.Lock()
-
-
-def get_writer(db: str | os.PathLike[str] | None = None) -> Writer:
-    """The process-wide writer for a database path (one thread per file, shared by collectors)."""
-    path = resolve_db_path(db)
-    w = _writers.get(path)
-    if w is not None and w.pid == os.getpid():
-        return w
-    with _writers_lock:
-        w = _writers.get(path)
-        if w is None or w.pid != os.getpid():
-            w = _writers[path] = Writer(path)
-        return w
-
-
-def _after_fork_in_child() -> None:
-    # The parent's thread does not exist here and its queue would be written twice: start clean.
-    # The inherited connections are abandoned, not closed (SQLite forbids using them after fork);
-    # the pipes to the parent's sidecar are closed here, or they would keep it alive.
-    global _writers, _writers_lock
-    _writers_lock = threading.Lock()  # a fork while another thread held it must not deadlock
-    for w in _writers.values():
-        try:
-            w.abandon()
-        except Exception:
-            pass
-    _abandoned.extend(_writers.values())
-    _writers = {}
-
-
-_abandoned: list[Writer] = []
-
-
-def _close_all() -> None:
-    for w in list(_writers.values()):
-        try:
-            w.close()
-        except Exception:
-            pass
-
-
-#: Bound on the flush a SIGTERM waits for before the process dies of it.
-SIGTERM_FLUSH = 1.0
-
-
-def _flush_and_die(signum: int, frame: Any) -> None:
-    """SIGTERM with the default disposition: flush (bounded), then die of the same signal."""
-    deadline = time.monotonic() + SIGTERM_FLUSH
-    try:
-        for w in list(_writers.values()):
-            if w.pid == os.getpid():
-                w.close(max(0.05, deadline - time.monotonic()))
-    finally:
-        signal.signal(signum, signal.SIG_DFL)
-        os.kill(os.getpid(), signum)
-
-
-def install_sigterm_flush() -> bool:
-    """Flush on SIGTERM, but only where SIGTERM would otherwise kill the process outright.
-
-    A plain script or a container's main process dies of SIGTERM without running atexit, losing
-    the last batch. An app that installed its own handler (uvicorn, gunicorn) shuts down
-    cleanly and runs atexit itself: its handler is never replaced. Signal handlers can only be
-    set from the main thread; elsewhere this does nothing.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        return False
-    try:
-        if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
-            return False
-        signal.signal(signal.SIGTERM, _flush_and_die)
-    except (ValueError, OSError):
-        return False
-    return True
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
-atexit.register(_close_all)

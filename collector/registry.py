@@ -1,0 +1,95 @@
+"""One writer per process per database, and what happens to them at fork, exit and SIGTERM."""
+
+from __future__ import annotations
+
+import atexit
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from llmtop.collector.writer import Writer
+from llmtop.store.db import resolve_db_path
+
+_writers: dict[Path, Writer] = {}
+_writers_lock = threading.Lock()
+
+
+def get_writer(db: str | os.PathLike[str] | None = None) -> Writer:
+    """The process-wide writer for a database path (one thread per file, shared by collectors)."""
+    path = resolve_db_path(db)
+    w = _writers.get(path)
+    if w is not None and w.pid == os.getpid():
+        return w
+    with _writers_lock:
+        w = _writers.get(path)
+        if w is None or w.pid != os.getpid():
+            w = _writers[path] = Writer(path)
+        return w
+
+
+def _after_fork_in_child() -> None:
+    # The parent's thread does not exist here and its queue would be written twice: start clean.
+    # The inherited connections are abandoned, not closed (SQLite forbids using them after fork);
+    # the pipes to the parent's sidecar are closed here, or they would keep it alive.
+    global _writers, _writers_lock
+    _writers_lock = threading.Lock()  # a fork while another thread held it must not deadlock
+    for w in _writers.values():
+        try:
+            w.abandon()
+        except Exception:
+            pass
+    _abandoned.extend(_writers.values())
+    _writers = {}
+
+
+_abandoned: list[Writer] = []
+
+
+def _close_all() -> None:
+    for w in list(_writers.values()):
+        try:
+            w.close()
+        except Exception:
+            pass
+
+
+#: Bound on the flush a SIGTERM waits for before the process dies of it.
+SIGTERM_FLUSH = 1.0
+
+
+def _flush_and_die(signum: int, frame: Any) -> None:
+    """SIGTERM with the default disposition: flush (bounded), then die of the same signal."""
+    deadline = time.monotonic() + SIGTERM_FLUSH
+    try:
+        for w in list(_writers.values()):
+            if w.pid == os.getpid():
+                w.close(max(0.05, deadline - time.monotonic()))
+    finally:
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+
+
+def install_sigterm_flush() -> bool:
+    """Flush on SIGTERM, but only where SIGTERM would otherwise kill the process outright.
+
+    A plain script or a container's main process dies of SIGTERM without running atexit, losing
+    the last batch. An app that installed its own handler (uvicorn, gunicorn) shuts down
+    cleanly and runs atexit itself: its handler is never replaced. Signal handlers can only be
+    set from the main thread; elsewhere this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    try:
+        if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+            return False
+        signal.signal(signal.SIGTERM, _flush_and_die)
+    except (ValueError, OSError):
+        return False
+    return True
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+atexit.register(_close_all)
