@@ -2,341 +2,63 @@
 
 Why a hand-written validator instead of a schema library: the only thing a user needs from a bad
 rules file is `file:line: key: problem`, and tomllib does not say which line a key came from, so
-`_Lines` scans the text for it. Every number is checked here, once, so the engine never has to
+`rules_check.Lines` scans the text for it. Every number is checked here, once, so the engine never has to
 guess what a malformed threshold meant.
 """
 
 from __future__ import annotations
 
-import math
 import re
 import sys
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from llmtop.store.filters import Clause, format_filter, format_window, parse_filter, parse_window
+from llmtop.alerts.rules_check import Checker, kind_of
+from llmtop.alerts.rules_model import (
+    PERIOD_ADJECTIVE,
+    PERIODS,
+    RULES_FILENAME,
+    AnomalyRule,
+    Budget,
+    MarginRule,
+    NewRule,
+    RatesRule,
+    Rules,
+    RulesError,
+    RunawayRule,
+    SpikeRule,
+    default_rules_path,
+)
+
+#: The rules file's public face: its model (rules_model) and its parser (here).
+__all__ = [
+    "PERIODS",
+    "PERIOD_ADJECTIVE",
+    "RULES_FILENAME",
+    "AnomalyRule",
+    "Budget",
+    "MarginRule",
+    "NewRule",
+    "RatesRule",
+    "Rules",
+    "RulesError",
+    "RunawayRule",
+    "SpikeRule",
+    "default_rules_path",
+    "load_rules",
+    "parse_new",
+    "parse_plans",
+    "parse_rules",
+]
+from llmtop.store.filters import Clause, format_window
 
 if TYPE_CHECKING:
-    from llmtop.alerts.notify import NotifyConfig
+    pass
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
-
-RULES_FILENAME = "llmtop-rules.toml"
-PERIODS = ("day", "week", "month")
-_ADJ = {"day": "daily", "week": "weekly", "month": "monthly"}
-
-
-class RulesError(Exception):
-    """A rules file problem as one `file:line: key: problem` sentence."""
-
-
-@dataclass(frozen=True)
-class AnomalyRule:
-    """Current window vs the same window at the same time of day on the previous `days` days."""
-
-    enabled: bool = True
-    group_by: tuple[str, ...] = ("feature", "workload")
-    window: float = 3600.0
-    days: int = 7
-    min_samples: int = 3
-    sigma: float = 3.0
-    min_change_pct: float = 50.0
-    #: The minimum change is max(min_change_usd, min_change_share_pct of the org's normal spend
-    #: in a window this long): alerts.scale says why.
-    min_change_usd: float = 0.01
-    min_change_share_pct: float = 5.0
-    critical_ratio: float = 3.0
-
-
-@dataclass(frozen=True)
-class SpikeRule:
-    """The last few minutes against the trailing rate and the same time of day."""
-
-    enabled: bool = True
-    group_by: tuple[str, ...] = ("feature", "all")
-    window: float = 300.0
-    trailing: float = 7200.0
-    ratio: float = 3.0
-    critical_ratio: float = 6.0
-    min_change_usd: float = 0.01
-    min_change_share_pct: float = 10.0
-
-
-@dataclass(frozen=True)
-class RunawayRule:
-    """One customer or user costing many times their own trailing average."""
-
-    enabled: bool = True
-    group_by: tuple[str, ...] = ("customer", "user")
-    window: float = 3600.0
-    days: int = 7
-    ratio: float = 10.0
-    critical_ratio: float = 30.0
-    min_usd: float = 0.05
-    min_share_pct: float = 5.0
-    #: A runaway is a loop, not a session: fewer calls than this in the window is a user
-    #: having a busy hour (at $1/h, three calls can be 10× anyone's average).
-    min_requests: int = 10
-
-
-@dataclass(frozen=True)
-class RatesRule:
-    """Retry, fallback and error rates above a threshold, and cache-hit-rate drops."""
-
-    enabled: bool = True
-    group_by: tuple[str, ...] = ("feature", "all")
-    window: float = 900.0
-    baseline: float = 86400.0
-    min_requests: int = 20
-    error_rate_pct: float = 10.0
-    retry_rate_pct: float = 10.0
-    fallback_rate_pct: float = 20.0
-    cache_hit_drop_pct: float = 50.0
-    critical_multiple: float = 2.5
-    #: Below min_requests a scope's window widens (doubling) up to this, and a rate fires on
-    #: fewer requests only when a binomial test against the baseline rate is this significant.
-    max_window: float = 7200.0
-    significance: float = 0.001
-
-
-@dataclass(frozen=True)
-class NewRule:
-    """A customer, user, feature or model with no spend in the previous `days` days whose spend
-    in the window is a notable share of the org's."""
-
-    enabled: bool = True
-    group_by: tuple[str, ...] = ("customer", "user", "feature", "model")
-    window: float = 900.0
-    days: int = 7
-    share_pct: float = 5.0
-    critical_share_pct: float = 20.0
-    min_usd: float = 0.01
-    min_requests: int = 3
-
-
-@dataclass(frozen=True)
-class MarginRule:
-    """A customer's month-to-date LLM cost against their plan price (`[plans]`): warn at
-    `share_pct`, critical at `critical_pct` (the seeds' rule of thumb: 60% is where a plan stops
-    paying for itself once everything else is counted)."""
-
-    enabled: bool = True
-    share_pct: float = 60.0
-    critical_pct: float = 100.0
-
-
-@dataclass(frozen=True)
-class Budget:
-    """Spend cap for a scope and calendar period (local time), with warning/critical levels."""
-
-    amount: float
-    period: str = "month"
-    scope: tuple[Clause, ...] = ()
-    name: str = ""
-    warning_pct: float = 80.0
-    critical_pct: float = 100.0
-    projection: bool = True
-    owner: str | None = None
-
-    @property
-    def scope_text(self) -> str:
-        return format_filter(self.scope)
-
-
-@dataclass(frozen=True)
-class Rules:
-    """Everything the engine evaluates; `Rules()` is the no-file default."""
-
-    anomaly: AnomalyRule = field(default_factory=AnomalyRule)
-    spike: SpikeRule = field(default_factory=SpikeRule)
-    runaway: RunawayRule = field(default_factory=RunawayRule)
-    rates: RatesRule = field(default_factory=RatesRule)
-    new: NewRule = field(default_factory=NewRule)
-    #: workload class (the `workload` tag) → anomaly window length in seconds.
-    workloads: Mapping[str, float] = field(
-        default_factory=lambda: {"realtime": 900.0, "batch": 6 * 3600.0}
-    )
-    budgets: tuple[Budget, ...] = ()
-    margin: MarginRule = field(default_factory=MarginRule)
-    #: customer → monthly revenue (plan price) in dollars, from `[plans]` and `[margin] plans_csv`.
-    plans: Mapping[str, float] = field(default_factory=dict)
-    #: (scope clauses, owner) in file order.
-    owners: tuple[tuple[tuple[Clause, ...], str], ...] = ()
-    #: `[notify]` (alerts/notify.py): None when the file has none.
-    notify: NotifyConfig | None = None
-    source: Path | None = None
-
-    def window_for(self, workload: str | None) -> float:
-        return self.workloads.get(workload or "", self.anomaly.window)
-
-
-def default_rules_path(db_path: Path) -> Path:
-    """`llmtop-rules.toml` beside the database: rules travel with the data they judge."""
-    return Path(db_path).expanduser().parent / RULES_FILENAME
-
-
-# --- locating keys in the text ------------------------------------------------------------------
-
-_HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
-_KEY = re.compile(r"""^\s*("(?:[^"\\]|\\.)*"|'[^']*'|[A-Za-z0-9_\-]+)\s*=""")
-
-
-class _Lines:
-    """Where each table and key sits in the file (tomllib keeps no positions)."""
-
-    def __init__(self, text: str) -> None:
-        self.keys: dict[tuple[str, ...], int] = {}
-        self.total = max(1, text.count("\n") + 1)
-        table: tuple[str, ...] = ()
-        counts: dict[str, int] = {}
-        for no, line in enumerate(text.splitlines(), 1):
-            h = _HEADER.match(line)
-            if h and not _KEY.match(line):
-                name = h.group(2).strip().strip("\"'")
-                if h.group(1) == "[[":
-                    counts[name] = counts.get(name, 0) + 1
-                    table = (name, str(counts[name] - 1))
-                else:
-                    table = tuple(p.strip().strip("\"'") for p in name.split("."))
-                self.keys.setdefault(table, no)
-                continue
-            k = _KEY.match(line)
-            if k:
-                key = k.group(1)
-                if key[0] in "\"'":
-                    key = key[1:-1]
-                self.keys.setdefault((*table, key), no)
-
-    def line(self, *path: str) -> int:
-        p = tuple(path)
-        while p:
-            if p in self.keys:
-                return self.keys[p]
-            p = p[:-1]
-        return 1
-
-
-# --- validation ---------------------------------------------------------------------------------
-
-_DIMENSION = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
-
-
-class _Checker:
-    def __init__(self, path: Path, text: str) -> None:
-        self.path = path
-        self.lines = _Lines(text)
-
-    def fail(self, where: tuple[str, ...], problem: str) -> RulesError:
-        label = ".".join(where[:1] + tuple(f"[{p}]" if p.isdigit() else p for p in where[1:]))
-        label = label.replace(".[", "[")
-        return RulesError(f"{self.path}:{self.lines.line(*where)}: {label}: {problem}")
-
-    def table(self, data: Any, where: tuple[str, ...], allowed: tuple[str, ...]) -> dict[str, Any]:
-        if not isinstance(data, dict):
-            raise self.fail(where, f"must be a table, got {_kind(data)}")
-        for k in data:
-            if k not in allowed:
-                raise self.fail((*where, k), f"unknown key (allowed here: {', '.join(allowed)})")
-        return data
-
-    def number(
-        self,
-        d: dict[str, Any],
-        where: tuple[str, ...],
-        key: str,
-        default: float,
-        *,
-        lo: float = 0.0,
-        strict: bool = True,
-        hi: float | None = None,
-        unit: str = "",
-    ) -> float:
-        if key not in d:
-            return default
-        v = d[key]
-        if isinstance(v, bool) or not isinstance(v, int | float):
-            raise self.fail((*where, key), f"must be a number{unit}, got {_kind(v)} {v!r}")
-        if isinstance(v, float) and not math.isfinite(v):
-            # TOML accepts nan and inf; a threshold of nan never fires, silently.
-            raise self.fail((*where, key), f"must be a finite number{unit}, got {v!r}")
-        if (strict and v <= lo) or (not strict and v < lo) or (hi is not None and v > hi):
-            bound = f"> {lo:g}" if strict else f">= {lo:g}"
-            if hi is not None:
-                bound += f" and <= {hi:g}"
-            raise self.fail((*where, key), f"must be {bound}{unit}, got {v!r}")
-        return float(v)
-
-    def integer(
-        self, d: dict[str, Any], where: tuple[str, ...], key: str, default: int, lo: int
-    ) -> int:
-        if key not in d:
-            return default
-        v = d[key]
-        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-            raise self.fail((*where, key), f"must be a whole number >= {lo}, got {v!r}")
-        return v
-
-    def boolean(self, d: dict[str, Any], where: tuple[str, ...], key: str, default: bool) -> bool:
-        if key not in d:
-            return default
-        v = d[key]
-        if not isinstance(v, bool):
-            raise self.fail((*where, key), f"must be true or false, got {v!r}")
-        return v
-
-    def window(self, d: dict[str, Any], where: tuple[str, ...], key: str, default: float) -> float:
-        if key not in d:
-            return default
-        v = d[key]
-        if not isinstance(v, str):
-            raise self.fail(
-                (*where, key), f'must be a duration string like "15m" or "6h", got {v!r}'
-            )
-        try:
-            return parse_window(v)
-        except ValueError as exc:
-            raise self.fail((*where, key), str(exc)) from None
-
-    def dims(
-        self, d: dict[str, Any], where: tuple[str, ...], key: str, default: tuple[str, ...]
-    ) -> tuple[str, ...]:
-        if key not in d:
-            return default
-        v = d[key]
-        if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
-            raise self.fail(
-                (*where, key),
-                f'must be a list of tag names like ["feature", "workload"], got {v!r}',
-            )
-        for x in v:
-            if x != "all" and not _DIMENSION.match(x):
-                raise self.fail((*where, key), f"bad tag name {x!r}")
-        return tuple(v)
-
-    def scope(self, v: Any, where: tuple[str, ...]) -> tuple[Clause, ...]:
-        if not isinstance(v, str):
-            raise self.fail(where, f'must be a filter string like "team=search", got {v!r}')
-        try:
-            clauses = parse_filter(v)
-        except ValueError as exc:
-            raise self.fail(where, str(exc)) from None
-        for c in clauses:
-            if c.key == "all":
-                raise self.fail(where, "use an empty scope for the whole org")
-        return clauses
-
-
-def _kind(v: Any) -> str:
-    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}.get(
-        type(v),
-        "a list" if isinstance(v, list) else "a table" if isinstance(v, dict) else "a value",
-    )
-
 
 _TOP = (
     "anomaly",
@@ -367,7 +89,7 @@ def parse_rules(text: str, path: Path) -> Rules:
         raise RulesError(f"{path}:{line}: syntax error: {msg}") from None
     from llmtop.alerts.notify import parse_notify
 
-    ck = _Checker(path, text)
+    ck = Checker(path, text)
     ck.table(data, (), _TOP)
 
     d = ck.table(
@@ -520,7 +242,7 @@ def parse_rules(text: str, path: Path) -> Rules:
     workloads = dict(Rules().workloads)
     wl = data.get("workloads", {})
     if not isinstance(wl, dict):
-        raise ck.fail(("workloads",), f"must be a table of workload = window, got {_kind(wl)}")
+        raise ck.fail(("workloads",), f"must be a table of workload = window, got {kind_of(wl)}")
     for name, v in wl.items():
         where = ("workloads", name)
         if isinstance(v, dict):
@@ -534,7 +256,7 @@ def parse_rules(text: str, path: Path) -> Rules:
     if isinstance(raw, dict):
         raise ck.fail(("budget",), "write budgets as [[budget]] (an array of tables)")
     if not isinstance(raw, list):
-        raise ck.fail(("budget",), f"must be an array of tables, got {_kind(raw)}")
+        raise ck.fail(("budget",), f"must be an array of tables, got {kind_of(raw)}")
     for i, b in enumerate(raw):
         where = ("budget", str(i))
         b = ck.table(
@@ -577,7 +299,7 @@ def parse_rules(text: str, path: Path) -> Rules:
                 amount=amount,
                 period=period,
                 scope=scope,
-                name=name or f"{_ADJ[period]} budget",
+                name=name or f"{PERIOD_ADJECTIVE[period]} budget",
                 warning_pct=warn,
                 critical_pct=crit,
                 projection=ck.boolean(b, where, "projection", True),
@@ -588,7 +310,7 @@ def parse_rules(text: str, path: Path) -> Rules:
     owners: list[tuple[tuple[Clause, ...], str]] = []
     ow = data.get("owners", {})
     if not isinstance(ow, dict):
-        raise ck.fail(("owners",), f'must be a table of "scope" = "owner", got {_kind(ow)}')
+        raise ck.fail(("owners",), f'must be a table of "scope" = "owner", got {kind_of(ow)}')
     for k, v in ow.items():
         where = ("owners", k)
         if not isinstance(v, str) or not v.strip():
@@ -617,7 +339,7 @@ def parse_rules(text: str, path: Path) -> Rules:
 
 
 def parse_plans(
-    ck: _Checker, data: dict[str, Any], path: Path
+    ck: Checker, data: dict[str, Any], path: Path
 ) -> tuple[MarginRule, dict[str, float]]:
     """`[margin]` and `[plans]` (customer = monthly revenue in dollars), plus the CSV that
     `[margin] plans_csv` names (columns `customer,monthly_revenue`, relative to this file)."""
@@ -650,14 +372,14 @@ def parse_plans(
     raw = data.get("plans", {})
     if not isinstance(raw, dict):
         raise ck.fail(
-            ("plans",), f"must be a table of customer = monthly revenue, got {_kind(raw)}"
+            ("plans",), f"must be a table of customer = monthly revenue, got {kind_of(raw)}"
         )
     for customer in raw:
         plans[customer] = ck.number(raw, ("plans",), customer, 0.0, unit=" (dollars a month)")
     return margin, plans
 
 
-def parse_new(ck: _Checker, data: dict[str, Any]) -> NewRule:
+def parse_new(ck: Checker, data: dict[str, Any]) -> NewRule:
     """`[new]`: the new-entity rule (alerts/newcomers.py)."""
     d = ck.table(
         data.get("new", {}),

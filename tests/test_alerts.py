@@ -295,7 +295,7 @@ def test_budget_projection_fires_before_the_money_is_gone(db: Path) -> None:
     write(db, normal_tail(random.Random(6)))
     r = Reader(db)
     try:
-        from llmtop.alerts.rules import parse_filter
+        from llmtop.store.filters import parse_filter
 
         scope = parse_filter("team=support")
         month0 = datetime(2026, 3, 1, tzinfo=timezone.utc).timestamp()
