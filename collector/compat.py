@@ -127,3 +127,50 @@ def original_group_from_previous(previous: Any, trace_id: Any) -> Any:
             group = md.get("model_group") if isinstance(md, dict) else None
             return group or entry.get("model")
     return None
+
+
+def router_deployment_model(model: Any, deployment: Any) -> Any:
+    """The model a Router row names, as releases from ~1.8x name it: the deployment's
+    `litellm_params.model` with its provider prefix ("openai/gpt-4o-mini"). Releases before
+    send the bare name ("gpt-4o-mini"), so one deployment would show as two models across an
+    upgrade. Only a deployment that is exactly the bare name behind a provider prefix counts:
+    an alias (`azure/my-deployment` serving `gpt-4o`) is another name, not a prefix."""
+    if (
+        isinstance(model, str)
+        and model
+        and isinstance(deployment, str)
+        and deployment.endswith("/" + model)
+        and "/" not in deployment[: -len(model) - 1]
+    ):
+        return deployment
+    return model
+
+
+# LiteLLM's own tell-tale phrases (litellm_core_utils/exception_mapping_utils.py): a plain 400
+# carrying one of them is what its exception mapping files under the subclass.
+_CONTEXT_PHRASES = re.compile(
+    r"maximum context length is|exceed context limit|maximum context limit"
+    r"|longer than the model's context length|prompt is too long|context_length_exceeded",
+    re.I,
+)
+_POLICY_PHRASES = re.compile(
+    r"content_policy_violation|rejected as a result of (our|the) safety system"
+    r"|content filtering policy|content_filter_policy|violating our usage policy",
+    re.I,
+)
+
+
+def refine_bad_request(error_class: str | None, message: Any) -> str | None:
+    """The 400 subclass a plain `BadRequestError` stands for, from its message.
+
+    Which 400s LiteLLM files under a subclass varies by release: before ~1.9x Anthropic's
+    context-length error, and before ~1.9x and again from 1.109 OpenAI's content-filter
+    rejection, come as plain BadRequestErrors. A dashboard grouping by error class must not
+    split one kind of failure by LiteLLM release, so the row names the subclass either way."""
+    if error_class != "BadRequestError" or not isinstance(message, str):
+        return error_class
+    if _CONTEXT_PHRASES.search(message):
+        return "ContextWindowExceededError"
+    if _POLICY_PHRASES.search(message):
+        return "ContentPolicyViolationError"
+    return error_class

@@ -18,6 +18,8 @@ from typing import Any, NamedTuple
 from llmtop.collector.compat import (
     derive_normalized_error,
     original_group_from_previous,
+    refine_bad_request,
+    router_deployment_model,
     stream_usage_estimated,
 )
 from llmtop.store.records import SURROGATE, TAG_KEYS, CallRecord
@@ -481,8 +483,12 @@ def to_record(cap: Captured, env: dict[str, str] | None = None) -> CallRecord:
         error_class = clean_value(err.get("error_class")) or cap.exception_class
         if error_class in WRAPPER_ERRORS and cap.exception_cause:
             error_class = clean_value(cap.exception_cause) or error_class
+        sent_class = error_class
+        error_class = refine_bad_request(error_class, err.get("error_message"))
         normalized_error = clean_value(err.get("normalized_error"))
-        if "normalized_error" not in err:  # LiteLLM before 1.104 sends none: derive LiteLLM's
+        if "normalized_error" not in err or (  # LiteLLM before 1.104 sends none: derive LiteLLM's
+            error_class != sent_class and normalized_error == "400_INVALID_REQUEST"
+        ):  # (and LiteLLM's code for a plain 400 is not the refined class's)
             normalized_error = derive_normalized_error(
                 error_class, error_code, err.get("error_message")
             )
@@ -526,6 +532,9 @@ def to_record(cap: Captured, env: dict[str, str] | None = None) -> CallRecord:
         litellm_cost = None
     cache_hit = bool(cache_hit_v)
     call_type = clean_value(call_type_v)
+    model = clean_value(model_v) or clean_value(cap.model)
+    if md and "deployment" in md:  # a Router call: LiteLLM before 1.86 drops the provider prefix
+        model = clean_value(router_deployment_model(model, md["deployment"]))
     return CallRecord(
         started,
         ended,
@@ -535,7 +544,7 @@ def to_record(cap: Captured, env: dict[str, str] | None = None) -> CallRecord:
         call_type,
         stream,
         clean_value(provider_v),
-        clean_value(model_v) or clean_value(cap.model),
+        model,
         response_model,
         model_group,
         original or model_group,

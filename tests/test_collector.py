@@ -17,6 +17,7 @@ from litellm.types.utils import ModelResponse, Usage  # noqa: E402
 from llmtop.collector import Collector  # noqa: E402
 
 from tests.dbutil import rows, scalar  # noqa: E402
+from tests.litellm_release import fresh_logging_worker  # noqa: E402
 
 MSG = [{"role": "user", "content": "SECRET-PROMPT-7f3a what is the capital of France?"}]
 REPLY = "SECRET-REPLY-91c2 Paris"
@@ -28,6 +29,7 @@ GPT4O_MINI_IN, GPT4O_MINI_OUT, GPT4O_MINI_CACHED = 1.5e-07, 6e-07, 7.5e-08
 @pytest.fixture
 def collector(llmtop_db: Path) -> Iterator[Collector]:
     litellm.logging_callback_manager._reset_all_callbacks()
+    fresh_logging_worker()
     c = Collector(db=llmtop_db)
     litellm.callbacks = [c]
     yield c

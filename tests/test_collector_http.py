@@ -29,6 +29,11 @@ from llmtop.collector import Collector  # noqa: E402
 
 from tests.dbutil import rows  # noqa: E402
 from tests.fakeserver import FakeLLMServer, Reply  # noqa: E402
+from tests.litellm_release import (  # noqa: E402
+    MID_STREAM_ERRORS,
+    STREAM_COST_MAY_BE_LOST,
+    fresh_logging_worker,
+)
 
 MSG = [{"role": "user", "content": "hello"}]
 
@@ -52,6 +57,7 @@ def collector(llmtop_db: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Coll
     monkeypatch.setattr(litellm.utils, "INITIAL_RETRY_DELAY", 0, raising=False)
     monkeypatch.setattr(litellm.utils, "JITTER", 0, raising=False)
     litellm.logging_callback_manager._reset_all_callbacks()
+    fresh_logging_worker()
     c = Collector(db=llmtop_db)
     litellm.callbacks = [c]
     yield c
@@ -141,7 +147,9 @@ def test_stream_with_usage(collector: Collector, srv: FakeLLMServer) -> None:
     assert (r["input_tokens"], r["output_tokens"]) == (12, 7)
     assert (r["cache_read_tokens"], r["cache_write_tokens"], r["reasoning_tokens"]) == (0, 0, 0)
     assert r["cost_usd"] == pytest.approx(mini_cost(12, 7), rel=1e-9)
-    assert r["litellm_cost_usd"] == pytest.approx(mini_cost(12, 7), rel=1e-9)
+    # On 1.80 LiteLLM sometimes loses its own claim (a race of its handlers): unknown, not $0.
+    lost = STREAM_COST_MAY_BE_LOST and r["litellm_cost_usd"] is None
+    assert lost or r["litellm_cost_usd"] == pytest.approx(mini_cost(12, 7), rel=1e-9)
     assert r["ttft_ms"] is not None and 0 <= r["ttft_ms"] <= r["latency_ms"] + 1e-6
     assert (r["attempt"], r["is_retry"], r["is_fallback"]) == (1, 0, 0)
 
@@ -179,7 +187,7 @@ def test_stream_without_usage_is_unmetered_not_free(
 def test_mid_stream_error_is_a_failure_row(collector: Collector, srv: FakeLLMServer) -> None:
     srv.script("gpt-4o-mini", [Reply.stream_cut(after=2)])
     got: list[Any] = []
-    with pytest.raises(litellm.exceptions.MidStreamFallbackError):
+    with pytest.raises(MID_STREAM_ERRORS):
         for chunk in litellm.completion(
             model="openai/gpt-4o-mini",
             messages=MSG,

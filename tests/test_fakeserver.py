@@ -35,6 +35,7 @@ from tests.fakeserver import (  # noqa: E402
     FakeLLMServer,
     Reply,
 )
+from tests.litellm_release import MID_STREAM_ERRORS  # noqa: E402
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 OPENAI_MODEL = "openai/gpt-4o-mini"
@@ -221,7 +222,7 @@ def test_error_bodies_are_shaped_per_api(srv: FakeLLMServer) -> None:
 def test_mid_stream_failure_raises_in_caller(srv: FakeLLMServer, model: str, make: Any) -> None:
     srv.script(None, [make(after=3)])
     received: list[str] = []
-    with pytest.raises(litellm.exceptions.MidStreamFallbackError):
+    with pytest.raises(MID_STREAM_ERRORS):
         for chunk in litellm.completion(messages=MESSAGES, stream=True, **_kwargs(srv, model)):
             if chunk.choices and chunk.choices[0].delta.content:
                 received.append(chunk.choices[0].delta.content)

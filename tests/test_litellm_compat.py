@@ -22,11 +22,14 @@ from llmtop.collector import Collector  # noqa: E402
 from llmtop.collector.compat import (  # noqa: E402
     derive_normalized_error,
     original_group_from_previous,
+    refine_bad_request,
+    router_deployment_model,
     stream_usage_estimated,
 )
 
 from tests.dbutil import rows  # noqa: E402
 from tests.fakeserver import FakeLLMServer, Reply  # noqa: E402
+from tests.litellm_release import MID_STREAM_ERRORS, fresh_logging_worker  # noqa: E402
 
 MSG = [{"role": "user", "content": "hello"}]
 
@@ -34,6 +37,7 @@ MSG = [{"role": "user", "content": "hello"}]
 @pytest.fixture
 def collector(llmtop_db: Path) -> Iterator[Collector]:
     litellm.logging_callback_manager._reset_all_callbacks()
+    fresh_logging_worker()
     c = Collector(db=llmtop_db)
     litellm.callbacks = [c]
     yield c
@@ -150,3 +154,109 @@ def test_estimate_detection_needs_all_three_signs() -> None:
     assert not stream_usage_estimated(counted, {"stream": True}, "openai")
     assert not stream_usage_estimated(guess, asked, "openai")
     assert not stream_usage_estimated(guess, {"stream": True}, "anthropic")
+
+
+@pytest.mark.parametrize(
+    ("provider", "reply", "error_class", "normalized"),
+    [
+        (
+            "anthropic",
+            Reply.context_length_exceeded,
+            "ContextWindowExceededError",
+            "400_CONTEXT_WINDOW_EXCEEDED",
+        ),
+        (
+            "openai",
+            Reply.content_filter,
+            "ContentPolicyViolationError",
+            "400_CONTENT_POLICY_VIOLATION",
+        ),
+        (
+            "openai",
+            Reply.context_length_exceeded,
+            "ContextWindowExceededError",
+            "400_CONTEXT_WINDOW_EXCEEDED",
+        ),
+        (
+            "anthropic",
+            Reply.content_filter,
+            "ContentPolicyViolationError",
+            "400_CONTENT_POLICY_VIOLATION",
+        ),
+    ],
+    ids=[
+        "anthropic-context",
+        "openai-content-filter",
+        "openai-context",
+        "anthropic-content-filter",
+    ],
+)
+def test_400_subclass_reads_the_same_on_every_release(
+    collector: Collector, provider: str, reply: Any, error_class: str, normalized: str
+) -> None:
+    """1.80 files Anthropic's context-length error and OpenAI's content filter (1.109+ again the
+    latter) as plain BadRequestErrors; the row names the subclass on every release."""
+    with FakeLLMServer() as srv:
+        srv.script(None, [reply()])
+        kw: dict[str, Any] = (
+            {"api_base": srv.anthropic_base, "api_key": "sk-ant-fake"}
+            if provider == "anthropic"
+            else {"api_base": srv.base_url, "api_key": "sk-fake", "max_retries": 0}
+        )
+        model = "anthropic/claude-sonnet-4-5" if provider == "anthropic" else "openai/gpt-4o-mini"
+        with pytest.raises(litellm.BadRequestError):
+            litellm.completion(model=model, messages=MSG, **kw)
+    (r,) = settle(collector, 1)
+    assert (r["status"], r["error_class"], r["normalized_error"]) == (
+        "failure",
+        error_class,
+        normalized,
+    )
+
+
+def test_mid_stream_cut_reads_as_the_transport_error(collector: Collector) -> None:
+    """The caller sees what its release raises (MidStreamFallbackError from 1.81, LiteLLM's
+    APIConnectionError before); the row names the dropped connection either way."""
+    with FakeLLMServer() as srv:
+        srv.script(None, [Reply.stream_cut(after=2)])
+        with pytest.raises(MID_STREAM_ERRORS):
+            list(
+                litellm.completion(
+                    model="openai/gpt-4o-mini",
+                    messages=MSG,
+                    stream=True,
+                    api_base=srv.base_url,
+                    api_key="sk-fake",
+                    max_retries=0,
+                )
+            )
+    (r,) = settle(collector, 1)
+    assert (r["error_class"], r["normalized_error"]) == (
+        "RemoteProtocolError",
+        "500_PROVIDER_CONNECTION_ERROR",
+    )
+    assert r["stream"] == 1 and r["error_code"] is None
+
+
+def test_refine_bad_request_only_refines_plain_400s_with_litellms_phrases() -> None:
+    ctx = "This model's maximum context length is 128000 tokens."
+    policy = "Your request was rejected as a result of our safety system."
+    assert refine_bad_request("BadRequestError", ctx) == "ContextWindowExceededError"
+    too_long = "prompt is too long: 210000 tokens > 200000 maximum"
+    assert refine_bad_request("BadRequestError", too_long) == "ContextWindowExceededError"
+    assert refine_bad_request("BadRequestError", policy) == "ContentPolicyViolationError"
+    assert refine_bad_request("BadRequestError", "bad temperature") == "BadRequestError"
+    assert refine_bad_request("RateLimitError", ctx) == "RateLimitError"
+    assert refine_bad_request("BadRequestError", None) == "BadRequestError"
+
+
+def test_router_deployment_model_adds_only_a_provider_prefix() -> None:
+    assert router_deployment_model("gpt-4o-mini", "openai/gpt-4o-mini") == "openai/gpt-4o-mini"
+    assert router_deployment_model("openai/gpt-4o-mini", "openai/gpt-4o-mini") == (
+        "openai/gpt-4o-mini"
+    )
+    # An alias deployment is another name; a deeper path is not just a provider prefix.
+    assert router_deployment_model("gpt-4o", "azure/my-deployment") == "gpt-4o"
+    assert router_deployment_model("gpt-4o-mini", "a/b/gpt-4o-mini") == "gpt-4o-mini"
+    assert router_deployment_model("gpt-4o-mini", None) == "gpt-4o-mini"
+    assert router_deployment_model(None, "openai/gpt-4o-mini") is None
