@@ -130,10 +130,10 @@ def original_group_from_previous(previous: Any, trace_id: Any) -> Any:
 
 
 def router_deployment_model(model: Any, deployment: Any) -> Any:
-    """The model a Router row names, as releases from ~1.8x name it: the deployment's
-    `litellm_params.model` with its provider prefix ("openai/gpt-4o-mini"). Releases before
-    send the bare name ("gpt-4o-mini"), so one deployment would show as two models across an
-    upgrade. Only a deployment that is exactly the bare name behind a provider prefix counts:
+    """The model a Router row names, as 1.86 and later name it: the deployment's
+    `litellm_params.model` with its provider prefix ("openai/gpt-4o-mini"). 1.80 sends the bare
+    name ("gpt-4o-mini"; measured on 1.80.7), so one deployment would show as two models across
+    an upgrade. Only a deployment that is exactly the bare name behind a provider prefix counts:
     an alias (`azure/my-deployment` serving `gpt-4o`) is another name, not a prefix."""
     if (
         isinstance(model, str)

@@ -533,7 +533,7 @@ def to_record(cap: Captured, env: dict[str, str] | None = None) -> CallRecord:
     cache_hit = bool(cache_hit_v)
     call_type = clean_value(call_type_v)
     model = clean_value(model_v) or clean_value(cap.model)
-    if md and "deployment" in md:  # a Router call: LiteLLM before 1.86 drops the provider prefix
+    if md and "deployment" in md:  # a Router call: LiteLLM 1.80 drops the provider prefix
         model = clean_value(router_deployment_model(model, md["deployment"]))
     return CallRecord(
         started,
