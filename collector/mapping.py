@@ -8,13 +8,12 @@ streams without usage) are handled here and nowhere else.
 from __future__ import annotations
 
 import math
-import os
-import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from operator import itemgetter
 from typing import Any, NamedTuple
 
+from llmtop.collector.clean import clean_id, clean_value, env_tags
 from llmtop.collector.compat import (
     derive_normalized_error,
     original_group_from_previous,
@@ -22,11 +21,9 @@ from llmtop.collector.compat import (
     router_deployment_model,
     stream_usage_estimated,
 )
-from llmtop.store.records import SURROGATE, TAG_KEYS, CallRecord
+from llmtop.collector.tags import NO_PROXY, PROXY_KEYS, collect_tags
+from llmtop.store.records import CallRecord
 
-MAX_TAG_VALUE = 200
-MAX_TAG_KEY = 64
-MAX_EXTRA_TAGS = 32
 #: Physical ranges a call's numbers must fall in; a value outside is not stored as it came (one
 #: absurd row would otherwise dominate every sum on the dashboard): it is set to NULL/0 and the
 #: row carries an `invalid` reason the dashboard counts.
@@ -34,9 +31,6 @@ MAX_TOKENS = 2**40
 MAX_LATENCY_S = 86_400.0
 MAX_CALL_USD = 10_000.0
 MAX_ATTEMPTS = 1_000
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_KEY_OK = re.compile(r"[^A-Za-z0-9_.\-]")
-_TAG_SET = frozenset(TAG_KEYS)
 
 
 class Captured(NamedTuple):
@@ -60,128 +54,6 @@ class Captured(NamedTuple):
     exception_cause: str | None = None
 
 
-# The same few strings (models, providers, tag values) recur on almost every row: memoising the
-# cleaning (bounded, writer-thread only) roughly halves the mapping cost per row.
-_MAX_MEMO = 50_000
-
-
-class _Memo(dict):  # type: ignore[type-arg]
-    """`clean(text)` by text, looked up in one C-level subscript; bounded (cleared when full).
-
-    Callers look up exact `str` keys (and None) only: 1, 1.0 and True are equal dict keys but
-    clean to different text, and so are a `(str, Enum)` member and its value.
-    """
-
-    def __init__(self, clean: Callable[[Any], str | None]) -> None:
-        super().__init__({None: None})
-        self._clean = clean
-
-    def __missing__(self, text: Any) -> str | None:
-        out = self._clean(text)
-        if len(self) >= _MAX_MEMO:
-            self.clear()
-            self[None] = None
-        self[text] = out
-        return out
-
-
-def _clean_value(value: Any) -> str | None:
-    if value is None or isinstance(value, (dict, list, tuple, set, bytes)):
-        return None
-    if isinstance(value, bool):
-        value = "true" if value else "false"
-    elif isinstance(value, float) and not math.isfinite(value):
-        return None
-    try:
-        text = str(value)
-    except Exception:  # a hostile __str__ is not a tag
-        return None
-    if type(text) is not str:
-        return None
-    s = _CONTROL.sub("", text).strip()
-    if not s:
-        return None
-    s = s[:MAX_TAG_VALUE]
-    if not s.isascii():
-        # Lone surrogates (what os.fsdecode or a badly decoded header gives) cannot be encoded
-        # as UTF-8: one in a batch used to fail every later write. Each becomes U+FFFD.
-        s = SURROGATE.sub("\ufffd", s)
-    return s
-
-
-def _clean_key(key: str) -> str | None:
-    return _KEY_OK.sub("_", key.strip())[:MAX_TAG_KEY] or None
-
-
-_value_memo = _Memo(_clean_value)
-_key_memo = _Memo(_clean_key)
-
-
-def clean_value(value: Any) -> str | None:
-    """Tag values are short, printable, single-line text; anything else is not a tag."""
-    if type(value) is str or value is None:
-        return _value_memo[value]
-    # Not memoised: a str subclass (a `(str, Enum)` member) would hit its equal plain string's
-    # entry, though its text is its own.
-    return _clean_value(value)
-
-
-def clean_id(value: Any) -> str | None:
-    """clean_value for ids, unique per call: checked in place rather than memoised."""
-    if type(value) is str and len(value) <= MAX_TAG_VALUE and value.isascii():
-        if value.isprintable():  # ASCII printable: no control characters to remove
-            return value.strip() or None
-    return _clean_value(value)
-
-
-def clean_key(key: Any) -> str | None:
-    """Tag keys are short identifiers; other characters become `_`."""
-    if type(key) is str:
-        return _key_memo[key]
-    return _clean_key(key) if isinstance(key, str) else None
-
-
-def parse_tag_string(spec: str) -> dict[str, str]:
-    """`team=search,environment=prod` (LLMTOP_TAGS) into a dict; malformed parts are skipped."""
-    out: dict[str, str] = {}
-    for part in spec.split(","):
-        if "=" not in part:
-            continue
-        k, _, v = part.partition("=")
-        ck, cv = clean_key(k), clean_value(v)
-        if ck and cv:
-            out[ck] = cv
-    return out
-
-
-_env_cache: tuple[str, dict[str, str]] | None = None
-
-
-def env_tags() -> dict[str, str]:
-    global _env_cache
-    spec = os.environ.get("LLMTOP_TAGS", "")
-    if _env_cache is None or _env_cache[0] != spec:
-        _env_cache = (spec, parse_tag_string(spec))
-    return _env_cache[1]
-
-
-#: Key user ids that name no person: LiteLLM proxy files master-key requests under these.
-PLACEHOLDER_USERS = frozenset({"default_user_id", "litellm_proxy_admin_name", ""})
-
-# Where the proxy's virtual key puts its owner fields (standard logging metadata).
-_PROXY_KEYS = (
-    "requester_metadata",
-    "user_api_key_team_alias",
-    "team_alias",
-    "user_api_key_team_id",
-    "team_id",
-    "user_api_key_user_id",
-    "user_api_key_end_user_id",
-    "user_api_key_org_alias",
-    "user_api_key_org_id",
-    "user_api_key_alias",
-    "usage_object",
-)
 # What the mapping reads from the standard logging object, fetched in one C-level pass: the
 # mapping runs once per call on the writer thread, where every look-up is throughput.
 _SLO_KEYS = (
@@ -210,39 +82,6 @@ _SLO_KEYS = (
 )
 _slo_fields = itemgetter(*_SLO_KEYS)
 _NO_SLO = (None,) * len(_SLO_KEYS)
-_NO_PROXY = (None,) * len(_PROXY_KEYS)
-
-
-def _put(tags: dict[str, str], extra: dict[str, str], key: Any, value: Any, extras: bool) -> None:
-    """First source to name a key wins; later sources only fill gaps."""
-    if value is None:  # most proxy fields are present but empty
-        return
-    k = clean_key(key)
-    if k is None:
-        return
-    if k in _TAG_SET:
-        if k not in tags:
-            v = clean_value(value)
-            if v is not None:
-                tags[k] = v
-    elif extras and k not in extra and len(extra) < MAX_EXTRA_TAGS:
-        v = clean_value(value)
-        if v is not None:
-            extra[k] = v
-
-
-def _put_dict(tags: dict[str, str], extra: dict[str, str], d: Any) -> None:
-    if isinstance(d, dict):
-        for k, v in d.items():
-            _put(tags, extra, k, v, True)
-
-
-def _put_known(tags: dict[str, str], d: dict[Any, Any]) -> None:
-    # Only the exact tag names count at the top level of metadata (which also holds LiteLLM's
-    # own keys); they need no key cleaning, and their order does not matter: one source.
-    for k in _TAG_SET.intersection(d):
-        if k not in tags and (v := d[k]) is not None and (v := clean_value(v)) is not None:
-            tags[k] = v
 
 
 def _epoch(value: Any) -> float | None:
@@ -312,66 +151,6 @@ def _dict(value: Any) -> dict[Any, Any]:
 
 
 _EMPTY: dict[Any, Any] = {}
-
-
-def _collect_tags(
-    smd: dict[str, Any],
-    proxy: tuple[Any, ...],
-    md: dict[str, Any] | None,
-    request_tags: Any,
-    end_user: Any,
-    env: dict[str, str],
-) -> tuple[dict[str, str], dict[str, str]]:
-    tags: dict[str, str] = {}
-    extra: dict[str, str] = {}
-    # 1. explicit metadata={"llmtop": {...}}, then 2. top-level metadata keys on the SDK call.
-    if md:
-        _put_dict(tags, extra, md.get("llmtop"))
-        _put_known(tags, md)
-    req, team_alias, team_alias2, team_id, team_id2, user_id, end_user_id, org, org_id, alias, _ = (
-        proxy
-    )
-    # 3. proxy request metadata (the request body's `metadata`).
-    if isinstance(req, dict):
-        _put_dict(tags, extra, req.get("llmtop"))
-        _put_known(tags, req)
-    # 4. proxy key / team / org fields from the virtual key, and the request's user.
-    if (v := team_alias or team_alias2) is not None:
-        _put(tags, extra, "team", v, False)
-    if (v := team_id or team_id2) is not None:
-        _put(tags, extra, "team", v, False)
-    # The request's own `user` (the proxy's end user) is the user; a virtual key's user id only
-    # fills the gap, and never a placeholder identity (the master key's `default_user_id`), which
-    # would file every request under one made-up user.
-    for v in (end_user, end_user_id):
-        if v is not None:
-            _put(tags, extra, "user", v, False)
-    if user_id is not None and user_id not in PLACEHOLDER_USERS:
-        _put(tags, extra, "user", user_id, False)
-    if (v := org or org_id) is not None:
-        _put(tags, extra, "org", v, True)
-    if alias is not None:
-        _put(tags, extra, "api_key_alias", alias, True)
-    # 5. request tags: "key:value" / "key=value" become tags, plain ones are kept as a list.
-    if request_tags:
-        plain: list[str] = []
-        for tag in request_tags:
-            if not isinstance(tag, str) or tag.startswith("User-Agent:"):
-                continue
-            sep = "=" if "=" in tag else (":" if ":" in tag else None)
-            if sep:
-                k, _, v = tag.partition(sep)
-                _put(tags, extra, k, v, True)
-            else:
-                v = clean_value(tag)
-                if v:
-                    plain.append(v)
-        if plain and "tags" not in extra:
-            extra["tags"] = clean_value(",".join(plain)) or ""
-    # 6. process defaults from LLMTOP_TAGS.
-    if env:
-        _put_dict(tags, extra, env)
-    return tags, extra
 
 
 def from_proxy(cap: Captured) -> bool:
@@ -457,7 +236,7 @@ def to_record(cap: Captured, env: dict[str, str] | None = None) -> CallRecord:
         if not isinstance(smd, Mapping):
             raise ValueError("the standard logging object's metadata is not a mapping")
         smd = dict(smd)
-    proxy = tuple(map(smd.get, _PROXY_KEYS)) if smd else _NO_PROXY
+    proxy = tuple(map(smd.get, PROXY_KEYS)) if smd else NO_PROXY
     usage = _dict(proxy[-1])
     if usage:
         ptd = _dict(usage.get("prompt_tokens_details"))
@@ -516,7 +295,7 @@ def to_record(cap: Captured, env: dict[str, str] | None = None) -> CallRecord:
         original, fallbacks, retries = None, 0, 0
     is_fallback = bool(fallbacks) or bool(original and model_group and original != model_group)
 
-    tags, extra = _collect_tags(
+    tags, extra = collect_tags(
         smd,
         proxy,
         md,

@@ -19,7 +19,7 @@ import os
 import sys
 from typing import Any
 
-from llmtop.collector.mapping import clean_key, clean_value
+from llmtop.collector.clean import clean_key, clean_value
 from llmtop.store.db import resolve_db_path
 from llmtop.store.outcomes import write_outcome
 

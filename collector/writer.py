@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from llmtop.collector.attempts import Attempts, HiddenAttempts
-from llmtop.collector.mapping import Captured, env_tags, from_proxy, to_record
+from llmtop.collector.clean import env_tags
+from llmtop.collector.mapping import Captured, from_proxy, to_record
 from llmtop.collector.pricing_step import price_record
 from llmtop.store.db import resolve_db_path
 from llmtop.store.records import SURROGATE, CallRecord, repaired

@@ -251,7 +251,7 @@ def test_tag_text_of_a_str_enum_is_its_own_whatever_was_seen_before() -> None:
     plain string as a dict key but prints otherwise, so it must never share that entry."""
     from enum import Enum
 
-    from llmtop.collector.mapping import clean_value
+    from llmtop.collector.clean import clean_value
 
     class Provider(str, Enum):
         OPENAI = "openai"
