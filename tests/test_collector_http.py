@@ -353,7 +353,9 @@ def test_anthropic_cache_read_and_write(
     assert (r["cache_read_tokens"], r["cache_write_tokens"]) == (1000, 200)
     assert _claude_cost() == pytest.approx(0.0021, rel=1e-12)  # the reference's figure
     assert r["cost_usd"] == pytest.approx(_claude_cost(), rel=1e-9)
-    assert r["litellm_cost_usd"] == pytest.approx(_claude_cost(), rel=1e-9)
+    # A sync stream on 1.80 may lose LiteLLM's own claim (the race above): unknown, never $0.
+    lost = stream and STREAM_COST_MAY_BE_LOST and r["litellm_cost_usd"] is None
+    assert lost or r["litellm_cost_usd"] == pytest.approx(_claude_cost(), rel=1e-9)
     assert r["cache_write_usd"] == pytest.approx(
         200 * rate("claude-sonnet-4-5", "cache_creation_input_token_cost"), rel=1e-9
     )
