@@ -95,8 +95,12 @@ class Source:
         q: Callable[[str, Sequence[Any]], list[tuple[Any, ...]]],
         names: Callable[[set[int]], dict[int, str]],
         dim_sql: Callable[[str], tuple[str, bool]],
+        *,
+        cubes: bool = True,
     ) -> None:
         self.q = q
+        #: False for a source without rollups (LiteLLM proxy's spend logs): cold reads are raw.
+        self.cubes = cubes
         self._names = names
         self.dim_sql = dim_sql
         self._cache: dict[int, str] = {}
@@ -180,7 +184,7 @@ class Tracker:
 
     # --- reading ---
     def _cold(self, src: Source, a: float, b: float, now: float) -> None:
-        cube = cube_for(self.spec)
+        cube = cube_for(self.spec) if src.cubes else None
         if cube is None:
             self._raw(src, a, b, +1)
             return

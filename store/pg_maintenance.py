@@ -14,6 +14,7 @@ from llmtop.store.db import DatabaseError
 from llmtop.store.maintenance import BATCH, MINUTE_ROLLUP_KEEP
 from llmtop.store.pg_db import PgUrl, connect, driver, one_line
 from llmtop.store.pg_schema import migrate
+from llmtop.store.pg_spendlogs_map import refuse_writes
 
 _RAW = "DELETE FROM calls WHERE id IN (SELECT id FROM calls WHERE started_at < %s LIMIT %s)"
 _BATCHES = "DELETE FROM batches WHERE batch IN (SELECT batch FROM batches WHERE at < %s LIMIT %s)"
@@ -38,6 +39,7 @@ def prune(
     now = time.time() if now is None else now
     conn = connect(target, autocommit=True)
     try:
+        refuse_writes(conn, target, "prune")
         migrate(conn, target)
         jobs: list[tuple[str, float]] = []
         if older_than is not None:
@@ -68,6 +70,7 @@ def vacuum(target: PgUrl) -> tuple[int, int]:
     """VACUUM (ANALYZE) the llmtop tables; the database's size before and after, in bytes."""
     conn = connect(target, autocommit=True)
     try:
+        refuse_writes(conn, target, "vacuum")
         size = "SELECT pg_database_size(current_database())"
         before = int(conn.execute(size).fetchone()[0])
         for table in ("calls", "rollups", "combos", "strings", "batches", "drops", "alerts"):

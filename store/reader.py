@@ -27,6 +27,10 @@ from llmtop.store.schema import applied_migrations, check_not_newer, migrate
 from llmtop.store.snapshot import Partial, Savings, assemble, empty_partial, view_trackers
 from llmtop.store.views import RequestDetail, RequestRow, Snapshot
 
+#: Views whose trackers stay warm besides the current one (a tracker set is the size of what
+#: it shows: a few hundred groups and their histograms).
+WARM_VIEWS = 8
+
 
 class Reader:
     """One read connection and the queries over it (used from a single worker thread at a time)."""
@@ -35,9 +39,10 @@ class Reader:
         # A postgresql:// URL (store.db.resolve_db_path's PgUrl) is read by the Postgres twin,
         # so every caller of Reader(path) reads a shared store unchanged.
         if cls is Reader and is_pg_url(path):
-            from llmtop.store.pg_reader import PgReader
+            from llmtop.store.pg_spendlogs import reader_class
 
-            return super().__new__(PgReader)
+            # llmtop's own tables (PgReader), or a LiteLLM proxy's spend logs, read-only.
+            return super().__new__(reader_class(path))
         return super().__new__(cls)
 
     def __init__(
@@ -194,13 +199,14 @@ class Reader:
         """
         view = (group_by, tuple(clauses), window, buckets)
         if self._view != view:
-            # The last few views stay warm: flipping 1h → 30d → 1h slides instead of re-reading.
+            # The last few views stay warm: flipping 1h → 30d → 1h slides instead of re-reading
+            # (the dashboard reads every window of the view on screen ahead: WARM_VIEWS > 6).
             self._views[self._view] = self._trackers
             self._trackers = self._views.pop(view, None) or view_trackers(
                 group_by, clauses, window, buckets
             )
             self._view = view
-            while len(self._views) > 2:
+            while len(self._views) > WARM_VIEWS:
                 self._views.pop(next(iter(self._views)))
         t = self._trackers
         src = self.source()

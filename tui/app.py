@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from llmtop.store.pg_db import is_pg_url
 from llmtop.tui.screens.dashboard import DashboardScreen
 from textual.app import App
 from textual.screen import Screen
@@ -35,7 +36,8 @@ class LlmtopApp(App[None]):
         self.exit_after = exit_after
         #: The first screen, built here so a bad `window` fails before the terminal is taken.
         self.dashboard = DashboardScreen(
-            [Path(db_path), *(Path(p) for p in more_dbs)],
+            # A postgresql:// URL (store.pg_db.PgUrl) stays one: Path() would make it a file.
+            [db_path if is_pg_url(db_path) else Path(db_path), *(Path(p) for p in more_dbs)],
             window=window,
             clock=clock,
             watch=watch,

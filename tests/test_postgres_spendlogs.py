@@ -1,0 +1,182 @@
+"""LiteLLM proxy's own database as a read-only source (store/pg_spendlogs.py): the proxy's
+`LiteLLM_SpendLogs` table with its real column types and rows shaped like the proxy's, read by
+the Reader, `llmtop check` and the dashboard, with nothing written to it."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from typing import Any
+
+import pytest
+from llmtop.store.db import DatabaseError, resolve_db_path
+from llmtop.store.filters import parse_filter
+from llmtop.store.reader import Reader
+
+from tests.pg_spendlogs import Log, create, insert, make_logs
+
+NOW = time.time()
+
+
+@pytest.fixture(scope="module")
+def proxy_db(pg_server: Any) -> tuple[str, list[Log]]:
+    """One proxy database for the module's read-only tests (built once: ~0.3 s)."""
+    url = pg_server.create_database()
+    logs = make_logs(600, NOW - 2 * 86400, NOW - 5)
+    create(url, logs)
+    return url, logs
+
+
+def _in(logs: list[Log], window: float, now: float = NOW) -> list[Log]:
+    return [lg for lg in logs if now - window <= lg.started < now]
+
+
+def _groups(snap: Any) -> dict[Any, tuple[int, float]]:
+    return {g.key: (g.agg.requests, round(g.agg.spend, 9)) for g in snap.groups}
+
+
+def test_the_proxy_database_reads_as_a_store_every_grouping_and_filter(
+    proxy_db: tuple[str, list[Log]],
+) -> None:
+    url, logs = proxy_db
+    r = Reader(resolve_db_path(url))
+    try:
+        assert type(r).__name__ == "SpendLogsReader"
+        assert {"pricing", "attempts", "unpriced"} <= r.unavailable
+        for window in (3600.0, 86400.0):
+            got = _in(logs, window)
+            snap = r.snapshot(now=NOW, window=window, group_by="model")
+            t = snap.totals
+            assert t.requests == len(got) > 0
+            assert t.spend == pytest.approx(sum(lg.spend for lg in got))
+            assert t.failures == sum(lg.failed for lg in got)
+            assert t.retries == sum(lg.retries > 0 for lg in got)
+        got = _in(logs, 86400.0)
+        by = {
+            "model": lambda lg: lg.model,
+            "team": lambda lg: lg.team,
+            "key": lambda lg: lg.key,
+            "user": lambda lg: lg.user,
+            "customer": lambda lg: lg.customer,
+            "feature": lambda lg: lg.feature,
+            "request_tags": lambda lg: ",".join(lg.tags) or None,
+        }
+        for dim, key in by.items():
+            snap = r.snapshot(now=NOW, window=86400.0, group_by=dim)
+            want: dict[Any, list[float]] = {}
+            for lg in got:
+                w = want.setdefault(key(lg), [0, 0.0])
+                w[0] += 1
+                w[1] += lg.spend
+            groups = {g.key: g for g in snap.groups}
+            assert set(groups) == set(want), dim
+            for k, (n, spend) in want.items():
+                assert groups[k].requests == n, (dim, k)
+                assert groups[k].spend == pytest.approx(spend), (dim, k)
+        # Filters: an interned column, a glob, a tag, a negation, status.
+        for text, pick in (
+            ("team=search", lambda lg: lg.team == "search"),
+            ("model~claude*", lambda lg: lg.model.startswith("claude")),
+            ("key=search-svc", lambda lg: lg.key == "search-svc"),
+            ("customer!=acme", lambda lg: lg.customer != "acme"),
+            ("status=failure", lambda lg: lg.failed),
+        ):
+            snap = r.snapshot(now=NOW, window=86400.0, clauses=parse_filter(text))
+            assert snap.totals.requests == sum(map(pick, got)), text
+        # Tokens: cache reads from metadata.additional_usage_values (one row in fifty holds
+        # its metadata as a JSON string, as older proxies stored it).
+        cached = r.query(
+            "SELECT total(c.cache_read_tokens), total(c.reasoning_tokens) FROM calls c"
+            " WHERE c.started_at >= ? AND c.started_at < ?",
+            (NOW - 86400, NOW),
+        )[0]
+        assert cached[0] == sum(lg.cache_read for lg in got)
+        assert cached[1] == 7 * sum(lg.model == "gpt-4o" for lg in got)
+        assert {"key", "organization", "request_tags"} <= set(r.dimensions())
+        rows = r.requests(now=NOW, window=3600.0)
+        assert len(rows) == len(_in(logs, 3600.0))
+        newest = max(_in(logs, 3600.0), key=lambda lg: lg.started)
+        assert (rows[0].model, rows[0].started_at) == (newest.model, pytest.approx(newest.started))
+        d = r.detail(rows[0].id)
+        assert d is not None and dict(d.fields)["request_id"] == newest.row["request_id"]
+        assert dict(d.fields)["model"] == newest.model
+        # Ids back to names, as the alert engine's reads need them.
+        ids = r.query("SELECT DISTINCT c.team FROM calls c WHERE c.team IS NOT NULL")
+        assert set(r.strings({i for (i,) in ids}).values()) == {"search", "billing"}
+    finally:
+        r.close()
+
+
+def test_rows_the_proxy_commits_late_are_counted_once(pg_server: Any) -> None:
+    """The proxy writes a request's row after it ends, in batches: a refresh must add rows whose
+    start is already inside the window (committed after the last read, or in flight during it)
+    and never count a row twice."""
+    import psycopg
+
+    url = pg_server.create_database()
+    now = time.time()
+    logs = make_logs(40, now - 1800, now - 60, seed=2)
+    create(url, logs[:20])
+    r = Reader(resolve_db_path(url))
+    slow = psycopg.connect(url)
+    try:
+        insert(slow, logs[20:25])  # a batch in flight while the dashboard reads
+        first = r.snapshot(now=now, window=3600.0)
+        assert first.totals.requests == 20
+        with psycopg.connect(url, autocommit=True) as fast, fast.transaction():
+            insert(fast, logs[25:30])  # a later batch, committed first
+        slow.commit()
+        second = r.snapshot(now=now + 1, window=3600.0)
+        assert second.totals.requests == 30
+        assert r.snapshot(now=now + 2, window=3600.0).totals.requests == 30
+        with psycopg.connect(url, autocommit=True) as conn, conn.transaction():
+            insert(conn, logs[30:])
+        third = r.snapshot(now=now + 3, window=3600.0, group_by="model")
+        assert third.totals.requests == 40
+        assert third.totals.spend == pytest.approx(sum(lg.spend for lg in logs))
+        assert Counter({g.key: g.requests for g in third.groups}) == Counter(
+            lg.model for lg in logs
+        )
+    finally:
+        slow.close()
+        r.close()
+
+
+def test_check_reads_it_and_nothing_is_ever_written_to_it(
+    proxy_db: tuple[str, list[Log]], tmp_path: Any
+) -> None:
+    import psycopg
+    from llmtop.alerts.cli import main as check_main
+    from llmtop.store.alert_state import AlertStore
+    from llmtop.store.maintenance import prune
+
+    url, _ = proxy_db
+    rules = tmp_path / "rules.toml"
+    rules.write_text("")
+    code = check_main(["--db", url, "--config", str(rules), "--now", str(NOW), "--json"])
+    assert code in (0, 1), code
+    for attempt in (lambda: AlertStore(resolve_db_path(url)),
+                    lambda: prune(resolve_db_path(url), older_than=86400)):  # fmt: skip
+        with pytest.raises(DatabaseError) as err:
+            attempt()
+        msg = str(err.value)
+        assert "LiteLLM proxy database" in msg and "\n" not in msg and "callback" in msg
+    with psycopg.connect(url) as conn:
+        tables = {t for (t,) in conn.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
+        )}  # fmt: skip
+    assert tables == {"LiteLLM_SpendLogs"}
+
+
+async def test_the_dashboard_shows_a_proxy_database(proxy_db: tuple[str, list[Log]]) -> None:
+    from llmtop.tui.app import LlmtopApp
+
+    from tests.tui_fixtures import settle
+
+    url, logs = proxy_db
+    app = LlmtopApp(resolve_db_path(url), clock=lambda: NOW, watch=False, alerts=False)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(app, pilot)
+        snap = app.dashboard.snapshot
+        assert snap is not None
+        assert snap.totals.requests == len(_in(logs, snap.end - snap.start))
