@@ -89,9 +89,17 @@ def _cumulative(weights: Sequence[float]) -> list[float]:
     return out
 
 
-def generate(rows: int, end: float, seed: int = 1) -> Iterator[CallRecord]:
-    """Yield `rows` CallRecords in started_at order over the DAYS before `end`."""
+def generate(rows: int, end: float, seed: int = 1, tasks: bool = False) -> Iterator[CallRecord]:
+    """Yield `rows` CallRecords in started_at order over the DAYS before `end`.
+
+    `tasks`: calls carry a correlation_id, as an app or the proxy sets it: a task is one to five
+    calls of one feature and user within five minutes (drawn from a random stream of its own, so
+    the rest of the data is the same call for call as without tasks).
+    """
     rnd = random.Random(seed)
+    trnd = random.Random(seed + 1)
+    open_tasks: dict[tuple[str, str], tuple[str, int, float]] = {}
+    n_tasks = 0
     start = end - DAYS * 86400.0
     n_feat, n_user = TAG_CARDINALITY["feature"], TAG_CARDINALITY["user"]
     feat_cum = _cumulative(_zipf_weights(n_feat))
@@ -140,6 +148,16 @@ def generate(rows: int, end: float, seed: int = 1) -> Iterator[CallRecord]:
                 "user": user_col[j][0],
                 "prompt_version": f"v{f['prompt']}.{int(x // (10 * 86400))}",
             }
+            if tasks:
+                who = (f["feature"], user_col[j][0])
+                cur = open_tasks.get(who)
+                if cur is None or cur[1] <= 0 or t - cur[2] > 300.0:
+                    n_tasks += 1
+                    cur = (f"task-{n_tasks:08d}", trnd.choice((0, 0, 1, 1, 2, 4)), t)
+                else:
+                    cur = (cur[0], cur[1] - 1, t)
+                open_tasks[who] = cur
+                tags["correlation_id"] = cur[0]
             failed = rnd.random() < 0.02
             stream = out_mean > 0 and rnd.random() < 0.3
             inp = max(1, int(rnd.expovariate(1.0 / in_mean)))
@@ -170,10 +188,14 @@ def generate(rows: int, end: float, seed: int = 1) -> Iterator[CallRecord]:
             )
 
 
-def build(path: Path, rows: int, *, end: float | None = None, seed: int = 1) -> Built:
+def build(
+    path: Path, rows: int, *, end: float | None = None, seed: int = 1, tasks: bool = False
+) -> Built:
     """Write `rows` rows to `path` through Writer, checkpoint the WAL, return where it ends.
 
     Reuses `path` when it already holds exactly `rows` rows, so re-runs skip the build.
+    `tasks`: calls carry correlation ids (see generate) and every fifth task has an outcome row,
+    as `record_outcome` writes it (9 in 10 of them successes).
     """
     if path.exists():
         try:
@@ -191,7 +213,7 @@ def build(path: Path, rows: int, *, end: float | None = None, seed: int = 1) -> 
     t0 = time.perf_counter()
     w = Writer(path, batch_size=20_000, max_queue=2 * CHUNK)
     n = 0
-    for rec in generate(rows, end, seed):
+    for rec in generate(rows, end, seed, tasks):
         w.submit(rec)
         n += 1
         if n % CHUNK == 0:
@@ -202,15 +224,30 @@ def build(path: Path, rows: int, *, end: float | None = None, seed: int = 1) -> 
     w.close()
     if w.written != rows or w.dropped:
         raise RuntimeError(f"wrote {w.written} of {rows} rows, dropped {w.dropped}")
-    checkpoint(path)
     conn = sqlite3.connect(path)
+    if tasks:
+        rnd = random.Random(seed + 2)
+        ends = conn.execute(
+            "SELECT correlation_id, max(started_at) FROM calls"
+            " WHERE correlation_id IS NOT NULL GROUP BY correlation_id"
+        )
+        with conn:
+            conn.executemany(
+                "INSERT INTO outcomes (correlation_id, at, success) VALUES (?, ?, ?)",
+                (
+                    (cid, at + 1.0, 1 if rnd.random() < 0.9 else 0)
+                    for i, (cid, at) in enumerate(ends)
+                    if i % 5 == 0
+                ),
+            )
     last = conn.execute("SELECT max(started_at) FROM calls").fetchone()[0]
     conn.close()
+    checkpoint(path)
     return Built(path, rows, float(last), time.perf_counter() - t0)
 
 
-def cached_path(cache: Path, rows: int) -> Path:
-    return cache / f"{rows}-v{VERSION}.db"
+def cached_path(cache: Path, rows: int, tasks: bool = False) -> Path:
+    return cache / f"{rows}-v{VERSION}{'-tasks' if tasks else ''}.db"
 
 
 def checkpoint(path: Path) -> None:

@@ -18,12 +18,14 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from llmtop.store.filters import Clause, where_sql
 from llmtop.store.reader import Reader
 from llmtop.store.schema import open_db
+from llmtop.store.views import TaskStats
+
+__all__ = ["OUTCOME_TAG", "TaskStats", "task_stats", "total_tasks", "write_outcome"]
 
 OUTCOME_TAG = "outcome"
 
@@ -51,28 +53,6 @@ def write_outcome(
             )
     finally:
         conn.close()
-
-
-@dataclass(frozen=True)
-class TaskStats:
-    """Tasks of one feature (or of everything, key None) over a range."""
-
-    key: str | None
-    tasks: int
-    succeeded: int
-    failed: int
-    recorded: int  # outcomes from record_outcome or the outcome tag (the rest are inferred)
-    calls: int
-    spend: float  # every task's spend, failed ones included
-    failed_spend: float  # the failed tasks' share of it
-
-    @property
-    def success_rate(self) -> float | None:
-        return self.succeeded / self.tasks if self.tasks else None
-
-    @property
-    def cost_per_success(self) -> float | None:
-        return self.spend / self.succeeded if self.succeeded else None
 
 
 def _has_outcomes(reader: Reader) -> bool:

@@ -144,3 +144,72 @@ class RequestRow:
 class RequestDetail:
     fields: tuple[tuple[str, Any], ...]
     attempts: tuple[RequestRow, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class TaskStats:
+    """Tasks (the calls sharing a correlation_id) of one feature, or of everything (key None),
+    over a range. Store.outcomes fills it; the report and the dashboard's tasks panel show it."""
+
+    key: str | None
+    tasks: int
+    succeeded: int
+    failed: int
+    recorded: int  # outcomes from record_outcome or the outcome tag (the rest are inferred)
+    calls: int
+    spend: float  # every task's spend, failed ones included
+    failed_spend: float  # the failed tasks' share of it
+
+    @property
+    def success_rate(self) -> float | None:
+        return self.succeeded / self.tasks if self.tasks else None
+
+    @property
+    def cost_per_success(self) -> float | None:
+        """Every task's spend over the successful ones: three tries per success cost three."""
+        return self.spend / self.succeeded if self.succeeded else None
+
+
+@dataclass(frozen=True)
+class TaskBoard:
+    """The dashboard's tasks panel: tasks per feature over the range and filter it was read for.
+
+    Read on its own cadence (a raw-row read: tui/widgets/review_row.py), so it carries the
+    range it answers for and how long it took, which sets when it is read again."""
+
+    start: float
+    end: float
+    clauses: tuple[Clause, ...]
+    features: tuple[TaskStats, ...]  # biggest spend first
+    total: TaskStats
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class CustomerMargin:
+    """A customer's LLM cost this calendar month against the plan price they pay a month."""
+
+    customer: str
+    revenue: float  # a month
+    month_to_date: float
+    projected: float  # straight-line to the month's end
+
+    @property
+    def share(self) -> float:
+        return self.month_to_date / self.revenue
+
+    @property
+    def projected_share(self) -> float:
+        return self.projected / self.revenue
+
+
+@dataclass(frozen=True)
+class MarginBoard:
+    """The dashboard's margin panel: every customer with a plan, highest projected share first,
+    and the shares the margin rule warns and pages at (percent)."""
+
+    month_start: float
+    now: float
+    customers: tuple[CustomerMargin, ...]
+    share_pct: float = 60.0
+    critical_pct: float = 100.0

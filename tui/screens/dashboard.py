@@ -46,6 +46,7 @@ from llmtop.tui.widgets.burn_panel import BurnPanel
 from llmtop.tui.widgets.cache_panel import CachePanel
 from llmtop.tui.widgets.errors_panel import ErrorsPanel
 from llmtop.tui.widgets.requests_table import RequestsTable, parse_row_key
+from llmtop.tui.widgets.review_row import ReviewRow
 from llmtop.tui.widgets.tokens_panel import TokensPanel
 from llmtop.tui.widgets.top_table import TopTable
 from textual import on
@@ -142,6 +143,7 @@ class DashboardScreen(Screen[None]):
             yield CachePanel(id="cache")
             yield ErrorsPanel(id="errors")
             yield TokensPanel(id="tokens")
+        yield ReviewRow(self.db_paths, self.alerts.rules_path, id="review")
         yield AlertsPanel(id="alerts")
         yield Static(id="crumbs")
         with ContentSwitcher(initial="groups", id="tables"):
