@@ -43,8 +43,9 @@ def _tui_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--window",
-        default="1h",
-        help="time window on start: 5m 1h 6h 24h 7d 30d or any NNm/NNh/NNd",
+        default=None,
+        help="time window on start: 5m 1h 6h 24h 7d 30d or any NNm/NNh/NNd"
+        " (default: the last one used on this database, else 1h)",
     )
     p.add_argument(
         "--config",
@@ -93,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     from llmtop.store.filters import parse_window
 
     try:
-        parse_window(ns.window)
+        if ns.window is not None:
+            parse_window(ns.window)
     except ValueError as exc:
         print(f"llmtop: {exc}", file=sys.stderr)
         return 2

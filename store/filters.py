@@ -8,6 +8,7 @@ tag.
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 import re
 from collections.abc import Sequence
@@ -43,7 +44,8 @@ STRING_DIMENSIONS: tuple[str, ...] = (
     "response_model",
     "call_type",
 )
-DIMENSIONS: tuple[str, ...] = (*STRING_DIMENSIONS, "status")
+#: `attempt` (1 for the first try, 2 for the first retry...) groups and filters as text: `attempt=2`.
+DIMENSIONS: tuple[str, ...] = (*STRING_DIMENSIONS, "status", "attempt")
 NONE_LABEL = "(none)"
 OPERATORS: tuple[str, ...] = ("=", "!=", "~", "!~")
 
@@ -179,12 +181,25 @@ def format_filter(clauses: Sequence[Clause]) -> str:
     return " ".join(format_clause(c) for c in clauses)
 
 
+def check_keys(clauses: Sequence[Clause], known: Sequence[str]) -> None:
+    """ValueError for a clause whose key is no known dimension, with the nearest name: a typo
+    (`custmer=acme`) would otherwise match no row and show an empty table without a word."""
+    for c in clauses:
+        if c.key in known:
+            continue
+        close = difflib.get_close_matches(c.key, known, n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]}?" if close else f"; known: {', '.join(known)}"
+        raise ValueError(f"no dimension {c.key}{hint}")
+
+
 def dim_expr(dim: str) -> tuple[str, bool]:
     """SQL for a dimension over `calls AS c`, and whether it is an id into `strings`."""
     if dim in STRING_DIMENSIONS or dim in STRING_COLUMNS:
         return f"c.{dim}", True
     if dim == "status":
         return "CASE c.status WHEN 0 THEN 'success' ELSE 'failure' END", False
+    if dim == "attempt":
+        return "CAST(c.attempt AS TEXT)", False
     if not re.fullmatch(r"[A-Za-z0-9_.\-]+", dim):
         raise ValueError(f"bad dimension {dim!r}")
     return f"json_extract(c.tags_json, '$.\"{dim}\"')", False

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from llmtop.store.pg_db import is_pg_url
+from llmtop.tui.commands import LlmtopCommands
 from llmtop.tui.screens.dashboard import DashboardScreen
 from textual.app import App
 from textual.screen import Screen
@@ -19,12 +20,14 @@ from textual.screen import Screen
 class LlmtopApp(App[None]):
     CSS_PATH = "llmtop.tcss"
     TITLE = "llmtop"
+    #: ctrl+p lists llmtop's own commands beside Textual's (tui/commands.py).
+    COMMANDS = App.COMMANDS | {LlmtopCommands}
 
     def __init__(
         self,
         db_path: str | Path,
         *,
-        window: str = "1h",
+        window: str | None = None,
         clock: Callable[[], float] = time.time,
         watch: bool = True,
         alerts: bool = True,
@@ -55,7 +58,7 @@ class LlmtopApp(App[None]):
 
 def run_tui(
     db_paths: list[Path] | list[str],
-    window: str = "1h",
+    window: str | None = None,
     *,
     exit_after: float | None = None,
     rules_path: Path | None = None,

@@ -27,20 +27,23 @@ def topbar(
         t.append_text(safe(f"{len(db_paths)} databases, merged, read-only", "dim"))
     else:
         t.append_text(safe(str(db_paths[0]), "dim"))
-    t.append("  window ")
-    if range_end is not None:
-        t.append(f"{format_window(window)} to {clock(range_end)}", style="bold")
+    # Which instant and window the numbers are for: the snapshot's own range once it is read.
+    at = snap.end if snap is not None else now
+    span = format_window(window)
+    if paused_at is not None:
+        t.append(f"  ⏸ PAUSED at {clock(paused_at)}", style="bold yellow")
+        t.append(f" · last {span}", style="bold")
+    elif range_end is not None:
+        t.append("  ◼ fixed range", style="bold")
+        t.append(f" · {span} to {clock(range_end)}", style="bold")
     else:
-        t.append(format_window(window), style="bold")
+        t.append("  ● live", style="bold green")
+        t.append(f" · last {span}", style="bold")
+        t.append(f" · {clock(at)}")
     if snap is None or abs((snap.end - snap.start) - window) > 1:
         # A cold read of a long window on a big file takes a second or two: say so rather
         # than show the previous window's numbers under the new window's name.
-        t.append(f"  ⟳ reading {format_window(window)}…", style="italic")
-    if paused_at is not None:
-        t.append(f"  ⏸ PAUSED at {clock(paused_at)}", style="bold yellow")
-    else:
-        t.append("  ● live", style="bold green")
-        t.append(f"  {clock(now)}")
+        t.append(f"  ⟳ reading {span}…", style="italic")
     return t
 
 

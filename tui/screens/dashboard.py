@@ -18,13 +18,11 @@ from typing import Any
 from llmtop.store.filters import (
     WINDOWS,
     Clause,
-    format_filter,
-    format_window,
     parse_filter,
     parse_window,
 )
 from llmtop.store.views import Snapshot
-from llmtop.tui import bars, state
+from llmtop.tui import bars
 from llmtop.tui.alerting import AlertScheduler
 from llmtop.tui.format import safe
 from llmtop.tui.messages import (
@@ -41,9 +39,11 @@ from llmtop.tui.messages import (
     SnoozeRequested,
 )
 from llmtop.tui.reading import DashboardReads
+from llmtop.tui.triage import BaselineLoaded, TableTriage
 from llmtop.tui.widgets.alerts_panel import AlertsPanel, group_states, related_text
 from llmtop.tui.widgets.burn_panel import BurnPanel
 from llmtop.tui.widgets.cache_panel import CachePanel
+from llmtop.tui.widgets.cell import cursor_key
 from llmtop.tui.widgets.errors_panel import ErrorsPanel
 from llmtop.tui.widgets.requests_table import RequestsTable, parse_row_key
 from llmtop.tui.widgets.review_row import ReviewRow
@@ -87,6 +87,10 @@ class DashboardScreen(Screen[None]):
         Binding("s", "sort", "Sort", show=False),
         Binding("S", "reverse_sort", "Reverse sort", show=False),
         Binding("r", "reload", "Reload", show=False),
+        Binding("e", "export", "Export", show=False),
+        Binding("y", "copy_id", "Copy id", show=False),
+        Binding("c", "chart", "Chart", show=False),
+        Binding("d", "compare", "Δ prev/week", show=False),
         *(
             Binding(str(i + 1), f"window('{w}')", f"{w}", show=False)
             for i, w in enumerate(WINDOW_KEYS)
@@ -106,7 +110,7 @@ class DashboardScreen(Screen[None]):
         self,
         db_paths: list[Path],
         *,
-        window: str,
+        window: str | None,
         clock: Callable[[], float],
         watch: bool,
         alerts: bool,
@@ -130,10 +134,14 @@ class DashboardScreen(Screen[None]):
             clock=clock,
         )
         self._history: list[View] = []
-        self.set_reactive(DashboardScreen.window, parse_window(window))
-        remembered = state.load().get("group_by")
-        if isinstance(remembered, str) and remembered:
-            self.set_reactive(DashboardScreen.view, View(group_by=remembered))
+        #: Beside each view in _history: the row the cursor was on and the sort, for `esc`.
+        self._marks: list[tuple[str | None, str, bool]] = []
+        #: Prompts, export, copy, chart, compare and the preferences kept per database.
+        self.triage = TableTriage(self)
+        kept = self.triage.remembered()
+        self.set_reactive(DashboardScreen.window, parse_window(window or kept.get("window", "1h")))
+        self.set_reactive(DashboardScreen.view, View(group_by=kept.get("group_by", "feature")))
+        self.kept_sort = (kept.get("sort", "spend"), kept.get("reverse", True))
 
     # --- layout ---------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -156,9 +164,10 @@ class DashboardScreen(Screen[None]):
         self.render_topbar()
         self.render_crumbs()
         self.query_one(TopTable).set_dimension(self.view.group_by)
+        self.query_one(TopTable).set_sort(*self.kept_sort)
         self.query_one(TopTable).focus()
         self.refresh_data()
-        self.set_interval(TICK_SECONDS, self.refresh_data)
+        self.set_interval(TICK_SECONDS, self.tick)
         if self.alerts_enabled:
             # The first evaluation waits for the first screen (on_snapshot_loaded): both read
             # the same file on two cores' worth of threads, and the dashboard comes first.
@@ -182,10 +191,15 @@ class DashboardScreen(Screen[None]):
             return self.range_end
         return self.clock()
 
+    def tick(self) -> None:
+        """The timer and the file watcher: while paused the screen stays as it is."""
+        if self.paused_at is None:
+            self.refresh_data()
+
     def refresh_data(self) -> None:
-        """Read again (at most one read at a time: see DashboardReads.start)."""
-        if self.paused_at is not None and self.snapshot is not None:
-            return
+        """Read again (at most one read at a time: see DashboardReads.start). While paused,
+        a drill, filter, grouping or window change reads at the paused instant (`now`), so
+        every panel and row on screen is for the one range the top bar names."""
         v = self.view
         self.reads.start(
             self.now(), self.window, v.group_by, (*self.filter_clauses, *v.path), v.requests
@@ -200,6 +214,7 @@ class DashboardScreen(Screen[None]):
         first = self.snapshot is None
         self.error = None
         self.snapshot = message.snapshot
+        self.triage.snapshot_loaded(message.snapshot)
         self._read_done()
         if first and self.alerts_enabled and not self.alerts.last_pass:
             self.call_after_refresh(self.alerts.evaluate)
@@ -218,9 +233,15 @@ class DashboardScreen(Screen[None]):
         if message.snapshot:
             self._read_done()
 
+    def on_baseline_loaded(self, message: BaselineLoaded) -> None:
+        self.triage.baseline_loaded(message)
+
+    def on_top_table_sort_changed(self, message: TopTable.SortChanged) -> None:
+        self.triage.remember(sort=message.column, reverse=message.reverse)
+
     def on_data_changed(self, _message: DataChanged) -> None:
         if self.range_end is None:
-            self.refresh_data()
+            self.tick()
             # New rows can start an incident: judge them now rather than at the next tick,
             # but not more often than every ALERT_MIN_GAP seconds under a busy writer.
             if self.alerts_enabled and time.monotonic() - self.alerts.last_pass >= ALERT_MIN_GAP:
@@ -330,8 +351,13 @@ class DashboardScreen(Screen[None]):
 
     # --- actions ---------------------------------------------------------------------------------
     def go(self, view: View) -> None:
+        t = self.query_one(TopTable)
         self._history.append(self.view)
+        self._marks.append((cursor_key(t), t.sort_column, t.sort_reverse))
         self.view = view
+
+    def regroup(self, dim: str) -> None:
+        self.go(View(path=self.view.path, group_by=dim))
 
     @on(TopTable.RowSelected, "#groups")
     def drill(self, event: TopTable.RowSelected) -> None:
@@ -353,8 +379,13 @@ class DashboardScreen(Screen[None]):
             self.reads.detail(row_id, source)
 
     def action_back(self) -> None:
+        """Up one level, with the cursor back on the row drilled into and the sort as it was."""
         if self._history:
+            row, column, reverse = self._marks.pop()
             self.view = self._history.pop()
+            t = self.query_one(TopTable)
+            t.set_sort(column, reverse)
+            t.pending_cursor = row
 
     def action_list_requests(self) -> None:
         if not self.view.requests:
@@ -363,6 +394,7 @@ class DashboardScreen(Screen[None]):
     def action_window(self, name: str) -> None:
         self.range_end = None
         self.window = WINDOWS[name]
+        self.triage.remember(window=name)
 
     def action_pause(self) -> None:
         self.paused_at = None if self.paused_at is not None else self.clock()
@@ -384,48 +416,25 @@ class DashboardScreen(Screen[None]):
         self.app.push_screen(HelpScreen())
 
     def action_group(self) -> None:
-        from llmtop.tui.screens.group_picker import GroupPicker
-
-        dims = self.snapshot.dimensions if self.snapshot else ()
-
-        def chosen(dim: str | None) -> None:
-            if dim:
-                state.save(group_by=dim)
-                self.go(View(path=self.view.path, group_by=dim))
-
-        self.app.push_screen(GroupPicker(dims, self.view.group_by), chosen)
+        self.triage.group_picker()
 
     def action_filter(self) -> None:
-        from llmtop.tui.screens.prompt import PromptScreen
-
-        def chosen(clauses: tuple[Clause, ...] | None) -> None:
-            if clauses is not None:
-                self.filter_clauses = clauses
-
-        self.app.push_screen(
-            PromptScreen(
-                "Filter (key=value key!=value key~glob*; empty clears)",
-                format_filter(self.filter_clauses),
-                parse_filter,
-            ),
-            chosen,
-        )
+        self.triage.filter_prompt()
 
     def action_custom_window(self) -> None:
-        from llmtop.tui.screens.prompt import PromptScreen, parse_range
+        self.triage.window_prompt()
 
-        def chosen(value: tuple[float, float | None] | None) -> None:
-            if value is not None:
-                self.window, self.range_end = value
+    def action_export(self) -> None:
+        self.triage.export_prompt()
 
-        self.app.push_screen(
-            PromptScreen(
-                "Window: a length (90m, 3h, 2d) or a range (2026-11-20 10:00 .. 2026-11-20 12:00)",
-                format_window(self.window),
-                parse_range,
-            ),
-            chosen,
-        )
+    def action_copy_id(self) -> None:
+        self.triage.copy_id()
+
+    def action_chart(self) -> None:
+        self.triage.chart()
+
+    def action_compare(self) -> None:
+        self.triage.toggle_compare()
 
     def action_alerts(self) -> None:
         self.query_one(AlertsPanel).focus_list()

@@ -1,4 +1,5 @@
-"""A one-line prompt that validates before it closes, so a typo shows its error in place."""
+"""A one-line prompt that validates before it closes, so a typo shows its error in place (and,
+with a suggester, completes as one types: `right` accepts)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
+from textual.suggester import Suggester
 from textual.widgets import Input, Static
 
 
@@ -33,16 +35,23 @@ def parse_range(text: str) -> tuple[float, float | None]:
 class PromptScreen(ModalScreen[Any]):
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, label: str, value: str, parse: Callable[[str], Any]) -> None:
+    def __init__(
+        self,
+        label: str,
+        value: str,
+        parse: Callable[[str], Any],
+        suggester: Suggester | None = None,
+    ) -> None:
         super().__init__()
         self.label = label
         self.value = value
         self.parse = parse
+        self.suggester = suggester
 
     def compose(self) -> ComposeResult:
         with Vertical(id="prompt-box"):
             yield Static(Text(self.label), classes="title")
-            yield Input(value=self.value, id="prompt-input")
+            yield Input(value=self.value, id="prompt-input", suggester=self.suggester)
             yield Static("", id="prompt-error")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:

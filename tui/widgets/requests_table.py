@@ -25,6 +25,7 @@ class RequestsTable(DataTable[Cell]):
     def __init__(self, **kwargs: object) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)  # type: ignore[arg-type]
         self.ids: list[str] = []
+        self.by_key: dict[str, RequestRow] = {}
 
     def on_mount(self) -> None:
         for key, label in COLUMNS:
@@ -34,6 +35,7 @@ class RequestsTable(DataTable[Cell]):
         selected = self.selected_id()
         self.clear()
         self.ids = [row_key(r) for r in rows]
+        self.by_key = {row_key(r): r for r in rows}
         for r in rows:
             status = r.status if r.status == "success" else (r.error_class or "failure")
             cost = "unmetered" if r.unmetered else ("unpriced" if r.unpriced else money(r.cost_usd))
@@ -57,6 +59,13 @@ class RequestsTable(DataTable[Cell]):
 
     def selected_id(self) -> str | None:
         return cursor_key(self)
+
+    def selected_row(self) -> RequestRow | None:
+        key = self.selected_id()
+        return self.by_key.get(key) if key is not None else None
+
+    def rows_in_order(self) -> list[RequestRow]:
+        return [self.by_key[k] for k in self.ids]
 
 
 def row_key(r: RequestRow) -> str:

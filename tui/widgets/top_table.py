@@ -1,10 +1,20 @@
-"""The top-N table: one row per value of the grouping dimension, updated in place by row key."""
+"""The top-N table: one row per value of the grouping dimension, updated in place by row key.
+
+It says how it is sorted (▼/▲ after the column's name), starts over at spend when the grouping
+changes (a sort by name or by a ratio means something else under another dimension), shows only
+the columns that fit its width (narrow terminals keep spend, share, Δ, requests and $/request),
+and its Δ column compares with the previous window or, with `d`, the same window a week before.
+"""
 
 from __future__ import annotations
 
 from llmtop.store.views import GroupRow
 from llmtop.tui.format import count, delta, money, ms, pct
 from llmtop.tui.widgets.cell import MAX_LABEL, Cell, cursor_key, sort_key
+from rich.cells import cell_len
+from rich.text import Text
+from textual.events import Resize
+from textual.message import Message
 from textual.widgets import DataTable
 
 COLUMNS: tuple[tuple[str, str], ...] = (
@@ -21,6 +31,15 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("error", "err%"),
     ("p95", "p95 lat"),
 )
+#: Columns in the order they give way on a narrow terminal (the last goes first); below MEDIUM
+#: columns the key column is also capped at NARROW_LABEL characters.
+PRIORITY = ("key", "spend", "share", "delta", "requests", "cpr", "error", "p95", "cache", "c1k")
+PRIORITY += ("tpr", "retry")
+MEDIUM, NARROW_LABEL = 100, 22
+#: DataTable pads each cell by one on either side; the scrollbar takes two.
+PAD, SCROLLBAR = 2, 2
+#: The Δ column's two comparisons (`d` toggles).
+COMPARE_LABEL = {"prev": "Δ prev", "week": "Δ last wk"}
 NONE_KEY = "\x00none"
 #: Rows added before the first paint; the rest follow right after it. A screen shows a few dozen,
 #: and every row added costs a measure of each cell (~0.3 ms a row), so a 300-row first read
@@ -47,18 +66,41 @@ def row_key(g: GroupRow) -> str:
     return NONE_KEY if g.key is None else g.key
 
 
-def cells(g: GroupRow) -> dict[str, Cell]:
+def visible_columns(width: int, widths: dict[str, int]) -> tuple[str, ...]:
+    """The columns that fit in `width`, by PRIORITY, in the table's own order."""
+    room, keep = width - SCROLLBAR, set()
+    for k in PRIORITY:
+        need = widths[k] + PAD
+        if k != "key" and need > room:
+            break
+        keep.add(k)
+        room -= need
+    return tuple(k for k, _ in COLUMNS if k in keep)
+
+
+def compare(g: GroupRow, baseline: dict[str | None, float] | None) -> float | None:
+    """Relative change of spend against the baseline (None: it had none, shown as "new")."""
+    if baseline is None:
+        return g.delta
+    before = baseline.get(g.key, 0.0)
+    return (g.spend - before) / before if before else None
+
+
+def cells(
+    g: GroupRow, baseline: dict[str | None, float] | None = None, label: int = MAX_LABEL
+) -> dict[str, Cell]:
     name = g.key if g.key is not None else "(none)"
     if g.unpriced:
         name = f"{name} ⚠{g.unpriced} unpriced"
+    d = compare(g, baseline)
     d_style = ""
-    if g.delta is not None:
-        d_style = "red" if g.delta > 0.25 else ("green" if g.delta < -0.1 else "")
+    if d is not None:
+        d_style = "red" if d > 0.25 else ("green" if d < -0.1 else "")
     return {
-        "key": Cell(name, g.key or "", justify="left", limit=MAX_LABEL),
+        "key": Cell(name, g.key or "", justify="left", limit=label),
         "spend": Cell(money(g.spend), g.spend, style="bold"),
         "share": Cell(pct(g.share), g.share),
-        "delta": Cell(delta(g.delta), g.delta, style=d_style),
+        "delta": Cell(delta(d), d, style=d_style),
         "requests": Cell(count(g.requests), g.requests),
         "cpr": Cell(money(g.cost_per_request), g.cost_per_request),
         "c1k": Cell(money(g.cost_per_1k), g.cost_per_1k),
@@ -73,29 +115,117 @@ def cells(g: GroupRow) -> dict[str, Cell]:
 class TopTable(DataTable[Cell]):
     """Sortable by any column (click a header or press s / S)."""
 
+    class SortChanged(Message):
+        """The user sorted the table: the screen remembers it."""
+
+        def __init__(self, column: str, reverse: bool) -> None:
+            super().__init__()
+            self.column = column
+            self.reverse = reverse
+
     def __init__(self, **kwargs: object) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)  # type: ignore[arg-type]
         self.sort_column = "spend"
         self.sort_reverse = True
+        self.dimension = "feature"
+        #: Columns shown at this width (see visible_columns).
+        self.shown_columns: tuple[str, ...] = tuple(k for k, _ in COLUMNS)
+        self.label_limit = MAX_LABEL
+        #: "prev" (the snapshot's own Δ) or "week": `baseline` is last week's spend per key.
+        self.compare_mode = "prev"
+        self.baseline: dict[str | None, float] | None = None
+        #: A row to put the cursor on once it arrives (back from a drill-down).
+        self.pending_cursor: str | None = None
         #: What each row shows now (only rows actually in the table).
         self.groups: dict[str, GroupRow] = {}
         self._cells: dict[str, dict[str, Cell]] = {}
         self._generation = 0
+        self._fit_width = 0
 
     def on_mount(self) -> None:
+        self._build_columns()
+
+    def _build_columns(self) -> None:
         for key, label in COLUMNS:
-            self.add_column(label, key=key)
+            if key in self.shown_columns:
+                self.add_column(self._label(key, label), key=key)
+
+    def _label(self, key: str, label: str) -> Text:
+        if key == "key":
+            label = self.dimension
+            if self.sort_column not in self.shown_columns:
+                hidden = dict(COLUMNS)[self.sort_column]
+                label = f"{label} (by {hidden} {'▼' if self.sort_reverse else '▲'})"
+        elif key == "delta":
+            label = COMPARE_LABEL[self.compare_mode]
+        if key == self.sort_column:
+            return Text(f"{label} {'▼' if self.sort_reverse else '▲'}", style="bold")
+        return Text(label)
+
+    def update_header(self) -> None:
+        """Labels say the grouping, the comparison and the sort (▼ descending, ▲ ascending)."""
+        for key, label in COLUMNS:
+            col = self.columns.get(key)  # type: ignore[call-overload]
+            if col is not None:
+                col.label = self._label(key, label)
+                col.content_width = max(col.content_width, cell_len(col.label.plain))
+        # DataTable caches its rendered header line; the public refresh() alone keeps the
+        # old label on screen.
+        self._clear_caches()
+        self.refresh()
 
     def set_dimension(self, dim: str) -> None:
-        col = self.columns.get("key")  # type: ignore[call-overload]
-        if col is not None:
-            from rich.text import Text
+        """A new grouping starts sorted by spend, biggest first."""
+        if dim != self.dimension:
+            self.dimension = dim
+            self.sort_column, self.sort_reverse = "spend", True
+            self.apply_sort()
+        self.update_header()
 
-            col.label = Text(dim)
-            # DataTable caches its rendered header line; the public refresh() alone keeps the
-            # old label on screen.
-            self._clear_caches()
-            self.refresh()
+    def set_sort(self, column: str, reverse: bool) -> None:
+        if column in FIELD_OF:
+            self.sort_column, self.sort_reverse = column, reverse
+            self.apply_sort()
+            self.update_header()
+
+    def set_compare(self, mode: str, baseline: dict[str | None, float] | None) -> None:
+        self.compare_mode = mode
+        self.baseline = baseline if mode == "week" else None
+        self._redraw()
+
+    def column_widths(self, limit: int) -> dict[str, int]:
+        """What each column needs for its label (and sort arrow) and the cells it has now."""
+        out = {}
+        for key, label in COLUMNS:
+            w = cell_len(self._label(key, label).plain)
+            for row in self._cells.values():
+                w = max(w, cell_len(row[key].plain))
+            out[key] = min(w, limit + 2) if key == "key" else w
+        return out
+
+    def fit(self, width: int) -> None:
+        """Drop low-priority columns (and cap long names) so the table is never cut."""
+        self._fit_width = width
+        limit = MAX_LABEL if width >= MEDIUM else NARROW_LABEL
+        visible = visible_columns(width, self.column_widths(limit))
+        if visible != self.shown_columns or limit != self.label_limit:
+            self.shown_columns, self.label_limit = visible, limit
+            self._redraw()
+
+    def on_resize(self, event: Resize) -> None:
+        self.fit(event.size.width)
+
+    def _redraw(self) -> None:
+        """Columns or every cell changed: rebuild, keeping the cursor's row."""
+        if not self.is_mounted:
+            return
+        selected = self._selected_key()
+        groups = list(self.groups.values())
+        self.clear(columns=True)
+        self.groups, self._cells = {}, {}
+        self._build_columns()
+        self._add({row_key(g): g for g in groups}, [row_key(g) for g in groups])
+        self._keep_cursor(selected)
 
     def show(self, groups: tuple[GroupRow, ...]) -> None:
         """Update in place by row key; unchanged rows cost nothing, new rows are added in the
@@ -113,8 +243,9 @@ class TopTable(DataTable[Cell]):
             if old is None:
                 new_keys.append(key)
             elif old != g:
-                new, was = cells(g), self._cells[key]
-                for col, cell in new.items():
+                new, was = self.cells_of(g), self._cells[key]
+                for col in self.shown_columns:
+                    cell = new[col]
                     if was[col] != cell or was[col].sort_value != cell.sort_value:
                         self.update_cell(key, col, cell)
                 self.groups[key], self._cells[key] = g, new
@@ -128,11 +259,16 @@ class TopTable(DataTable[Cell]):
             new_keys = new_keys[:FIRST_ROWS]
         self._add(fresh, new_keys)
         self._keep_cursor(selected)
+        if new_keys and self._fit_width:
+            self.fit(self._fit_width)  # new names or figures can be wider than the old ones
+
+    def cells_of(self, g: GroupRow) -> dict[str, Cell]:
+        return cells(g, self.baseline, self.label_limit)
 
     def _add(self, fresh: dict[str, GroupRow], keys: list[str]) -> None:
         for key in keys:
-            new = cells(fresh[key])
-            self.add_row(*(new[k] for k, _ in COLUMNS), key=key)
+            new = self.cells_of(fresh[key])
+            self.add_row(*(new[k] for k in self.shown_columns), key=key)
             self.groups[key], self._cells[key] = fresh[key], new
         self.apply_sort()
 
@@ -143,30 +279,55 @@ class TopTable(DataTable[Cell]):
             self._keep_cursor(selected)
 
     def _keep_cursor(self, selected: str | None) -> None:
-        """Rows were added and re-sorted: the cursor stays on the group it was on."""
+        """Rows were added and re-sorted: the cursor stays on the group it was on (or goes to
+        the one it was asked to come back to)."""
+        if self.pending_cursor in self.groups:
+            selected, self.pending_cursor = self.pending_cursor, None
         if selected in self.groups:
             self.move_cursor(row=self.get_row_index(selected))
 
     def apply_sort(self) -> None:
-        if self.row_count:
+        if not self.row_count:
+            return
+        if self.sort_column in self.shown_columns:
             self.sort(self.sort_column, key=sort_key, reverse=self.sort_reverse)
+            return
+        # A remembered sort on a column this width does not show: by the groups' own field.
+        field = FIELD_OF[self.sort_column]
+        by_name = {g.key or "": g for g in self.groups.values()}
+        self.sort(
+            "key",
+            key=lambda c: sort_key(getattr(by_name[c.sort_value], field)),
+            reverse=self.sort_reverse,
+        )
 
     def sort_by(self, column: str) -> None:
         if column == self.sort_column:
-            self.sort_reverse = not self.sort_reverse
+            reverse = not self.sort_reverse
         else:
-            self.sort_column = column
-            self.sort_reverse = column != "key"
-        self.apply_sort()
+            reverse = column != "key"
+        self._user_sort(column, reverse)
 
     def cycle_sort(self) -> None:
-        keys = [k for k, _ in COLUMNS]
-        self.sort_column = keys[(keys.index(self.sort_column) + 1) % len(keys)]
-        self.sort_reverse = self.sort_column != "key"
-        self.apply_sort()
+        keys = list(self.shown_columns)
+        i = keys.index(self.sort_column) if self.sort_column in keys else -1
+        column = keys[(i + 1) % len(keys)]
+        self._user_sort(column, column != "key")
+
+    def _user_sort(self, column: str, reverse: bool) -> None:
+        self.set_sort(column, reverse)
+        self.post_message(self.SortChanged(column, reverse))
 
     def _selected_key(self) -> str | None:
         return cursor_key(self)
+
+    def rows_in_order(self) -> list[GroupRow]:
+        """The groups as the table lists them (rows still waiting for the next paint last)."""
+        out = []
+        for row in self.ordered_rows:
+            if row.key.value in self.groups:
+                out.append(self.groups[row.key.value])
+        return out
 
     def selected_group(self) -> GroupRow | None:
         key = self._selected_key()

@@ -1,0 +1,356 @@
+"""The table that explains itself (issue #16): what the screen says is what it read, under
+Pilot on fixture databases written through the real collector path.
+
+Paused drill-downs read at the paused instant, the header shows the sort, a regroup starts at
+spend, a typo in a filter key is named, `esc` keeps the row, preferences survive a restart,
+`e` writes the view, `y` copies an id, `d` compares with last week, `c` charts the top series,
+and ctrl+p lists llmtop's commands.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from llmtop.store.filters import check_keys, parse_filter
+from llmtop.store.reader import Reader
+from llmtop.tui.widgets.requests_table import RequestsTable
+from llmtop.tui.widgets.top_table import TopTable
+
+from tests.builders import payload, write
+from tests.tui_fixtures import NOW, build, expected_cost, make_app, settle
+
+WEEK = 7 * 86400.0
+
+
+@pytest.fixture
+def specs(llmtop_db: Path) -> list[dict[str, Any]]:
+    return build(llmtop_db)
+
+
+def topbar(app: Any) -> str:
+    return str(app.screen.query_one("#topbar").render())
+
+
+def header(table: TopTable) -> str:
+    return "".join(seg.text for seg in table.render_line(0))
+
+
+def order(table: TopTable) -> list[str]:
+    return [table.coordinate_to_cell_key((i, 0)).row_key.value for i in range(table.row_count)]
+
+
+async def test_a_drill_while_paused_reads_at_the_paused_instant(
+    llmtop_db: Path, specs: list[dict[str, Any]]
+) -> None:
+    clock = {"now": NOW}
+    app = make_app(llmtop_db, clock=lambda: clock["now"])
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("p")
+        await settle(app, pilot)
+        first = app.query_one(TopTable).selected_group()
+        assert first is not None
+        # After the pause: time moves on and a call lands for the feature about to be drilled.
+        clock["now"] = NOW + 60
+        write(llmtop_db, [payload(start=NOW + 30, feature=first.key, model="gpt-4o")])
+        await pilot.press("enter")
+        await settle(app, pilot)
+        snap = app.dashboard.snapshot
+        assert snap.group_by == "model"  # the drill was read, not left on the old rows
+        assert snap.end == NOW  # ...at the paused instant
+        mine = [s for s in specs if s["feature"] == first.key]
+        assert snap.totals.requests == len(mine)  # the call after the pause is not in it
+        assert snap.totals.spend == pytest.approx(sum(expected_cost(s) for s in mine))
+        assert "PAUSED at 12:00:00 · last 1h" in topbar(app)
+        await pilot.press("p")  # resumed: live again, and the late call is there
+        await settle(app, pilot)
+        assert app.dashboard.snapshot.end == NOW + 60
+        assert app.dashboard.snapshot.totals.requests == len(mine) + 1
+        assert "live · last 1h · 12:01:00" in topbar(app)
+
+
+async def test_a_filter_key_typo_is_named_with_the_nearest_dimension(
+    llmtop_db: Path, specs: list[dict[str, Any]]
+) -> None:
+    app = make_app(llmtop_db)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("slash", "ctrl+u", *"custmer=cust-1", "enter")
+        await pilot.pause()
+        assert type(app.screen).__name__ == "PromptScreen"  # stays open with the reason
+        err = str(app.screen.query_one("#prompt-error").render())
+        assert "no dimension custmer; did you mean customer?" in err
+        # Completion: the key, then its values (read from the database).
+        sug = app.screen.query_one("#prompt-input").suggester
+        assert await sug.get_suggestion("team=search cust") == "team=search customer="
+        assert await sug.get_suggestion("customer=cust-") == "customer=cust-0"
+        assert await sug.get_suggestion("atte") == "attempt="
+        await pilot.press("ctrl+u", *"customer=cust-1", "enter")
+        await settle(app, pilot)
+        assert app.dashboard.snapshot.totals.requests == sum(
+            1 for s in specs if s.get("customer") == "cust-1"
+        )
+
+
+def test_check_keys_suggests_or_lists() -> None:
+    known = ("feature", "customer", "team")
+    check_keys(parse_filter("team=a customer!=b"), known)
+    with pytest.raises(ValueError, match="no dimension custmer; did you mean customer"):
+        check_keys(parse_filter("custmer=acme"), known)
+    with pytest.raises(ValueError, match="no dimension zzz; known: feature, customer, team"):
+        check_keys(parse_filter("zzz=1"), known)
+
+
+async def test_the_header_shows_the_sort_and_a_regroup_starts_at_spend(
+    llmtop_db: Path, specs: list[dict[str, Any]]
+) -> None:
+    app = make_app(llmtop_db)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(app, pilot)
+        table = app.query_one(TopTable)
+        assert "spend ▼" in header(table)
+        await pilot.press("S")
+        await pilot.pause()
+        assert "spend ▲" in header(table) and "▼" not in header(table)
+        await pilot.press("s")  # the next column: share, biggest first
+        await pilot.pause()
+        assert "share ▼" in header(table) and "spend ▲" not in header(table)
+        await pilot.press("enter")  # drill: feature → model, a new grouping
+        await settle(app, pilot)
+        assert (table.sort_column, table.sort_reverse) == ("spend", True)
+        assert "spend ▼" in header(table)
+        spends = [table.groups[k].spend for k in order(table)]
+        assert spends == sorted(spends, reverse=True)
+        await pilot.press("escape")  # back: the sort the user chose at that level returns
+        await settle(app, pilot)
+        assert (table.sort_column, table.sort_reverse) == ("share", True)
+
+
+async def test_esc_puts_the_cursor_back_on_the_row_drilled_into(
+    llmtop_db: Path, specs: list[dict[str, Any]]
+) -> None:
+    app = make_app(llmtop_db)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(app, pilot)
+        table = app.query_one(TopTable)
+        await pilot.press("down", "down")
+        chosen = order(table)[2]
+        assert table.selected_group().key == chosen
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert app.dashboard.view.path[0].value == chosen
+        await pilot.press("escape")
+        await settle(app, pilot)
+        assert table.selected_group().key == chosen
+        assert table.cursor_row == 2
+
+
+async def test_window_grouping_and_sort_are_remembered_per_database(
+    llmtop_db: Path, specs: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    app = make_app(llmtop_db, window=None)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("3")  # 6h
+        await pilot.press("g")
+        await pilot.pause()
+        app.screen.query_one("#picker").highlighted = app.dashboard.snapshot.dimensions.index(
+            "customer"
+        )
+        await pilot.press("enter")
+        await settle(app, pilot)
+        app.query_one(TopTable).sort_by("requests")
+        await settle(app, pilot)
+    again = make_app(llmtop_db, window=None)
+    async with again.run_test(size=(120, 36)) as pilot:
+        await settle(again, pilot)
+        assert again.dashboard.window == 6 * 3600
+        assert again.dashboard.view.group_by == "customer"
+        table = again.query_one(TopTable)
+        assert (table.sort_column, table.sort_reverse) == ("requests", True)
+        assert "reqs ▼" in header(table)
+    other = tmp_path / "other.db"
+    build(other, specs[:3])
+    fresh = make_app(other, window=None)  # another database keeps its own (none yet)
+    async with fresh.run_test(size=(120, 36)) as pilot:
+        await settle(fresh, pilot)
+        assert fresh.dashboard.window == 3600
+        assert fresh.dashboard.view.group_by == "feature"
+        assert fresh.query_one(TopTable).sort_column == "spend"
+
+
+async def test_export_writes_the_view_to_the_file_named_on_screen(
+    llmtop_db: Path,
+    specs: list[dict[str, Any]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    out = tmp_path / "exports"
+    monkeypatch.setenv("LLMTOP_EXPORT_DIR", str(out))
+    app = make_app(llmtop_db)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(app, pilot)
+        table = app.query_one(TopTable)
+        await pilot.press("e")
+        await pilot.pause()
+        name = app.screen.query_one("#prompt-input").value
+        assert name == "llmtop-by-feature-20261118-120000.csv"
+        await pilot.press("enter")
+        await pilot.pause()
+        rows = list(csv.DictReader((out / name).open()))
+        assert [r["feature"] for r in rows] == order(table)
+        for r in rows:
+            assert float(r["spend"]) == pytest.approx(table.groups[r["feature"]].spend)
+        assert any(str(out / name) in n.message for n in app._notifications)
+        await pilot.press("l")  # the request list exports as rows
+        await settle(app, pilot)
+        await pilot.press("e", "ctrl+u", *"calls.json", "enter")
+        await pilot.pause()
+        doc = json.loads((out / "calls.json").read_text())
+        assert doc["window"] == "1h" and doc["end"] == NOW
+        times = [r["started_at"] for r in doc["rows"]]
+        assert len(times) == len(specs) and times == sorted(times, reverse=True)
+        await pilot.press("e", "ctrl+u", *"calls.txt", "enter")
+        await pilot.pause()
+        assert "must end in .csv or .json" in str(app.screen.query_one("#prompt-error").render())
+
+
+async def test_y_copies_the_trace_id_of_the_selected_request(llmtop_db: Path) -> None:
+    build(
+        llmtop_db,
+        [
+            dict(start=NOW - 60, feature="f", trace_id="trace-abc"),
+            dict(start=NOW - 30, feature="g"),
+        ],
+    )
+    app = make_app(llmtop_db)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("y")  # on the grouped table: the group's value
+        assert app.clipboard in ("f", "g")
+        await pilot.press("l")
+        await settle(app, pilot)
+        await pilot.press("down")  # newest first: the second row is the traced call
+        await pilot.press("y")
+        assert app.query_one(RequestsTable).selected_row().feature == "f"
+        assert app.clipboard == "trace-abc"
+
+
+async def test_d_compares_with_the_same_window_last_week(
+    llmtop_db: Path, specs: list[dict[str, Any]]
+) -> None:
+    write(
+        llmtop_db,
+        [payload(start=NOW - WEEK - 600, feature="chat", input_tokens=1000, output_tokens=50)],
+    )
+    r = Reader(llmtop_db)
+    try:
+        before = r.snapshot(now=NOW - WEEK, window=3600, group_by="feature").groups[0].spend
+    finally:
+        r.close()
+    app = make_app(llmtop_db)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(app, pilot)
+        table = app.query_one(TopTable)
+        assert table.get_cell("chat", "delta").plain == "new"  # no rows in the previous hour
+        await pilot.press("d")
+        await settle(app, pilot)
+        assert "Δ last wk" in header(table)
+        chat = table.groups["chat"].spend
+        assert table.get_cell("chat", "delta").plain == f"+{(chat - before) / before * 100:.0f}%"
+        assert table.get_cell("summarize", "delta").plain == "new"
+        await pilot.press("d")
+        await settle(app, pilot)
+        assert "Δ prev" in header(table)
+        assert table.get_cell("chat", "delta").plain == "new"
+
+
+async def test_c_charts_the_top_series_of_the_grouping(
+    llmtop_db: Path, specs: list[dict[str, Any]]
+) -> None:
+    from llmtop.tui.widgets.series_chart import SeriesChart
+
+    app = make_app(llmtop_db)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("c")
+        await settle(app, pilot)
+        assert type(app.screen).__name__ == "ChartScreen"
+        series = app.screen.query_one(SeriesChart).series
+        by_key = {s.key: sum(s.spend) for s in series.series}
+        groups = {g.key: g.spend for g in app.dashboard.snapshot.groups}
+        assert by_key.keys() == groups.keys()
+        for k, v in groups.items():
+            assert by_key[k] == pytest.approx(v)  # every bin adds up to the table's spend
+        assert series.end == NOW
+        await pilot.press("escape")
+        await pilot.pause()
+        assert type(app.screen).__name__ == "DashboardScreen"
+
+
+async def test_the_command_palette_lists_llmtops_commands(
+    llmtop_db: Path, specs: list[dict[str, Any]]
+) -> None:
+    from textual.command import CommandList, CommandPalette
+
+    app = make_app(llmtop_db)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        assert isinstance(app.screen, CommandPalette)
+        await pilot.press(*"export")
+        shown: list[str] = []
+        for _ in range(50):  # the palette searches in its own task
+            await pilot.pause(0.02)
+            options = app.screen.query_one(CommandList)
+            shown = [
+                str(options.get_option_at_index(i).prompt) for i in range(options.option_count)
+            ]
+            if shown:
+                break
+        assert any("Export the current view" in s for s in shown), shown
+        await pilot.press("enter")  # runs the dashboard's own action: the export prompt
+        await pilot.pause()
+        assert type(app.screen).__name__ == "PromptScreen"
+
+
+async def test_attempt_is_a_dimension(llmtop_db: Path) -> None:
+    build(
+        llmtop_db,
+        [
+            dict(start=NOW - 100, trace_id="t1", status="failure", error_class="RateLimitError"),
+            dict(start=NOW - 50, trace_id="t1", retries=1),
+            dict(start=NOW - 40, trace_id="t2"),
+        ],
+    )
+    app = make_app(llmtop_db)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(app, pilot)
+        assert "attempt" in app.dashboard.snapshot.dimensions
+        app.dashboard.regroup("attempt")
+        await settle(app, pilot)
+        assert {g.key: g.requests for g in app.dashboard.snapshot.groups} == {"1": 2, "2": 1}
+        await pilot.press("slash", "ctrl+u", *"attempt=2", "enter")
+        await settle(app, pilot)
+        assert app.dashboard.snapshot.totals.requests == 1
+
+
+@pytest.mark.parametrize("width", [80, 100, 120, 200])
+async def test_the_table_fits_the_terminal_width(
+    llmtop_db: Path, specs: list[dict[str, Any]], width: int
+) -> None:
+    app = make_app(llmtop_db)
+    async with app.run_test(size=(width, 30)) as pilot:
+        await settle(app, pilot)
+        table = app.query_one(TopTable)
+        used = sum(c.get_render_width(table) for c in table.ordered_columns)
+        assert used <= table.size.width  # nothing is cut off on the right
+        keys = [str(c.key.value) for c in table.ordered_columns]
+        assert keys[:6] == ["key", "spend", "share", "delta", "requests", "cpr"]
+        if width >= 120:
+            assert len(keys) == 12
