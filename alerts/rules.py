@@ -216,6 +216,7 @@ def parse_rules(text: str, path: Path) -> Rules:
             "critical_multiple",
             "max_window",
             "significance",
+            "change_significance",
         ),
     )
     w = ("rates",)
@@ -234,6 +235,7 @@ def parse_rules(text: str, path: Path) -> Rules:
         critical_multiple=ck.number(d, w, "critical_multiple", qb.critical_multiple, lo=1.0),
         max_window=ck.window(d, w, "max_window", qb.max_window),
         significance=ck.number(d, w, "significance", qb.significance, hi=0.5),
+        change_significance=ck.number(d, w, "change_significance", qb.change_significance, hi=0.5),
     )
     if rates.max_window < rates.window:
         raise ck.fail((*w, "max_window"), f"must be >= window ({format_window(rates.window)})")

@@ -89,6 +89,10 @@ class RatesRule:
     #: fewer requests only when a binomial test against the baseline rate is this significant.
     max_window: float = 7200.0
     significance: float = 0.001
+    #: A scope's cache-hit rate since a change (a route_version, prompt_version or model new in
+    #: the last max_window) is tested once per change, as its calls arrive, at this level: one
+    #: hypothesis per deploy rather than one per window and pass (alerts/rate_rules.py says why).
+    change_significance: float = 0.02
 
 
 @dataclass(frozen=True)
@@ -100,7 +104,8 @@ class NewRule:
     group_by: tuple[str, ...] = ("customer", "user", "feature", "model")
     window: float = 900.0
     days: int = 7
-    share_pct: float = 5.0
+    #: Judged at the 95% lower bound of the entity's call count (alerts/newcomers.py).
+    share_pct: float = 3.0
     critical_share_pct: float = 20.0
     min_usd: float = 0.01
     min_requests: int = 3

@@ -18,7 +18,8 @@ Three things change with scale, and each rule needs all three:
   exact at small counts: 2 uncached answers where 0.6 calls are expected is a 1-in-150 event,
   which a 3σ Gaussian calls significant).
 - **Tests valid at small counts.** A rate rule on a low-volume scope uses an exact binomial tail
-  (`binom_upper`, `binom_lower`) against the baseline rate instead of waiting for min_requests.
+  (`binom_upper`, `binom_lower`) against the baseline rate instead of waiting for min_requests
+  (and a cache-hit rate since a deploy a Bayes factor: alerts/rate_rules.py).
 """
 
 from __future__ import annotations

@@ -390,6 +390,20 @@ def _tiny_blip(rows: list[Row], t0: float, scale: float, seed: int) -> list[Row]
     return rows + extra
 
 
+def _benign_deploy(rows: list[Row], t0: float, scale: float, seed: int) -> list[Row]:
+    """A new route version on kb-answer and a new prompt version on chat-assist, the two features
+    that use the prompt cache, changing nothing else: the cache-hit test since a change must
+    stay quiet (one deploy per run; tests/test_alert_quality.py simulates thousands)."""
+    out = []
+    for r in rows:
+        if r.feature == "kb-answer":
+            r = replace(r, route_version="r13")
+        elif r.feature == "chat-assist":
+            r = replace(r, prompt_version="v5")
+        out.append(r)
+    return out
+
+
 def _same(rows: list[Row], t0: float, scale: float, seed: int) -> list[Row]:
     return rows
 
@@ -402,6 +416,7 @@ FAMILIES: tuple[Family, ...] = (
     Family("new customer", _new_customer, NEW_TENANT, NEW_TENANT, "chat"),
     Family("retry storm", _retry_storm, r"classify|429", r"retry rate|error rate|429", "search"),
     Family("tiny-workload blip", _tiny_blip, r"haiku-tagger", "", None, 45.0, quiet=True),
+    Family("benign deploy", _benign_deploy, r"kb-answer|chat-assist|r13|v5", "", None, quiet=True),
     Family("quiet week", _same, r"$^", "", None, quiet=True),
 )  # fmt: skip
 FAMILY = {f.name: f for f in FAMILIES}

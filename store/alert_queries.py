@@ -180,6 +180,32 @@ def sliding_spend(
     return out
 
 
+def sliding_sums(
+    reader: Reader,
+    trackers: dict[Any, Tracker],
+    name: str,
+    ranges: Sequence[tuple[int, float, float]],
+    dims: Sequence[str],
+    fields: Sequence[int],
+) -> list[tuple[int, tuple[str | None, ...], int, tuple[float, ...]]]:
+    """(range index, dim values, requests, the rollup `fields` asked for) from sliding trackers,
+    like `sliding_spend`: a rule that needs counts other than spend (cache-eligible calls and
+    their hits) over a week reads them from the hourly rollups once, then only the rows that
+    moved."""
+    spec = Spec(dims=tuple(dims), fields=tuple(fields))
+    out: list[tuple[int, tuple[str | None, ...], int, tuple[float, ...]]] = []
+    with reader.read_transaction():
+        max_id = reader.max_id()
+        for idx, a, b in ranges:
+            key = (str(reader.path), name, idx, spec)
+            t = trackers.get(key)
+            if t is None:
+                t = trackers[key] = Tracker(spec)
+            for keys, g in t.update(reader.source(), a, b, max_id, time.time()).items():
+                out.append((idx, keys, int(g.v[F_N]), tuple(float(g.v[f]) for f in fields)))
+    return out
+
+
 def token_values(
     reader: Reader,
     ranges: Sequence[tuple[int, float, float]],

@@ -47,6 +47,13 @@ def test_tiny_workload_blip_stays_quiet(cache_dir: Path, tmp_path: Path) -> None
     assert r.false_pages == []
 
 
+def test_a_deploy_that_changes_nothing_stays_quiet(cache_dir: Path, tmp_path: Path) -> None:
+    """A new route version on kb-answer and prompt version on chat-assist (the prompt-cache
+    users), hits as before: the cache-hit test since a change sees them and must not page."""
+    r = aq.run_one(aq.FAMILY["benign deploy"], SCALE, SEED, cache_dir, tmp_path)
+    assert [p.text() for p in r.false_pages] == []
+
+
 def test_quiet_monday_never_pages(cache_dir: Path, tmp_path: Path) -> None:
     """Every 10 minutes of a Monday after a week of history: the nightly batch job, the weekly
     digest, the morning ramp, new small tenants and users; no page."""
@@ -146,3 +153,58 @@ def test_poisson_lower_bound() -> None:
     assert poisson_lower(3, 0.05) == pytest.approx(0.8177, abs=1e-3)
     assert poisson_lower(1, 0.05) == pytest.approx(-math.log(0.95), abs=1e-4)
     assert poisson_lower(0, 0.05) == 0.0
+
+
+def test_the_since_change_bayes_factor_is_its_integrals() -> None:
+    """change_p against the integrals it stands for, on a grid: the alternative (no hits at all,
+    or a rate uniform below half the baseline's, equally likely) over the null (the baseline's
+    Beta posterior), for a collapse and for a partial drop."""
+    from llmtop.alerts.rate_rules import change_p
+
+    def brute(k: int, m: int, hits_b: int, n_b: int) -> float:
+        grid = [(i + 0.5) / 40_000 for i in range(40_000)]
+        seq = [p**k * (1 - p) ** (m - k) for p in grid]
+        post = [p**hits_b * (1 - p) ** (n_b - hits_b) for p in grid]
+        null = sum(a * b for a, b in zip(post, seq, strict=True)) / sum(post)
+        cap = hits_b / n_b / 2
+        below = [s for p, s in zip(grid, seq, strict=True) if p < cap]
+        alt = 0.5 * (k == 0) + 0.5 * sum(below) / len(below)
+        return null / alt
+
+    for case in ((0, 3, 215, 276), (0, 5, 12, 16), (1, 9, 150, 300)):
+        assert change_p(*case, 50.0) == pytest.approx(brute(*case), rel=2e-3), case
+    assert change_p(0, 3, 215, 276, 50.0) < 0.02 < change_p(0, 3, 12, 16, 50.0)
+
+
+def test_a_cache_hit_drop_since_a_change_pages_rarely_on_a_deploy_that_changed_nothing() -> None:
+    """The since-change test runs on every call of a deploy, and its Bayes factor keeps the
+    chance of ever paging on a deploy that changed nothing under change_significance however
+    often it looks (Ville's inequality). Simulated deploys that keep the old hit rate (80%, 50%;
+    baselines of 20 to 3,000 calls; the first 30 calls after the deploy) stay under it (repeated
+    p-values at the same level paged 5% of the 50% ones); a deploy that kills the cache of a
+    feature hitting 78% of the time pages on its third call."""
+    import numpy as np
+    from llmtop.alerts.rate_rules import change_p
+    from llmtop.alerts.rules import Rules
+
+    qr = Rules().rates
+    rng = np.random.default_rng(17)
+    for p, n_base in ((0.8, 20), (0.8, 290), (0.8, 3000), (0.5, 600)):
+        fired, trials = 0, 1500
+        for _ in range(trials):
+            hits_b = int(rng.binomial(n_base, p))
+            calls = rng.random(30) < p
+            hits = np.cumsum(calls)
+            if any(
+                change_p(int(hits[m - 1]), m, hits_b, n_base, qr.cache_hit_drop_pct)
+                <= qr.change_significance
+                for m in range(1, 31)
+            ):
+                fired += 1
+        # The level, plus three standard errors of the simulation.
+        a = qr.change_significance
+        limit = a + 3 * math.sqrt(a * (1 - a) / trials)
+        assert fired / trials <= limit, (p, n_base, fired / trials)
+    assert change_p(0, 3, 215, 276, qr.cache_hit_drop_pct) <= qr.change_significance
+    assert change_p(0, 2, 228, 290, qr.cache_hit_drop_pct) == 1.0  # too few to judge
+    assert change_p(2, 3, 228, 290, qr.cache_hit_drop_pct) == 1.0  # not a 50% drop
