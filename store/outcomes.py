@@ -61,24 +61,53 @@ def _has_outcomes(reader: Reader) -> bool:
     )
 
 
-def task_stats(
-    reader: Reader, start: float, end: float, clauses: Sequence[Clause] = ()
-) -> list[TaskStats]:
-    """Per feature (the feature of a task's first call), biggest spend first."""
-    where, params = where_sql(clauses)
+def _tasks_sql(reader: Reader, where: str) -> str:
+    """The per-feature task sums over [?, ?) under `where`.
+
+    Why packed keys: a task's feature is its first call's and its inferred outcome its last
+    call's status. Reading those back by id (two lookups per task) cost as much as the grouping
+    itself, so each call's id carries them in one integer instead: min(id * K + feature) is the
+    first call with its feature, max(id * 2 + failed) the last with its status. K is a power of
+    two above every string id; when ids are too big for that to fit in 63 bits, the lookups are
+    used instead.
+    """
     recorded = (
         "(SELECT o.success FROM outcomes o WHERE o.correlation_id = t.cid ORDER BY o.id DESC"
         " LIMIT 1)"
         if _has_outcomes(reader)
         else "NULL"
     )
-    sql = f"""
+    tagged = f"""max(CASE WHEN c.tags_json IS NULL THEN NULL
+                ELSE CASE json_extract(c.tags_json, '$.{OUTCOME_TAG}')
+                    WHEN 'success' THEN 1 WHEN 'failure' THEN 0 END END)"""
+    top_string, top_id = reader.query(
+        "SELECT (SELECT coalesce(max(id), 0) FROM strings), (SELECT coalesce(max(id), 0) FROM calls)"
+    )[0]
+    k = 1 << max(1, int(top_string) + 1).bit_length()
+    if (int(top_id) + 1) * k < 1 << 62:
+        return f"""
+        WITH t AS (
+            SELECT c.correlation_id AS cid, min(c.id * {k} + coalesce(c.feature, {k - 1})) AS f,
+                max(c.id * 2 + (c.status != 0)) AS l, count(*) AS calls,
+                total(c.cost_usd) AS cost, {tagged} AS tagged
+            FROM calls c
+            WHERE c.started_at >= ? AND c.started_at < ? AND c.correlation_id IS NOT NULL
+                AND {where}
+            GROUP BY c.correlation_id
+        ), k AS (
+            SELECT nullif(t.f % {k}, {k - 1}) AS feature, t.calls, t.cost,
+                coalesce({recorded}, t.tagged, 1 - t.l % 2) AS ok,
+                ({recorded} IS NOT NULL OR t.tagged IS NOT NULL) AS known
+            FROM t
+        )
+        SELECT feature, count(*), total(ok), total(known), total(calls), total(cost),
+            total(CASE WHEN ok = 0 THEN cost END)
+        FROM k GROUP BY feature
+        """
+    return f"""
     WITH t AS (
         SELECT c.correlation_id AS cid, min(c.id) AS first_id, max(c.id) AS last_id,
-            count(*) AS calls, total(c.cost_usd) AS cost,
-            max(CASE WHEN c.tags_json IS NULL THEN NULL
-                ELSE CASE json_extract(c.tags_json, '$.{OUTCOME_TAG}')
-                    WHEN 'success' THEN 1 WHEN 'failure' THEN 0 END END) AS tagged
+            count(*) AS calls, total(c.cost_usd) AS cost, {tagged} AS tagged
         FROM calls c
         WHERE c.started_at >= ? AND c.started_at < ? AND c.correlation_id IS NOT NULL AND {where}
         GROUP BY c.correlation_id
@@ -94,6 +123,14 @@ def task_stats(
         total(CASE WHEN ok = 0 THEN cost END)
     FROM k GROUP BY feature
     """
+
+
+def task_stats(
+    reader: Reader, start: float, end: float, clauses: Sequence[Clause] = ()
+) -> list[TaskStats]:
+    """Per feature (the feature of a task's first call), biggest spend first."""
+    where, params = where_sql(clauses)
+    sql = _tasks_sql(reader, where)
     rows = reader.query(sql, (start, end, *params))
     names = reader.strings({r[0] for r in rows if r[0] is not None})
     out = [

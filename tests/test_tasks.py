@@ -93,6 +93,17 @@ def test_cost_per_successful_task_by_hand(llmtop_db: Path) -> None:
     assert (t.tasks, t.succeeded) == (5, 2)
     assert t.cost_per_success == pytest.approx((a + b + cc + d + e) / 2, rel=1e-9)
 
+    # String ids too big to pack beside a row id: the same figures through the lookup path.
+    con = sqlite3.connect(llmtop_db)
+    with con:
+        con.execute("INSERT INTO strings (id, value) VALUES (?, 'huge id')", (1 << 61,))
+    con.close()
+    r = Reader(llmtop_db, readonly=True)
+    assert task_stats(r, T - 1, T + 100) == sorted(
+        stats.values(), key=lambda s: (-s.spend, s.key or "")
+    )
+    r.close()
+
 
 def test_the_latest_outcome_wins_and_bad_calls_never_raise(
     llmtop_db: Path, capsys: pytest.CaptureFixture[str]
