@@ -7,6 +7,7 @@ size the rollup buckets divide.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -53,7 +54,7 @@ def spend_series(
     of the rows the clauses keep, named by `keys[0]`."""
     width = bin_width(end - start, buckets)
     b0 = int(start // width) * width
-    bins = tuple(range(b0, int(end // width) * width + 1, width))
+    bins = tuple(range(b0, math.ceil(end / width) * width, width))
     out = []
     for key in keys:
         mine = (*clauses, Clause(dim, "=", key)) if dim is not None else tuple(clauses)

@@ -175,7 +175,7 @@ async def main():
     seen = []
     async with app.run_test(size=(120, 36)) as pilot:
         await settle(app, pilot)
-        for keys in (["question_mark"], ["g"], ["slash"], ["w"], ["l", "enter"]):
+        for keys in (["question_mark"], ["g"], ["slash"], ["w"], ["c"], ["e"], ["l", "enter"]):
             await pilot.press(*keys)
             await settle(app, pilot)
             seen.append(type(app.screen).__name__)
@@ -198,6 +198,8 @@ def test_installed_dashboard_opens_every_screen(installed: Installed) -> None:
         "HelpScreen",
         "GroupPicker",
         "PromptScreen",
+        "PromptScreen",
+        "ChartScreen",
         "PromptScreen",
         "DetailScreen",
     ]
