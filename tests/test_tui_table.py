@@ -238,6 +238,13 @@ async def test_y_copies_the_trace_id_of_the_selected_request(llmtop_db: Path) ->
         await pilot.press("y")
         assert app.query_one(RequestsTable).selected_row().feature == "f"
         assert app.clipboard == "trace-abc"
+        await pilot.press("up", "enter")  # the other call's detail screen copies its trace id
+        await settle(app, pilot)
+        assert type(app.screen).__name__ == "DetailScreen"
+        await pilot.press("y")
+        other = app.dashboard.query_one(RequestsTable).selected_row()
+        assert other.feature == "g" and other.trace_id
+        assert app.clipboard == other.trace_id
 
 
 async def test_d_compares_with_the_same_window_last_week(

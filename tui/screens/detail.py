@@ -26,7 +26,10 @@ def _value(name: str, v: object) -> Text:
 
 
 class DetailScreen(ModalScreen[None]):
-    BINDINGS = [Binding("escape,q,backspace", "dismiss", "Close")]
+    BINDINGS = [
+        Binding("escape,q,backspace", "dismiss", "Close"),
+        Binding("y", "copy_id", "Copy trace id"),
+    ]
 
     def __init__(self, detail: RequestDetail) -> None:
         super().__init__()
@@ -58,6 +61,16 @@ class DetailScreen(ModalScreen[None]):
                 Text(f"Attempts in trace {d.get('trace_id') or '—'}", style="bold"), classes="title"
             )
             yield Static(attempts)
+
+    def action_copy_id(self) -> None:
+        """The trace id (what a log search or the provider's dashboard knows the call by), or
+        the request's id when it has none; OSC 52, so it works over ssh."""
+        d = dict(self.detail.fields)
+        what, value = (
+            ("trace id", d.get("trace_id")) if d.get("trace_id") else ("request id", d.get("id"))
+        )
+        self.app.copy_to_clipboard(str(value))
+        self.notify(f"copied {what} {value}", timeout=3, markup=False)
 
     async def action_dismiss(self, result: None = None) -> None:
         self.dismiss(result)
