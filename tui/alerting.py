@@ -8,14 +8,19 @@ ALERT_MIN_GAP; a request during a pass runs one more right after it.
 
 from __future__ import annotations
 
+import math
+import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from llmtop.store.alert_state import AlertStore
+from llmtop.store.filters import parse_window
 from llmtop.store.reader import Reader
 from llmtop.tui.messages import AlertPassEnded, AlertsEvaluated, AlertStateChanged, LoadFailed
 from textual.dom import DOMNode
@@ -66,6 +71,11 @@ class AlertScheduler:
 
     def reload_rules(self) -> None:
         self._rules = None
+
+    @property
+    def rules(self) -> Any:
+        """The rules of the last pass (None before the first): the detail screen's windows."""
+        return self._rules
 
     def _pass_worker(self) -> None:
         try:
@@ -143,3 +153,207 @@ class AlertScheduler:
                 self._reader.close()
             if self._store is not None:
                 self._store.close()
+
+
+# --- what the panel, the toast and the detail screen share -------------------------------------
+# The alert engine is being changed alongside this (stable fingerprints, one severity per
+# incident, an "escalated" mark, a snooze-length parser, resolved incidents per pass). These
+# functions are the dashboard's only way to ask: each uses the engine's public answer when it
+# has one and otherwise works it out from the states the engine stores, so the panel, the toast
+# and the detail screen can never disagree with each other.
+
+
+def incident_severity(root: Any, children: Sequence[Any] = ()) -> str:
+    """The one severity an incident shows everywhere: critical if any alert filed under it is
+    (the engine pages the root with it; `llmtop check` prints it)."""
+    if any(getattr(a, "severity", "warning") == "critical" for a in (root, *children)):
+        return "critical"
+    return "warning"
+
+
+def is_escalated(a: Any) -> bool:
+    """The incident turned critical after it was acknowledged (it paged once more)."""
+    return bool(getattr(a, "escalated", False))
+
+
+#: The snooze lengths `z` offers, in order; a typed length or clock time works too.
+SNOOZE_CHOICES: tuple[str, ...] = ("15m", "1h", "4h", "until tomorrow 09:00")
+
+
+def parse_snooze(text: str, now: float) -> float:
+    """A snooze length → the instant it ends (epoch seconds). '15m', '1h', '4h', '2d';
+    'until tomorrow 09:00' (or 'tomorrow 9:00', 'tomorrow'); 'until 18:30' (its next
+    occurrence, local time). ValueError with one line saying what is accepted."""
+    t = " ".join(text.lower().split())
+    t = t.removeprefix("until ").strip()
+    if not t:
+        raise ValueError("a snooze length: 15m, 1h, 4h, or until tomorrow 09:00")
+    base = datetime.fromtimestamp(now)
+    day = 0
+    if t.startswith("tomorrow"):
+        day, t = 1, (t.removeprefix("tomorrow").strip() or "09:00")
+    m = re.fullmatch(r"(\d{1,2})(?::(\d{2}))?", t)
+    if m and (day or ":" in t):
+        hour, minute = int(m.group(1)), int(m.group(2) or 0)
+        if hour > 23 or minute > 59:
+            raise ValueError(f"no such time {t!r}: use HH:MM")
+        at = base.replace(hour=hour, minute=minute, second=0, microsecond=0)
+        at += timedelta(days=day)
+        if not day and at <= base:
+            at += timedelta(days=1)
+        return at.timestamp()
+    try:
+        length = parse_window(t)
+    except ValueError:
+        raise ValueError(
+            f"bad snooze length {text.strip()!r}: use 15m, 1h, 4h, or until tomorrow 09:00"
+        ) from None
+    return now + length
+
+
+def toast_text(root: Any, children: Sequence[Any] = ()) -> str:
+    """One line: severity, scope, headline. The cause, owner and related alerts are in the
+    detail screen (enter on the alert); a toast at 80 columns has room for one line only."""
+    sev = incident_severity(root, children).upper()
+    mark = " (escalated)" if is_escalated(root) else ""
+    more = f" · +{len(children)} related" if children else ""
+    text = f"{sev}{mark} {root.scope or 'all'} · {root.title}{more}"
+    return " ".join(text.split())  # never a line break: tag values can hold one
+
+
+def toast_for(new: Sequence[Any], states: Sequence[Any]) -> tuple[str, str]:
+    """(text, Textual notification severity) of the one toast for a pass's new pages: the
+    first (critical first), with how many more came with it. Plain text: shown markup-off,
+    since alert text quotes tag values, which must stay inert."""
+    from llmtop.tui.format import safe
+    from llmtop.tui.widgets.alerts_panel import group_states
+
+    live = [s for s in states if getattr(s, "state", "open") != "resolved"]
+    under = {root.fingerprint: children for root, children in group_states(live)}
+    first = new[0]
+    children = under.get(first.fingerprint, [])
+    text = toast_text(first, children)
+    if len(new) > 1:
+        text += f" · +{len(new) - 1} more new"
+    severity = "error" if incident_severity(first, children) == "critical" else "warning"
+    return safe(text).plain, severity
+
+
+# --- the detail screen's figures -------------------------------------------------------------
+
+#: Points in the detail screen's spend chart.
+CHART_POINTS = 36
+#: Windows just before the alert's that make a spike's baseline (the rule's own is 2 hours).
+TRAILING_WINDOWS = 12
+#: Chart bucket lengths (round ones, so the axis says "$ per 5m", never "$ per 437s").
+BUCKETS = (60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0, 21600.0, 86400.0)
+#: Previous days whose same window gives the baseline the detail screen shows.
+BASELINE_DAYS = 7
+
+
+@dataclass(frozen=True)
+class AlertFigures:
+    """The numbers behind an alert, read for its detail screen: the scope's spend in the rule's
+    window against the same window on the previous days, and its spend over time around the
+    alert's start."""
+
+    window: float
+    spend: float
+    requests: int
+    #: Spend in each baseline window (newest first) and what they are.
+    baseline: tuple[float, ...]
+    baseline_label: str
+    #: (start of each chart bucket, spend in it), oldest first; buckets are `bucket` s long.
+    series: tuple[tuple[float, float], ...]
+    bucket: float
+    now: float
+
+    @property
+    def mean(self) -> float | None:
+        return sum(self.baseline) / len(self.baseline) if self.baseline else None
+
+    @property
+    def sigma(self) -> float | None:
+        n = len(self.baseline)
+        if n < 2 or self.mean is None:
+            return None
+        m = self.mean
+        return (sum((x - m) ** 2 for x in self.baseline) / (n - 1)) ** 0.5
+
+    @property
+    def sigmas(self) -> float | None:
+        """How many baseline σ the window is above the baseline mean."""
+        s, m = self.sigma, self.mean
+        return (self.spend - m) / s if s and m is not None else None
+
+    @property
+    def ratio(self) -> float | None:
+        m = self.mean
+        return self.spend / m if m else None
+
+    @property
+    def extra(self) -> float | None:
+        """Dollars over the baseline mean."""
+        m = self.mean
+        return None if m is None else self.spend - m
+
+
+def rule_window(rules: Any, rule: str) -> float:
+    """The window the alert's rule judges (its section's `window`); one hour for budgets and
+    rules without one."""
+    from llmtop.alerts.detectors import RATE_RULES
+
+    section = "rates" if rule in RATE_RULES else rule
+    w = getattr(getattr(rules, section, None), "window", None)
+    return float(w) if isinstance(w, (int, float)) and w > 0 else 3600.0
+
+
+def rule_is_spike(rule: str) -> bool:
+    return rule == "spike"
+
+
+def read_figures(db_path: Path, alert: Any, window: float, now: float) -> AlertFigures:
+    """Read an alert's figures through the store's alert queries (in a worker thread; its own
+    short-lived connection, so an alert pass holding the scheduler's is never waited for)."""
+    from llmtop.store.alert_queries import aggregate, first_row_at
+    from llmtop.store.filters import format_window, parse_filter
+
+    clauses = parse_filter(alert.scope or "")
+    span = max(4 * window, now - alert.since + 2 * window, 3600.0)
+    bucket = next((b for b in BUCKETS if b * CHART_POINTS >= span), BUCKETS[-1])
+    points = min(CHART_POINTS, math.ceil(span / bucket))
+    start = now - bucket * points
+    reader = Reader(db_path)
+    try:
+        first = first_row_at(reader) or now
+        # The same window on previous days; a spike (or a file younger than two days) is
+        # judged against the windows just before it instead, as the spike rule does.
+        days = [
+            (d, now - d * 86400 - window, now - d * 86400)
+            for d in range(1, BASELINE_DAYS + 1)
+            if now - d * 86400 - window >= first
+        ]
+        label = f"same {format_window(round(window))} on the previous {len(days)} days"
+        if rule_is_spike(alert.rule) or len(days) < 2:
+            days = [
+                (d, now - (d + 1) * window, now - d * window)
+                for d in range(1, TRAILING_WINDOWS + 1)
+                if now - (d + 1) * window >= first
+            ]
+            label = f"the {len(days)} {format_window(round(window))} windows before"
+        chart = [(100 + i, start + i * bucket, start + (i + 1) * bucket) for i in range(points)]
+        ranges = [(0, now - window, now), *days, *chart]
+        got = {idx: agg for idx, _keys, agg in aggregate(reader, ranges, (), clauses)}
+    finally:
+        reader.close()
+    cur = got.get(0)
+    return AlertFigures(
+        window=window,
+        spend=cur.spend if cur else 0.0,
+        requests=int(cur.requests) if cur else 0,
+        baseline=tuple(got[d].spend if d in got else 0.0 for d, _a, _b in days),
+        baseline_label=label,
+        series=tuple((a, got[i].spend if i in got else 0.0) for i, a, _b in chart),
+        bucket=bucket,
+        now=now,
+    )

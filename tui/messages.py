@@ -80,3 +80,27 @@ class JumpRequested(Message):
         super().__init__()
         self.filter_text = filter_text
         self.group_by = group_by
+
+
+class AlertDetailRequested(Message):
+    """The user opened an alert (enter on its line): the screen shows its detail."""
+
+    def __init__(self, fingerprint: str) -> None:
+        super().__init__()
+        self.fingerprint = fingerprint
+
+
+class SnoozeLengthRequested(Message):
+    """The user pressed `z` on an alert: the screen asks how long, then snoozes it."""
+
+    def __init__(self, fingerprint: str) -> None:
+        super().__init__()
+        self.fingerprint = fingerprint
+
+
+class AlertFiguresLoaded(Message):
+    """An alert's figures were read for its detail screen (tui.alerting.AlertFigures)."""
+
+    def __init__(self, figures: Any) -> None:
+        super().__init__()
+        self.figures = figures

@@ -23,10 +23,10 @@ from llmtop.store.filters import (
 )
 from llmtop.store.views import Snapshot
 from llmtop.tui import bars
-from llmtop.tui.alerting import AlertScheduler
-from llmtop.tui.format import safe
+from llmtop.tui.alerting import AlertScheduler, toast_for
 from llmtop.tui.messages import (
     AckRequested,
+    AlertDetailRequested,
     AlertPassEnded,
     AlertsEvaluated,
     AlertStateChanged,
@@ -36,11 +36,12 @@ from llmtop.tui.messages import (
     LoadFailed,
     RequestsLoaded,
     SnapshotLoaded,
+    SnoozeLengthRequested,
     SnoozeRequested,
 )
 from llmtop.tui.reading import DashboardReads
 from llmtop.tui.triage import BaselineLoaded, TableTriage
-from llmtop.tui.widgets.alerts_panel import AlertsPanel, group_states, related_text
+from llmtop.tui.widgets.alerts_panel import AlertsPanel
 from llmtop.tui.widgets.burn_panel import BurnPanel
 from llmtop.tui.widgets.cache_panel import CachePanel
 from llmtop.tui.widgets.cell import cursor_key
@@ -62,6 +63,8 @@ WINDOW_KEYS: tuple[str, ...] = ("5m", "1h", "6h", "24h", "7d", "30d")
 TICK_SECONDS = 5.0
 ALERT_SECONDS = 10.0
 ALERT_MIN_GAP = 2.0
+#: An alert toast's life: long enough to read one line, short enough not to sit on the screen.
+TOAST_SECONDS = 4.0
 
 
 @dataclass(frozen=True)
@@ -134,6 +137,7 @@ class DashboardScreen(Screen[None]):
             clock=clock,
         )
         self._history: list[View] = []
+        self._toasted: float | None = None  # time.monotonic() of the last alert toast
         #: Beside each view in _history: the row the cursor was on and the sort, for `esc`.
         self._marks: list[tuple[str | None, str, bool]] = []
         #: Prompts, export, copy, chart, compare and the preferences kept per database.
@@ -255,22 +259,18 @@ class DashboardScreen(Screen[None]):
 
     def on_alerts_evaluated(self, message: AlertsEvaluated) -> None:
         self.alert_states = message.states
-        live = [s for s in message.states if s.state != "resolved"]
-        under = {root.fingerprint: children for root, children in group_states(live)}
-        for a in message.new:
-            related = related_text(a, under.get(a.fingerprint, []))
-            # Plain text with markup off: alert text quotes tag values, which must stay inert.
-            self.notify(
-                safe(
-                    f"{a.title}\ncause: {a.cause}\nowner: {a.owner or '—'}"
-                    + (f"\n{related}" if related else "")
-                ).plain,
-                title=f"{a.severity.upper()}: {a.scope or 'all'}",
-                severity="error" if a.severity == "critical" else "warning",
-                timeout=10,
-                markup=False,
-            )
-            self.app.bell()
+        if message.new:
+            self.toast(message.new, message.states)
+
+    def toast(self, new: list[Any], states: list[Any]) -> None:
+        """One one-line toast per pass (tui.alerting.toast_for); a newer one replaces one still
+        showing rather than stacking up onto the table."""
+        text, severity = toast_for(new, states)
+        if self._toasted is not None and time.monotonic() - self._toasted < TOAST_SECONDS:
+            self.app.clear_notifications()
+        self._toasted = time.monotonic()
+        self.notify(text, severity=severity, timeout=TOAST_SECONDS, markup=False)
+        self.app.bell()
 
     def on_ack_requested(self, message: AckRequested) -> None:
         self.alerts.change(message.fingerprint, "ack")
@@ -278,14 +278,58 @@ class DashboardScreen(Screen[None]):
     def on_snooze_requested(self, message: SnoozeRequested) -> None:
         self.alerts.change(message.fingerprint, "snooze", message.until)
 
+    def on_snooze_length_requested(self, message: SnoozeLengthRequested) -> None:
+        from llmtop.tui.screens.snooze_prompt import SnoozePrompt
+
+        fp = message.fingerprint
+        a = next((s for s in self.alert_states if s.fingerprint == fp), None)
+
+        def chosen(until: float | None) -> None:
+            if until is not None:
+                self.alerts.change(fp, "snooze", until)
+
+        self.app.push_screen(SnoozePrompt(a.scope if a else "", self.clock()), chosen)
+
+    def on_alert_detail_requested(self, message: AlertDetailRequested) -> None:
+        from llmtop.tui.alerting import rule_window
+        from llmtop.tui.screens.alert_detail import AlertDetailScreen
+
+        a = next((s for s in self.alert_states if s.fingerprint == message.fingerprint), None)
+        if a is None:
+            return
+        panel = self.query_one(AlertsPanel)
+
+        def closed(outcome: tuple[str, str] | None) -> None:
+            if outcome is None:
+                return
+            what, fp = outcome
+            if what == "jump":
+                self.jump(*a.drill)
+            elif what == "ack":
+                self.alerts.change(fp, "ack")
+            elif what == "snooze":
+                self.post_message(SnoozeLengthRequested(fp))
+
+        screen = AlertDetailScreen(
+            a,
+            panel.incident(a.fingerprint),
+            self.db_path,
+            rule_window(self.alerts.rules, a.rule),
+            self.now(),
+        )
+        self.app.push_screen(screen, closed)
+
     def on_jump_requested(self, message: JumpRequested) -> None:
+        self.jump(message.filter_text, message.group_by)
+
+    def jump(self, filter_text: str, group_by: str) -> None:
         """From an alert straight to the drill-down that explains it."""
         try:
-            clauses = parse_filter(message.filter_text)
+            clauses = parse_filter(filter_text)
         except ValueError:
             clauses = ()
         self.filter_clauses = ()
-        self.go(View(path=clauses, group_by=message.group_by))
+        self.go(View(path=clauses, group_by=group_by))
         self.query_one(TopTable).focus()
 
     # --- watchers: render ------------------------------------------------------------------------

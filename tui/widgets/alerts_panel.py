@@ -8,14 +8,14 @@ its line as "+N related (25 customer, 24 user)" and unfold with space, so an inc
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from llmtop.tui.alerting import incident_severity, is_escalated
 from llmtop.tui.format import clock, safe
-from llmtop.tui.messages import AckRequested, JumpRequested, SnoozeRequested
+from llmtop.tui.messages import AckRequested, AlertDetailRequested, SnoozeLengthRequested
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -23,8 +23,6 @@ from textual.containers import Vertical
 from textual.reactive import reactive
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
-
-SNOOZE_SECONDS = 3600.0
 
 
 def group_states(states: Sequence[Any]) -> list[tuple[Any, list[Any]]]:
@@ -80,41 +78,91 @@ def _waiting_line(items: Sequence[Any], severity: str) -> Text:
     return t
 
 
-def related_text(root: Any, children: Sequence[Any]) -> str:
-    return f"+{len(children)} related ({_kinds(children, root.scope)})" if children else ""
+def related_text(root: Any, children: Sequence[Any], short: bool = False) -> str:
+    if not children:
+        return ""
+    return (
+        f"+{len(children)}"
+        if short
+        else f"+{len(children)} related ({_kinds(children, root.scope)})"
+    )
 
 
-def _line(a: Any, related: str = "", child: bool = False) -> Text:
-    sev = getattr(a, "severity", "warning")
+#: Panel widths (columns inside its border) where the line's layout changes: below NARROW the
+#: labels go and `since` is HH:MM; from WIDE on, every label and the full time are spelled out.
+NARROW, WIDE = 100, 160
+
+
+def _line(
+    a: Any,
+    related: str = "",
+    child: bool = False,
+    *,
+    severity: str | None = None,
+    width: int = WIDE,
+    new: bool = False,
+) -> Text:
+    """Severity, scope, owner and since first, so they show at 80 columns; then the related
+    count, the headline and the cause, which the ellipsis cuts on narrow terminals."""
+    sev = severity or getattr(a, "severity", "warning")
     st = getattr(a, "state", "open")
     t = Text(no_wrap=True, overflow="ellipsis")
+    if new:
+        t.append("● ", style="bold")
     if child:
         t.append("   └ ", style="dim")
     _badge(t, sev)
+    if is_escalated(a):
+        t.append(" escalated ", style="bold red")
     if st != "open":
         t.append(f" {st} ", style="dim")
     t.append(" ")
     t.append_text(safe(getattr(a, "scope", "") or "all", "bold"))
-    if related:  # before the long texts: the line ends in an ellipsis on narrow terminals
+    wide, narrow = width >= WIDE, width < NARROW
+    t.append(" · owner " if wide else " · ")
+    t.append_text(safe(getattr(a, "owner", None) or "—", "bold"))
+    since = getattr(a, "since", None) or getattr(a, "first_seen", None)
+    if since:
+        when = clock(since)
+        t.append(f" · since {when}" if wide else f" · {when[:5]}", style="dim")
+    if related:
         t.append(" · ")
         t.append(related, style="bold")
     t.append(" · ")
     t.append_text(safe(getattr(a, "title", "")))
-    t.append(" · cause: ")
-    t.append_text(safe(getattr(a, "cause", "") or "—", "italic"))
-    t.append(" · owner: ")
-    t.append_text(safe(getattr(a, "owner", None) or "—", "bold"))
-    since = getattr(a, "since", None) or getattr(a, "first_seen", None)
-    if since:
-        t.append(f" · since {clock(since)}", style="dim")
+    if not narrow:
+        t.append(" · cause: ")
+        t.append_text(safe(getattr(a, "cause", "") or "—", "italic"))
+    return t
+
+
+def _resolved_line(a: Any, children: Sequence[Any]) -> Text:
+    """What a resolved incident leaves: one dim line, until the engine stops listing it."""
+    t = Text(no_wrap=True, overflow="ellipsis", style="dim")
+    t.append(" ✓ resolved ", style="bold")
+    t.append(clock(getattr(a, "last_seen", a.since))[:5])
+    t.append(" ")
+    t.append_text(safe(a.scope or "all", "bold"))
+    if children:
+        t.append(f" · +{len(children)} related")
+    t.append(" · ")
+    t.append_text(safe(getattr(a, "title", "")))
     return t
 
 
 class AlertsPanel(Vertical):
+    """The firing incidents, one line each, then one line per recently resolved incident.
+
+    While the list has focus its order holds: a pass that re-sorts the alerts (an ack moves
+    one down, a new critical one would go first) would otherwise move rows under the cursor
+    between two key presses. New incidents are appended, marked ●; the engine's order returns
+    when the list loses focus. Keys act on the line under the cursor, by fingerprint.
+    """
+
     BINDINGS = [
         Binding("k", "ack", "Ack"),
-        Binding("z", "snooze", "Snooze 1h"),
-        Binding("enter", "jump", "Explain", show=False),
+        Binding("z", "snooze", "Snooze…"),
+        Binding("enter", "open", "Details", show=False),
         Binding("space", "toggle_related", "Related"),
     ]
     states: reactive[list[Any]] = reactive(list)
@@ -126,6 +174,15 @@ class AlertsPanel(Vertical):
 
     def on_mount(self) -> None:
         self._children: dict[str, list[Any]] = {}
+        self._visible: list[Any] = []
+        #: Fingerprints in the order shown while focused (None: follow the engine's order).
+        self._order: list[str] | None = None
+        self._known: set[str] = set()
+        self._fresh: set[str] = set()
+        #: The list has the focus (or had it when a screen opened on top): the order holds.
+        self._hold = False
+        #: Line fingerprints in the order last shown.
+        self._shown: list[str] = []
         self.border_title = "Alerts"
         self.display = False
 
@@ -135,37 +192,92 @@ class AlertsPanel(Vertical):
     def watch_expanded(self) -> None:
         self._render_list()
 
-    def _render_list(self) -> None:
+    def on_resize(self) -> None:
+        self._render_list()
+
+    def on_descendant_focus(self) -> None:
+        if not self._hold:  # from here on, the order shown now holds
+            self._hold, self._order = True, list(self._shown)
+
+    def on_descendant_blur(self) -> None:
+        # A screen opened on top (the alert's detail, the snooze prompt) takes the focus for a
+        # while: the order holds until focus moves elsewhere on this screen.
+        if self.screen.is_current:
+            self._hold, self._order, self._fresh = False, None, set()
+            self._render_list()
+
+    def incident(self, fingerprint: str) -> tuple[Any, list[Any]] | None:
+        """(root, related alerts) of the incident an alert belongs to, as shown."""
+        for root, children in group_states(self.states):
+            if root.fingerprint == fingerprint or any(
+                c.fingerprint == fingerprint for c in children
+            ):
+                return root, children
+        return None
+
+    def _lines(self) -> list[tuple[Any, list[Any], bool]]:
+        """(root, children, resolved) per line, in the engine's order."""
         live = [s for s in self.states if getattr(s, "state", "open") != "resolved"]
-        self.display = bool(live)
-        ol = self.query_one(OptionList)
-        keep = self._selected()
-        was = ol.highlighted  # clear_options() resets it
-        visible: list[Any] = []
-        options: list[Option] = []
-        self._children = {}
+        gone = [s for s in self.states if getattr(s, "state", "open") == "resolved"]
         groups = group_states(live)
         waiting = [r for r, ch in groups if getattr(r, "pending", False) and not ch]
         if len(waiting) < 2:
             waiting = []
-        lines: list[tuple[Any, list[Any], Text]] = []
+        lines: list[tuple[Any, list[Any], bool]] = []
         for r, ch in groups:
             if r not in waiting:
-                lines.append((r, ch, _line(r, related_text(r, ch))))
+                lines.append((r, ch, False))
             elif r is waiting[0]:  # where the first of them would stand: severity order holds
                 sev = "critical" if any(w.severity == "critical" for w in waiting) else "warning"
-                lines.append((Waiting(severity=sev), waiting, _waiting_line(waiting, sev)))
-        for root, children, text in lines:
+                lines.append((Waiting(severity=sev), waiting, False))
+        lines += [(r, ch, True) for r, ch in group_states(gone)]
+        return lines
+
+    def _render_list(self) -> None:
+        if not self.is_mounted:
+            return
+        ol = self.query_one(OptionList)
+        lines = self._lines()
+        self.display = bool(lines)
+        keep = self._selected()
+        was = ol.highlighted  # clear_options() resets it
+        focused = self._hold
+        if focused and self._order is not None:
+            pos = {fp: i for i, fp in enumerate(self._order)}
+            lines.sort(key=lambda line: pos.get(line[0].fingerprint, len(pos)))
+            self._fresh |= {r.fingerprint for r, _, _ in lines} - self._known
+        width = self.content_size.width or WIDE
+        visible: list[Any] = []
+        options: list[Option] = []
+        self._children = {}
+        for root, children, resolved in lines:
             self._children[root.fingerprint] = children
             visible.append(root)
+            if isinstance(root, Waiting):
+                text = _waiting_line(children, root.severity)
+            elif resolved:
+                text = _resolved_line(root, children)
+            else:
+                short = width < NARROW
+                text = _line(
+                    root,
+                    related_text(root, children, short),
+                    severity=incident_severity(root, children),
+                    width=width,
+                    new=root.fingerprint in self._fresh,
+                )
             options.append(Option(text, id=root.fingerprint))
-            if root.fingerprint in self.expanded:
+            if root.fingerprint in self.expanded and not resolved:
                 for c in children:
                     visible.append(c)
-                    options.append(Option(_line(c, child=True), id=c.fingerprint))
+                    options.append(Option(_line(c, child=True, width=width), id=c.fingerprint))
         ol.clear_options()
         ol.add_options(options)
         self._visible = visible
+        self._shown = [r.fingerprint for r, _, _ in lines]
+        self._known = set(self._shown)
+        if focused:
+            self._order = list(self._shown)
         if visible:
             at = next(
                 (i for i, s in enumerate(visible) if keep and s.fingerprint == keep.fingerprint),
@@ -177,14 +289,24 @@ class AlertsPanel(Vertical):
         if self.display:
             self.query_one(OptionList).focus()
 
+    def selected(self) -> Any | None:
+        """The alert under the cursor (None: no list, or the cursor is on no alert)."""
+        return self._selected()
+
     def _selected(self) -> Any | None:
         if not self.is_mounted:
             return None
         ol = self.query_one(OptionList)
-        vis = getattr(self, "_visible", [])
+        vis = self._visible
         if ol.highlighted is None or ol.highlighted >= len(vis):
             return None
         return vis[ol.highlighted]
+
+    def _actionable(self) -> Any | None:
+        a = self._selected()
+        if a is None or isinstance(a, Waiting) or getattr(a, "state", "open") == "resolved":
+            return None
+        return a
 
     def action_toggle_related(self) -> None:
         a = self._selected()
@@ -196,21 +318,20 @@ class AlertsPanel(Vertical):
         self.expanded = self.expanded ^ {root}
 
     def action_ack(self) -> None:
-        a = self._selected()
-        if a is not None and not isinstance(a, Waiting):
+        a = self._actionable()
+        if a is not None:
             self.post_message(AckRequested(a.fingerprint))
 
     def action_snooze(self) -> None:
+        a = self._actionable()
+        if a is not None:
+            self.post_message(SnoozeLengthRequested(a.fingerprint))
+
+    def action_open(self) -> None:
         a = self._selected()
         if a is not None and not isinstance(a, Waiting):
-            self.post_message(SnoozeRequested(a.fingerprint, time.time() + SNOOZE_SECONDS))
-
-    def action_jump(self) -> None:
-        a = self._selected()
-        drill = getattr(a, "drill", None) if a is not None else None
-        if drill:
-            self.post_message(JumpRequested(*drill))
+            self.post_message(AlertDetailRequested(a.fingerprint))
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         event.stop()
-        self.action_jump()
+        self.action_open()

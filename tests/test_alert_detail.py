@@ -1,0 +1,131 @@
+"""The alert detail screen as pictures (80×24, 120×40, 200×60), and the panel's lines that
+lead to it: order held while focused, new lines marked, resolved and escalated incidents.
+
+The pictures use the snapshot tests' pinned database and frozen clock, with an incident's
+states set on the dashboard (frozen values, see tests/test_snapshots._incident_states); the
+figures and the chart are read from the database by the screen's own worker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from llmtop.alerts.model import AlertState
+from llmtop.tui.screens.alert_detail import AlertDetailScreen
+from llmtop.tui.widgets.alerts_panel import AlertsPanel
+from textual.pilot import Pilot
+
+from tests.test_snapshots import _incident_states, settle, stable_db  # noqa: F401
+from tests.tui_fixtures import NOW, build, make_app
+from tests.tui_fixtures import settle as settle_app
+
+
+async def _open_detail(pilot: Pilot[Any]) -> None:
+    await settle(pilot)
+    pilot.app.dashboard.alert_states = _incident_states()  # type: ignore[attr-defined]
+    await settle(pilot)
+    await pilot.press("a", "enter")
+    await settle(pilot)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40), (200, 60)])
+def test_alert_detail_snapshot(snap_compare: Any, stable_db: Path, size: tuple[int, int]) -> None:  # noqa: F811
+    assert snap_compare(make_app(stable_db), terminal_size=size, run_before=_open_detail)
+
+
+def _lines(app: Any) -> list[str]:
+    ol = app.query_one(AlertsPanel).query_one("#alert-list")
+    return [str(ol.get_option_at_index(i).prompt) for i in range(ol.option_count)]
+
+
+async def test_detail_figures_from_the_database(llmtop_db: Path) -> None:
+    """The numbers are the scope's own: summarize's last hour against the windows before."""
+    build(llmtop_db)
+    app = make_app(llmtop_db)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle_app(app, pilot)
+        app.dashboard.alert_states = _incident_states()
+        await settle_app(app, pilot)
+        await pilot.press("a", "enter")
+        await settle_app(app, pilot)
+        screen = app.screen
+        assert isinstance(screen, AlertDetailScreen) and screen.figures is not None
+        f = screen.figures
+        # The fixture: 20 of its 60 calls in the last hour are summarize's; nothing before.
+        assert f.requests == 20 and f.spend > 0 and f.baseline == ()
+        assert "no data" in str(screen.query_one("#alert-numbers").render())
+        assert abs(sum(v for _, v in f.series) - f.spend) < 1e-9
+        await pilot.press("escape")
+        assert app.screen is app.dashboard
+
+
+async def test_order_holds_while_focused_and_new_lines_are_marked(llmtop_db: Path) -> None:
+    build(llmtop_db)
+    app = make_app(llmtop_db)
+    states = _incident_states()
+    async with app.run_test(size=(140, 40)) as pilot:
+        await settle_app(app, pilot)
+        app.dashboard.alert_states = states
+        await settle_app(app, pilot)
+        await pilot.press("a")
+        assert [x.split()[1] for x in _lines(app)] == ["feature=summarize", "feature=classify"]
+        # The engine re-sorts (the classify warning now first) and a new incident comes in
+        # first: the lines hold their places, the new one goes last with a mark.
+        new = replace(states[-1], fingerprint="new|feature=chat", scope="feature=chat")
+        app.dashboard.alert_states = [new, states[-1], *states[:-1]]
+        await pilot.pause()
+        lines = _lines(app)
+        assert [x.split("·")[0].split()[-1] for x in lines] == [
+            "feature=summarize",
+            "feature=classify",
+            "feature=chat",
+        ]
+        assert lines[2].startswith("● ") and not lines[0].startswith("●")
+        # Focus elsewhere: the engine's order returns, unmarked.
+        await pilot.press("tab")
+        await pilot.pause()
+        assert [x.split()[1] for x in _lines(app)][0] == "feature=chat"
+        assert not any(x.startswith("●") for x in _lines(app))
+
+
+async def test_resolved_and_escalated_lines(llmtop_db: Path) -> None:
+    @dataclass(frozen=True)
+    class Escalated(AlertState):  # the engine's mark, as it stores it
+        escalated: bool = True
+
+    build(llmtop_db)
+    app = make_app(llmtop_db)
+    states = _incident_states()
+    gone = [replace(s, state="resolved", last_seen=NOW - 60) for s in states[:-1]]
+    up = Escalated(**{**states[-1].__dict__, "severity": "critical", "state": "open"})
+    async with app.run_test(size=(140, 40)) as pilot:
+        await settle_app(app, pilot)
+        app.dashboard.alert_states = [up, *gone]
+        await settle_app(app, pilot)
+        lines = _lines(app)
+        assert len(lines) == 2, lines  # the resolved incident: one line, its 5 related folded
+        assert lines[0].startswith(" CRITICAL  escalated ") and "feature=classify" in lines[0]
+        assert lines[1].startswith(" ✓ resolved 11:59 feature=summarize · +5 related"), lines
+        await pilot.press("a", "down", "k")  # no ack for what has resolved
+        await settle_app(app, pilot)
+        assert app.dashboard.alert_states[1].state == "resolved"
+
+
+@pytest.mark.parametrize(
+    "width,shows", [(80, "· team-support · 11:45"), (200, "owner team-support · since 11:45:00")]
+)
+async def test_owner_and_since_fit(llmtop_db: Path, width: int, shows: str) -> None:
+    build(llmtop_db)
+    app = make_app(llmtop_db)
+    async with app.run_test(size=(width, 40)) as pilot:
+        await settle_app(app, pilot)
+        app.dashboard.alert_states = _incident_states()
+        await settle_app(app, pilot)
+        ol = app.query_one(AlertsPanel).query_one("#alert-list")
+        first = _lines(app)[0]
+        assert shows in first, first
+        # ... and on screen, not past the ellipsis.
+        assert shows.split(" · ")[-1] in ol.render_line(0).text, first
