@@ -23,6 +23,7 @@ from llmtop.alerts.explain import (
 )
 from llmtop.alerts.incidents import breadth, critical_roots, incidents, suppress
 from llmtop.alerts.model import Alert
+from llmtop.alerts.onset import onset
 from llmtop.alerts.rules import Rules
 from llmtop.store.alert_queries import ExplainData, first_row_at
 from llmtop.store.reader import Reader
@@ -124,6 +125,9 @@ def evaluate(
                 focus=focus,
                 shared=shared if data is not None else None,
             )
+            # When the condition started, from the scope's rows (its `since`; alerts/onset.py):
+            # part of the analysis, so it is cached with it and costs nothing on later passes.
+            why.since = onset(reader, rules, c, why, now, first)
             spent += time.monotonic() - t0
             cache.remember_why(ckey, now, why)
         analysed.append((c, why, done))

@@ -57,8 +57,11 @@ class Evidence:
     dim: str | None = None
     primary: bool = False
     #: The tag value it names (a version, a contributor, a model): how alerts of one incident
-    #: are recognised (engine.incidents). None for a mechanism with no single value.
+    #: are recognised (alerts.incidents). None for a mechanism with no single value.
     value: str | None = None
+    #: When a new version first appeared (version evidence): alerts whose new versions appeared
+    #: within one deploy window are one incident, across features (alerts.incidents).
+    at: float | None = None
 
 
 @dataclass
@@ -187,6 +190,7 @@ def explain(
                     "version",
                     d,
                     value=v,
+                    at=t0,
                 )
             )
     why.since = since

@@ -64,7 +64,66 @@ class AlertState:
     drill: tuple[str, str]
     parent: str | None = None
     pending: bool = False
+    #: Id of the incident it is filed under (alerts.state): what an ack or snooze attaches to.
+    incident: str | None = None
+    #: Its incident turned critical after it had been announced (or acked, or snoozed) as a
+    #: warning, and paged once more for it.
+    escalated: bool = False
 
     @property
     def first_seen(self) -> float:
         return self.since
+
+
+@dataclass(frozen=True)
+class Incident:
+    """Alerts that are one problem, with the state an ack or snooze attaches to.
+
+    Its id never changes while any of its alerts fires: a broader alert joining (a new root) or
+    an alert escalating is the same incident, acked or snoozed as it was."""
+
+    id: str
+    #: Fingerprint of its root alert (the one that pages; it may change as alerts join).
+    root: str
+    #: The one severity shown everywhere (alerts.incidents.severity_of over its alerts).
+    severity: str
+    state: str  # "open" | "acked" | "snoozed" | "resolved"
+    snoozed_until: float | None
+    #: When its earliest alert's condition started.
+    since: float
+    opened: float
+    last_seen: float
+    #: The severity last announced (paged, or seen by whoever acked or snoozed it); None: never.
+    paged: str | None
+    escalated: bool
+    resolved_at: float | None
+    #: Fingerprints of its alerts, root first.
+    members: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Page:
+    """One announcement of an evaluation: an incident paging, or paging again as it escalated."""
+
+    kind: str  # "page" | "escalate"
+    #: The incident's root alert, at the incident's severity.
+    alert: Alert
+    incident: str
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    """What alerts.state.sync_pass decided: pages to send, every alert's and incident's state,
+    and the incidents resolved since the last pass (for a one-line "resolved" notice)."""
+
+    pages: list[Page]
+    states: list[AlertState]
+    incidents: list[Incident]
+    #: Resolved by this pass, plus (given sync_pass's `previous`) by any process since then.
+    resolved: list[Incident]
+    #: Resolved by this pass: the process whose pass resolved an incident announces it.
+    closed: list[Incident]
+
+    @property
+    def new(self) -> list[Alert]:
+        return [p.alert for p in self.pages]

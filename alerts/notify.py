@@ -22,12 +22,12 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any
 
-from llmtop.alerts.model import Alert, AlertState
-from llmtop.alerts.state import sync
+from llmtop.alerts.model import Alert, AlertState, SyncResult
+from llmtop.alerts.state import sync_pass
 from llmtop.store.alert_state import AlertStore
 
 EVENTS = ("page", "escalate", "resolve")
@@ -125,41 +125,24 @@ def _event(kind: str, a: Alert | AlertState) -> Event:
     )
 
 
-def _details(row: dict[str, Any]) -> dict[str, Any]:
-    try:
-        d = json.loads(row.get("details_json") or "{}")
-    except ValueError:
-        return {}
-    return d if isinstance(d, dict) else {}
+def events_of(result: SyncResult) -> list[Event]:
+    """What one sync announces: its pages and escalations, and the incidents it resolved that
+    had been announced (each by the process whose pass decided it, so once)."""
+    events = [_event(p.kind, p.alert) for p in result.pages]
+    by_fp = {s.fingerprint: s for s in result.states}
+    for inc in result.closed:
+        root = by_fp.get(inc.root)
+        if inc.paged is not None and root is not None and inc.resolved_at is not None:
+            events.append(_event("resolve", replace(root, severity=inc.severity)))
+    return events
 
 
 def sync_events(
     store: AlertStore, alerts: Sequence[Alert], now: float
 ) -> tuple[list[Alert], list[AlertState], list[Event]]:
-    """alerts.state.sync, plus what to announce: its new pages (an escalation when the alert was
-    open as a warning), and roots that had paged and now resolved."""
-    before = {r["fingerprint"]: r for r in store.rows()}
-    new, states = sync(store, alerts, now)
-    events = []
-    for a in new:
-        row = before.get(a.fingerprint)
-        escalated = (
-            row is not None
-            and row["state"] != "resolved"
-            and row["severity"] == "warning"
-            and a.severity == "critical"
-        )
-        events.append(_event("escalate" if escalated else "page", a))
-    firing = {a.fingerprint for a in alerts}
-    by_fp = {s.fingerprint: s for s in states}
-    for fp, row in before.items():
-        d = _details(row)
-        if fp in firing or row["state"] == "resolved" or d.get("parent") or not d.get("paged"):
-            continue
-        s = by_fp.get(fp)
-        if s is not None and s.state == "resolved":
-            events.append(_event("resolve", s))
-    return new, states, events
+    """alerts.state.sync, plus what to announce (events_of)."""
+    res = sync_pass(store, alerts, now)
+    return res.new, res.states, events_of(res)
 
 
 def _log(line: str) -> None:
@@ -285,16 +268,31 @@ class Notifier:
 _notifiers: dict[NotifyConfig, Notifier] = {}
 
 
-def sync_notifying(
-    store: AlertStore, alerts: Sequence[Alert], now: float, config: NotifyConfig | None
-) -> tuple[list[Alert], list[AlertState]]:
-    """The dashboard's sync: as alerts.state.sync, handing any events to a background notifier."""
+def sync_pass_notifying(
+    store: AlertStore,
+    alerts: Sequence[Alert],
+    now: float,
+    config: NotifyConfig | None,
+    *,
+    previous: float | None = None,
+) -> SyncResult:
+    """The dashboard's sync: alerts.state.sync_pass, handing this pass's events (events_of) to a
+    background notifier when `[notify]` is configured."""
+    res = sync_pass(store, alerts, now, previous=previous)
     if config is None:
-        return sync(store, alerts, now)
-    new, states, events = sync_events(store, alerts, now)
+        return res
+    events = events_of(res)
     if events:
         notifier = _notifiers.get(config)
         if notifier is None:
             notifier = _notifiers[config] = Notifier(config)
         notifier.submit(events)
-    return new, states
+    return res
+
+
+def sync_notifying(
+    store: AlertStore, alerts: Sequence[Alert], now: float, config: NotifyConfig | None
+) -> tuple[list[Alert], list[AlertState]]:
+    """sync_pass_notifying, as alerts.state.sync's (pages, states)."""
+    res = sync_pass_notifying(store, alerts, now, config)
+    return res.new, res.states

@@ -1,53 +1,253 @@
-"""Paging state in the database: which alerts are open, acknowledged, snoozed or resolved.
+"""Paging state in the database: which incidents are open, acknowledged, snoozed or resolved.
 
-It lives in the `alerts` table (not in memory) so every llmtop process sharing the file agrees: an
-ack in one dashboard is an ack in another, and restarting the dashboard does not page again for
-an incident it already raised. Lifecycle per fingerprint (rule + scope):
+It lives in the database (the `alerts` and `alert_incidents` tables), not in memory, so every
+llmtop process sharing it agrees: an ack in one dashboard is an ack in another and in `llmtop
+check`, and a restart does not page again for an incident already raised.
+
+Ack and snooze attach to the INCIDENT, not to one alert: a pass's incidents (alerts.incidents)
+keep the id of the incident their alerts were filed under, so a broader alert joining (it
+becomes the root) or an alert escalating changes nothing an on-call did. Lifecycle per incident:
 
     (none) ──fires──▶ open ──ack──▶ acked          (quiet until it resolves)
                        │ └─snooze─▶ snoozed        (quiet until snoozed_until, then pages again)
-                       └─stops firing─▶ resolved ──fires again──▶ open (pages again)
+                       └─none of its alerts fire─▶ resolved ("resolved" event if it had paged)
+    warning ──turns critical──▶ pages once more as "escalate", open again, marked escalated
 
-An escalation from warning to critical pages again even when acknowledged: the incident is no
-longer the one that was acknowledged.
+An incident pages once its root's cause is known (Alert.pending). Two incidents a pass finds
+related merge into the one that paged first; one that splits leaves its parts the same state.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Any
 
-from llmtop.alerts.model import Alert, AlertState
+from llmtop.alerts.incidents import grouped, severity_of
+from llmtop.alerts.model import Alert, AlertState, Incident, Page, SyncResult
 from llmtop.store.alert_state import AlertStore, dumps
 
-#: How long a resolved alert is still returned in the states list (for "recently resolved").
+#: How long a resolved alert or incident is still returned (for "recently resolved").
 RESOLVED_VISIBLE = 3600.0
+#: What the dashboard offers for `z` (parse_snooze reads these and any other length).
+SNOOZE_CHOICES = ("15m", "1h", "4h", "until tomorrow 09:00")
+QUIET = ("acked", "snoozed")
 
 
-def _details(a: Alert, paged: bool) -> str:
+def _loads(text: str | None) -> dict[str, Any]:
+    try:
+        d = json.loads(text or "{}")
+    except ValueError:
+        return {}
+    return d if isinstance(d, dict) else {}
+
+
+def _higher(a: str | None, b: str | None) -> str | None:
+    return b if a is None else a if b is None else severity_of((a, b))
+
+
+# --- one evaluation --------------------------------------------------------------------------------
+
+
+def _details(a: Alert) -> str:
     return dumps(
         {
             "causes": [list(c) for c in a.causes],
             "drill": list(a.drill),
             "parent": a.parent,
             "pending": a.pending,
-            "paged": paged,
         }
     )
 
 
-def _loads(row: dict[str, Any]) -> dict[str, Any]:
-    try:
-        d = json.loads(row.get("details_json") or "{}")
-    except ValueError:
-        return {}
-    return d if isinstance(d, dict) else {}
+def _new_id(root: str, now: float, taken: set[str]) -> str:
+    base = f"{root}@{now:.0f}"
+    iid, n = base, 1
+    while iid in taken:
+        n += 1
+        iid = f"{base}#{n}"
+    taken.add(iid)
+    return iid
 
 
-def _state(row: dict[str, Any]) -> AlertState:
-    d = _loads(row)
+def _inherited(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """State for a new incident from alert rows kept before incidents existed (or from the
+    incident it split off): quiet if they were, announced at the severity they were."""
+    state, until, paged = "open", None, None
+    for r in rows:
+        if r["state"] in QUIET and state == "open":
+            state, until = r["state"], r.get("snoozed_until")
+        if r["state"] != "resolved" and _loads(r.get("details_json")).get("paged", True):
+            paged = _higher(paged, r["severity"])
+    return {"state": state, "snoozed_until": until, "paged": paged}
+
+
+def _merge(incs: list[dict[str, Any]], now: float, store: AlertStore) -> dict[str, Any]:
+    """Several open incidents are now one: the one that paged first survives. It stays open if
+    any part was an unacknowledged page (an ack of one part is no ack of the other)."""
+    incs.sort(key=lambda r: (r["paged"] is None, r["opened"], r["id"]))
+    keep = dict(incs[0])
+    for other in incs[1:]:
+        if other["state"] == "open" and other["paged"] is not None:
+            keep.update(state="open", snoozed_until=None)
+        keep["paged"] = _higher(keep["paged"], other["paged"])
+        keep["escalated"] = int(bool(keep["escalated"] or other["escalated"]))
+        keep["since"] = min(keep["since"], other["since"])
+        store.update_incident(
+            other["id"],
+            state="resolved",
+            resolved_at=now,
+            details_json=dumps({"merged_into": keep["id"]}),
+        )
+    return keep
+
+
+def sync_pass(
+    store: AlertStore, alerts: Sequence[Alert], now: float, *, previous: float | None = None
+) -> SyncResult:
+    """Record one evaluation: what pages now, every alert's and incident's state, and the
+    incidents resolved by this pass (and, given `previous`, every one resolved after it, by
+    whichever process). In one IMMEDIATE transaction (PostgreSQL: one advisory lock), so two
+    processes syncing the same evaluation cannot both page."""
+    pages: list[Page] = []
+    resolved_now: list[str] = []
+    with store.transaction():
+        rows = {r["fingerprint"]: r for r in store.rows()}
+        all_incs = {r["id"]: r for r in store.incident_rows()}
+        active = {i: r for i, r in all_incs.items() if r["state"] != "resolved"}
+        taken = set(all_incs)
+        claimed: dict[str, dict[str, Any]] = {}
+        firing: set[str] = set()
+        for root, children in grouped(alerts):
+            members = [root, *children]
+            firing.update(a.fingerprint for a in members)
+            mine = sorted(
+                {
+                    rows[a.fingerprint]["incident"]
+                    for a in members
+                    if a.fingerprint in rows and rows[a.fingerprint]["incident"] in active
+                }
+            )
+            free = [active[i] for i in mine if i not in claimed]
+            if len(free) > 1:
+                inc = _merge(free, now, store)
+                for r in free[1:]:
+                    active.pop(r["id"], None)
+            elif free:
+                inc = dict(free[0])
+            else:
+                # New, or split off an incident an earlier group of this pass kept: its state.
+                source = [claimed[i] for i in mine] or [
+                    rows[a.fingerprint]
+                    for a in members
+                    if a.fingerprint in rows
+                    and rows[a.fingerprint]["incident"] is None
+                    and rows[a.fingerprint]["state"] != "resolved"
+                ]
+                inherit = (
+                    {k: source[0][k] for k in ("state", "snoozed_until", "paged")}
+                    if mine
+                    else _inherited(source)
+                )
+                inc = {
+                    "id": _new_id(root.fingerprint, now, taken),
+                    "opened": now,
+                    "last_seen": now,
+                    "since": min(a.since for a in members),
+                    "escalated": int(bool(mine) and bool(source[0]["escalated"])),
+                    "resolved_at": None,
+                    "details_json": None,
+                    **inherit,
+                }
+                store.insert_incident({**inc, "root": root.fingerprint, "severity": "warning"})
+            claimed[inc["id"]] = inc
+            severity = severity_of(a.severity for a in members)
+            if inc["state"] == "snoozed" and (inc["snoozed_until"] or 0) <= now:
+                inc.update(state="open", snoozed_until=None, paged=None)  # pages again
+            kind = None
+            if not root.pending:
+                if inc["paged"] is None and inc["state"] == "open":
+                    kind = "page"
+                elif inc["paged"] == "warning" and severity == "critical":
+                    kind = "escalate"
+                    inc.update(state="open", snoozed_until=None, escalated=1)
+            if kind is not None:
+                inc["paged"] = severity
+                pages.append(Page(kind, replace(root, severity=severity), inc["id"]))
+            since: list[float] = []
+            for a in members:
+                row = rows.get(a.fingerprint)
+                values: dict[str, Any] = {
+                    "rule": a.rule,
+                    "severity": a.severity,
+                    "scope": a.scope,
+                    "title": a.title,
+                    "cause": a.cause,
+                    "owner": a.owner,
+                    "details_json": _details(a),
+                    "last_seen": now,
+                    "incident": inc["id"],
+                    "state": inc["state"],
+                    "snoozed_until": inc["snoozed_until"],
+                }
+                if row is None:
+                    since.append(a.since)
+                    store.insert({**values, "fingerprint": a.fingerprint, "first_seen": a.since})
+                    continue
+                if row["state"] == "resolved" or _loads(row["details_json"]).get("pending"):
+                    values["first_seen"] = a.since  # fired again, or its analysis just came
+                since.append(values.get("first_seen", row["first_seen"]))
+                store.update(a.fingerprint, **values)
+            store.update_incident(
+                inc["id"],
+                root=root.fingerprint,
+                severity=severity,
+                state=inc["state"],
+                snoozed_until=inc["snoozed_until"],
+                last_seen=now,
+                since=min(since),
+                paged=inc["paged"],
+                escalated=inc["escalated"],
+            )
+        for fp, row in rows.items():
+            if fp not in firing and row["state"] != "resolved":
+                store.update(fp, state="resolved", snoozed_until=None)
+        for iid in active:
+            if iid not in claimed:
+                store.update_incident(iid, state="resolved", snoozed_until=None, resolved_at=now)
+                resolved_now.append(iid)
+    incs = incidents(store, now)
+    gone = set(resolved_now)
+    resolved = [
+        i
+        for i in incs
+        if i.id in gone
+        or (previous is not None and i.resolved_at is not None and previous < i.resolved_at)
+    ]
+    closed = [i for i in incs if i.id in gone]
+    return SyncResult(pages, states(store, now), incs, resolved, closed)
+
+
+def sync(
+    store: AlertStore, alerts: Sequence[Alert], now: float
+) -> tuple[list[Alert], list[AlertState]]:
+    """sync_pass, as (root alerts paging now, every current state)."""
+    res = sync_pass(store, alerts, now)
+    return res.new, res.states
+
+
+# --- reading it back -------------------------------------------------------------------------------
+
+
+def _state(row: dict[str, Any], inc: dict[str, Any] | None) -> AlertState:
+    d = _loads(row.get("details_json"))
     drill = d.get("drill") or [row["scope"], "model"]
+    state, until = row["state"], row.get("snoozed_until")
+    if inc is not None and state != "resolved":
+        state, until = inc["state"], inc["snoozed_until"]
     return AlertState(
         fingerprint=row["fingerprint"],
         rule=row["rule"],
@@ -59,111 +259,142 @@ def _state(row: dict[str, Any]) -> AlertState:
         owner=row.get("owner"),
         since=row["first_seen"],
         last_seen=row["last_seen"],
-        state=row["state"],
-        snoozed_until=row.get("snoozed_until"),
+        state=state,
+        snoozed_until=until,
         drill=(str(drill[0]), str(drill[1])),
         parent=d.get("parent") if isinstance(d.get("parent"), str) else None,
         pending=bool(d.get("pending")),
+        incident=row.get("incident"),
+        escalated=bool(inc and inc["escalated"]),
     )
 
 
-def _fields(a: Alert, paged: bool) -> dict[str, Any]:
-    return {
-        "rule": a.rule,
-        "severity": a.severity,
-        "scope": a.scope,
-        "title": a.title,
-        "cause": a.cause,
-        "owner": a.owner,
-        "details_json": _details(a, paged),
-    }
-
-
-def _pages(a: Alert) -> bool:
-    """Only an incident's root pages, and only once its cause is known (see Alert.pending)."""
-    return a.parent is None and not a.pending
-
-
-def _covered(a: Alert, unannounced: set[str]) -> bool:
-    """Announced by its root's page: filed under a root that is itself known and paging."""
-    return a.parent is not None and not a.pending and a.parent not in unannounced
-
-
-def sync(
-    store: AlertStore, alerts: Sequence[Alert], now: float
-) -> tuple[list[Alert], list[AlertState]]:
-    """Record this evaluation; return (alerts to page now, every current state).
-
-    Runs in one IMMEDIATE transaction so two processes syncing the same evaluation cannot both
-    decide an alert is new.
-    """
-    new: list[Alert] = []
-    # Roots still awaiting analysis have not paged: what is filed under them is not announced.
-    unannounced = {a.fingerprint for a in alerts if a.pending}
-    with store.transaction():
-        rows = {r["fingerprint"]: r for r in store.rows()}
-        firing = set()
-        for a in alerts:
-            firing.add(a.fingerprint)
-            row = rows.get(a.fingerprint)
-            # `paged`: this alert has been announced, by its own page or (as part of an
-            # incident) by its root's; rows from before incidents existed were paged.
-            values: dict[str, Any] = {"last_seen": now}
-            if row is None:
-                values.update(fingerprint=a.fingerprint, first_seen=a.since, state="open")
-                paged = False
-            else:
-                state = row["state"]
-                paged = _loads(row).get("paged", True) is not False
-                escalated = row["severity"] == "warning" and a.severity == "critical"
-                if state == "resolved":
-                    values.update(state="open", first_seen=a.since, snoozed_until=None)
-                    paged = False
-                elif state == "snoozed" and (row["snoozed_until"] or 0) <= now:
-                    values.update(state="open", snoozed_until=None)
-                    paged = False
-                elif escalated and state in ("open", "acked"):
-                    values.update(state="open")
-                    paged = False
-            if not paged:
-                if _pages(a):
-                    new.append(a)
-                    paged = True
-                elif _covered(a, unannounced):
-                    paged = True
-            values.update(_fields(a, paged))
-            if row is None:
-                store.insert(values)
-            else:
-                store.update(a.fingerprint, **values)
-        for fp, row in rows.items():
-            if fp not in firing and row["state"] != "resolved":
-                store.update(fp, state="resolved", snoozed_until=None)
-    return new, states(store, now)
-
-
 def states(store: AlertStore, now: float) -> list[AlertState]:
-    """Open, acked and snoozed alerts, plus those resolved in the last hour; critical first."""
+    """Open, acked and snoozed alerts, plus those resolved in the last hour; open first, then
+    critical, then the most recent (fingerprint last: the same rows, the same order)."""
+    incs = {r["id"]: r for r in store.incident_rows()}
     out = [
-        _state(r)
+        _state(r, incs.get(r["incident"]) if r.get("incident") else None)
         for r in store.rows()
         if r["state"] != "resolved" or r["last_seen"] >= now - RESOLVED_VISIBLE
     ]
     order = {"open": 0, "snoozed": 1, "acked": 2, "resolved": 3}
-    out.sort(key=lambda s: (order.get(s.state, 9), s.severity != "critical", -s.since))
+    out.sort(
+        key=lambda s: (order.get(s.state, 9), s.severity != "critical", -s.since, s.fingerprint)
+    )
     return out
 
 
-def ack(store: AlertStore, fingerprint: str) -> bool:
-    """Acknowledge: quiet until it resolves (or escalates). False if no such alert.
+def incidents(store: AlertStore, now: float) -> list[Incident]:
+    """Open, acked and snoozed incidents, plus those resolved in the last hour (not those merged
+    into another); critical first, then the longest-running, then by id."""
+    members: dict[str, list[tuple[bool, str]]] = {}
+    for r in store.rows():
+        if r.get("incident") and r["state"] != "resolved":
+            members.setdefault(r["incident"], []).append((False, r["fingerprint"]))
+    out = []
+    for r in store.incident_rows():
+        if r["state"] == "resolved" and (
+            (r["resolved_at"] or 0) < now - RESOLVED_VISIBLE
+            or "merged_into" in _loads(r["details_json"])
+        ):
+            continue
+        fps = sorted((fp != r["root"], fp) for _, fp in members.get(r["id"], []))
+        out.append(
+            Incident(
+                id=r["id"],
+                root=r["root"],
+                severity=r["severity"],
+                state=r["state"],
+                snoozed_until=r["snoozed_until"],
+                since=r["since"],
+                opened=r["opened"],
+                last_seen=r["last_seen"],
+                paged=r["paged"],
+                escalated=bool(r["escalated"]),
+                resolved_at=r["resolved_at"],
+                members=tuple(fp for _, fp in fps) or (r["root"],),
+            )
+        )
+    out.sort(key=lambda i: (i.state == "resolved", i.severity != "critical", i.since, i.id))
+    return out
 
-    An incident's root takes the alerts filed under it along: acking the page acks the incident.
-    """
-    return store.set_state(fingerprint, "acked", None) > 0
+
+# --- what the on-call does -------------------------------------------------------------------------
 
 
-def snooze(store: AlertStore, fingerprint: str, until: float) -> bool:
-    """Quiet until `until`; if still firing then, it pages again. False if no such alert.
+def _set(store: AlertStore, key: str, state: str, until: float | None) -> bool:
+    """Ack or snooze the incident `key` names (an alert's fingerprint or an incident id), and
+    every alert filed under it. False if there is no such incident or it has resolved (a
+    resolved incident must page when it fires again)."""
+    with store.transaction():
+        rows = store.rows()
+        row = next((r for r in rows if r["fingerprint"] == key), None)
+        iid = row["incident"] if row is not None else key
+        if row is not None and row["state"] == "resolved":
+            return False
+        inc = next((r for r in store.incident_rows(active_only=True) if r["id"] == iid), None)
+        if inc is None:
+            if row is None:
+                return False
+            # Recorded before incidents existed: the alert and those filed under it.
+            for r in rows:
+                if r["state"] != "resolved" and (
+                    r["fingerprint"] == key or _loads(r["details_json"]).get("parent") == key
+                ):
+                    store.update(r["fingerprint"], state=state, snoozed_until=until)
+            return True
+        # Whoever acks or snoozes has seen it at its severity: only a turn to critical
+        # after this pages again.
+        store.update_incident(
+            iid,
+            state=state,
+            snoozed_until=until,
+            paged=_higher(inc["paged"], inc["severity"]),
+        )
+        for r in rows:
+            if r["incident"] == iid and r["state"] != "resolved":
+                store.update(r["fingerprint"], state=state, snoozed_until=until)
+    return True
 
-    Like ack, it takes the alerts filed under it along."""
-    return store.set_state(fingerprint, "snoozed", until) > 0
+
+def ack(store: AlertStore, key: str) -> bool:
+    """Acknowledge the incident of alert `key` (or incident id `key`): quiet until it resolves,
+    or pages once more if it turns critical. False if no such incident, or it has resolved."""
+    return _set(store, key, "acked", None)
+
+
+def snooze(store: AlertStore, key: str, until: float) -> bool:
+    """Quiet the incident of alert `key` (or incident id `key`) until `until`; if it is still
+    firing then, it pages again (and at once if it turns critical before). False if none."""
+    return _set(store, key, "snoozed", until)
+
+
+_LENGTH = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d)\s*$", re.IGNORECASE)
+_UNTIL = re.compile(r"^\s*(?:until\s+)?(tomorrow\s*)?(\d{1,2}):(\d{2})\s*$", re.IGNORECASE)
+_UNITS = {"s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_snooze(text: str, now: float) -> float:
+    """When a snooze given as `text` ends: a length ("15m", "1h", "4h", "2d", "90s") or a local
+    time ("until tomorrow 09:00", "until 17:30": today if still ahead, else tomorrow).
+
+    Raises ValueError with one line to show as it is."""
+    m = _LENGTH.match(text)
+    if m:
+        secs = float(m.group(1)) * _UNITS[m.group(2).lower()]
+        if 0 < secs <= 30 * 86400:
+            return now + secs
+        raise ValueError(f"snooze {text.strip()!r}: a length from 1s to 30d")
+    m = _UNTIL.match(text)
+    if m and int(m.group(2)) < 24 and int(m.group(3)) < 60:
+        # Naive local times: .timestamp() reads them through the local zone's rules, so
+        # "tomorrow 09:00" is 09:00 on the clock across a daylight-saving change.
+        local = datetime.fromtimestamp(now)
+        at = local.replace(hour=int(m.group(2)), minute=int(m.group(3)), second=0, microsecond=0)
+        if m.group(1) or at <= local:
+            at += timedelta(days=1)
+        return at.timestamp()
+    raise ValueError(
+        f"snooze {text.strip()!r}: give a length (15m, 1h, 4h) or a time (until tomorrow 09:00)"
+    )

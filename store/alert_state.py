@@ -31,7 +31,24 @@ ALERT_COLUMNS = (
     "state",
     "snoozed_until",
     "details_json",
+    "incident",
 )
+#: The `alert_incidents` table (m009): the incident an ack or snooze attaches to.
+INCIDENT_COLUMNS = (
+    "id",
+    "root",
+    "severity",
+    "state",
+    "snoozed_until",
+    "opened",
+    "last_seen",
+    "since",
+    "paged",
+    "escalated",
+    "resolved_at",
+    "details_json",
+)
+_KEYS = {"alerts": ("fingerprint", ALERT_COLUMNS), "alert_incidents": ("id", INCIDENT_COLUMNS)}
 
 
 def dumps(details: dict[str, Any]) -> str:
@@ -68,7 +85,11 @@ class AlertStore:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """IMMEDIATE so two processes syncing at once serialize instead of double-paging."""
+        """IMMEDIATE so two processes syncing at once serialize instead of double-paging.
+        Nested use joins the open transaction."""
+        if self.conn.in_transaction:
+            yield
+            return
         self._run("BEGIN IMMEDIATE")
         try:
             yield
@@ -77,41 +98,49 @@ class AlertStore:
             raise
         self._run("COMMIT")
 
-    def rows(self) -> list[dict[str, Any]]:
-        rows = self._run(f"SELECT {', '.join(ALERT_COLUMNS)} FROM alerts").fetchall()
-        return [dict(zip(ALERT_COLUMNS, r, strict=True)) for r in rows]
+    #: The driver's parameter marker.
+    MARK = "?"
 
-    def insert(self, row: dict[str, Any]) -> None:
+    def _select(self, table: str, where: str = "", params: Any = ()) -> list[dict[str, Any]]:
+        cols = _KEYS[table][1]
+        rows = self._run(f"SELECT {', '.join(cols)} FROM {table}{where}", params).fetchall()
+        return [dict(zip(cols, r, strict=True)) for r in rows]
+
+    def _insert(self, table: str, row: dict[str, Any]) -> None:
+        cols = _KEYS[table][1]
         self._run(
-            f"INSERT INTO alerts ({', '.join(ALERT_COLUMNS)})"
-            f" VALUES ({','.join('?' * len(ALERT_COLUMNS))})",
-            [row.get(c) for c in ALERT_COLUMNS],
+            f"INSERT INTO {table} ({', '.join(cols)})"
+            f" VALUES ({', '.join([self.MARK] * len(cols))})",
+            [row.get(c) for c in cols],
         )
 
-    def update(self, fingerprint: str, **values: Any) -> int:
-        cols = [c for c in values if c in ALERT_COLUMNS and c != "fingerprint"]
+    def _update(self, table: str, key: str, values: dict[str, Any]) -> int:
+        kcol, allowed = _KEYS[table]
+        cols = [c for c in values if c in allowed and c != kcol]
         if not cols:
             return 0
         cur = self._run(
-            f"UPDATE alerts SET {', '.join(f'{c} = ?' for c in cols)} WHERE fingerprint = ?",
-            [*(values[c] for c in cols), fingerprint],
+            f"UPDATE {table} SET {', '.join(f'{c} = {self.MARK}' for c in cols)}"
+            f" WHERE {kcol} = {self.MARK}",
+            [*(values[c] for c in cols), key],
         )
-        return cur.rowcount
+        return int(cur.rowcount)
 
-    def set_state(self, fingerprint: str, state: str, snoozed_until: float | None) -> int:
-        """Ack/snooze an alert that has not resolved (a resolved one must page when it re-fires),
-        and the alerts filed under it (details_json's parent); the count is the alert's own."""
-        with self.transaction():
-            n = self._run(
-                "UPDATE alerts SET state = ?, snoozed_until = ?"
-                " WHERE fingerprint = ? AND state != 'resolved'",
-                (state, snoozed_until, fingerprint),
-            ).rowcount
-            if n:
-                self._run(
-                    "UPDATE alerts SET state = ?, snoozed_until = ?"
-                    " WHERE CASE WHEN json_valid(details_json)"
-                    " THEN json_extract(details_json, '$.parent') END = ? AND state != 'resolved'",
-                    (state, snoozed_until, fingerprint),
-                )
-        return n
+    def rows(self) -> list[dict[str, Any]]:
+        return self._select("alerts")
+
+    def insert(self, row: dict[str, Any]) -> None:
+        self._insert("alerts", row)
+
+    def update(self, fingerprint: str, **values: Any) -> int:
+        return self._update("alerts", fingerprint, values)
+
+    def incident_rows(self, active_only: bool = False) -> list[dict[str, Any]]:
+        """Incidents (all, or those not resolved): alerts.state decides what they mean."""
+        return self._select("alert_incidents", " WHERE state != 'resolved'" if active_only else "")
+
+    def insert_incident(self, row: dict[str, Any]) -> None:
+        self._insert("alert_incidents", row)
+
+    def update_incident(self, incident: str, **values: Any) -> int:
+        return self._update("alert_incidents", incident, values)

@@ -192,6 +192,15 @@ def p002_total_bool(db: Any) -> None:
     )
 
 
+@migration
+def p003_alert_incidents(db: Any) -> None:
+    # store/schema.py's m009: the incidents alert state attaches to.
+    from llmtop.store.schema import ALERT_INCIDENTS_SQL
+
+    db.execute("ALTER TABLE alerts ADD COLUMN incident text")
+    db.execute(ALERT_INCIDENTS_SQL.replace(" REAL", " float8").replace(" INTEGER", " integer"))
+
+
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

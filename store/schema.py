@@ -325,6 +325,34 @@ def m008_outcomes(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX outcomes_correlation ON outcomes(correlation_id)")
 
 
+#: The incidents alert state attaches to (m009): an ack or snooze holds for the incident while its
+#: root changes and alerts join it; `paged` is the severity last announced.
+ALERT_INCIDENTS_SQL = """
+CREATE TABLE alert_incidents (
+    id TEXT PRIMARY KEY,
+    root TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'open',
+    snoozed_until REAL,
+    opened REAL NOT NULL,
+    last_seen REAL NOT NULL,
+    since REAL NOT NULL,
+    paged TEXT,
+    escalated INTEGER NOT NULL DEFAULT 0,
+    resolved_at REAL,
+    details_json TEXT
+)
+"""
+
+
+@migration
+def m009_alert_incidents(db: sqlite3.Connection) -> None:
+    # Ack and snooze attach to an incident, not to one alert: when a broader alert joins and
+    # becomes the root, or an alert escalates, the incident (and its ack) is the same one.
+    db.execute("ALTER TABLE alerts ADD COLUMN incident TEXT")
+    db.execute(ALERT_INCIDENTS_SQL)
+
+
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -1,0 +1,141 @@
+"""When an alert's condition started: its `since`.
+
+Why not the start of the window the rule compared: a burn spike judged on the last 5 minutes
+that has run for 40 says "since 5 minutes ago" on every pass, and a runaway loop judged over an
+hour that began ten minutes ago says "an hour ago". The on-call reads `since` as "how long has
+this been going on", so it is read from the scope's own rows around the window.
+
+How: the rows of the alert's scope over a lookback (a few windows, at most a day) in time
+buckets aligned to the clock (so two passes a minute apart find the same bucket), and each
+bucket's excess over the rule's normal: dollars over the baseline rate for the spend rules,
+failures, retries, fallbacks or missed cache hits over the baseline share for the rate rules.
+The condition started where the excess that follows adds up to the most (the change point of a
+CUSUM): noise before it sums to about nothing, the incident after it to the most. Budgets and
+margins started when their spend crossed the level that fires them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+from llmtop.alerts.budgets import period_bounds
+from llmtop.alerts.detectors import RATE_RULES, Candidate
+from llmtop.alerts.explain import Why
+from llmtop.alerts.rules import Budget, Rules
+from llmtop.store.alert_queries import Agg, aggregate
+from llmtop.store.reader import Reader
+
+#: Bucket sizes (seconds) to choose from: the smallest that covers the lookback in MAX_BUCKETS.
+BUCKETS = (10, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 86400)
+MAX_BUCKETS = 120
+#: The lookback is this many rule windows (at least an hour, at most a day).
+LOOKBACK_WINDOWS = 4
+DAY = 86400.0
+
+
+def bucket_ranges(start: float, now: float) -> list[tuple[int, float, float]]:
+    """Clock-aligned buckets covering [start, now): (index, from, to), the last one partial."""
+    span = max(now - start, 1.0)
+    size = next((b for b in BUCKETS if span / b <= MAX_BUCKETS), BUCKETS[-1])
+    a = math.floor(start / size) * size
+    out: list[tuple[int, float, float]] = []
+    while a < now:
+        out.append((len(out), a, min(a + size, now)))
+        a += size
+    return out
+
+
+#: The condition started where the excess that follows reaches this share of its most: noise
+#: before an incident adds a few cents either way, and must not move its start by an hour.
+EXPLAINED = 0.95
+
+
+def change_point(excess: Sequence[float]) -> int | None:
+    """Index of the latest bucket from which the excess that follows sums to EXPLAINED of the
+    most any suffix sums to (so empty buckets before a new entity's first call, or noise before
+    a deploy, are not part of the condition); None when no suffix has any excess."""
+    sums: list[float] = []
+    run = 0.0
+    for x in reversed(excess):
+        run += x
+        sums.append(run)
+    best = max(sums, default=0.0)
+    if best <= 1e-12:
+        return None
+    k = next(i for i, v in enumerate(sums) if v >= EXPLAINED * best)
+    return len(excess) - 1 - k
+
+
+def _series(
+    reader: Reader, c: Candidate, start: float, now: float
+) -> list[tuple[float, float, Agg]]:
+    ranges = bucket_ranges(start, now)
+    got = {idx: agg for idx, _keys, agg in aggregate(reader, ranges, (), c.scope)}
+    return [(a, b, got.get(i, Agg())) for i, a, b in ranges]
+
+
+def _rate_excess(rule: str, base: Agg) -> Callable[[Agg], float]:
+    """Per-bucket excess of a rate rule's numerator over the baseline's share."""
+
+    def share(num: float, den: float) -> float:
+        return num / den if den else 0.0
+
+    if rule == "cache_hit_drop":
+        hb = share(base.cached, base.eligible)
+        return lambda g: hb * g.eligible - g.cached
+    num = {"error_rate": "failures", "retry_rate": "retries", "fallback_rate": "fallbacks"}[rule]
+    rb = share(getattr(base, num), base.requests)
+    return lambda g: getattr(g, num) - rb * g.requests
+
+
+def _crossing(series: Sequence[tuple[float, float, Agg]], level: float) -> float | None:
+    """When cumulative spend over the series first reached `level` (interpolated in its bucket)."""
+    total = 0.0
+    for a, b, g in series:
+        if g.spend > 0 and total + g.spend >= level:
+            return a + (b - a) * max(0.0, level - total) / g.spend
+        total += g.spend
+    return None
+
+
+def _budget(rules: Rules, rule: str) -> Budget | None:
+    return next((b for b in rules.budgets if f"budget:{b.period}:{b.name}" == rule), None)
+
+
+def _policy_onset(reader: Reader, rules: Rules, c: Candidate, now: float, first: float) -> float:
+    """A budget or margin: when its period's spend crossed the level that fires it; a budget on
+    course to run out before that: when its burn rose above what the budget allows."""
+    b = _budget(rules, c.rule)
+    start, end = period_bounds(now, b.period if b is not None else "month")
+    series = _series(reader, c, max(first, start), now)
+    spent = sum(g.spend for _, _, g in series)
+    if b is not None:
+        level = b.amount * b.warning_pct / 100.0
+    else:
+        revenue = rules.plans.get(c.scope[0].value or "") if c.scope else None
+        level = revenue * rules.margin.share_pct / 100.0 if revenue is not None else math.inf
+    if spent >= level:
+        t = _crossing(series, level)
+        return t if t is not None else c.cur[0]
+    allowed = max((b.amount if b is not None else spent) - spent, 0.0) / max(end - now, 1.0)
+    at = change_point([g.spend - allowed * (y - x) for x, y, g in series])
+    return series[at][0] if at is not None else c.cur[0]
+
+
+def onset(reader: Reader, rules: Rules, c: Candidate, why: Why, now: float, first: float) -> float:
+    """When the condition behind `c` started (see the module docstring); the window's start
+    when the rows cannot tell."""
+    if c.rule.startswith("budget:") or c.rule == "margin":
+        return _policy_onset(reader, rules, c, now, first)
+    window = max(c.cur[1] - c.cur[0], 1.0)
+    start = max(first, now - min(DAY, max(3600.0, LOOKBACK_WINDOWS * window)))
+    series = _series(reader, c, start, now)
+    if c.rule in RATE_RULES:
+        per = _rate_excess(c.rule, why.base)
+        excess = [per(g) for _, _, g in series]
+    else:
+        rate = why.base.spend / window
+        excess = [g.spend - rate * (b - a) for a, b, g in series]
+    at = change_point(excess)
+    return series[at][0] if at is not None else c.cur[0]
