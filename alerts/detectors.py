@@ -36,6 +36,7 @@ from llmtop.alerts.scale import (
     org_rate,
     spend_p,
 )
+from llmtop.alerts.since_change import cost_per_call
 from llmtop.store.alert_queries import (
     Agg,
     aggregate,
@@ -445,6 +446,7 @@ Detector = Callable[[Reader, AlertCache, Rules, float, float], list[Candidate]]
 #: budgets run one per configured budget (see evaluate).
 DETECTORS: tuple[tuple[str, Detector], ...] = (
     ("anomaly", anomaly),
+    ("anomaly", cost_per_call),  # alerts/since_change.py: cost per call since a deploy
     ("spike", spike),
     ("runaway", runaway),
     ("rates", rates),  # alerts/rate_rules.py: windows that adapt to volume

@@ -34,14 +34,13 @@ imports this module).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from llmtop.alerts.scale import binom_lower, binom_upper, rate_floor
-from llmtop.store.alert_queries import Agg, aggregate, first_seen, sliding_sums
-from llmtop.store.filters import Clause, format_window
+from llmtop.alerts.since_change import MIN_CHANGE_CALLS, Changes, changes, since
+from llmtop.store.alert_queries import Agg, aggregate
+from llmtop.store.filters import format_window
 from llmtop.store.reader import Reader
-from llmtop.store.rollup import CUBE_DIMS, CUBE_DIMS_OF, F_CACHED, F_ELIGIBLE
 
 if TYPE_CHECKING:
     from llmtop.alerts.cache import AlertCache
@@ -54,68 +53,10 @@ MIN_HIT_RATE = 0.1
 #: against the baseline rate's lower 2σ bound, which a small baseline already lowers (15 hits in
 #: 16 calls is tested as 82%), and a feature making 20 calls a day was otherwise never judged.
 MIN_BASELINE = 10
-#: Tags whose new value marks a change a cache-hit rate is judged since.
-CHANGE_DIMS = ("route_version", "prompt_version", "model")
-#: Calls of a changed version the since-change test needs (0 hits in 2 is 1 in 25 at 80%).
-MIN_CHANGE_CALLS = 3
 #: A change younger than this is warming the cache (its first calls write the new prefix).
 MIN_CHANGE_AGE = 120.0
 #: Cache-eligible calls the 24-hour baseline must hold, else the week's rollups are used.
 CACHE_BASELINE = 100
-DAY = 86400.0
-WEEK = 7 * DAY
-
-
-@dataclass
-class Changes:
-    """Per scope (dim, value): its cache-eligible calls and hits over the week before the longest
-    window, and per (tag, value) new in that window (no rows in the week) their calls and hits."""
-
-    week: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
-    new: dict[tuple[str, str], dict[tuple[str, str], tuple[int, int]]] = field(default_factory=dict)
-
-
-def changes(
-    reader: Reader, cache: AlertCache, dims: list[str], now: float, first: float, longest: float
-) -> Changes:
-    """What each scope's cache-hit tests compare with, read through sliding trackers (the week
-    from the hourly rollups, the longest window from its rows as they move): a few rows a pass.
-    Only dimensions of the rollups' tag cube are served (a customer's week would be raw rows)."""
-    out = Changes()
-    end = now - longest
-    start = max(first, end - WEEK)
-    if end - start < DAY:
-        return out  # under a day of history every version is new
-    ranges = [(0, end, now), (1, start, end)]
-    for dim in dims:
-        if dim not in CUBE_DIMS_OF[CUBE_DIMS]:
-            continue
-        tags = [t for t in CHANGE_DIMS if t != dim]
-        recent: dict[tuple[str, str], dict[tuple[str, str], list[int]]] = {}
-        known: set[tuple[str, str, str, str]] = set()
-        for idx, keys, n, (elig, hits) in sliding_sums(
-            reader, cache.trackers, "rates-change", ranges, (dim, *tags), (F_ELIGIBLE, F_CACHED)
-        ):
-            val = keys[0]
-            if val is None or n <= 0:
-                continue
-            if idx == 1:
-                e, h = out.week.get((dim, val), (0, 0))
-                out.week[(dim, val)] = (e + int(elig), h + int(hits))
-            for tag, tv in zip(tags, keys[1:], strict=True):
-                if tv is None:
-                    continue
-                if idx == 1:
-                    known.add((dim, val, tag, tv))
-                else:
-                    g = recent.setdefault((dim, val), {}).setdefault((tag, tv), [0, 0])
-                    g[0] += int(elig)
-                    g[1] += int(hits)
-        for scope, tagged in recent.items():
-            for (tag, tv), (e, h) in tagged.items():
-                if (*scope, tag, tv) not in known and e:
-                    out.new.setdefault(scope, {})[(tag, tv)] = (e, h)
-    return out
 
 
 def windows(w: float, max_window: float) -> list[float]:
@@ -150,7 +91,7 @@ def rates(
             groups.setdefault(t, {}).setdefault(idx, Agg()).add(agg)
     out: list[Candidate] = []
     base = [(b0, now - ws[-1])] if span > 0 else []
-    ch = changes(reader, cache, dims, now, first, ws[-1])
+    ch = changes(reader, cache, dims, now, first)
     for (dim, val), by_idx in groups.items():
         b = by_idx.get(base_idx, Agg())
         lab = label(dim, val)
@@ -158,8 +99,8 @@ def rates(
         # The cache-hit baseline: the last 24 hours, or the week when they hold too few calls.
         hits_b, elig_b = int(b.cached), int(b.eligible)
         week = ch.week.get((dim, val or ""))
-        if elig_b < CACHE_BASELINE and week is not None and week[0] > elig_b:
-            elig_b, hits_b = week
+        if elig_b < CACHE_BASELINE and week is not None and week.eligible > elig_b:
+            elig_b, hits_b = week.eligible, week.cached
         hb = hits_b / elig_b if elig_b else 0.0
         if dim != "all" and hb >= MIN_HIT_RATE and elig_b >= MIN_BASELINE:
             hit = since_change(reader, qr, (dim, val or ""), ch, hits_b, elig_b, now)
@@ -167,7 +108,7 @@ def rates(
                 t0, tag, tv, e, h = hit
                 fired.add("cache_hit_drop")
                 hc = h / e
-                since = ws[-1] if t0 is None else now - t0
+                age = ws[-1] if t0 is None else now - t0
                 out.append(
                     Candidate(
                         rule="cache_hit_drop",
@@ -177,9 +118,9 @@ def rates(
                             f"{lab} cache hit rate {hb * 100:.0f}% → {hc * 100:.0f}% since "
                             f"{tag} {tv} ({h} of {e} requests)"
                         ),
-                        cur=(now - since, now),
+                        cur=(now - age, now),
                         base=base,
-                        scale=since / span if span > 0 else 0.0,
+                        scale=age / span if span > 0 else 0.0,
                         delta=(hb - hc) * e,
                     )
                 )
@@ -298,14 +239,15 @@ def since_change(
     """The most significant cache-hit drop among the scope's changes: (when the change began,
     tag, value, calls, hits), or None. See the module docstring."""
     best: tuple[float, str, str, int, int] | None = None
-    for (tag, tv), (e, h) in ch.new.get(scope, {}).items():
+    for (tag, tv), g in ch.new.get(scope, {}).items():
+        e, h = g.eligible, g.cached
         p = change_p(h, e, hits_b, elig_b, qr.cache_hit_drop_pct)
         if p <= qr.change_significance and (best is None or p < best[0]):
             best = (p, tag, tv, e, h)
     if best is None:
         return None
     p, tag, tv, e, h = best
-    t0 = first_seen(reader, tag, tv, now - qr.max_window, now, (Clause(scope[0], "=", scope[1]),))
+    t0 = since(reader, scope, tag, tv, now)
     if t0 is not None and now - t0 < MIN_CHANGE_AGE:
         return None
     return t0, tag, tv, e, h
