@@ -94,6 +94,14 @@ async def test_a_filter_key_typo_is_named_with_the_nearest_dimension(
         assert app.dashboard.snapshot.totals.requests == sum(
             1 for s in specs if s.get("customer") == "cust-1"
         )
+        # A tag the newest rows do not carry is refused once, then taken on a second enter.
+        await pilot.press("slash", "ctrl+u", *"region=eu", "enter")
+        await pilot.pause()
+        assert "no dimension region" in str(app.screen.query_one("#prompt-error").render())
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert type(app.screen).__name__ == "DashboardScreen"
+        assert app.dashboard.snapshot.totals.requests == 0
 
 
 def test_check_keys_suggests_or_lists() -> None:

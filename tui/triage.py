@@ -91,6 +91,8 @@ class TableTriage:
     def __init__(self, screen: DashboardScreen) -> None:
         self.screen = screen
         self.compare_mode = "prev"
+        #: The filter text last refused for an unknown key (see check_filter).
+        self._refused: str | None = None
 
     # --- preferences ------------------------------------------------------------------------
     def remembered(self) -> dict[str, Any]:
@@ -165,10 +167,18 @@ class TableTriage:
         return dims
 
     def check_filter(self, text: str) -> tuple[Clause, ...]:
+        """Parsed clauses; a key that is no known dimension is refused once, with the nearest
+        name. The known extra tags are those of the newest rows, so a rare tag can be missing:
+        `enter` a second time on the same text uses it anyway."""
         clauses = parse_filter(text)
         known = self.known_dimensions()
-        if known:
-            check_keys(clauses, known)
+        if known and text != self._refused:
+            try:
+                check_keys(clauses, known)
+            except ValueError as exc:
+                self._refused = text
+                raise ValueError(f"{exc} (enter again to filter on it anyway)") from None
+        self._refused = None
         return clauses
 
     def filter_prompt(self) -> None:

@@ -100,14 +100,16 @@ class DashboardScreen(Screen[None]):
         ),
     ]
 
-    snapshot: reactive[Snapshot | None] = reactive(None)
-    view: reactive[View] = reactive(View, init=False)
-    window: reactive[float] = reactive(3600.0, init=False)
-    range_end: reactive[float | None] = reactive(None, init=False)
-    paused_at: reactive[float | None] = reactive(None, init=False)
-    filter_clauses: reactive[tuple[Clause, ...]] = reactive((), init=False)
-    error: reactive[str | None] = reactive(None)
-    alert_states: reactive[list[Any]] = reactive(list)
+    # repaint=False: the watchers update the widgets that show each value, and those repaint
+    # themselves; a screen repaint would render every widget again (~100 ms a snapshot).
+    snapshot: reactive[Snapshot | None] = reactive(None, repaint=False)
+    view: reactive[View] = reactive(View, init=False, repaint=False)
+    window: reactive[float] = reactive(3600.0, init=False, repaint=False)
+    range_end: reactive[float | None] = reactive(None, init=False, repaint=False)
+    paused_at: reactive[float | None] = reactive(None, init=False, repaint=False)
+    filter_clauses: reactive[tuple[Clause, ...]] = reactive((), init=False, repaint=False)
+    error: reactive[str | None] = reactive(None, repaint=False)
+    alert_states: reactive[list[Any]] = reactive(list, repaint=False)
 
     def __init__(
         self,
@@ -127,7 +129,14 @@ class DashboardScreen(Screen[None]):
         self.watch_files = watch
         #: Alert state lives in a database, and a merged view writes none.
         self.alerts_enabled = alerts and len(db_paths) == 1
-        self.reads = DashboardReads(self, db_paths)
+        self.reads = DashboardReads(
+            self,
+            db_paths,
+            now=self.now,
+            live=lambda: self.range_end is None and self.paused_at is None,
+        )
+        #: New rows asked for an alert pass; it starts once their snapshot is painted.
+        self._alerts_due = False
         self.alerts = AlertScheduler(
             self,
             self.db_path,
@@ -209,18 +218,37 @@ class DashboardScreen(Screen[None]):
             self.now(), self.window, v.group_by, (*self.filter_clauses, *v.path), v.requests
         )
 
-    def _read_done(self) -> None:
-        if self.reads.done():
+    def _read_done(self, snap: Snapshot | None = None) -> None:
+        if self.reads.done(snap):
             self.refresh_data()
+
+    def shows(self, snap: Snapshot) -> bool:
+        """Whether `snap` answers the view on screen (not one the user has already left)."""
+        v = self.view
+        return (
+            snap.group_by == v.group_by
+            and tuple(snap.clauses) == (*self.filter_clauses, *v.path)
+            and abs(snap.end - snap.start - self.window) < 1
+        )
 
     # --- message handlers: assign reactives only --------------------------------------------------
     def on_snapshot_loaded(self, message: SnapshotLoaded) -> None:
+        snap = message.snapshot
+        if not message.cached:
+            self._read_done(snap)
+        if message.ahead or not self.shows(snap):
+            return
         first = self.snapshot is None
         self.error = None
-        self.snapshot = message.snapshot
-        self.triage.snapshot_loaded(message.snapshot)
-        self._read_done()
-        if first and self.alerts_enabled and not self.alerts.last_pass:
+        self.snapshot = snap
+        self.triage.snapshot_loaded(snap)
+        self.reads.shown(snap)
+        # Alert passes start after the frame: a pass beside a read halves it (one GIL).
+        if not self.alerts_enabled or message.cached:
+            return
+        gap = time.monotonic() - self.alerts.last_pass >= ALERT_MIN_GAP
+        if (first and not self.alerts.last_pass) or (self._alerts_due and gap):
+            self._alerts_due = False
             self.call_after_refresh(self.alerts.evaluate)
 
     def on_requests_loaded(self, message: RequestsLoaded) -> None:
@@ -246,10 +274,9 @@ class DashboardScreen(Screen[None]):
     def on_data_changed(self, _message: DataChanged) -> None:
         if self.range_end is None:
             self.tick()
-            # New rows can start an incident: judge them now rather than at the next tick,
-            # but not more often than every ALERT_MIN_GAP seconds under a busy writer.
-            if self.alerts_enabled and time.monotonic() - self.alerts.last_pass >= ALERT_MIN_GAP:
-                self.alerts.evaluate()
+            # New rows can start an incident: judge them right after their snapshot is painted
+            # rather than at the next tick, not more often than every ALERT_MIN_GAP seconds.
+            self._alerts_due = True
 
     def on_alert_pass_ended(self, _message: AlertPassEnded) -> None:
         self.alerts.pass_ended()
@@ -383,15 +410,15 @@ class DashboardScreen(Screen[None]):
         text = bars.topbar(
             self.db_paths, self.window, self.range_end, self.paused_at, self.now(), self.snapshot
         )
-        self.query_one("#topbar", Static).update(text)
+        bars.put(self.query_one("#topbar", Static), text)
 
     def render_crumbs(self) -> None:
         v = self.view
         text = bars.crumbs(v.path, v.group_by, v.requests, self.filter_clauses, self.snapshot)
-        self.query_one("#crumbs", Static).update(text)
+        bars.put(self.query_one("#crumbs", Static), text)
 
     def render_status(self) -> None:
-        self.query_one("#status", Static).update(bars.status(self.error, self.snapshot))
+        bars.put(self.query_one("#status", Static), bars.status(self.error, self.snapshot))
 
     # --- actions ---------------------------------------------------------------------------------
     def go(self, view: View) -> None:
