@@ -278,6 +278,15 @@ async def test_d_compares_with_the_same_window_last_week(
         chat = table.groups["chat"].spend
         assert table.get_cell("chat", "delta").plain == f"+{(chat - before) / before * 100:.0f}%"
         assert table.get_cell("summarize", "delta").plain == "new"
+        app.dashboard.regroup("model")  # a new grouping: its own last-week figures
+        await settle(app, pilot)
+        mini = table.groups["gpt-4o-mini"].spend
+        assert table.get_cell("gpt-4o-mini", "delta").plain == (
+            f"+{(mini - before) / before * 100:.0f}%"
+        )
+        assert table.get_cell("gpt-4o", "delta").plain == "new"
+        await pilot.press("escape")
+        await settle(app, pilot)
         await pilot.press("d")
         await settle(app, pilot)
         assert "Δ prev" in header(table)

@@ -93,6 +93,8 @@ class TableTriage:
         self.compare_mode = "prev"
         #: The filter text last refused for an unknown key (see check_filter).
         self._refused: str | None = None
+        #: The (grouping, clauses) the table's last-week figures are for.
+        self._baseline_view: Any = None
 
     # --- preferences ------------------------------------------------------------------------
     def remembered(self) -> dict[str, Any]:
@@ -121,6 +123,9 @@ class TableTriage:
         if self.compare_mode != "week":
             return
         view = (snap.group_by, snap.clauses)
+        if view != self._baseline_view:  # another grouping or filter: "…" until it is read
+            self._baseline_view = view
+            self.screen.query_one(TopTable).set_compare("week", None)
         self.screen.run_worker(
             partial(self._baseline, snap.start, snap.end, snap.group_by, snap.clauses, view),
             thread=True,
@@ -147,6 +152,7 @@ class TableTriage:
 
     def toggle_compare(self) -> None:
         self.compare_mode = "week" if self.compare_mode == "prev" else "prev"
+        self._baseline_view = None
         table = self.screen.query_one(TopTable)
         table.set_compare(self.compare_mode, None)
         if self.screen.snapshot is not None:

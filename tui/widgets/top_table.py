@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from llmtop.store.views import GroupRow
 from llmtop.tui.format import count, delta, money, ms, pct
-from llmtop.tui.widgets.cell import MAX_LABEL, Cell, cursor_key, sort_key
+from llmtop.tui.widgets.cell import MAX_LABEL, Cell, CellTable, cursor_key, sort_key
 from rich.cells import cell_len
 from rich.text import Text
 from textual.events import Resize
@@ -87,8 +87,12 @@ def compare(g: GroupRow, baseline: dict[str | None, float] | None) -> float | No
 
 
 def cells(
-    g: GroupRow, baseline: dict[str | None, float] | None = None, label: int = MAX_LABEL
+    g: GroupRow,
+    baseline: dict[str | None, float] | None = None,
+    label: int = MAX_LABEL,
+    pending: bool = False,
 ) -> dict[str, Cell]:
+    """A row's cells; `pending`: last week's figures for this view are still being read."""
     name = g.key if g.key is not None else "(none)"
     if g.unpriced:
         name = f"{name} ⚠{g.unpriced} unpriced"
@@ -100,7 +104,7 @@ def cells(
         "key": Cell(name, g.key or "", justify="left", limit=label),
         "spend": Cell(money(g.spend), g.spend, style="bold"),
         "share": Cell(pct(g.share), g.share),
-        "delta": Cell(delta(d), d, style=d_style),
+        "delta": Cell("…", None) if pending else Cell(delta(d), d, style=d_style),
         "requests": Cell(count(g.requests), g.requests),
         "cpr": Cell(money(g.cost_per_request), g.cost_per_request),
         "c1k": Cell(money(g.cost_per_1k), g.cost_per_1k),
@@ -112,7 +116,7 @@ def cells(
     }
 
 
-class TopTable(DataTable[Cell]):
+class TopTable(CellTable):
     """Sortable by any column (click a header or press s / S)."""
 
     class SortChanged(Message):
@@ -189,9 +193,20 @@ class TopTable(DataTable[Cell]):
             self.update_header()
 
     def set_compare(self, mode: str, baseline: dict[str | None, float] | None) -> None:
-        self.compare_mode = mode
+        """Δ against the previous window ("prev") or last week's `baseline` (None: being read)."""
+        if mode != self.compare_mode:
+            self.compare_mode = mode
+            self.update_header()
         self.baseline = baseline if mode == "week" else None
-        self._redraw()
+        for key, g in self.groups.items():
+            new, was = self.cells_of(g), self._cells[key]
+            if "delta" in self.shown_columns and (
+                was["delta"] != new["delta"] or was["delta"].sort_value != new["delta"].sort_value
+            ):
+                self.update_cell(key, "delta", new["delta"])
+            self._cells[key] = new
+        if self.sort_column == "delta":
+            self.apply_sort()
 
     def column_widths(self, limit: int) -> dict[str, int]:
         """What each column needs for its label (and sort arrow) and the cells it has now."""
@@ -263,7 +278,8 @@ class TopTable(DataTable[Cell]):
             self.fit(self._fit_width)  # new names or figures can be wider than the old ones
 
     def cells_of(self, g: GroupRow) -> dict[str, Cell]:
-        return cells(g, self.baseline, self.label_limit)
+        pending = self.compare_mode == "week" and self.baseline is None
+        return cells(g, self.baseline, self.label_limit, pending)
 
     def _add(self, fresh: dict[str, GroupRow], keys: list[str]) -> None:
         for key in keys:
