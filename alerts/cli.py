@@ -2,16 +2,19 @@
 
 Exit status is the contract scripts rely on:
 
-    0  nothing firing
-    1  at least one warning, no critical
-    2  at least one critical
+    0  nothing to report: nothing firing, or only incidents acked or snoozed (`--all`: nothing
+       firing at all; `--new`: nothing paged by this run)
+    1  at least one warning incident reported, no critical
+    2  at least one critical incident reported
     3  could not evaluate: malformed rules file (message is `file:line: key: problem`),
        missing or unreadable database, or bad arguments
 
-It opens the database read-only and does not touch paging state: a cron job running `check` must
-not acknowledge, resolve or re-page anything the dashboard shows. The exception is a rules file
-with `[notify]`: then `check` records pages as the dashboard does (alerts/notify.py), so each
-incident is announced once, by whichever process sees it first.
+Why it writes the alert state: `check` is an evaluator like the dashboard, and shares its state
+(alerts/state.py): it honours the acks and snoozes made in any dashboard, records what it paged
+so a cron job running it every five minutes pages an incident once (`--new` prints only that),
+and resolves what stopped firing. A database it cannot write (a read-only file, a LiteLLM proxy's
+own database) is still evaluated: one line says the state was not recorded, and every alert is
+shown, as with `--all`.
 """
 
 from __future__ import annotations
@@ -20,8 +23,10 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 EXIT_OK, EXIT_WARNING, EXIT_CRITICAL, EXIT_ERROR = 0, 1, 2, 3
 
@@ -37,8 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="llmtop check",
         description=(
-            "Evaluate the alert rules once and print what is firing. Exit 0: nothing; "
-            "1: warning; 2: critical; 3: bad rules file, database or arguments."
+            "Evaluate the alert rules once and print the incidents firing, leaving out those "
+            "acked or snoozed. Exit 0: nothing to report; 1: warning; 2: critical; 3: bad "
+            "rules file, database or arguments."
         ),
     )
     p.add_argument("--db", metavar="PATH", help="database (default: $LLMTOP_DB or per-user dir)")
@@ -52,6 +58,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--now", type=float, metavar="EPOCH", help="evaluate as of this time (default: now)"
     )
+    shown = p.add_mutually_exclusive_group()
+    shown.add_argument(
+        "--all", action="store_true", help="also show incidents acked or snoozed (exit counts them)"
+    )
+    shown.add_argument(
+        "--new",
+        action="store_true",
+        help="only incidents this run paged or escalated (cron: mail once per incident)",
+    )
     return p
 
 
@@ -59,28 +74,75 @@ def build_parser() -> argparse.ArgumentParser:
 RELATED_SHOWN = 8
 
 
-def _text(a: object, related: list[object]) -> str:
-    from llmtop.alerts.model import Alert
+def _at(t: float) -> str:
+    return datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M")
 
-    assert isinstance(a, Alert)
-    since = datetime.fromtimestamp(a.since).strftime("%Y-%m-%d %H:%M")
+
+def _status(inc: Any, page: str | None) -> str:
+    """What the on-call did or what this run did: `new page`, `escalated`, `acked`..."""
+    if inc is None:
+        return ""
+    if page == "escalate":
+        return "ESCALATED: paged again"
+    if page == "page":
+        return "new page"
+    if inc.state == "snoozed" and inc.snoozed_until:
+        return f"snoozed until {_at(inc.snoozed_until)}"
+    tags = [inc.state] if inc.state != "open" else []
+    tags += ["escalated"] if inc.escalated else []
+    tags += ["awaiting analysis"] if inc.paged is None and inc.state == "open" else []
+    return ", ".join(tags)
+
+
+def _block(root: Any, related: Sequence[Any], inc: Any, page: str | None) -> str:
+    status = _status(inc, page)
+    severity = inc.severity if inc is not None else root.severity
+    since = inc.since if inc is not None else root.since
     out = (
-        f"{a.severity.upper()}  {a.scope or 'all'}\n"
-        f"  what:  {a.title}\n"
-        f"  cause: {a.cause}\n"
-        f"  owner: {a.owner or '-'}\n"
-        f"  since: {since}\n"
-        f"  drill: {a.drill[0] or 'all'} by {a.drill[1]}"
+        f"{severity.upper()}  {root.scope or 'all'}{f'  ({status})' if status else ''}\n"
+        f"  what:  {root.title}\n"
+        f"  cause: {root.cause}\n"
+        f"  owner: {root.owner or '-'}\n"
+        f"  since: {_at(since)}\n"
+        f"  drill: {root.drill[0] or 'all'} by {root.drill[1]}"
     )
+    if inc is not None:
+        out += f"\n  incident: {inc.id}"
     if related:
         names = [
-            f"{r.rule} {r.scope or 'all'}"  # type: ignore[attr-defined]
+            f"{r.rule} {r.scope or 'all'} (since {datetime.fromtimestamp(r.since):%H:%M})"
             for r in related[:RELATED_SHOWN]
         ]
         more = len(related) - len(names)
         out += f"\n  related ({len(related)}, same incident): " + ", ".join(names)
         out += f", and {more} more" if more else ""
     return out
+
+
+def _record(db: Any, alerts: list[Any], now: float, rules: Any) -> Any:
+    """Sync the shared alert state (and deliver [notify] events); None when it cannot be
+    written, after one line saying so."""
+    from llmtop.alerts.state import sync_pass
+    from llmtop.store.alert_state import AlertStore
+    from llmtop.store.db import DatabaseError
+
+    try:
+        store = AlertStore(db)
+    except DatabaseError as exc:
+        print(f"llmtop check: alert state not recorded, acks not applied: {exc}", file=sys.stderr)
+        return None
+    try:
+        res = sync_pass(store, alerts, now)
+    except DatabaseError as exc:
+        print(f"llmtop check: alert state not recorded, acks not applied: {exc}", file=sys.stderr)
+        return None
+    finally:
+        store.close()
+    if rules.notify is not None:
+        from llmtop.alerts.notify import Notifier, events_of
+
+        Notifier(rules.notify).deliver(events_of(res))
+    return res
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else EXIT_ERROR
 
     from llmtop.alerts.evaluate import evaluate
+    from llmtop.alerts.incidents import grouped, severity_of
     from llmtop.alerts.rules import RulesError, default_rules_path, load_rules
     from llmtop.store.db import DatabaseError, resolve_db_path
     from llmtop.store.reader import Reader
@@ -121,32 +184,46 @@ def main(argv: list[str] | None = None) -> int:
             alerts = evaluate(reader, rules, now)
         finally:
             reader.close()
-        if rules.notify is not None:
-            from llmtop.alerts.notify import Notifier, sync_events
-            from llmtop.store.alert_state import AlertStore
-
-            store = AlertStore(db)
-            try:
-                events = sync_events(store, alerts, now)[2]
-            finally:
-                store.close()
-            Notifier(rules.notify).deliver(events)
     except DatabaseError as exc:
         print(f"llmtop check: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    res = _record(db, alerts, now, rules)
+
+    states = {s.fingerprint: s for s in res.states} if res is not None else {}
+    incs = {i.id: i for i in res.incidents} if res is not None else {}
+    pages = {p.incident: p.kind for p in res.pages} if res is not None else {}
+    blocks: list[tuple[Any, list[Any], Any, str | None]] = []
+    hidden = 0
+    for root, related in grouped(alerts):
+        s = states.get(root.fingerprint)
+        inc = incs.get(s.incident) if s is not None and s.incident else None
+        page = pages.get(inc.id) if inc is not None else None
+        if ns.new and page is None:
+            continue
+        if not ns.all and inc is not None and inc.state in ("acked", "snoozed"):
+            hidden += 1
+            continue
+        blocks.append((root, related, inc, page))
 
     if ns.json:
-        print(json.dumps([a.to_json() for a in alerts], indent=2))
-    elif alerts:
-        # One block per incident: what is filed under a root is listed inside its block.
-        under: dict[str, list[object]] = {}
-        for a in alerts:
-            if a.parent is not None:
-                under.setdefault(a.parent, []).append(a)
-        roots = [a for a in alerts if a.parent is None]
-        print("\n\n".join(_text(a, under.get(a.fingerprint, [])) for a in roots))
-    else:
-        print("llmtop check: no alerts firing")
-    if any(a.severity == "critical" for a in alerts):
-        return EXIT_CRITICAL
-    return EXIT_WARNING if alerts else EXIT_OK
+        out = []
+        for root, related, inc, page in blocks:
+            for a in (root, *related):
+                d = a.to_json()
+                d["incident"] = inc.id if inc is not None else None
+                d["incident_severity"] = inc.severity if inc is not None else root.severity
+                d["state"] = inc.state if inc is not None else "open"
+                d["escalated"] = bool(inc and inc.escalated)
+                d["page"] = page if a is root else None
+                out.append(d)
+        print(json.dumps(out, indent=2))
+    elif blocks:
+        print("\n\n".join(_block(*b) for b in blocks))
+    elif not ns.new:
+        print("llmtop check: no alerts firing" if not alerts else "llmtop check: all quiet")
+    if hidden and not ns.json and not ns.new:
+        print(f"({hidden} acked or snoozed incident{'s' if hidden > 1 else ''} not shown; --all)")
+    if not blocks:
+        return EXIT_OK
+    worst = severity_of(inc.severity if inc is not None else r.severity for r, _, inc, _ in blocks)
+    return EXIT_CRITICAL if worst == "critical" else EXIT_WARNING

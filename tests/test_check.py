@@ -1,0 +1,204 @@
+"""`llmtop check` shares the dashboard's alert state, and the engine's incidents on databases
+written through the real collector: acks and snoozes honoured (`--all` shows them), one page per
+incident across cron runs, the same incidents on every run, `since` when each rule's condition
+started, one incident per deploy across features and across passes."""
+
+# ruff: noqa: F811  (db, history: test_alerts.py's fixtures, imported)
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from llmtop.alerts import cli, state
+from llmtop.alerts.cache import AlertCache
+from llmtop.alerts.evaluate import evaluate
+from llmtop.alerts.incidents import severity_of
+from llmtop.alerts.notify import sync_events
+from llmtop.alerts.rules import Rules
+from llmtop.store.alert_state import AlertStore
+from llmtop.store.reader import Reader
+
+from tests.test_alerts import (  # noqa: F401  (history, db: fixtures)
+    NOW,
+    TAIL,
+    db,
+    history,
+    normal_tail,
+    rate_limited,
+    records,
+    run,
+    write,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _deploy(db: Path, feature: str = "support-summarize", at: float = NOW - 900, **change: object) -> None:  # fmt: skip
+    """A prompt deploy on one feature at `at` that multiplies its input; the others normal."""
+    rng = random.Random(9)
+    write(db, normal_tail(rng, skip=(feature,)))
+    write(db, records(feature, NOW - TAIL, at, rng))
+    write(db, records(feature, at, NOW + 3600, rng, **(change or {"inp": 48000, "prompt_version": "v4"})))  # fmt: skip
+
+
+def check(db: Path, *args: str, now: float = NOW) -> int:
+    return cli.main(["--db", str(db), "--now", str(now), *args])
+
+
+def test_check_honours_acks_and_snoozes_and_all_shows_them(
+    db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _deploy(db)
+    assert check(db) == 2
+    out = capsys.readouterr().out
+    assert out.startswith("CRITICAL  feature=support-summarize  (new page)"), out
+    assert out.count("\nCRITICAL  ") + out.count("\nWARNING  ") == 0  # one incident
+    root = "anomaly|feature=support-summarize"
+    store = AlertStore(db)
+    try:
+        assert state.ack(store, root)  # the on-call acks it in a dashboard
+    finally:
+        store.close()
+    assert check(db, now=NOW + 60) == 0
+    out = capsys.readouterr().out
+    assert "CRITICAL" not in out and "(1 acked or snoozed incident not shown; --all)" in out
+    assert check(db, "--all", now=NOW + 120) == 2
+    assert capsys.readouterr().out.startswith("CRITICAL  feature=support-summarize  (acked)")
+    assert check(db, "--json", now=NOW + 130) == 0
+    assert json.loads(capsys.readouterr().out) == []
+    assert check(db, "--json", "--all", now=NOW + 140) == 2
+    objs = json.loads(capsys.readouterr().out)
+    assert {o["state"] for o in objs} == {"acked"} and objs[0]["fingerprint"] == root
+    assert len({o["incident"] for o in objs}) == 1
+    # A snooze that has run out pages again.
+    store = AlertStore(db)
+    try:
+        assert state.snooze(store, root, NOW + 600)
+    finally:
+        store.close()
+    assert check(db, now=NOW + 300) == 0
+    assert check(db, now=NOW + 601) == 2
+    assert "(new page)" in capsys.readouterr().out
+
+
+def test_two_cron_runs_page_an_incident_once(
+    db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _deploy(db)
+    log = tmp_path / "events.jsonl"
+    rules = tmp_path / "rules.toml"
+    rules.write_text(f'[notify]\ncommand = ["sh", "-c", "cat >> {log}; echo >> {log}"]\n')
+    args = ("--new", "--config", str(rules))
+    assert check(db, *args) == 2
+    first = capsys.readouterr().out
+    assert first.startswith("CRITICAL  feature=support-summarize  (new page)")
+    assert check(db, *args, now=NOW + 300) == 0
+    assert capsys.readouterr().out == ""  # cron mails nothing
+    # The dashboard sees the same state: nothing left to page there either.
+    store = AlertStore(db)
+    try:
+        res = state.sync_pass(store, run(db, now=NOW + 360), NOW + 360)
+        assert res.pages == [] and len({s.incident for s in res.states}) == 1
+    finally:
+        store.close()
+    events = [json.loads(x) for x in log.read_text().splitlines() if x.strip()]
+    assert [e["event"] for e in events] == ["page"]
+
+
+def test_check_gives_the_same_incidents_on_every_run(
+    db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Runs in processes with different hash seeds (set order) on the same data: the same
+    incidents, in the same order, with the same roots and members."""
+    _deploy(db)
+    write(db, [rate_limited(r, 2) for r in records("classify", NOW - 600, NOW, random.Random(4))])
+    outs = []
+    for seed in ("1", "2"):
+        copy = tmp_path / f"run{seed}.db"
+        copy.write_bytes(db.read_bytes())  # fresh state each: every incident is new
+        if seed == "1":  # this process's hash seed
+            assert check(copy, "--json") == 2
+            text = capsys.readouterr().out
+        else:
+            env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": str(ROOT)}
+            p = subprocess.run(
+                [sys.executable, "-m", "llmtop", "check", "--db", str(copy), "--now", str(NOW), "--json"],
+                capture_output=True, text=True, env=env, timeout=120,
+            )  # fmt: skip
+            assert p.returncode == 2, p.stderr
+            text = p.stdout
+        outs.append([(o["fingerprint"], o["parent"], o["severity"]) for o in json.loads(text)])
+    assert outs[0] == outs[1]
+    roots = [fp for fp, parent, _ in outs[0] if parent is None]
+    assert len(roots) == 2 and roots[0] == "anomaly|feature=support-summarize", outs[0]
+
+
+def test_since_is_when_each_rules_condition_started(db: Path) -> None:
+    """Not the start of the window the rule compared: a runaway loop 25 minutes old on a 1-hour
+    window, a burn spike 15 minutes old on a 5-minute window, an error storm 10 minutes old on a
+    15-minute window."""
+    rng = random.Random(21)
+    write(db, normal_tail(rng, skip=("classify", "kb-answer")))
+    write(db, records("kb-answer", NOW - TAIL, NOW - 900, rng))
+    write(db, records("kb-answer", NOW - 900, NOW + 600, rng, every=4))
+    write(db, records("classify", NOW - TAIL, NOW - 600, rng))
+    write(db, [rate_limited(r, 1) for r in records("classify", NOW - 600, NOW, rng)])
+    loop = [
+        r
+        for r in records("agent-step", NOW - 1500, NOW, rng, every=30, inp=40000)
+        if r.tags["customer"] == "acme"
+    ]
+    write(db, loop)
+    alerts = {(a.rule, a.scope): a for a in run(db)}
+    want = {
+        ("runaway", "customer=acme"): NOW - 1500,
+        ("spike", "feature=kb-answer"): NOW - 900,
+        ("error_rate", "feature=classify"): NOW - 600,
+    }
+    for key, started in want.items():
+        assert key in alerts, sorted(alerts)
+        assert alerts[key].since == pytest.approx(started, abs=120), (key, alerts[key].since - NOW)
+
+
+def test_one_deploy_is_one_incident_over_every_pass(db: Path) -> None:
+    """A prompt deploy that also loses a feature's prompt cache fires its band, its burn rate
+    and its cache-hit drop, each root in turn as their numbers move: it used to page as two or
+    three incidents. Evaluated every minute for 15 minutes, as the dashboard does: one page and
+    at most one escalation."""
+    _deploy(db, "kb-answer", inp=90000, cache=False, prompt_version="v4")
+    r, store, cache = Reader(db), AlertStore(db), AlertCache()
+    kinds = []
+    try:
+        for k in range(16):
+            t = NOW - 840 + 60 * k
+            fired = evaluate(r, Rules(), t, explain_budget=3.0, cache=cache)
+            kinds += [(e.kind, e.fingerprint) for e in sync_events(store, fired, t)[2]]
+        incidents = {s.incident for s in state.states(store, NOW + 60) if s.state != "resolved"}
+    finally:
+        r.close()
+        store.close()
+    assert [k for k, _ in kinds if k == "page"] == ["page"], kinds
+    assert len([k for k, _ in kinds if k == "escalate"]) <= 1, kinds
+    assert len(incidents) == 1
+
+
+def test_one_deploy_across_two_features_is_one_incident(db: Path) -> None:
+    """One release ships a prompt version on one feature and a route version on another,
+    minutes apart: one incident, whose root is the feature that costs the most."""
+    rng = random.Random(31)
+    write(db, normal_tail(rng, skip=("support-summarize", "kb-answer")))
+    write(db, records("support-summarize", NOW - TAIL, NOW - 900, rng))
+    write(db, records("support-summarize", NOW - 900, NOW, rng, inp=48000, prompt_version="v4"))
+    write(db, records("kb-answer", NOW - TAIL, NOW - 780, rng))
+    write(db, records("kb-answer", NOW - 780, NOW, rng, cache=False, route_version="r13"))
+    alerts = run(db)
+    scopes = {a.scope for a in alerts}
+    assert {"feature=support-summarize", "feature=kb-answer"} <= scopes, alerts
+    roots = [a for a in alerts if a.parent is None and not a.rule.startswith("budget")]
+    assert len(roots) == 1, [(a.rule, a.scope, a.cause) for a in roots]
+    assert roots[0].severity == severity_of(a.severity for a in alerts)
