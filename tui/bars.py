@@ -12,6 +12,7 @@ from llmtop.store.filters import Clause, format_filter, format_window
 from llmtop.store.views import Snapshot
 from llmtop.tui.format import clock, count, money, safe
 from rich.text import Text
+from textual.widgets import Static
 
 
 def topbar(
@@ -95,3 +96,11 @@ def status(error: str | None, snap: Snapshot | None) -> Text:
     t.append(" · ")
     t.append(f"{snap.dropped} dropped", style="bold red" if snap.dropped else "dim")
     return t
+
+
+def put(bar: Static, text: Text) -> None:
+    """Show `text` in a one-line bar, only if it changed: an update with layout lays the whole
+    screen out anew, and a bar's size never depends on its text."""
+    if getattr(bar, "_bar_text", None) != text:
+        bar._bar_text = text  # type: ignore[attr-defined]
+        bar.update(text, layout=False)

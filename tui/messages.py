@@ -9,9 +9,14 @@ from textual.message import Message
 
 
 class SnapshotLoaded(Message):
-    def __init__(self, snapshot: Snapshot) -> None:
+    """A snapshot to show. `cached`: kept from an earlier read of this view, posted so a key
+    paints at once (no read ended). `ahead`: read ahead for a view not on screen (only kept)."""
+
+    def __init__(self, snapshot: Snapshot, *, cached: bool = False, ahead: bool = False) -> None:
         super().__init__()
         self.snapshot = snapshot
+        self.cached = cached
+        self.ahead = ahead
 
 
 class RequestsLoaded(Message):

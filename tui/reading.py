@@ -1,26 +1,43 @@
-"""The dashboard's reads: its connection, the thread workers that read through it, and the file
-watcher that says when to read again.
+"""The dashboard's reads: its connection, the thread workers that read through it, what is kept
+in memory between reads, and the watcher that says when to read again.
 
 Why thread workers over sqlite3 (not async workers over aiosqlite): a refresh is mostly Python
 work after SQLite returns (sliding the window trackers, merging histograms, assembling the
 snapshot: 92-98% of a live refresh at 1M rows, benchmarks/read_split.py); on Textual's event
-loop that work would stall keys and painting, in a thread it does not. One read at a time: a read still running
-is never cancelled (a database slow enough to outlast the tick would never paint), the next one
-is remembered and served as soon as it ends.
+loop that work would stall keys and painting, in a thread it does not. One read at a time: a read
+still running is never cancelled (a database slow enough to outlast the tick would never paint),
+the next one is remembered and served as soon as it ends.
+
+Why a key paints before its read: every snapshot read is kept per view (window, grouping,
+filter), and the other windows of the view on screen are read ahead while nothing else is asked
+for, so a window key, `back`, or a grouping seen before paints from memory at once and the read
+that follows only refines it (benchmarks/latency.py measures key → painted).
+
+Why the watcher stats the files instead of using inotify: a stat of the file and its WAL every
+POLL_SECONDS costs microseconds, sees every commit on every platform within that interval, and
+needs no debounce (watchfiles' 50 ms step and 100 ms debounce were most of call → screen). On a
+PostgreSQL store the watcher LISTENs instead (Reader.wait_for_change), so a commit on any host
+wakes the dashboard.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import threading
-from collections.abc import Sequence
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from llmtop.pricing import cache_read_saving
 from llmtop.store.db import DatabaseError
-from llmtop.store.filters import Clause
+from llmtop.store.filters import WINDOWS, Clause
+from llmtop.store.pg_db import is_pg_url
 from llmtop.store.reader import MultiReader, Reader
-from llmtop.store.views import RequestRow
+from llmtop.store.views import RequestRow, Snapshot
 from llmtop.tui.messages import (
     DataChanged,
     DetailLoaded,
@@ -29,21 +46,70 @@ from llmtop.tui.messages import (
     SnapshotLoaded,
 )
 from textual.dom import DOMNode
+from textual.worker import get_current_worker
 
-#: The file watcher's worker group (tests waiting for "all workers" leave it out: it never ends).
+#: The watcher's worker group (tests waiting for "all workers" leave it out: it never ends).
 WATCH_GROUP = "watch-files"
+#: How often the watcher stats the database and its WAL (a commit shows within this plus a read).
+POLL_SECONDS = 0.015
+#: How long one LISTEN wait lasts on PostgreSQL before the watcher checks it should stop.
+LISTEN_SECONDS = 0.5
+#: Snapshots kept per view for painting a key at once (a few views' worth of small dataclasses).
+KEEP_SNAPSHOTS = 24
+
+#: LLMTOP_TRACE_LATENCY=path appends one JSON line per step of a refresh (benchmarks/latency.py
+#: reads them); unset, `trace` returns at its first line.
+TRACE_PATH = os.environ.get("LLMTOP_TRACE_LATENCY") or None
+_trace_lock = threading.Lock()
+
+#: What a snapshot answers: (window, group_by, clauses).
+ViewKey = tuple[float, str, tuple[Clause, ...]]
+
+
+def trace(event: str, **fields: Any) -> None:
+    """Append `{"e": event, "t": wall clock, ...}` to LLMTOP_TRACE_LATENCY's file, if set."""
+    if TRACE_PATH is None:
+        return
+    line = json.dumps({"e": event, "t": time.time(), **fields}) + "\n"
+    with _trace_lock, open(TRACE_PATH, "a") as f:
+        f.write(line)
+
+
+def view_key(snap: Snapshot) -> ViewKey:
+    return (round(snap.end - snap.start), snap.group_by, tuple(snap.clauses))
 
 
 class DashboardReads:
-    """One read connection (or a MultiReader over several files) and the reads that use it."""
+    """One read connection (or a MultiReader over several files) and the reads that use it.
 
-    def __init__(self, host: DOMNode, paths: Sequence[Path]) -> None:
+    `now()` is the screen's clock; `live()` says whether reading ahead makes sense (not paused,
+    not looking at a fixed range).
+    """
+
+    def __init__(
+        self,
+        host: DOMNode,
+        paths: Sequence[Path],
+        *,
+        now: Callable[[], float] = time.time,
+        live: Callable[[], bool] = lambda: True,
+    ) -> None:
         self.host = host
         self.paths = list(paths)
+        self.now = now
+        self.live = live
         self.lock = threading.Lock()
+        self.stop = threading.Event()
         self._reader: Reader | MultiReader | None = None
         self.loading = False
         self.pending = False
+        #: The last snapshot read per view, newest last (see the module docstring).
+        self.snapshots: OrderedDict[ViewKey, Snapshot] = OrderedDict()
+        #: Views to read ahead when nothing else is asked for, and the view they were planned for.
+        self.ahead: list[ViewKey] = []
+        self._planned: tuple[str, tuple[Clause, ...]] | None = None
+        self._asked: ViewKey | None = None
+        self._seq = 0
 
     def reader(self) -> Reader | MultiReader:
         if self._reader is None:
@@ -53,29 +119,99 @@ class DashboardReads:
                 self._reader = Reader(self.paths[0], savings=cache_read_saving)
         return self._reader
 
+    # --- snapshots ---------------------------------------------------------------------------
     def start(
         self, now: float, window: float, group_by: str, clauses: tuple[Clause, ...], rows: bool
     ) -> None:
         """Read a snapshot (and the request rows when listed), unless a read is running: then
-        one more is due when it ends (see `done`)."""
+        one more is due when it ends (see `done`). A view read before is posted from memory
+        first (SnapshotLoaded with cached=True), so the key that asked for it paints now."""
+        key: ViewKey = (round(window), group_by, tuple(clauses))
+        if key != self._asked:
+            self._asked = key
+            kept = self.snapshots.get(key) if self.live() else None
+            if kept is not None:
+                self.host.post_message(SnapshotLoaded(kept, cached=True))
         if self.loading:
             self.pending = True
             return
         self.loading, self.pending = True, False
+        self._run(now, window, group_by, clauses, rows, ahead=False)
+
+    def _run(
+        self,
+        now: float,
+        window: float,
+        group_by: str,
+        clauses: tuple[Clause, ...],
+        rows: bool,
+        *,
+        ahead: bool,
+    ) -> None:
+        self._seq += 1
         self.host.run_worker(
-            partial(self._snapshot, now, window, group_by, clauses, rows),
+            partial(self._snapshot, self._seq, now, window, group_by, clauses, rows, ahead),
             thread=True,
             group="snapshot",
         )
 
-    def done(self) -> bool:
-        """The running read posted its result; whether another was asked for meanwhile."""
+    def done(self, snap: Snapshot | None = None) -> bool:
+        """The running read posted its result (`snap`, if it read one); whether another was
+        asked for meanwhile. With nothing asked for, the next read-ahead starts."""
         self.loading = False
-        return self.pending
+        if snap is not None:
+            self.keep(snap)
+        if self.pending:
+            return True
+        if self.ahead and self.live():
+            window, group_by, clauses = self.ahead.pop(0)
+            self.loading = True
+            self._run(self.now(), float(window), group_by, clauses, False, ahead=True)
+        return False
+
+    def keep(self, snap: Snapshot) -> None:
+        """Keep a live snapshot for its view (a paused or fixed-range one answers another
+        instant than the next visit's)."""
+        if not self.live():
+            return
+        key = view_key(snap)
+        self.snapshots.pop(key, None)
+        self.snapshots[key] = snap
+        while len(self.snapshots) > KEEP_SNAPSHOTS:
+            self.snapshots.popitem(last=False)
+        self.plan_ahead(snap)
+
+    def plan_ahead(self, snap: Snapshot) -> None:
+        """Once per grouping and filter shown: the other windows, shortest first, are read
+        while idle (a window key then paints from memory, and its trackers are warm)."""
+        view = (snap.group_by, tuple(snap.clauses))
+        if view == self._planned or not self.live():
+            return
+        self._planned = view
+        mine = round(snap.end - snap.start)
+        self.ahead = [
+            (round(w), view[0], view[1])
+            for w in sorted(WINDOWS.values())
+            if round(w) != mine and (round(w), *view) not in self.snapshots
+        ]
+
+    def shown(self, snap: Snapshot) -> None:
+        """The screen assigned `snap` and its widgets rendered (traced with the frame after)."""
+        if TRACE_PATH is not None:
+            trace("widgets", max_id=snap.max_id)
+            self.host.call_after_refresh(trace, "painted", max_id=snap.max_id)
 
     def _snapshot(
-        self, now: float, window: float, group_by: str, clauses: tuple[Clause, ...], rows: bool
+        self,
+        seq: int,
+        now: float,
+        window: float,
+        group_by: str,
+        clauses: tuple[Clause, ...],
+        rows: bool,
+        ahead: bool,
     ) -> None:
+        trace("read_start", seq=seq, ahead=ahead)
         try:
             with self.lock:
                 snap = self.reader().snapshot(
@@ -87,10 +223,12 @@ class DashboardReads:
         except (DatabaseError, ValueError) as exc:
             self.host.post_message(LoadFailed(str(exc), snapshot=True))
             return
+        trace("read_done", seq=seq, max_id=snap.max_id, ahead=ahead)
         if listed is not None:
             self.host.post_message(RequestsLoaded(listed))
-        self.host.post_message(SnapshotLoaded(snap))
+        self.host.post_message(SnapshotLoaded(snap, ahead=ahead))
 
+    # --- one request ---------------------------------------------------------------------------
     def detail(self, row_id: int, source: str = "") -> None:
         self.host.run_worker(
             partial(self._detail, row_id, source), thread=True, exclusive=True, group="detail"
@@ -105,35 +243,58 @@ class DashboardReads:
             return
         self.host.post_message(DetailLoaded(detail))
 
+    # --- when to read again --------------------------------------------------------------------
     def watch(self) -> None:
-        """Post DataChanged whenever a database file or its WAL is written (a worker for the
-        host's lifetime; Textual cancels it when the host goes)."""
-        self.host.run_worker(watch_files(self.host, self.paths), group=WATCH_GROUP, exclusive=True)
+        """Post DataChanged whenever the store is written (a thread worker for the host's
+        lifetime: it ends when the worker is cancelled or `close` is called)."""
+        if len(self.paths) == 1 and is_pg_url(self.paths[0]):
+            work: Callable[[], None] = self._listen
+        else:
+            work = partial(watch_files, self.host, self.paths, self.stop)
+        self.host.run_worker(work, thread=True, group=WATCH_GROUP, exclusive=True)
+
+    def _listen(self) -> None:
+        """PostgreSQL: LISTEN llmtop (on the reader's own listening connection), no polling."""
+        worker = get_current_worker()
+        try:
+            with self.lock:
+                reader = self.reader()
+        except DatabaseError as exc:
+            self.host.post_message(LoadFailed(f"live updates stopped: {exc}"))
+            return
+        while not (self.stop.is_set() or worker.is_cancelled):
+            if reader.wait_for_change(LISTEN_SECONDS) and not self.stop.is_set():
+                trace("watch")
+                self.host.post_message(DataChanged())
 
     def close(self) -> None:
+        self.stop.set()
         if self._reader is not None:
             with self.lock:
                 self._reader.close()
 
 
-async def watch_files(host: DOMNode, paths: Sequence[Path]) -> None:
-    """watchfiles' async watcher: a committed row shows within the debounce (~0.1 s) plus one
-    read, with no polling of SQLite. Its native wait runs in a thread that checks for
-    cancellation every `rust_timeout` ms, so quitting never waits longer than that."""
-    from watchfiles import awatch
+def file_state(paths: Sequence[Path]) -> tuple[tuple[int, int, int] | None, ...]:
+    """What changes when a row is committed: each file's and WAL's (inode, size, mtime)."""
+    out: list[tuple[int, int, int] | None] = []
+    for d in paths:
+        for p in (str(d), f"{d}-wal"):
+            try:
+                st = os.stat(p)
+                out.append((st.st_ino, st.st_size, st.st_mtime_ns))
+            except OSError:
+                out.append(None)
+    return tuple(out)
 
-    files = {str(p.resolve()) for d in paths for p in (d, Path(f"{d}-wal"))}
-    dirs = sorted({str(d.resolve().parent) for d in paths})
-    try:
-        async for _changes in awatch(
-            *dirs,
-            watch_filter=lambda _c, p: str(Path(p).resolve()) in files,
-            debounce=100,
-            step=50,
-            recursive=False,
-            rust_timeout=300,
-            yield_on_timeout=False,
-        ):
+
+def watch_files(host: DOMNode, paths: Sequence[Path], stop: threading.Event) -> None:
+    """Stat the database files and their WALs every POLL_SECONDS; post DataChanged on any
+    change. Runs in a thread worker (see the module docstring for why not inotify)."""
+    worker = get_current_worker()
+    last = file_state(paths)
+    while not stop.wait(POLL_SECONDS) and not worker.is_cancelled:
+        now = file_state(paths)
+        if now != last:
+            last = now
+            trace("watch")
             host.post_message(DataChanged())
-    except Exception as exc:  # no watcher: the periodic tick still refreshes
-        host.post_message(LoadFailed(f"file watching stopped: {exc}"))

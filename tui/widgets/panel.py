@@ -28,7 +28,8 @@ class Panel(Vertical):
     TITLE = ""
     SPARK = False
 
-    snapshot: reactive[Snapshot | None] = reactive(None)
+    snapshot: reactive[Snapshot | None] = reactive(None, repaint=False)  # the body repaints
+    _shown: Text | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(classes="panel-body")
@@ -41,9 +42,20 @@ class Panel(Vertical):
     def watch_snapshot(self, snapshot: Snapshot | None) -> None:
         if snapshot is None:
             return
-        self.query_one(".panel-body", Static).update(self.body(snapshot))
+        # Unchanged figures are not sent again, and new ones on as many lines as before are
+        # sent without a layout: a layout re-renders the whole screen (benchmarks/latency.py).
+        body = self.body(snapshot)
+        if body != self._shown:
+            same_height = self._shown is not None and (
+                self._shown.plain.count("\n") == body.plain.count("\n")
+            )
+            self._shown = body
+            self.query_one(".panel-body", Static).update(body, layout=not same_height)
         if self.SPARK:
-            self.query_one(Sparkline).data = list(self.spark(snapshot))
+            data = list(self.spark(snapshot))
+            spark = self.query_one(Sparkline)
+            if data != spark.data:
+                spark.data = data
 
     def body(self, snapshot: Snapshot) -> Text:
         raise NotImplementedError

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from llmtop.store.views import RequestRow
 from llmtop.tui.format import clock, count, money, ms
-from llmtop.tui.widgets.cell import MAX_LABEL, Cell, cursor_key
-from textual.widgets import DataTable
+from llmtop.tui.widgets.cell import MAX_LABEL, Cell, CellTable, cursor_key
 
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("time", "time"),
@@ -21,7 +20,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (
 )
 
 
-class RequestsTable(DataTable[Cell]):
+class RequestsTable(CellTable):
     def __init__(self, **kwargs: object) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)  # type: ignore[arg-type]
         self.ids: list[str] = []
