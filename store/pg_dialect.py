@@ -21,6 +21,7 @@ mechanical twin is given one in the schema instead (store/pg_schema.py: `total()
 | `strftime('%Y-%m-%d', t, 'unixepoch')`   | `to_char(to_timestamp(t) AT TIME ZONE 'UTC', ...)` |
 | `, NULL AS x` (a column of no type)      | `, NULL::integer AS x` (PostgreSQL would make it text; |
 |                                          |   llmtop's are numeric flags)                      |
+| `n + (a != b)` (a comparison as 0/1)     | `n + (a != b)::int`                                |
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ _PAREN_ONE = re.compile(r"\(1\)")
 _COALESCE = re.compile(r"(coalesce\([^?]*? (?:=|GLOB) \?), 0\)")
 _CAST = re.compile(r"CAST\(([^()]+?) / (\d+) AS INTEGER\)")
 _PRAGMA = re.compile(r"^\s*PRAGMA table_x?info\((\w+)\)\s*$", re.I)
+_ARITH_BOOL = re.compile(r"(?<=[-+*] )\(([\w.]+ (?:!=|<>|=|<=|>=|<|>) [\w.?]+)\)(?!::)")
 _STRFTIME = re.compile(r"strftime\('%Y-%m-%d', ([^,()]+), 'unixepoch'\)")
 
 _TABLE_INFO = """SELECT ordinal_position - 1, column_name,
@@ -66,6 +68,7 @@ def translate(sql: str) -> tuple[str, tuple[int, ...], tuple[Any, ...]]:
     s = _COALESCE.sub(r"\1, false)", s)
     s = re.sub(r"(?<=, )NULL AS (?=\w)", "NULL::integer AS ", s)
     s = _CAST.sub(r"(floor(\1 / \2)::bigint)", s)
+    s = _ARITH_BOOL.sub(r"(\1)::int", s)
     if "NOT INDEXED" in s:
         s = s.replace("calls c NOT INDEXED", "calls c").replace("calls NOT INDEXED", "calls")
         s = s.replace("c.id > ?", _LATE_C.replace("%s", "?"))

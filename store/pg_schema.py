@@ -39,6 +39,9 @@ LOCK_NS = 0x6C6C6D74  # "llmt"
 LOCK_MIGRATE = 1
 LOCK_COMMIT = 2
 LOCK_ALERTS = 3
+#: Rollup shards: LOCK_SHARD0 + k locks shard k (store/pg_sink.py).
+LOCK_SHARD0 = 100
+SHARDS = 8
 
 #: Rollup fields that are money (float8); the rest count (bigint).
 REAL_FIELDS = frozenset({"spend", "failed_spend", "retry_spend", "saved_rc"})
@@ -199,6 +202,16 @@ def p003_alert_incidents(db: Any) -> None:
 
     db.execute("ALTER TABLE alerts ADD COLUMN incident text")
     db.execute(ALERT_INCIDENTS_SQL.replace(" REAL", " float8").replace(" INTEGER", " integer"))
+
+
+@migration
+def p004_rollup_shards(db: Any) -> None:
+    # Rollup rows per writer shard (store/pg_sink.py): concurrent writers each merge into a
+    # shard of their own instead of queueing for one lock; readers sum the shards, as they
+    # already sum buckets.
+    db.execute("ALTER TABLE rollups ADD COLUMN shard smallint NOT NULL DEFAULT 0")
+    db.execute("ALTER TABLE rollups DROP CONSTRAINT rollups_pkey")
+    db.execute("ALTER TABLE rollups ADD PRIMARY KEY (cube, res, bucket, combo, shard)")
 
 
 SCHEMA_VERSION = len(MIGRATIONS)

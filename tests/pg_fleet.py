@@ -1,7 +1,8 @@
 """A writer process of the fleet tests and benchmarks/fleet.py: `python -m tests.pg_fleet URL
-HOST N [SEED]` writes N calls through the real Writer (pricing, mapping of a CallRecord, the
+HOST N [SEED [--wait]]` writes N calls through the real Writer (pricing, mapping of a CallRecord, the
 Postgres or SQLite sink) and prints `written dropped ok|not-flushed began done` (epoch seconds
-of the first submit and of the flush's end, so a benchmark can leave out interpreter start-up).
+of the first submit and of the flush's end, so a benchmark can leave out interpreter start-up;
+`--wait`: print `ready` once the records are built and start on a line from stdin).
 
 A separate process per writer, each with its own connection, as separate hosts would be.
 """
@@ -44,6 +45,10 @@ def main(argv: list[str]) -> int:
     w = Writer(url)
     t0 = time.time() - 3600
     recs = [record(rng, host, i, t0 + i * 0.01) for i in range(n)]
+    if len(argv) > 4 and argv[4] == "--wait":
+        # benchmarks/fleet.py starts every writer at once: ready, then a line on stdin.
+        print("ready", flush=True)
+        sys.stdin.readline()
     began = time.time()
     for rec in recs:
         w.submit(rec)
