@@ -8,12 +8,11 @@ figures and the chart are read from the database by the screen's own worker.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
-from llmtop.alerts.model import AlertState
 from llmtop.tui.screens.alert_detail import AlertDetailScreen
 from llmtop.tui.widgets.alerts_panel import AlertsPanel
 from textual.pilot import Pilot
@@ -92,15 +91,11 @@ async def test_order_holds_while_focused_and_new_lines_are_marked(llmtop_db: Pat
 
 
 async def test_resolved_and_escalated_lines(llmtop_db: Path) -> None:
-    @dataclass(frozen=True)
-    class Escalated(AlertState):  # the engine's mark, as it stores it
-        escalated: bool = True
-
     build(llmtop_db)
     app = make_app(llmtop_db)
     states = _incident_states()
     gone = [replace(s, state="resolved", last_seen=NOW - 60) for s in states[:-1]]
-    up = Escalated(**{**states[-1].__dict__, "severity": "critical", "state": "open"})
+    up = replace(states[-1], severity="critical", escalated=True)
     async with app.run_test(size=(140, 40)) as pilot:
         await settle_app(app, pilot)
         app.dashboard.alert_states = [up, *gone]

@@ -166,9 +166,13 @@ class AlertScheduler:
 def incident_severity(root: Any, children: Sequence[Any] = ()) -> str:
     """The one severity an incident shows everywhere: critical if any alert filed under it is
     (the engine pages the root with it; `llmtop check` prints it)."""
-    if any(getattr(a, "severity", "warning") == "critical" for a in (root, *children)):
-        return "critical"
-    return "warning"
+    severities = [getattr(a, "severity", "warning") for a in (root, *children)]
+    from llmtop.alerts import incidents as engine
+
+    severity_of = getattr(engine, "severity_of", None)  # the engine's one function, once landed
+    if callable(severity_of):
+        return str(severity_of(severities))
+    return "critical" if "critical" in severities else "warning"
 
 
 def is_escalated(a: Any) -> bool:
@@ -184,6 +188,11 @@ def parse_snooze(text: str, now: float) -> float:
     """A snooze length → the instant it ends (epoch seconds). '15m', '1h', '4h', '2d';
     'until tomorrow 09:00' (or 'tomorrow 9:00', 'tomorrow'); 'until 18:30' (its next
     occurrence, local time). ValueError with one line saying what is accepted."""
+    from llmtop.alerts import state as engine
+
+    parse = getattr(engine, "parse_snooze", None)  # the engine's parser, once landed
+    if callable(parse):
+        return float(parse(text, now))
     t = " ".join(text.lower().split())
     t = t.removeprefix("until ").strip()
     if not t:
@@ -232,7 +241,9 @@ def toast_for(new: Sequence[Any], states: Sequence[Any]) -> tuple[str, str]:
     under = {root.fingerprint: children for root, children in group_states(live)}
     first = new[0]
     children = under.get(first.fingerprint, [])
-    text = toast_text(first, children)
+    # The stored state says whether this page is an escalation (the Alert itself does not).
+    stored = next((s for s in states if s.fingerprint == first.fingerprint), first)
+    text = toast_text(stored if is_escalated(stored) else first, children)
     if len(new) > 1:
         text += f" · +{len(new) - 1} more new"
     severity = "error" if incident_severity(first, children) == "critical" else "warning"
