@@ -378,3 +378,12 @@ async def test_the_table_fits_the_terminal_width(
         assert keys[:6] == ["key", "spend", "share", "delta", "requests", "cpr"]
         if width >= 120:
             assert len(keys) == 12
+        await pilot.press("l")  # the request list too
+        await settle(app, pilot)
+        rt = app.query_one(RequestsTable)
+        assert rt.row_count == len(specs)
+        assert sum(c.get_render_width(rt) for c in rt.ordered_columns) <= rt.size.width
+        keys = [str(c.key.value) for c in rt.ordered_columns]
+        assert keys[:4] == ["time", "model", "feature", "status"] and "cost" in keys
+        if width >= 120:
+            assert len(keys) == 10

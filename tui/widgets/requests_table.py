@@ -1,10 +1,16 @@
-"""Individual requests at the bottom of a drill path, newest first."""
+"""Individual requests at the bottom of a drill path, newest first.
+
+Like the top table, it is never cut on the right: on a narrow terminal the least useful columns
+give way (PRIORITY, last first) and names are capped at NARROW_LABEL characters.
+"""
 
 from __future__ import annotations
 
 from llmtop.store.views import RequestRow
 from llmtop.tui.format import clock, count, money, ms
 from llmtop.tui.widgets.cell import MAX_LABEL, Cell, CellTable, cursor_key
+from rich.cells import cell_len
+from textual.events import Resize
 
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("time", "time"),
@@ -18,6 +24,46 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("latency", "latency"),
     ("attempt", "try"),
 )
+PRIORITY = ("time", "model", "feature", "status", "cost", "latency", "in", "out", "attempt")
+PRIORITY += ("cached",)
+#: Below this width names are capped at NARROW_LABEL; DataTable pads cells by two, the
+#: scrollbar takes two.
+MEDIUM, NARROW_LABEL, PAD, SCROLLBAR = 100, 18, 2, 2
+
+
+def cells(r: RequestRow, label: int = MAX_LABEL) -> dict[str, Cell]:
+    status = r.status if r.status == "success" else (r.error_class or "failure")
+    cost = "unmetered" if r.unmetered else ("unpriced" if r.unpriced else money(r.cost_usd))
+    return {
+        "time": Cell(clock(r.started_at), r.started_at, justify="left"),
+        "model": Cell(r.model or "(none)", r.model, justify="left", limit=label),
+        "feature": Cell(r.feature or "(none)", r.feature, justify="left", limit=label),
+        "status": Cell(
+            status,
+            r.status,
+            style="" if r.status == "success" else "red",
+            justify="left",
+            limit=label,
+        ),
+        "in": Cell(count(r.input_tokens), r.input_tokens),
+        "cached": Cell(count(r.cache_read_tokens), r.cache_read_tokens),
+        "out": Cell(count(r.output_tokens), r.output_tokens),
+        "cost": Cell(cost, r.cost_usd, style="yellow" if r.unpriced or r.unmetered else ""),
+        "latency": Cell(ms(r.latency_ms), r.latency_ms),
+        "attempt": Cell(str(r.attempt), r.attempt),
+    }
+
+
+def fitting(width: int, rows: list[dict[str, Cell]]) -> tuple[str, ...]:
+    """The columns that fit in `width`, by PRIORITY, in the table's own order."""
+    room, keep = width - SCROLLBAR, set()
+    for key in PRIORITY:
+        need = max([cell_len(dict(COLUMNS)[key])] + [cell_len(c[key].plain) for c in rows]) + PAD
+        if key != "time" and need > room:
+            break
+        keep.add(key)
+        room -= need
+    return tuple(k for k, _ in COLUMNS if k in keep)
 
 
 class RequestsTable(CellTable):
@@ -25,34 +71,35 @@ class RequestsTable(CellTable):
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)  # type: ignore[arg-type]
         self.ids: list[str] = []
         self.by_key: dict[str, RequestRow] = {}
+        self.shown_columns: tuple[str, ...] = tuple(k for k, _ in COLUMNS)
+        self._width = 0
 
     def on_mount(self) -> None:
         for key, label in COLUMNS:
             self.add_column(label, key=key)
 
+    def on_resize(self, event: Resize) -> None:
+        if event.size.width != self._width:
+            self._width = event.size.width
+            self.show(tuple(self.by_key[k] for k in self.ids))
+
     def show(self, rows: tuple[RequestRow, ...]) -> None:
         selected = self.selected_id()
-        self.clear()
+        limit = NARROW_LABEL if 0 < self._width < MEDIUM else MAX_LABEL
+        made = [cells(r, limit) for r in rows]
+        shown = fitting(self._width, made) if self._width else self.shown_columns
+        if shown != self.shown_columns:
+            self.clear(columns=True)
+            self.shown_columns = shown
+            for key, label in COLUMNS:
+                if key in shown:
+                    self.add_column(label, key=key)
+        else:
+            self.clear()
         self.ids = [row_key(r) for r in rows]
         self.by_key = {row_key(r): r for r in rows}
-        for r in rows:
-            status = r.status if r.status == "success" else (r.error_class or "failure")
-            cost = "unmetered" if r.unmetered else ("unpriced" if r.unpriced else money(r.cost_usd))
-            self.add_row(
-                Cell(clock(r.started_at), r.started_at, justify="left"),
-                Cell(r.model or "(none)", r.model, justify="left", limit=MAX_LABEL),
-                Cell(r.feature or "(none)", r.feature, justify="left", limit=MAX_LABEL),
-                Cell(
-                    status, r.status, style="" if r.status == "success" else "red", justify="left"
-                ),
-                Cell(count(r.input_tokens), r.input_tokens),
-                Cell(count(r.cache_read_tokens), r.cache_read_tokens),
-                Cell(count(r.output_tokens), r.output_tokens),
-                Cell(cost, r.cost_usd, style="yellow" if r.unpriced or r.unmetered else ""),
-                Cell(ms(r.latency_ms), r.latency_ms),
-                Cell(str(r.attempt), r.attempt),
-                key=row_key(r),
-            )
+        for r, c in zip(rows, made, strict=True):
+            self.add_row(*(c[k] for k in shown), key=row_key(r))
         if selected is not None and selected in self.ids:
             self.move_cursor(row=self.ids.index(selected))
 
