@@ -94,15 +94,11 @@ def _tasks_sql(reader: Reader, where: str) -> str:
             WHERE c.started_at >= ? AND c.started_at < ? AND c.correlation_id IS NOT NULL
                 AND {where}
             GROUP BY c.correlation_id
-        ), k AS (
-            SELECT nullif(t.f % {k}, {k - 1}) AS feature, t.calls, t.cost,
-                coalesce({recorded}, t.tagged, 1 - t.l % 2) AS ok,
-                ({recorded} IS NOT NULL OR t.tagged IS NOT NULL) AS known
-            FROM t
         )
-        SELECT feature, count(*), total(ok), total(known), total(calls), total(cost),
-            total(CASE WHEN ok = 0 THEN cost END)
-        FROM k GROUP BY feature
+        SELECT nullif(t.f % {k}, {k - 1}) AS feature,
+            coalesce({recorded}, t.tagged, 3 - t.l % 2) AS g,
+            count(*), total(t.calls), total(t.cost)
+        FROM t GROUP BY 1, 2
         """
     return f"""
     WITH t AS (
@@ -111,17 +107,11 @@ def _tasks_sql(reader: Reader, where: str) -> str:
         FROM calls c
         WHERE c.started_at >= ? AND c.started_at < ? AND c.correlation_id IS NOT NULL AND {where}
         GROUP BY c.correlation_id
-    ), o AS (
-        SELECT t.first_id, t.last_id, t.calls, t.cost, {recorded} AS recorded, t.tagged FROM t
-    ), k AS (
-        SELECT f.feature AS feature, o.calls, o.cost,
-            coalesce(o.recorded, o.tagged, CASE l.status WHEN 0 THEN 1 ELSE 0 END) AS ok,
-            (o.recorded IS NOT NULL OR o.tagged IS NOT NULL) AS known
-        FROM o JOIN calls f ON f.id = o.first_id JOIN calls l ON l.id = o.last_id
     )
-    SELECT feature, count(*), total(ok), total(known), total(calls), total(cost),
-        total(CASE WHEN ok = 0 THEN cost END)
-    FROM k GROUP BY feature
+    SELECT f.feature, coalesce({recorded}, t.tagged, 3 - (l.status != 0)) AS g,
+        count(*), total(t.calls), total(t.cost)
+    FROM t JOIN calls f ON f.id = t.first_id JOIN calls l ON l.id = t.last_id
+    GROUP BY 1, 2
     """
 
 
@@ -131,20 +121,29 @@ def task_stats(
     """Per feature (the feature of a task's first call), biggest spend first."""
     where, params = where_sql(clauses)
     sql = _tasks_sql(reader, where)
-    rows = reader.query(sql, (start, end, *params))
-    names = reader.strings({r[0] for r in rows if r[0] is not None})
+    by: dict[int | None, list[float]] = {}
+    for feature, g, n, calls, cost in reader.query(sql, (start, end, *params)):
+        # g: 1/0 an outcome given (recorded or tagged) success/failure; 3/2 inferred
+        acc = by.setdefault(feature, [0, 0, 0, 0, 0.0, 0.0])
+        acc[0] += n
+        acc[1] += n if g % 2 else 0
+        acc[2] += n if g < 2 else 0
+        acc[3] += calls
+        acc[4] += cost
+        acc[5] += 0.0 if g % 2 else cost
+    names = reader.strings({k for k in by if k is not None})
     out = [
         TaskStats(
-            key=names.get(r[0]) if r[0] is not None else None,
-            tasks=int(r[1]),
-            succeeded=int(r[2]),
-            failed=int(r[1] - r[2]),
-            recorded=int(r[3]),
-            calls=int(r[4]),
-            spend=float(r[5]),
-            failed_spend=float(r[6]),
+            key=names.get(k) if k is not None else None,
+            tasks=int(a[0]),
+            succeeded=int(a[1]),
+            failed=int(a[0] - a[1]),
+            recorded=int(a[2]),
+            calls=int(a[3]),
+            spend=float(a[4]),
+            failed_spend=float(a[5]),
         )
-        for r in rows
+        for k, a in by.items()
     ]
     out.sort(key=lambda s: (-s.spend, s.key or ""))
     return out
