@@ -15,7 +15,7 @@ Collector, one at a time, each with a fresh feature name. This process polls the
 commit. The breakdown joins the app's trace (tui/reading.py) to each call by row id:
 
     call returned → committed → watcher saw it → read started → read done → widgets updated →
-    frame refreshed (call_after_refresh) → on the terminal (capture-pane)
+    frame written to the terminal (the app's _display, wrapped when tracing) → seen (capture-pane)
 
 `--load [N]` runs N busy-looping processes (default: one per core) beside it all.
 
@@ -296,8 +296,8 @@ STAGES = (
     "watcher → read started",
     "read started → read done",
     "read done → widgets updated",
-    "widgets → frame refreshed",
-    "frame → on the terminal (tmux)",
+    "widgets → frame written",
+    "written → seen in tmux (20 ms polls)",
 )
 
 

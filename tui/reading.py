@@ -75,6 +75,29 @@ def trace(event: str, **fields: Any) -> None:
         f.write(line)
 
 
+#: Snapshots shown whose frame has not been written yet (tracing only).
+_painting: list[int] = []
+
+
+def trace_frames(app: Any) -> None:
+    """Tracing only: trace "painted" when the next frame is written to the terminal. Textual
+    has no public hook for a written frame, so this wraps the app's (private) `_display` once;
+    it is never installed unless LLMTOP_TRACE_LATENCY is set."""
+    if getattr(app, "_llmtop_traced", False):
+        return
+    app._llmtop_traced = True
+    display = app._display
+
+    def traced(screen: Any, renderable: Any) -> None:
+        display(screen, renderable)
+        if renderable is not None and _painting:
+            for max_id in _painting:
+                trace("painted", max_id=max_id)
+            _painting.clear()
+
+    app._display = traced
+
+
 def view_key(snap: Snapshot) -> ViewKey:
     return (round(snap.end - snap.start), snap.group_by, tuple(snap.clauses))
 
@@ -199,7 +222,8 @@ class DashboardReads:
         """The screen assigned `snap` and its widgets rendered (traced with the frame after)."""
         if TRACE_PATH is not None:
             trace("widgets", max_id=snap.max_id)
-            self.host.call_after_refresh(trace, "painted", max_id=snap.max_id)
+            trace_frames(self.host.app)
+            _painting.append(snap.max_id)
 
     def _snapshot(
         self,
