@@ -486,3 +486,24 @@ def test_snooze_lengths() -> None:
     for bad in ("", "soon", "until 25:00", "-1h"):
         with pytest.raises(ValueError):
             parse_snooze(bad, NOW)
+
+
+async def test_a_resolved_incident_leaves_one_line(llmtop_db: Path) -> None:
+    """The incident stops firing (the clock moves past its spike): its four alerts resolve and
+    one dim line says so; k does nothing on it, enter still opens its detail."""
+    from llmtop.tui.screens.alert_detail import AlertDetailScreen
+
+    _customers_history(llmtop_db)
+    clock = [NOW]
+    app = make_app(llmtop_db, watch=True, alerts=True, clock=lambda: clock[0])
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _deploy_breaks_three_customers(llmtop_db, app, pilot)
+        clock[0] = NOW + 1200  # 20 minutes on: the 5-minute spike window holds none of it
+        app.dashboard.alerts.evaluate()
+        await wait_for(pilot, lambda: {s.state for s in app.dashboard.alert_states} == {"resolved"})
+        await pilot.pause()
+        (line,) = _lines(app)
+        assert line.startswith(" ✓ resolved ") and "feature=summarize · +3 related" in line
+        await pilot.press("a", "k", "enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, AlertDetailScreen))
+        assert {s.state for s in app.dashboard.alert_states} == {"resolved"}
