@@ -25,3 +25,9 @@ def test_dashboard_sorted_and_paused_80x24(snap_compare: SnapCompare, stable_db:
     """The header's sort arrow and the paused top bar at the narrowest size."""
     app = make_app(stable_db)
     assert snap_compare(app, terminal_size=(80, 24), run_before=keys_then_settle("s", "S", "p"))
+
+
+def test_chart_120x40(snap_compare: SnapCompare, stable_db: Path) -> None:  # noqa: F811
+    """`c`: one line per top series, a legend, $ and clock-time axes with their labels."""
+    app = make_app(stable_db)
+    assert snap_compare(app, terminal_size=(120, 40), run_before=keys_then_settle("c"))
