@@ -173,3 +173,134 @@ def test_dashboard_drill_down_and_quit(tmux_session: Tmux) -> None:
     status = re.search(r"llmtop-exit=(\d+)", screen)
     assert status and status.group(1) == "0", f"llmtop did not exit cleanly:\n{screen}"
     assert "Traceback" not in tmux.capture()
+
+
+# --- the on-call's walk: an alert appears, is read whole, acked, and stays acked ----------------
+
+ALERT_RULES = """
+[spike]
+group_by = ["feature"]
+window = "5m"
+trailing = "2h"
+ratio = 3.0
+min_change_usd = 0.05
+
+[owners]
+"feature=support-summarize" = "team-support"
+"""
+
+
+@pytest.fixture
+def incident_db(tmp_path: Path) -> Path:
+    """Two quiet hours of two features up to the wall clock's now, then support-summarize's
+    prompt v2 with 10x the input tokens in the last four minutes (written through the real
+    collector; the dashboard in tmux runs on the real clock)."""
+    from llmtop.alerts.rules import default_rules_path
+
+    from tests.builders import payload, write
+
+    db = tmp_path / "incident.db"
+    now = time.time()
+    rows, t = [], now - 7200
+    while t < now - 300:
+        for feat in ("chat", "support-summarize"):
+            rows.append(payload(start=t, feature=feat, team="support", prompt_version="v1"))
+        t += 30
+    rows += [
+        payload(
+            start=now - 240 + i * 8,
+            feature="support-summarize",
+            team="support",
+            prompt_version="v2",
+            input_tokens=20000,
+            output_tokens=200,
+        )
+        for i in range(30)
+    ]
+    write(db, rows)
+    default_rules_path(db).write_text(ALERT_RULES)
+    return db
+
+
+def _alert_passes(db: Path) -> float:
+    """When the last alert pass recorded its alerts (the alerts table's newest last_seen)."""
+    import sqlite3
+
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+    try:
+        return float(con.execute("SELECT coalesce(max(last_seen), 0) FROM alerts").fetchone()[0])
+    except sqlite3.OperationalError:  # no alerts table yet
+        return 0.0
+    finally:
+        con.close()
+
+
+def test_alert_detail_ack_and_check(tmp_path: Path, incident_db: Path) -> None:
+    """alert appears → open its detail → ack there → it stays acked across two alert passes,
+    and `llmtop check` (which honours acks) does not page for it; `--all` still lists it."""
+    tag = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tmux = Tmux(socket=f"llmtop-e2e-{tag}", session="llmtop")
+    env = {"LLMTOP_DB": str(incident_db), "LLMTOP_STATE": str(tmp_path / "ui-state.json")}
+    try:
+        tmux.run(
+            "new-session",
+            "-d",
+            "-s",
+            tmux.session,
+            "-x",
+            str(WIDTH),
+            "-y",
+            str(HEIGHT),
+            *(arg for k, v in env.items() for arg in ("-e", f"{k}={v}")),
+            "-c",
+            str(tmp_path),
+            f"{shlex.quote(llmtop_command())}; echo llmtop-exit=$?; sleep 60",
+        )
+        screen = wait_for(
+            "the alert", tmux, lambda s: "Alerts" in s and "feature=support-summarize" in s
+        )
+        assert "team-support" in screen  # owner, on the panel's line at 120 columns
+
+        tmux.send("a")  # the alerts list takes the keys: its footer offers ack
+        wait_for("the alerts list focused", tmux, lambda s: "k Ack" in s)
+        tmux.send("Enter")
+        screen = wait_for(
+            "the alert's detail",
+            tmux,
+            lambda s: "Likely causes" in s and "Rule spike" in s and "Last 5m:" in s,
+        )
+        assert "prompt_version" in screen and "v2" in screen
+        assert "Owner team-support" in screen
+
+        tmux.send("k")  # ack, from the detail screen
+        wait_for("the ack", tmux, lambda s: " acked " in s and "Likely causes" not in s)
+        first = _alert_passes(incident_db)
+        for n in (1, 2):  # two more alert passes (one every 10 s) leave it acked
+            deadline = time.monotonic() + 60
+            while _alert_passes(incident_db) <= first and time.monotonic() < deadline:
+                time.sleep(POLL)
+            assert _alert_passes(incident_db) > first, f"no alert pass {n} within a minute"
+            first = _alert_passes(incident_db)
+        screen = tmux.capture()
+        assert " acked " in screen and "feature=support-summarize" in screen, screen
+
+        check = subprocess.run(
+            [llmtop_command(), "check", "--db", str(incident_db)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert check.returncode == 0, check.stdout + check.stderr  # acked: nothing to page
+        every = subprocess.run(
+            [llmtop_command(), "check", "--all", "--db", str(incident_db)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert "support-summarize" in every.stdout, every.stdout + every.stderr
+
+        tmux.send("q")
+        screen = wait_for("llmtop to exit", tmux, lambda s: "llmtop-exit=" in s)
+        assert "llmtop-exit=0" in screen and "Traceback" not in screen
+    finally:
+        tmux.kill()
