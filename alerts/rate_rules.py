@@ -37,7 +37,13 @@ import math
 from typing import TYPE_CHECKING
 
 from llmtop.alerts.scale import binom_lower, binom_upper, rate_floor
-from llmtop.alerts.since_change import MIN_CHANGE_CALLS, Changes, changes, since
+from llmtop.alerts.since_change import (
+    MIN_CHANGE_AGE,
+    MIN_CHANGE_CALLS,
+    Changes,
+    changes,
+    since,
+)
 from llmtop.store.alert_queries import Agg, aggregate
 from llmtop.store.filters import format_window
 from llmtop.store.reader import Reader
@@ -53,8 +59,6 @@ MIN_HIT_RATE = 0.1
 #: against the baseline rate's lower 2σ bound, which a small baseline already lowers (15 hits in
 #: 16 calls is tested as 82%), and a feature making 20 calls a day was otherwise never judged.
 MIN_BASELINE = 10
-#: A change younger than this is warming the cache (its first calls write the new prefix).
-MIN_CHANGE_AGE = 120.0
 #: Cache-eligible calls the 24-hour baseline must hold, else the week's rollups are used.
 CACHE_BASELINE = 100
 

@@ -38,6 +38,9 @@ CHANGE_DIMS = ("route_version", "prompt_version", "model")
 CHANGE_WINDOW = 7200.0
 #: Calls of a changed version a test needs.
 MIN_CHANGE_CALLS = 3
+#: A change younger than this is warming the prompt cache (its first calls write the new
+#: prefix: they miss, and cost what an uncached call costs), so neither test judges it yet.
+MIN_CHANGE_AGE = 120.0
 DAY = 86400.0
 WEEK = 7 * DAY
 HOUR = 3600.0
@@ -159,6 +162,8 @@ def cost_per_call(
             continue
         _p, tag, tv, g = best
         t0 = since(reader, scope, tag, tv, now) or now - CHANGE_WINDOW
+        if now - t0 < MIN_CHANGE_AGE:
+            continue
         per = g.spend / g.calls
         extra_h = (per - m) * week.calls / ch.hours
         out.append(
@@ -167,7 +172,7 @@ def cost_per_call(
                 severity="critical" if per >= ar.critical_ratio * m else "warning",
                 scope=scope_of(*scope),
                 title=(
-                    f"{label(*scope)} cost per call {usd(m)} → {usd(per)} since {tag} {tv} "
+                    f"{label(*scope)} cost per call {_per(m)} → {_per(per)} since {tag} {tv} "
                     f"({g.calls} calls; +{usd(extra_h)}/h at its usual rate)"
                 ),
                 cur=(t0, now),
@@ -177,3 +182,8 @@ def cost_per_call(
             )
         )
     return out
+
+
+def _per(x: float) -> str:
+    """A cost per call: cents are too coarse for a $0.0001 call."""
+    return f"${x:.2g}" if x < 0.01 else f"${x:,.3f}"

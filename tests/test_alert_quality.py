@@ -54,6 +54,25 @@ def test_a_deploy_that_changes_nothing_stays_quiet(cache_dir: Path, tmp_path: Pa
     assert [p.text() for p in r.false_pages] == []
 
 
+def test_a_deploy_that_triples_a_cheap_features_cost_stays_quiet(
+    cache_dir: Path, tmp_path: Path
+) -> None:
+    """classify ($0.0001 a call, under 1% of the org's spend) with a prompt three times longer
+    from a new prompt version: its calls since the change cost 3x their usual, far beyond their
+    spread, but +$0.004/h is under the anomaly floor (5% of the org's hourly spend): no page."""
+    from dataclasses import replace
+
+    def bloat_classify(rows: list[aq.Row], t0: float, scale: float, seed: int) -> list[aq.Row]:
+        return [
+            replace(r, inp=r.inp * 3, prompt_version="v5") if r.feature == "classify" else r
+            for r in rows
+        ]
+
+    fam = aq.Family("cheap deploy", bloat_classify, r"classify|v5", "", None, 45.0, quiet=True)
+    r = aq.run_one(fam, SCALE, SEED, cache_dir, tmp_path)
+    assert [p.text() for p in r.false_pages] == []
+
+
 def test_quiet_monday_never_pages(cache_dir: Path, tmp_path: Path) -> None:
     """Every 10 minutes of a Monday after a week of history: the nightly batch job, the weekly
     digest, the morning ramp, new small tenants and users; no page."""
