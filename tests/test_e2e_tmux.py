@@ -298,6 +298,7 @@ def test_alert_detail_ack_and_check(tmp_path: Path, incident_db: Path) -> None:
             timeout=120,
         )
         assert "support-summarize" in every.stdout, every.stdout + every.stderr
+        assert "acked" in every.stdout, every.stdout  # the dashboard's ack, as check shows it
 
         tmux.send("q")
         screen = wait_for("llmtop to exit", tmux, lambda s: "llmtop-exit=" in s)
