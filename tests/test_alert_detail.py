@@ -124,3 +124,23 @@ async def test_owner_and_since_fit(llmtop_db: Path, width: int, shows: str) -> N
         assert shows in first, first
         # ... and on screen, not past the ellipsis.
         assert shows.split(" · ")[-1] in ol.render_line(0).text, first
+
+
+def test_toast_is_one_line_with_the_incident_severity() -> None:
+    """The toast's words: the incident's one severity (a warning root with a critical alert
+    filed under it says CRITICAL, as the panel does), escalated when the engine marked it, and
+    never a line break, whatever a tag value holds."""
+    from llmtop.tui.alerting import toast_for
+
+    root, spike, *customers, other = _incident_states()
+    root = replace(root, severity="warning", title="summarize spend\n$44.10/15m")
+    states = [root, spike, *customers, other]
+    text, severity = toast_for([root], states)
+    assert text == "CRITICAL feature=summarize · summarize spend $44.10/15m · +5 related"
+    assert severity == "error"
+    escalated = [replace(root, escalated=True), spike, *customers, other]
+    text, _ = toast_for([root], escalated)
+    assert text.startswith("CRITICAL (escalated) feature=summarize · ")
+    text, severity = toast_for([other, root], states)
+    assert text.startswith("WARNING feature=classify · ") and text.endswith(" · +1 more new")
+    assert severity == "warning"
