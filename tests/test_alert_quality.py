@@ -227,3 +227,17 @@ def test_a_cache_hit_drop_since_a_change_pages_rarely_on_a_deploy_that_changed_n
     assert change_p(0, 3, 215, 276, qr.cache_hit_drop_pct) <= qr.change_significance
     assert change_p(0, 2, 228, 290, qr.cache_hit_drop_pct) == 1.0  # too few to judge
     assert change_p(2, 3, 228, 290, qr.cache_hit_drop_pct) == 1.0  # not a 50% drop
+
+
+def test_change_significance_is_a_rules_key(tmp_path: Path) -> None:
+    """`[rates] change_significance` reads from the rules file; a level above 0.5 is one precise
+    line, not a traceback."""
+    from llmtop.alerts.rules import RulesError, load_rules
+
+    p = tmp_path / "llmtop-rules.toml"
+    p.write_text("[rates]\nchange_significance = 0.005\n")
+    assert load_rules(p).rates.change_significance == 0.005
+    p.write_text("[rates]\n\nchange_significance = 0.7\n")
+    with pytest.raises(RulesError) as exc:
+        load_rules(p)
+    assert str(exc.value).startswith(f"{p}:3: rates.change_significance: "), str(exc.value)
