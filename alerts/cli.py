@@ -12,8 +12,9 @@ Exit status is the contract scripts rely on:
 Why it writes the alert state: `check` is an evaluator like the dashboard, and shares its state
 (alerts/state.py): it honours the acks and snoozes made in any dashboard, records what it paged
 so a cron job running it every five minutes pages an incident once (`--new` prints only that),
-and resolves what stopped firing. A database it cannot write (a read-only file, a LiteLLM proxy's
-own database) is still evaluated: one line says the state was not recorded, and every alert is
+and resolves what stopped firing. A database it cannot write (a read-only file, one another
+process keeps locked, a LiteLLM proxy's own database) is still evaluated: one line says the state
+was not recorded, the acks recorded there still apply if they can be read, else every alert is
 shown, as with `--all`.
 """
 
@@ -120,28 +121,38 @@ def _block(root: Any, related: Sequence[Any], inc: Any, page: str | None) -> str
 
 
 def _record(db: Any, alerts: list[Any], now: float, rules: Any) -> Any:
-    """Sync the shared alert state (and deliver [notify] events); None when it cannot be
-    written, after one line saying so."""
-    from llmtop.alerts.state import sync_pass
+    """Sync the shared alert state (and deliver [notify] events). When it cannot be written,
+    one line says so and the acks and snoozes recorded so far still apply if they can be read;
+    None when they cannot either."""
+    from llmtop.alerts.model import SyncResult
+    from llmtop.alerts.state import incidents, states, sync_pass
     from llmtop.store.alert_state import AlertStore
     from llmtop.store.db import DatabaseError
 
     try:
         store = AlertStore(db)
+        try:
+            res = sync_pass(store, alerts, now)
+        finally:
+            store.close()
     except DatabaseError as exc:
-        print(f"llmtop check: alert state not recorded, acks not applied: {exc}", file=sys.stderr)
-        return None
-    try:
-        res = sync_pass(store, alerts, now)
-    except DatabaseError as exc:
-        print(f"llmtop check: alert state not recorded, acks not applied: {exc}", file=sys.stderr)
-        return None
-    finally:
-        store.close()
-    if rules.notify is not None:
-        from llmtop.alerts.notify import Notifier, events_of
+        problem = exc
+    else:
+        if rules.notify is not None:
+            from llmtop.alerts.notify import Notifier, events_of
 
-        Notifier(rules.notify).deliver(events_of(res))
+            Notifier(rules.notify).deliver(events_of(res))
+        return res
+    try:
+        store = AlertStore.reading(db)
+        try:
+            res = SyncResult([], states(store, now), incidents(store, now), [], [])
+        finally:
+            store.close()
+    except DatabaseError:
+        print(f"llmtop check: alert state not recorded, acks not applied: {problem}", file=sys.stderr)  # fmt: skip
+        return None
+    print(f"llmtop check: alert state not recorded (acks applied): {problem}", file=sys.stderr)
     return res
 
 

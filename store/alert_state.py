@@ -74,6 +74,21 @@ class AlertStore:
         except sqlite3.DatabaseError as exc:
             raise DatabaseError(explain(self.path, exc)) from exc
 
+    @classmethod
+    def reading(cls, path: Any) -> AlertStore:
+        """The alert state for reading only, with no migration and no write: for a file this
+        process may not write, or that another process keeps locked (`llmtop check` still
+        honours the acks recorded there). A PostgreSQL URL opens as usual."""
+        if is_pg_url(path):
+            return cls(path)
+        store = object.__new__(AlertStore)
+        store.path = Path(path)
+        try:
+            store.conn = connect(store.path, readonly=True, check_same_thread=False)
+        except sqlite3.DatabaseError as exc:
+            raise DatabaseError(explain(store.path, exc)) from exc
+        return store
+
     def close(self) -> None:
         self.conn.close()
 

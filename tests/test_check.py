@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -75,6 +76,21 @@ def test_check_honours_acks_and_snoozes_and_all_shows_them(
     objs = json.loads(capsys.readouterr().out)
     assert {o["state"] for o in objs} == {"acked"} and objs[0]["fingerprint"] == root
     assert len({o["incident"] for o in objs}) == 1
+    # Another process holds the write lock past the wait: the pass is not recorded, but the
+    # acks recorded so far still hold, and one line says so.
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        os.environ["LLMTOP_BUSY_TIMEOUT_MS"] = "100"
+        assert check(db, now=NOW + 150) == 0
+    finally:
+        del os.environ["LLMTOP_BUSY_TIMEOUT_MS"]
+        holder.execute("ROLLBACK")
+        holder.close()
+    captured = capsys.readouterr()
+    assert "CRITICAL" not in captured.out
+    (line,) = captured.err.splitlines()
+    assert line.startswith("llmtop check: alert state not recorded (acks applied): ")
     # A snooze that has run out pages again.
     store = AlertStore(db)
     try:
