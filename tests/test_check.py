@@ -218,3 +218,29 @@ def test_one_deploy_across_two_features_is_one_incident(db: Path) -> None:
     roots = [a for a in alerts if a.parent is None and not a.rule.startswith("budget")]
     assert len(roots) == 1, [(a.rule, a.scope, a.cause) for a in roots]
     assert roots[0].severity == severity_of(a.severity for a in alerts)
+
+
+def test_a_budgets_since_is_when_its_spend_crossed_the_warning_level(
+    db: Path, tmp_path: Path
+) -> None:
+    from llmtop.alerts.budgets import period_bounds
+    from llmtop.alerts.rules import load_rules
+    from llmtop.store.filters import parse_filter
+
+    write(db, normal_tail(random.Random(11)))
+    scope = parse_filter("team=support")
+    start = period_bounds(NOW, "day")[0]
+    r = Reader(db)
+    try:
+        amount = r.spend_between(start, NOW, scope) / 0.9  # 90% used: past the 80% warning
+        lo, hi = start, NOW  # when the day's spend reached 80%, by bisection on the rows
+        while hi - lo > 1:
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if r.spend_between(start, mid, scope) < 0.8 * amount else (lo, mid)
+    finally:
+        r.close()
+    rules = tmp_path / "rules.toml"
+    rules.write_text(f'[[budget]]\nname = "support daily"\nscope = "team=support"\nperiod = "day"\namount = {amount}\n')  # fmt: skip
+    (a,) = [x for x in run(db, load_rules(rules)) if x.rule.startswith("budget")]
+    assert a.severity == "warning"
+    assert a.since == pytest.approx(hi, abs=300), (a.since - NOW, hi - NOW)
