@@ -11,7 +11,9 @@ Prints, next to the targets of the fleet issue:
 - refresh time (the live snapshot one second later, per window) and the cold read of each window
   at --rows rows on Postgres (targets: < 100 ms refresh, < 1 s first screen, as SQLite's);
 - call -> other host's screen: a writer commits, a reader on another connection LISTENing
-  (Reader.wait_for_change) wakes and its snapshot shows the row (target <= 0.5 s).
+  (Reader.wait_for_change) wakes and its snapshot shows the row (target <= 0.5 s);
+- the same refresh and first-read figures on a LiteLLM proxy's own spend-log table
+  (--proxy-rows rows over 30 days; no rollups there, so first reads aggregate raw rows).
 
 The server is a throwaway one (tests/pg.py: fsync=off, synchronous_commit=off, on this machine,
 sharing its cores with the writers); the read database is built through the real Writer with
@@ -171,6 +173,31 @@ def call_to_screen(url: str, n: int = 20) -> list[float]:
     return out
 
 
+def proxy_part(server: PgServer, rows: int) -> None:
+    """LiteLLM proxy's own table as the source (store/pg_spendlogs.py): `rows` spend-log rows
+    over 30 days (tests/pg_spendlogs.py's shape), then the same refresh/first-read figures."""
+    import psycopg
+
+    from tests.pg_spendlogs import COLUMNS, DDL, make_logs
+
+    url = server.create_database()
+    end = time.time()
+    t0 = time.perf_counter()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(DDL)
+        cols = ", ".join(f'"{c}"' for c in COLUMNS)
+        for i in range(0, rows, 50_000):
+            logs = make_logs(min(50_000, rows - i), end - 30 * 86400, end - 1, seed=i)
+            with conn.cursor().copy(f'COPY "LiteLLM_SpendLogs" ({cols}) FROM STDIN') as copy:
+                for lg in logs:
+                    copy.write_row([lg.row[c] for c in COLUMNS])
+        conn.execute('VACUUM ANALYZE "LiteLLM_SpendLogs"')
+    print(f"proxy database: {rows:,} spend-log rows built in {time.perf_counter() - t0:.0f} s")
+    for name, (cold, live) in refresh(url, end).items():
+        print(f"  {name:>4}: refresh {live:7.1f} ms ({mark(live < TARGET_REFRESH_MS)}),"
+              f" first read of the window {cold:7.1f} ms ({mark(cold < TARGET_FIRST_MS)})")  # fmt: skip
+
+
 def read_part(server: PgServer, rows: int) -> int:
     url = server.create_database()
     t0 = time.perf_counter()
@@ -192,11 +219,16 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--calls", type=int, default=10_000, help="calls per writer process")
     ap.add_argument("--quick", action="store_true", help="100k rows, 2,000 calls per writer")
     ap.add_argument(
-        "--only", choices=("ingest", "latency", "read"), help="run one part (default: all)"
+        "--only",
+        choices=("ingest", "latency", "read", "proxy"),
+        help="run one part (default: all)",
+    )
+    ap.add_argument(
+        "--proxy-rows", type=int, default=1_000_000, help="spend-log rows for the proxy part"
     )
     ns = ap.parse_args(argv)
     if ns.quick:
-        ns.rows, ns.calls = 100_000, 2_000
+        ns.rows, ns.calls, ns.proxy_rows = 100_000, 2_000, 100_000
     # A kill must not leave the throwaway server running.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     server = PgServer()
@@ -226,6 +258,8 @@ def main(argv: list[str]) -> int:
                   f" {mark(worst <= TARGET_LATENCY_S)})")  # fmt: skip
         if ns.only in (None, "read"):
             read_part(server, ns.rows)
+        if ns.only in (None, "proxy"):
+            proxy_part(server, ns.proxy_rows)
     finally:
         server.destroy()
         import shutil

@@ -52,6 +52,7 @@ from llmtop.store.views import RequestDetail, RequestRow
 #: Late rows are searched among rows started this long before now (see the module docstring).
 LATE_HORIZON = 3600.0
 _MARKERS_KEPT = 4096
+DIMENSIONS_TTL = 30.0
 _NAMED = tuple(n for n, e in TEXT_COLUMNS.items() if e != "NULL::text")
 
 
@@ -110,6 +111,7 @@ class SpendLogsReader(PgReader):
         self._snaps: dict[int, tuple[int, list[int]]] = {}
         self._names: dict[int, str] = {}
         self._inserts: int | None = None
+        self._dims: tuple[float, tuple[str, ...]] | None = None
 
     # --- SQL --------------------------------------------------------------------------------
     def _late(self, marker: int) -> tuple[float, int, list[int]]:
@@ -202,13 +204,21 @@ class SpendLogsReader(PgReader):
         return 0
 
     def dimensions(self) -> tuple[str, ...]:
+        """Built-in dimensions and the tag keys of the newest rows, re-read at most every
+        DIMENSIONS_TTL s (building 5,000 rows' tags from their JSON cost more than the rest
+        of a refresh)."""
+        now = time.monotonic()
+        if self._dims is not None and now - self._dims[0] < DIMENSIONS_TTL:
+            return self._dims[1]
         keys: set[str] = set()
         for (tags,) in self._raw(
             f"SELECT c.tags_json FROM {MAPPING} c ORDER BY c.st DESC LIMIT 5000"
         ):
             if isinstance(tags, dict):
                 keys.update(tags)
-        return (*DIMENSIONS, *sorted(k for k in keys if k not in DIMENSIONS))
+        dims = (*DIMENSIONS, *sorted(k for k in keys if k not in DIMENSIONS))
+        self._dims = (now, dims)
+        return dims
 
     # --- requests ---------------------------------------------------------------------------
     def requests(
