@@ -27,6 +27,8 @@ What differs from reading our own tables, and why:
 
 from __future__ import annotations
 
+import json
+import re
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -44,6 +46,7 @@ from llmtop.store.pg_spendlogs_map import (
     hashed,
     is_proxy_db,
     params_for,
+    table_info,
 )
 from llmtop.store.reader import Reader
 from llmtop.store.snapshot import Savings
@@ -53,6 +56,7 @@ from llmtop.store.views import RequestDetail, RequestRow
 LATE_HORIZON = 3600.0
 _MARKERS_KEPT = 4096
 DIMENSIONS_TTL = 30.0
+_PRAGMA = re.compile(r"^\s*PRAGMA table_x?info\((\w+)\)\s*$", re.I)
 _NAMED = tuple(n for n, e in TEXT_COLUMNS.items() if e != "NULL::text")
 
 
@@ -128,6 +132,9 @@ class SpendLogsReader(PgReader):
             raise DatabaseError(one_line(self.path, exc)) from None
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        pragma = _PRAGMA.match(sql)
+        if pragma:
+            return table_info(pragma.group(1))
         cur = self._execute(sql, params)
         try:
             return cur.fetchall() if cur.description is not None else []
@@ -214,8 +221,10 @@ class SpendLogsReader(PgReader):
         for (tags,) in self._raw(
             f"SELECT c.tags_json FROM {MAPPING} c ORDER BY c.st DESC LIMIT 5000"
         ):
-            if isinstance(tags, dict):
-                keys.update(tags)
+            try:
+                keys.update(json.loads(tags))
+            except (TypeError, ValueError):
+                continue
         dims = (*DIMENSIONS, *sorted(k for k in keys if k not in DIMENSIONS))
         self._dims = (now, dims)
         return dims

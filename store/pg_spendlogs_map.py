@@ -166,7 +166,7 @@ NUMBER_COLUMNS: dict[str, str] = {
     "is_retry": f"CASE WHEN {_RETRIES} > 0 THEN 1 ELSE 0 END",
     "is_fallback": f"CASE WHEN {_FALLBACKS} > 0 THEN 1 ELSE 0 END",
     "correlation_id": "NULL::text",
-    "tags_json": _TAGS_JSON,
+    "tags_json": f"({_TAGS_JSON})::text",
     "status": "CASE WHEN s.status = 'failure' THEN 1 ELSE 0 END",
 }
 
@@ -183,6 +183,52 @@ def _mapping() -> str:
 
 
 MAPPING = _mapping()
+
+#: llmtop's `requests` view's columns, in its order (store/schema.py), and their SQLite types
+#: for `PRAGMA table_info` (exports declare column types from them).
+REQUEST_COLUMNS: tuple[str, ...] = (
+    "id", "trace_id", "litellm_call_id", "started_at", "ended_at", "latency_ms", "ttft_ms",
+    "call_type", "stream", "provider", "model", "response_model", "model_group", "status",
+    "error_class", "error_code", "normalized_error", "input_tokens", "output_tokens",
+    "cache_read_tokens", "cache_write_tokens", "reasoning_tokens", "cost_usd", "input_usd",
+    "cache_read_usd", "cache_write_usd", "output_usd", "litellm_cost_usd", "unpriced",
+    "unpriced_reason", "unmetered", "cache_hit", "saved_usd", "attempt", "is_retry",
+    "is_fallback", "original_model_group", "price_key", "feature", "endpoint", "team",
+    "environment", "workload", "customer", "user", "prompt_version", "route_version",
+    "correlation_id", "tags_json", "price_version", "invalid",
+)  # fmt: skip
+_REAL_COLUMNS = frozenset(
+    {"started_at", "ended_at", "latency_ms", "ttft_ms", "cost_usd", "input_usd",
+     "cache_read_usd", "cache_write_usd", "output_usd", "litellm_cost_usd", "saved_usd"}
+)  # fmt: skip
+_TEXT = frozenset({"trace_id", "litellm_call_id", "correlation_id", "tags_json", "status"})
+
+
+def column_type(name: str) -> str:
+    if name in _REAL_COLUMNS:
+        return "REAL"
+    return "TEXT" if name in _TEXT else "INTEGER"
+
+
+def table_info(table: str) -> list[tuple[Any, ...]]:
+    """`PRAGMA table_info(requests|calls)` as SQLite answers it, for this source's columns."""
+    if table == "requests":
+        names: tuple[str, ...] = REQUEST_COLUMNS
+    elif table == "calls":
+        names = (*NUMBER_COLUMNS, *TEXT_COLUMNS)
+    else:
+        return []
+    return [(i, n, column_type(n), 0, None, 0) for i, n in enumerate(names)]
+
+
+#: The proxy keeps no llmtop alert history: `alerts` reads as an empty table.
+NO_ALERTS = (
+    "(SELECT NULL::bigint AS id, NULL::text AS fingerprint, NULL::text AS rule,"
+    " NULL::text AS severity, NULL::text AS scope, NULL::text AS title, NULL::text AS cause,"
+    " NULL::text AS owner, NULL::float8 AS first_seen, NULL::float8 AS last_seen,"
+    " NULL::text AS state, NULL::float8 AS snoozed_until, NULL::text AS details_json,"
+    " NULL::text AS incident WHERE false)"
+)
 #: What this source cannot give (shown as unavailable, never as zero; README "Many hosts").
 UNAVAILABLE = frozenset(
     {"pricing", "unpriced", "unmetered", "attempts", "stream", "response_model", "drops",
@@ -198,7 +244,10 @@ _STARTED = re.compile(r"\b(c\.)?started_at (>=|<=|<|>) (\?|r\.\w+)")
 _BETWEEN = re.compile(r"\b(c\.)?started_at BETWEEN \? AND \?")
 _MINMAX = re.compile(r"\b(min|max)\((c\.)?started_at\)")
 _JSON = re.compile(r"json_extract\((c\.)?tags_json, '\$\.\"?([^\"']+)\"?'\)")
-_FROM = re.compile(r"\b(FROM|JOIN) calls\b(?: AS)?(?: (c)\b)?")
+_NOT_ALIAS = r"(?!(?:WHERE|ORDER|GROUP|LIMIT|JOIN|ON|LEFT|INNER|CROSS|UNION)\b)"
+_FROM = re.compile(rf"\b(FROM|JOIN) calls\b(?:(?: AS)? {_NOT_ALIAS}(\w+))?")
+_GROUP_BY = re.compile(r"GROUP BY ((?:c\.\w+(?:, )?)+)")
+_ALERTS = re.compile(rf"\b(FROM|JOIN) alerts\b(?:(?: AS)? {_NOT_ALIAS}(\w+))?")
 _LATE = re.compile(r"llmtop_late\((\w+\.)?xid, %s\)")
 _BOOL_OP = re.compile(r"\s(=|!=|<>|<=|>=|<|>|IN|IS|LIKE|GLOB|~)\s")
 
@@ -242,17 +291,30 @@ def translate(sql: str) -> tuple[str, tuple[int, ...], tuple[int, ...]]:
         lambda m: f"{m[1]} IN ({', '.join(hashed('?::text') for _ in m[2].split(','))})", s
     )
     s = _STRINGS_ONE.sub(f"({hashed('?::text')})", s)
+    # The largest id a string can have (outcomes size their packed keys by it).
+    s = s.replace("(SELECT coalesce(max(id), 0) FROM strings)", f"({ID_MASK}::bigint)")
     if s.strip() == "SELECT id FROM strings WHERE value = ?":
         s = f"SELECT {hashed('?::text')}"
-    s = _VALUE_OF.sub(r"c.\1_t", s)
+    s, named = _VALUE_OF.subn(r"c.\1_t", s)
+    if named:  # grouped by ids and selecting their names: group by the names (the same groups)
+        s = _GROUP_BY.sub(
+            lambda m: (
+                "GROUP BY "
+                + re.sub(
+                    r"\bc\.(\w+)\b", lambda n: f"c.{n[1]}_t" if n[1] in TEXT_COLUMNS else n[0], m[1]
+                )
+            ),
+            s,
+        )
     s = _BETWEEN.sub(lambda m: f"{m[1] or ''}st BETWEEN {_TS.format('?')} AND {_TS.format('?')}", s)
     s = _STARTED.sub(lambda m: f"{m[1] or ''}st {m[2]} {_TS.format(m[3])}", s)
     s = _MINMAX.sub(lambda m: _EPOCH.format(f"{m[1]}({m[2] or ''}st)"), s)
-    s = _JSON.sub(lambda m: f"({m[1] or ''}tags_json ->> '{m[2]}')", s)
+    s = _JSON.sub(lambda m: f"({m[1] or ''}tags_json::jsonb ->> '{m[2]}')", s)
     s = _totals(s)
     pg, globs, extra = pg_translate(s)
     assert not extra
-    pg = _FROM.sub(lambda m: f"{m[1]} {MAPPING.replace('%', '%%')} {m[2] or 'calls'}", pg)
+    pg = _FROM.sub(lambda m: f"{m[1]} {MAPPING} {m[2] or 'calls'}", pg)
+    pg = _ALERTS.sub(lambda m: f"{m[1]} {NO_ALERTS} {m[2] or 'alerts'}", pg)
     # Which %s are late-row markers: count the placeholders before each.
     late: list[int] = []
     out: list[str] = []

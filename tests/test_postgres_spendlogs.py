@@ -142,19 +142,34 @@ def test_rows_the_proxy_commits_late_are_counted_once(pg_server: Any) -> None:
         r.close()
 
 
-def test_check_reads_it_and_nothing_is_ever_written_to_it(
-    proxy_db: tuple[str, list[Log]], tmp_path: Any
+def test_check_report_and_export_read_it_and_nothing_is_ever_written_to_it(
+    proxy_db: tuple[str, list[Log]], tmp_path: Any, capsys: Any
 ) -> None:
+    import csv
+    import io
+
     import psycopg
     from llmtop.alerts.cli import main as check_main
     from llmtop.store.alert_state import AlertStore
     from llmtop.store.maintenance import prune
 
-    url, _ = proxy_db
+    from llmtop.cli import main
+
+    url, logs = proxy_db
     rules = tmp_path / "rules.toml"
     rules.write_text("")
     code = check_main(["--db", url, "--config", str(rules), "--now", str(NOW), "--json"])
     assert code in (0, 1), code
+    capsys.readouterr()
+    assert main(["export", "--db", url, "--window", "24h", "--until", str(NOW)]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    got = _in(logs, 86400.0)
+    assert len(rows) == len(got)
+    assert sorted(r["team"] for r in rows) == sorted(lg.team or "" for lg in got)
+    assert sum(float(r["cost_usd"]) for r in rows) == pytest.approx(sum(lg.spend for lg in got))
+    assert main(["report", "--db", url, "--until", str(NOW), "--format", "md"]) == 0
+    week = _in(logs, 7 * 86400.0)
+    assert f"{len(week)} requests" in capsys.readouterr().out
     for attempt in (lambda: AlertStore(resolve_db_path(url)),
                     lambda: prune(resolve_db_path(url), older_than=86400)):  # fmt: skip
         with pytest.raises(DatabaseError) as err:
