@@ -39,14 +39,16 @@ from llmtop.store.filters import DIMENSIONS, Clause, dim_expr, where_sql
 from llmtop.store.pg_db import PgUrl, connect, driver, one_line
 from llmtop.store.pg_reader import PgReader
 from llmtop.store.pg_spendlogs_map import (
-    MAPPING,
     TABLE,
     TEXT_COLUMNS,
     UNAVAILABLE,
     hashed,
     is_proxy_db,
+    mapping,
+    missing_columns,
     params_for,
     table_info,
+    table_sql,
 )
 from llmtop.store.reader import Reader
 from llmtop.store.snapshot import Savings
@@ -98,6 +100,8 @@ class SpendLogsReader(PgReader):
         try:
             if not is_proxy_db(self.conn):
                 raise DatabaseError(f"{self.path}: no {TABLE} table (not a LiteLLM proxy database)")
+            #: Columns an older proxy's table lacks: read as NULL.
+            self.missing = missing_columns(self.conn)
         except self._psycopg.Error as exc:
             self.conn.close()
             raise DatabaseError(one_line(self.path, exc)) from None
@@ -125,7 +129,7 @@ class SpendLogsReader(PgReader):
         return time.time() - LATE_HORIZON, snap[0], snap[1]
 
     def _execute(self, sql: str, params: Sequence[Any]) -> Any:
-        pg, ps = params_for(sql, params, self._late)
+        pg, ps = params_for(sql, params, self._late, self.missing)
         try:
             return self.conn.execute(pg, ps)
         except self._psycopg.Error as exc:
@@ -186,7 +190,7 @@ class SpendLogsReader(PgReader):
             cond = "WHERE s.\"startTime\" >= ('epoch'::timestamp + %s * interval '1 second')"
             rows = self._raw(
                 f"SELECT DISTINCT v, {hashed('v')} FROM (SELECT unnest(ARRAY[{cols}]) AS v"
-                f" FROM {TABLE} s {cond if since else ''}) x"
+                f" FROM {table_sql(self.missing)} {cond if since else ''}) x"
                 f" WHERE v IS NOT NULL AND {hashed('v')} = ANY(%s)",
                 [*([since] if since else []), list(missing)],
             )
@@ -219,7 +223,7 @@ class SpendLogsReader(PgReader):
             return self._dims[1]
         keys: set[str] = set()
         for (tags,) in self._raw(
-            f"SELECT c.tags_json FROM {MAPPING} c ORDER BY c.st DESC LIMIT 5000"
+            f"SELECT c.tags_json FROM {mapping(self.missing)} c ORDER BY c.st DESC LIMIT 5000"
         ):
             try:
                 keys.update(json.loads(tags))
@@ -268,7 +272,7 @@ class SpendLogsReader(PgReader):
         is a hash of request_id, which only the primary key indexes)."""
         try:
             cur = self.conn.execute(
-                f"SELECT m.*, s.request_id FROM {MAPPING} m JOIN {TABLE} s"
+                f"SELECT m.*, s.request_id FROM {mapping(self.missing)} m JOIN {TABLE} s"
                 f" ON {hashed('s.request_id')} = m.id WHERE m.id = %s LIMIT 1",
                 (row_id,),
             )

@@ -16,7 +16,7 @@ How each llmtop column comes from a spend-log row (one row per proxy request):
 | ttft_ms                 | "completionStartTime" - "startTime", when before "endTime"         |
 | cost_usd (and LiteLLM's)| spend (the proxy's own price: llmtop's pricing is unavailable)     |
 | input_usd, output_usd   | metadata.cost_breakdown.input_cost / output_cost                   |
-| status, error_class/code| status = 'failure'; metadata.error_information                     |
+| status, error_class/code| status (else metadata.status) = 'failure'; metadata.error_information |
 | input/output tokens     | prompt_tokens, completion_tokens                                   |
 | cache read/write tokens | metadata.additional_usage_values.cache_read_input_tokens /         |
 |                         |   cache_creation_input_tokens                                      |
@@ -167,22 +167,45 @@ NUMBER_COLUMNS: dict[str, str] = {
     "is_fallback": f"CASE WHEN {_FALLBACKS} > 0 THEN 1 ELSE 0 END",
     "correlation_id": "NULL::text",
     "tags_json": f"({_TAGS_JSON})::text",
-    "status": "CASE WHEN s.status = 'failure' THEN 1 ELSE 0 END",
+    "status": f"CASE WHEN coalesce(s.status, {_M} ->> 'status') = 'failure' THEN 1 ELSE 0 END",
 }
 
 
-def _mapping() -> str:
+#: Columns the mapping reads that a proxy's table may lack (added across LiteLLM releases), with
+#: their types: a missing one reads as NULL. request_id, startTime, endTime and spend are in
+#: every release.
+OPTIONAL_COLUMNS: dict[str, str] = {
+    "call_type": "text", "api_key": "text", "prompt_tokens": "integer",
+    "completion_tokens": "integer", "completionStartTime": "timestamp", "model": "text",
+    "model_group": "text", "custom_llm_provider": "text", "user": "text", "metadata": "jsonb",
+    "cache_hit": "text", "request_tags": "jsonb", "team_id": "text", "organization_id": "text",
+    "end_user": "text", "session_id": "text", "status": "text", "litellm_call_id": "text",
+}  # fmt: skip
+
+
+def table_sql(missing: frozenset[str] = frozenset()) -> str:
+    """The spend logs as `s`: the table itself, or with NULLs for the columns it lacks."""
+    if not missing:
+        return f"{TABLE} s"
+    nulls = ", ".join(f'NULL::{OPTIONAL_COLUMNS[c]} AS "{c}"' for c in sorted(missing))
+    return f"(SELECT *, xmin AS llmtop_xmin, {nulls} FROM {TABLE}) s"
+
+
+@lru_cache(maxsize=16)
+def mapping(missing: frozenset[str] = frozenset()) -> str:
+    """`calls` over the spend logs (see the module docstring)."""
     cols = [f"{expr} AS {n}" for n, expr in NUMBER_COLUMNS.items()]
     for name, expr in TEXT_COLUMNS.items():
         col = '"user"' if name == "user" else name
         cols.append(f"{hashed(expr)} AS {col}")
         cols.append(f"{expr} AS {name}_t")
     # xid: the inserting transaction (late rows, store/pg_spendlogs.py); st: the indexed time.
-    cols += ["s.xmin::text::bigint AS xid", 's."startTime" AS st']
-    return f"(SELECT {', '.join(cols)} FROM {TABLE} s)"
+    xmin = "s.llmtop_xmin" if missing else "s.xmin"
+    cols += [f"{xmin}::text::bigint AS xid", 's."startTime" AS st']
+    return f"(SELECT {', '.join(cols)} FROM {table_sql(missing)})"
 
 
-MAPPING = _mapping()
+MAPPING = mapping()
 
 #: llmtop's `requests` view's columns, in its order (store/schema.py), and their SQLite types
 #: for `PRAGMA table_info` (exports declare column types from them).
@@ -273,7 +296,9 @@ def _totals(sql: str) -> str:
 
 
 @lru_cache(maxsize=1024)
-def translate(sql: str) -> tuple[str, tuple[int, ...], tuple[int, ...]]:
+def translate(
+    sql: str, missing: frozenset[str] = frozenset()
+) -> tuple[str, tuple[int, ...], tuple[int, ...]]:
     """The read side's SQLite SQL over `calls` → PostgreSQL over the spend logs: (sql, indices of
     GLOB parameters, indices of late-row marker parameters, which the reader expands)."""
     s = sql.replace("calls c NOT INDEXED", "calls c").replace("calls NOT INDEXED", "calls")
@@ -313,7 +338,8 @@ def translate(sql: str) -> tuple[str, tuple[int, ...], tuple[int, ...]]:
     s = _totals(s)
     pg, globs, extra = pg_translate(s)
     assert not extra
-    pg = _FROM.sub(lambda m: f"{m[1]} {MAPPING} {m[2] or 'calls'}", pg)
+    calls = mapping(missing)
+    pg = _FROM.sub(lambda m: f"{m[1]} {calls} {m[2] or 'calls'}", pg)
     pg = _ALERTS.sub(lambda m: f"{m[1]} {NO_ALERTS} {m[2] or 'alerts'}", pg)
     # Which %s are late-row markers: count the placeholders before each.
     late: list[int] = []
@@ -332,12 +358,14 @@ def translate(sql: str) -> tuple[str, tuple[int, ...], tuple[int, ...]]:
     return "".join(out), globs, tuple(late)
 
 
-def params_for(sql: str, params: Any, marker: Any) -> tuple[str, list[Any]]:
+def params_for(
+    sql: str, params: Any, marker: Any, missing: frozenset[str] = frozenset()
+) -> tuple[str, list[Any]]:
     """Translate and adapt parameters: globs become regexes, each late-row marker the
     (horizon, xmax, [in-progress xids]) that `marker(n)` gives for it."""
     from llmtop.store.pg_dialect import glob_regex
 
-    pg, globs, late = translate(sql)
+    pg, globs, late = translate(sql, missing)
     ps = list(params)
     for i in globs:
         if ps[i] is not None:
@@ -368,3 +396,16 @@ def refuse_writes(conn: Any, target: object, what: str) -> None:
             " needs a store of llmtop's own; add the llmtop callback to the proxy with"
             " LLMTOP_DB=postgresql://.../llmtop (README: Many hosts)"
         )
+
+
+def missing_columns(conn: Any) -> frozenset[str]:
+    """The optional columns this proxy's table lacks (an older LiteLLM release)."""
+    got = {
+        r[0]
+        for r in conn.execute(
+            "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s)"
+            " AND attnum > 0 AND NOT attisdropped",
+            (TABLE,),
+        )
+    }
+    return frozenset(OPTIONAL_COLUMNS) - got

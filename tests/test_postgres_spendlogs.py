@@ -195,3 +195,39 @@ async def test_the_dashboard_shows_a_proxy_database(proxy_db: tuple[str, list[Lo
         snap = app.dashboard.snapshot
         assert snap is not None
         assert snap.totals.requests == len(_in(logs, snap.end - snap.start))
+
+
+def test_an_older_proxy_table_without_the_newer_columns_reads(pg_server: Any) -> None:
+    """Columns added across LiteLLM releases (status, session_id, organization_id...) read as
+    NULL when a proxy's table predates them; late rows are still found."""
+    import psycopg
+
+    url = pg_server.create_database()
+    now = time.time()
+    logs = make_logs(60, now - 3000, now - 30, seed=3)
+    create(url, logs[:40])
+    old = ("status", "session_id", "litellm_call_id", "organization_id", "completionStartTime",
+           "model_group", "request_tags")  # fmt: skip
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            'ALTER TABLE "LiteLLM_SpendLogs" ' + ", ".join(f'DROP COLUMN "{c}"' for c in old)
+        )
+    r = Reader(resolve_db_path(url))
+    try:
+        assert r.missing == frozenset(old)
+        snap = r.snapshot(now=now, window=3600.0, group_by="team")
+        assert snap.totals.requests == 40
+        assert snap.totals.spend == pytest.approx(sum(lg.spend for lg in logs[:40]))
+        assert {g.key for g in snap.groups} == {lg.team for lg in logs[:40]}
+        # Failures from metadata.status where the status column is missing.
+        assert snap.totals.failures == sum(lg.failed for lg in logs[:40]) > 0
+        cols = [c for c in logs[0].row if c not in old]
+        with psycopg.connect(url, autocommit=True) as conn, conn.cursor() as cur:
+            cur.executemany(
+                f'INSERT INTO "LiteLLM_SpendLogs" ({", ".join(f"{chr(34)}{c}{chr(34)}" for c in cols)})'
+                f" VALUES ({', '.join('%s' for _ in cols)})",
+                [[lg.row[c] for c in cols] for lg in logs[40:]],
+            )
+        assert r.snapshot(now=now + 1, window=3600.0).totals.requests == 60
+    finally:
+        r.close()
