@@ -122,7 +122,13 @@ def _count(path: Path, start: float, end: float) -> int:
 
 def bench_report(path: Path, end: float, runs: int) -> None:
     until = str(end + 1.0)
-    for period, fmt in (("week", "md"), ("week", "json"), ("week", "html"), ("month", "md")):
+    for period, fmt, *extra in (
+        ("week", "md"),
+        ("week", "json"),
+        ("week", "html"),
+        ("month", "md"),
+        ("week", "md", "--no-causes"),
+    ):
         res = [
             run(
                 [
@@ -137,17 +143,51 @@ def bench_report(path: Path, end: float, runs: int) -> None:
                     fmt,
                     "--out",
                     "/dev/null",
+                    *extra,
                 ]
             )  # fmt: skip
             for _ in range(runs)
         ]
         secs = [r["seconds"] for r in res]
+        label = f"--period {period:<5} --format {fmt:<4} {' '.join(extra):<12}"
         print(
-            f"report --period {period:<5} --format {fmt:<4}: {statistics.median(secs):5.2f} s median"
+            f"report {label}: {statistics.median(secs):5.2f} s median"
             f" ({min(secs):.2f}-{max(secs):.2f} over {runs}), peak RSS"
             f" {max(r['peak_mb'] for r in res):.0f} MB   target < 5 s",
             flush=True,
         )
+
+
+def bench_report_parts(path: Path, end: float) -> None:
+    """Where a week's report goes: the tasks read (raw rows grouped by correlation_id, on its own
+    thread in the report) and each mover's cause analysis, timed alone, wall and CPU."""
+    import time
+
+    from llmtop.alerts.explain import explain
+    from llmtop.alerts.rules import Rules
+    from llmtop.store.filters import Clause
+    from llmtop.store.outcomes import task_stats
+    from llmtop.store.reader import Reader
+
+    a, b = end + 1.0 - 7 * 86400.0, end + 1.0
+    r = Reader(path, readonly=True)
+    try:
+        t, c = time.perf_counter(), time.process_time()
+        n = sum(s.tasks for s in task_stats(r, a, b))
+        print(
+            f"  tasks of the week alone: {n:,} tasks in {time.perf_counter() - t:.2f} s"
+            f" ({time.process_time() - c:.2f} s CPU)",
+            flush=True,
+        )
+        t, c = time.perf_counter(), time.process_time()
+        explain(r, Rules(), (Clause("model", "=", "gpt-4o"),), (a, b), [(a - (b - a), a)], 1.0)
+        print(
+            f"  one mover's cause analysis (model=gpt-4o, a week against the week before):"
+            f" {time.perf_counter() - t:.2f} s ({time.process_time() - c:.2f} s CPU)",
+            flush=True,
+        )
+    finally:
+        r.close()
 
 
 def bench_whatif(path: Path, end: float, rows: int) -> None:
@@ -184,6 +224,7 @@ def main(argv: list[str]) -> int:
         # of the whole period, and data without tasks would time it at nothing.
         path, end = built(ns.cache, ns.report_rows, tasks=True)
         bench_report(path, end, ns.runs)
+        bench_report_parts(path, end)
     return 0
 
 

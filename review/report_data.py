@@ -2,13 +2,17 @@
 
 Every sum comes from the store's rollups plus raw rows at the ragged edges (store.engine's
 Tracker, the dashboard's own path), so a month at 10M rows reads a few thousand rollup rows;
-test_report holds each number to SQL over the raw rows. The likely causes of the top movers are
+test_report holds each number to SQL over the raw rows. Two parts cannot come from rollups: the
+tasks (raw rows grouped by correlation_id: ~5 s of CPU for a week at 10M rows) and the movers'
+cause analyses. The tasks read runs on a second connection in a thread of its own (SQLite works
+without the GIL), beside everything else, so the report takes about the longer of the two. The likely causes of the top movers are
 the alert engine's own analysis (alerts.explain), run on the period against the period before.
 Rendering is elsewhere (report_render): this module only computes.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -191,6 +195,43 @@ def _budgets(reader: Reader, rules: Rules, now: float) -> list[BudgetLine]:
     return out
 
 
+class TasksAside:
+    """`task_stats` over [a, b) on a connection of its own in a thread, started at once; `result`
+    waits for it. A reader that cannot open a second connection of its kind (anything but a
+    SQLite Reader) is read in `result`, in the caller's thread."""
+
+    def __init__(self, reader: Reader, a: float, b: float, clauses: Sequence[Clause]) -> None:
+        self.args = (a, b, tuple(clauses))
+        self.reader = reader
+        self.out: list[TaskStats] | None = None
+        self.error: BaseException | None = None
+        self.thread: threading.Thread | None = None
+        if type(reader) is Reader:
+            self.thread = threading.Thread(
+                target=self._run, name="llmtop-report-tasks", daemon=True
+            )
+            self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            side = Reader(self.reader.path, readonly=True)
+            try:
+                self.out = task_stats(side, *self.args)
+            finally:
+                side.close()
+        except BaseException as exc:  # handed to the caller by result()
+            self.error = exc
+
+    def result(self) -> list[TaskStats]:
+        if self.thread is None:
+            return task_stats(self.reader, *self.args)
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+        assert self.out is not None
+        return self.out
+
+
 def build_report(
     reader: Reader,
     period: Period,
@@ -209,6 +250,7 @@ def build_report(
     rules = rules or Rules()
     a, b = period.start, period.end
     pa, pb = period.previous
+    tasks_read = TasksAside(reader, a, b, clauses)
     with reader.read_transaction():
         cur_t = total(_groups(reader, (), a, b, clauses))
         prev_groups = _groups(reader, (), pa, pb, clauses, fields=(F_SPEND,))
@@ -237,14 +279,14 @@ def build_report(
                     s = savings(k[0], int(g.v[F_CR]))
                     saved_prompt += s or 0.0
         daily = _groups(reader, (), a, b, clauses, fields=(F_SPEND,), width=86400)
-        tasks = task_stats(reader, a, b, clauses)
         invalid = reader.invalid(a, b, clauses)
         incidents = incidents_between(reader, a, b)
         budgets = _budgets(reader, rules, b if now is None else now)
         plan_margins = margins(reader, rules, b if now is None else now, clauses)
     movers: list[Mover] = []
     if causes:
-        movers = _movers(reader, rules, breakdowns, period, clauses)
+        movers = _movers(reader, rules, breakdowns, period, clauses, prev_t.v[F_N] > 0)
+    tasks = tasks_read.result()
     v = cur_t.v
     return Report(
         period=period,
@@ -282,6 +324,7 @@ def _movers(
     breakdowns: dict[str, tuple[Line, ...]],
     period: Period,
     clauses: Sequence[Clause],
+    has_previous: bool = True,
 ) -> list[Mover]:
     """The biggest movers in dollars among features, teams and models, each with the alert
     engine's likely cause (what changed between the two periods, ranked by dollars)."""
@@ -294,6 +337,12 @@ def _movers(
     cands.sort(key=lambda x: -abs(x[1].delta))
     out: list[Mover] = []
     for dim, line in cands[:MOVERS]:
+        if not has_previous:
+            # Nothing to compare with (the file is younger than two periods): an analysis would
+            # only restate who spends, at the cost of reading the whole period per mover.
+            why = ("no calls in the previous period to compare with",)
+            out.append(Mover(dim, line.key, line.spend, line.prev_spend, why, None))
+            continue
         if line.delta <= 0:
             out.append(Mover(dim, line.key, line.spend, line.prev_spend, ("spend fell",), None))
             continue

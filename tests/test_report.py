@@ -183,3 +183,13 @@ def test_formats(sim_db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert capsys.readouterr().err.strip() == (
         "llmtop report: --period 2026-05-20..2026-05-10: the end date must be after the start date"
     )
+
+
+def test_no_previous_period_means_no_cause_analysis(sim_db: Path) -> None:
+    """A file younger than two periods: the movers say there is nothing to compare with (an
+    analysis against an empty baseline would read the whole period per mover to say nothing)."""
+    r = Reader(sim_db, readonly=True)
+    rep = build_report(r, parse_period("month", T0), causes=True, now=T0)
+    r.close()
+    assert rep.prev_spend == 0 and rep.prev_requests == 0 and len(rep.movers) == 3
+    assert {m.causes for m in rep.movers} == {("no calls in the previous period to compare with",)}
