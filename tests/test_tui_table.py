@@ -15,10 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from llmtop.store.filters import check_keys, parse_filter
 from llmtop.store.reader import Reader
 from llmtop.tui.widgets.requests_table import RequestsTable
-from llmtop.tui.widgets.top_table import TopTable
+from llmtop.tui.widgets.top_table import COLUMNS, PAD, SCROLLBAR, TopTable, visible_columns
 
 from tests.builders import payload, write
 from tests.tui_fixtures import NOW, build, expected_cost, make_app, settle
@@ -387,3 +389,35 @@ async def test_the_table_fits_the_terminal_width(
         assert keys[:4] == ["time", "model", "feature", "status"] and "cost" in keys
         if width >= 120:
             assert len(keys) == 10
+
+
+@given(
+    widths=st.fixed_dictionaries({k: st.integers(1, 45) for k, _ in COLUMNS}),
+    a=st.integers(0, 300),
+    b=st.integers(0, 300),
+)
+def test_columns_that_fit_never_overflow_and_grow_with_the_width(
+    widths: dict[str, int], a: int, b: int
+) -> None:
+    narrow, wide = sorted((a, b))
+    few, more = visible_columns(narrow, widths), visible_columns(wide, widths)
+    assert "key" in few and set(few) <= set(more)  # a wider terminal never shows fewer
+    if len(few) > 1:  # beyond the name itself, nothing is cut
+        assert sum(widths[k] + PAD for k in few) <= narrow - SCROLLBAR
+    assert [k for k, _ in COLUMNS if k in few] == list(few)  # the table's own order
+
+
+@given(st.text(alphabet="abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=12))
+def test_a_known_key_passes_and_an_unknown_one_names_a_known_one(key: str) -> None:
+    from llmtop.store.filters import DIMENSIONS
+
+    clauses = parse_filter(f"{key}=x")
+    if key in DIMENSIONS:
+        check_keys(clauses, DIMENSIONS)
+        return
+    with pytest.raises(ValueError) as err:
+        check_keys(clauses, DIMENSIONS)
+    msg = str(err.value)
+    assert msg.startswith(f"no dimension {key}; ")
+    if "did you mean" in msg:
+        assert msg.split("did you mean ")[1].rstrip("?") in DIMENSIONS
