@@ -9,12 +9,16 @@ Postgres sink does not prune in the background.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from llmtop.store.db import DatabaseError
+from llmtop.store.histblob import merge_hist_blobs
 from llmtop.store.maintenance import BATCH, MINUTE_ROLLUP_KEEP
 from llmtop.store.pg_db import PgUrl, connect, driver, one_line
-from llmtop.store.pg_schema import migrate
+from llmtop.store.pg_schema import LOCK_NS, LOCK_SHARD0, migrate
+from llmtop.store.pg_sink import merge_into_shard
 from llmtop.store.pg_spendlogs_map import refuse_writes
+from llmtop.store.rollup import FIELDS
 
 _RAW = "DELETE FROM calls WHERE id IN (SELECT id FROM calls WHERE started_at < %s LIMIT %s)"
 _BATCHES = "DELETE FROM batches WHERE batch IN (SELECT batch FROM batches WHERE at < %s LIMIT %s)"
@@ -66,13 +70,60 @@ def prune(
         conn.close()
 
 
+#: Shards a writer may use (LLMTOP_PG_ROLLUP_SHARDS is capped at 64): all locked while folding.
+_ALL_SHARDS = 64
+_FOLD_CHUNK = 20_000
+_NF = len(FIELDS)
+
+
+def fold_shards(conn: Any, before: float) -> int:
+    """Fold the rollup rows of shards > 0 (written while several writers were busy,
+    store/pg_sink.py) into shard 0 for buckets before `before`, so reads of older windows add
+    up one row per key again; returns how many rows were folded.
+
+    Each chunk holds every shard's lock: a writer merging into a row being folded would
+    otherwise write back a sum the fold already moved. Writers wait for a chunk at most."""
+    cols = ", ".join(("cube", "res", "bucket", "combo", *FIELDS, "hist", "hist2", "shard"))
+    folded = 0
+    while True:
+        with conn.transaction():
+            conn.execute(
+                "SELECT count(pg_advisory_xact_lock(%s, %s + k)) FROM generate_series(0, %s) k",
+                (LOCK_NS, LOCK_SHARD0, _ALL_SHARDS - 1),
+            )
+            rows = conn.execute(
+                f"DELETE FROM rollups WHERE (cube, res, bucket, combo, shard) IN"
+                f" (SELECT cube, res, bucket, combo, shard FROM rollups WHERE shard > 0"
+                f" AND bucket < %s LIMIT %s) RETURNING {cols}",
+                (before, _FOLD_CHUNK),
+            ).fetchall()
+            if not rows:
+                return folded
+            by_key: dict[tuple[Any, ...], list[Any]] = {}
+            for r in rows:
+                key, vals = r[:4], list(r[4 : 6 + _NF])
+                got = by_key.get(key)
+                if got is None:
+                    by_key[key] = vals
+                    continue
+                for i in range(_NF):
+                    got[i] += vals[i]
+                got[_NF] = merge_hist_blobs(got[_NF], vals[_NF])
+                got[_NF + 1] = merge_hist_blobs(got[_NF + 1], vals[_NF + 1])
+            merge_into_shard(conn, [(*k, *v) for k, v in sorted(by_key.items())], 0)
+            folded += len(rows)
+
+
 def vacuum(target: PgUrl) -> tuple[int, int]:
-    """VACUUM (ANALYZE) the llmtop tables; the database's size before and after, in bytes."""
+    """Fold older rollup shards (fold_shards), then VACUUM (ANALYZE) the llmtop tables; the
+    database's size before and after, in bytes."""
     conn = connect(target, autocommit=True)
     try:
         refuse_writes(conn, target, "vacuum")
+        migrate(conn, target)
         size = "SELECT pg_database_size(current_database())"
         before = int(conn.execute(size).fetchone()[0])
+        fold_shards(conn, time.time() - 3600)
         for table in ("calls", "rollups", "combos", "strings", "batches", "drops", "alerts"):
             conn.execute(f"VACUUM (ANALYZE) {table}")
         return before, int(conn.execute(size).fetchone()[0])

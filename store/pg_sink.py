@@ -119,6 +119,32 @@ def _storage(target: PgUrl, exc: BaseException) -> StorageError:
     return err
 
 
+def merge_into_shard(conn: Any, upserts: list[tuple[Any, ...]], shard: int) -> None:
+    """Add rollup rows (key, FIELDS sums, hist, hist2) to what `shard` holds, histograms merged in
+    Python; the caller holds the shard's lock."""
+    keys = [list(c) for c in zip(*(u[:4] for u in upserts), strict=True)]
+    old = {r[:4]: r for r in conn.execute(EXISTING_SQL, [shard, *keys]).fetchall()}
+    nf = len(FIELDS)
+    merged = []
+    for u in upserts:
+        o = old.get(u[:4])
+        if o is None:
+            merged.append((*u, shard))
+            continue
+        sums = [a + b for a, b in zip(o[4 : 4 + nf], u[4 : 4 + nf], strict=True)]
+        merged.append(
+            (
+                *u[:4],
+                *sums,
+                merge_hist_blobs(o[4 + nf], u[4 + nf]),
+                merge_hist_blobs(o[5 + nf], u[5 + nf]),
+                shard,
+            )
+        )
+    cols = [list(c) for c in zip(*merged, strict=True)]
+    conn.execute(UPSERT_SQL, cols)
+
+
 class PgInterner(Interner):
     """The `strings` cache of store.write, filled from PostgreSQL."""
 
@@ -265,28 +291,7 @@ class PostgresSink:
         return k
 
     def _upsert(self, conn: Any, upserts: list[tuple[Any, ...]], shard: int) -> None:
-        """Add the batch's rollup rows to what its shard holds (histograms merged in Python)."""
-        keys = [list(c) for c in zip(*(u[:4] for u in upserts), strict=True)]
-        old = {r[:4]: r for r in conn.execute(EXISTING_SQL, [shard, *keys]).fetchall()}
-        nf = len(FIELDS)
-        merged = []
-        for u in upserts:
-            o = old.get(u[:4])
-            if o is None:
-                merged.append((*u, shard))
-                continue
-            sums = [a + b for a, b in zip(o[4 : 4 + nf], u[4 : 4 + nf], strict=True)]
-            merged.append(
-                (
-                    *u[:4],
-                    *sums,
-                    merge_hist_blobs(o[4 + nf], u[4 + nf]),
-                    merge_hist_blobs(o[5 + nf], u[5 + nf]),
-                    shard,
-                )
-            )
-        cols = [list(c) for c in zip(*merged, strict=True)]
-        conn.execute(UPSERT_SQL, cols)
+        merge_into_shard(conn, upserts, shard)
 
     def _combo_ids(self, conn: Any, cube: int, keys: list[tuple[Any, ...]]) -> list[int]:
         known = self._combos

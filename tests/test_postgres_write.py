@@ -154,6 +154,51 @@ def test_one_event_stream_gives_the_same_rows_and_rollups_in_sqlite_and_postgres
             assert math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-12), (k, name, x, y)
 
 
+def test_rollup_shards_add_up_and_vacuum_folds_them_into_one_row_per_key(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """A batch whose writer finds shard 0 busy merges into shard 1 (store/pg_sink.py); readers
+    add the shards up, and `llmtop vacuum` folds them back (store/pg_maintenance.py)."""
+    from llmtop.store.db import resolve_db_path
+    from llmtop.store.maintenance import vacuum
+    from llmtop.store.pg_schema import LOCK_NS, LOCK_SHARD0
+    from llmtop.store.reader import Reader
+
+    evs = events(600, start=NOW - 2 * 86400)
+    db = tmp_path / "same.db"
+    write(db, evs)
+    with psycopg.connect(pg_url, autocommit=True) as other:
+        # Another writer in the middle of its merge into shard 0, for the first half.
+        other.execute("SELECT pg_advisory_lock(%s, %s)", (LOCK_NS, LOCK_SHARD0))
+        write_batches(pg_url, evs[:300], 100)
+        other.execute("SELECT pg_advisory_unlock(%s, %s)", (LOCK_NS, LOCK_SHARD0))
+    write_batches(pg_url, evs[300:], 100)
+    shards = dict(pg_rows(pg_url, "SELECT shard, count(*) FROM rollups GROUP BY 1"))
+    assert set(shards) == {0, 1}
+    lite, pg = Reader(db), Reader(resolve_db_path(pg_url))
+    try:
+        for window in (3600.0, 7 * 86400.0):  # minutes and hours, then days from rollups
+            a = lite.snapshot(now=NOW, window=window, group_by="model")
+            b = pg.snapshot(now=NOW, window=window, group_by="model")
+            assert a.totals.requests == b.totals.requests > 0
+            assert math.isclose(a.totals.spend, b.totals.spend, rel_tol=1e-9)
+            assert [(g.key, g.requests, g.p95_latency_ms) for g in a.groups] == [
+                (g.key, g.requests, g.p95_latency_ms) for g in b.groups
+            ]
+    finally:
+        lite.close()
+        pg.close()
+    vacuum(resolve_db_path(pg_url))
+    assert pg_rows(pg_url, "SELECT count(*) FROM rollups WHERE shard > 0")[0][0] == 0
+    lr, pr = rollups_sqlite(db), rollups_pg(pg_url)
+    assert lr.keys() == pr.keys()
+    for k in lr:
+        (fa, ha), (fb, hb) = lr[k], pr[k]
+        assert ha == hb, k
+        for name, x, y in zip(FIELDS, fa, fb, strict=True):
+            assert math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-12), (k, name, x, y)
+
+
 def fleet(url: str, hosts: list[str], n: int) -> list[tuple[int, int]]:
     """Start one writer process per host name, all at once; (written, dropped) of each."""
     procs = [
