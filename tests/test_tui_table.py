@@ -421,3 +421,14 @@ def test_a_known_key_passes_and_an_unknown_one_names_a_known_one(key: str) -> No
     assert msg.startswith(f"no dimension {key}; ")
     if "did you mean" in msg:
         assert msg.split("did you mean ")[1].rstrip("?") in DIMENSIONS
+
+
+async def test_a_long_database_path_never_hides_the_instant_and_window(tmp_path: Path) -> None:
+    deep = tmp_path / ("x" * 60) / "llmtop.db"
+    deep.parent.mkdir()
+    build(deep, [dict(start=NOW - 60, feature="f")])
+    app = make_app(deep)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        painted = "".join(seg.text for seg in app.screen.query_one("#topbar").render_line(0))
+        assert "● live · last 1h · 12:00:00" in painted  # the path comes after it

@@ -23,12 +23,9 @@ def topbar(
     now: float,
     snap: Snapshot | None,
 ) -> Text:
-    t = safe("llmtop ", "bold")
-    if len(db_paths) > 1:
-        t.append_text(safe(f"{len(db_paths)} databases, merged, read-only", "dim"))
-    else:
-        t.append_text(safe(str(db_paths[0]), "dim"))
-    # Which instant and window the numbers are for: the snapshot's own range once it is read.
+    t = safe("llmtop", "bold")
+    # Which instant and window the numbers are for (the snapshot's own instant once it is
+    # read), first: a long database path is what gets cut at 80 columns, never this.
     at = snap.end if snap is not None else now
     span = format_window(window)
     if paused_at is not None:
@@ -45,6 +42,11 @@ def topbar(
         # A cold read of a long window on a big file takes a second or two: say so rather
         # than show the previous window's numbers under the new window's name.
         t.append(f"  ⟳ reading {span}…", style="italic")
+    t.append("  ")
+    if len(db_paths) > 1:
+        t.append_text(safe(f"{len(db_paths)} databases, merged, read-only", "dim"))
+    else:
+        t.append_text(safe(str(db_paths[0]), "dim"))
     return t
 
 
