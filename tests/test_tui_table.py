@@ -432,3 +432,31 @@ async def test_a_long_database_path_never_hides_the_instant_and_window(tmp_path:
         await settle(app, pilot)
         painted = "".join(seg.text for seg in app.screen.query_one("#topbar").render_line(0))
         assert "● live · last 1h · 12:00:00" in painted  # the path comes after it
+
+
+def test_preferences_live_in_the_xdg_state_dir_unless_llmtop_state_says(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from llmtop.tui import state
+
+    monkeypatch.delenv("LLMTOP_STATE")
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
+    assert state.state_path() == tmp_path / "xdg" / "llmtop" / "ui.json"
+    state.remember([tmp_path / "a.db"], group_by="team")
+    assert state.remembered([tmp_path / "a.db"]) == {"group_by": "team"}
+    assert state.remembered([tmp_path / "b.db"]) == {}
+    monkeypatch.setenv("LLMTOP_STATE", str(tmp_path / "elsewhere.json"))
+    assert state.state_path() == tmp_path / "elsewhere.json"
+
+
+async def test_a_bad_remembered_value_is_ignored(
+    llmtop_db: Path, specs: list[dict[str, Any]]
+) -> None:
+    from llmtop.tui import state
+
+    state.remember([llmtop_db], window="banana", group_by=7, sort="team")
+    app = make_app(llmtop_db, window=None)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(app, pilot)
+        assert app.dashboard.window == 3600 and app.dashboard.view.group_by == "feature"
+        assert app.query_one(TopTable).sort_column == "spend"  # no such column: ignored
