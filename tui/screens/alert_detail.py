@@ -108,9 +108,9 @@ class AlertDetailScreen(ModalScreen["Outcome | None"]):
     AlertDetailScreen {
         align: center middle;
     }
+    /* The whole screen: the chart gets the width, and no dashboard shows around it. */
     #alert-detail-body {
         width: 100%;
-        max-width: 140;
         height: 1fr;
         border: round $error;
         background: $surface;
