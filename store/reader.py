@@ -35,6 +35,10 @@ WARM_VIEWS = 8
 class Reader:
     """One read connection and the queries over it (used from a single worker thread at a time)."""
 
+    #: Figures this source cannot give, to show as unavailable rather than 0 (a LiteLLM proxy's
+    #: own database lacks llmtop's pricing, attempts, drops...: store/pg_spendlogs.py).
+    unavailable: frozenset[str] = frozenset()
+
     def __new__(cls, path: Any = None, *args: Any, **kwargs: Any) -> Reader:
         # A postgresql:// URL (store.db.resolve_db_path's PgUrl) is read by the Postgres twin,
         # so every caller of Reader(path) reads a shared store unchanged.
