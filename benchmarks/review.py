@@ -28,15 +28,17 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-#: Runs one llmtop command in this fresh interpreter; prints seconds and peak RSS as JSON.
+#: Runs one llmtop command in this fresh interpreter; prints seconds, CPU seconds (all threads,
+#: the interpreter's start included: what a loaded machine cannot inflate) and peak RSS as JSON.
 CHILD = """
 import json, resource, sys, time
 from llmtop.cli import main
 t = time.perf_counter()
 rc = main(sys.argv[1:])
 dt = time.perf_counter() - t
-kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-print(json.dumps({"rc": rc, "seconds": dt, "peak_mb": kb / 1024}), file=sys.stderr)
+ru = resource.getrusage(resource.RUSAGE_SELF)  # every thread's; ru_maxrss in KiB on Linux
+cpu = ru.ru_utime + ru.ru_stime
+print(json.dumps({"rc": rc, "seconds": dt, "cpu": cpu, "peak_mb": ru.ru_maxrss / 1024}), file=sys.stderr)
 """
 
 
@@ -152,7 +154,8 @@ def bench_report(path: Path, end: float, runs: int) -> None:
         label = f"--period {period:<5} --format {fmt:<4} {' '.join(extra):<12}"
         print(
             f"report {label}: {statistics.median(secs):5.2f} s median"
-            f" ({min(secs):.2f}-{max(secs):.2f} over {runs}), peak RSS"
+            f" ({min(secs):.2f}-{max(secs):.2f} over {runs}),"
+            f" CPU {statistics.median(r['cpu'] for r in res):.1f} s, peak RSS"
             f" {max(r['peak_mb'] for r in res):.0f} MB   target < 5 s",
             flush=True,
         )
