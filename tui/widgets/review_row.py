@@ -63,6 +63,7 @@ class ReviewRow(Horizontal):
         self._again: Snapshot | None = None
         self._read_at = 0.0  # time.monotonic() when the last read started
         self._seconds = 0.0  # how long it took
+        self._closing = False
 
     def compose(self) -> ComposeResult:
         yield TasksPanel(id="tasks")
@@ -73,20 +74,33 @@ class ReviewRow(Horizontal):
             self.watch(self.screen, "snapshot", self.follow, init=True)
 
     def on_unmount(self) -> None:
-        with self.lock:
-            if self._reader is not None:
-                self._reader.close()
-                self._reader = None
+        """Never wait for a read (a month at 10M rows takes many seconds): interrupt it, and
+        whoever holds the connection last closes it."""
+        self._closing = True
+        reader = self._reader
+        if reader is not None:
+            for r in reader.readers if isinstance(reader, MultiReader) else [reader]:
+                r.conn.interrupt()
+        if self.lock.acquire(blocking=False):
+            try:
+                self._close()
+            finally:
+                self.lock.release()
+
+    def _close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
 
     # --- when to read ---------------------------------------------------------------------------
     def due(self, snap: Snapshot) -> bool:
         """Whether `snap` asks for figures other than the last read's."""
         last = self.tasks
-        if last is None:
-            return True
+        age = time.monotonic() - self._read_at
+        if last is None:  # none yet, or the last read failed: try again, but not on every refresh
+            return self._read_at == 0.0 or age >= REFRESH
         if (snap.end - snap.start, snap.clauses) != (last.end - last.start, last.clauses):
             return True  # another window or filter
-        age = time.monotonic() - self._read_at
         if not 0.0 <= snap.end - last.end <= age + 5.0:
             return True  # a jump: a custom range, or back to live from one
         return snap.end != last.end and age >= max(REFRESH, SLOW_FACTOR * self._seconds)
@@ -122,18 +136,24 @@ class ReviewRow(Horizontal):
         margins: MarginBoard | None = None
         try:
             with self.lock:
-                reader = self._open()
-                tasks = task_board(reader, start, end, clauses)
-                rules = load_rules(self.rules_path or default_rules_path(self.db_paths[0]))
-                margins = margin_board(
-                    reader,
-                    rules.plans,
-                    period_bounds(now, "month"),
-                    now,
-                    share_pct=rules.margin.share_pct,
-                    critical_pct=rules.margin.critical_pct,
-                )
+                try:
+                    reader = self._open()
+                    tasks = task_board(reader, start, end, clauses)
+                    rules = load_rules(self.rules_path or default_rules_path(self.db_paths[0]))
+                    margins = margin_board(
+                        reader,
+                        rules.plans,
+                        period_bounds(now, "month"),
+                        now,
+                        share_pct=rules.margin.share_pct,
+                        critical_pct=rules.margin.critical_pct,
+                    )
+                finally:
+                    if self._closing:  # unmounted meanwhile: this read holds the last use
+                        self._close()
         except Exception as exc:  # a bad rules file or a read error: said, never fatal
+            if self._closing:
+                return
             self.post_message(LoadFailed(f"tasks and margin: {exc}"))
         self.post_message(self.Loaded(tasks, margins))
 
