@@ -322,7 +322,8 @@ async def keys_child(path: Path, end: float, rounds: int) -> dict[str, Any]:
             return
         d = app.dashboard
         snap = d.snapshot
-        if snap is None or not d.shows(snap):
+        # A frame drawn before the key was handled still shows the old view: not this one.
+        if snap is None or not d.shows(snap) or (d.view, d.window) == want[1]:
             return
         t = time.perf_counter()
         if not any(k == "painted" for k, _ in frames):
@@ -344,7 +345,7 @@ async def keys_child(path: Path, end: float, rounds: int) -> dict[str, Any]:
     t0 = time.perf_counter()
     app = LlmtopApp(path, clock=clock, watch=False, alerts=False)
     async with app.run_test(size=(160, 48)) as pilot:
-        want[:] = [0.0]
+        want[:] = [0.0, None]
         f = await until("refined")
         out["first_screen_ms"] = (f - t0) * 1000 if f else None
         d = app.dashboard
@@ -352,7 +353,6 @@ async def keys_child(path: Path, end: float, rounds: int) -> dict[str, Any]:
         while (d.reads.loading or d.reads.ahead) and time.perf_counter() < idle:
             await asyncio.sleep(0.01)
         out["ahead_done_ms"] = (time.perf_counter() - t0) * 1000
-        dims = d.snapshot.dimensions if d.snapshot else ()
         painted: dict[str, list[float]] = {}
         refined: dict[str, list[float]] = {}
 
@@ -362,7 +362,7 @@ async def keys_child(path: Path, end: float, rounds: int) -> dict[str, Any]:
                 await pilot.press(*before)
                 await pilot.pause()
             frames.clear()
-            want[:] = [clock()]
+            want[:] = [clock(), (d.view, d.window)]
             t = time.perf_counter()
             await pilot.press(last)
             p, r = await until("painted"), await until("refined")
@@ -375,8 +375,12 @@ async def keys_child(path: Path, end: float, rounds: int) -> dict[str, Any]:
             for i, name in enumerate(("5m", "1h", "6h", "24h", "7d", "30d")):
                 await press(f"window {name}", str(i + 1))
             await press("window 1h", "2")
-            down = ["down"] * (dims.index("model") - dims.index(d.view.group_by))
-            await press("group", "g", *down, "enter")
+            await pilot.press("g")
+            await pilot.pause()
+            picker: Any = app.screen  # the group picker, with its own list of dimensions
+            target = "model" if picker.current != "model" else "feature"
+            step = picker.dimensions.index(target) - picker.dimensions.index(picker.current)
+            await press("group", *(["down" if step > 0 else "up"] * abs(step)), "enter")
             await press("back", "escape")
             await press("drill", "enter")
             await press("back", "escape")

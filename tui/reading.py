@@ -54,6 +54,8 @@ WATCH_GROUP = "watch-files"
 POLL_SECONDS = 0.015
 #: How long one LISTEN wait lasts on PostgreSQL before the watcher checks it should stop.
 LISTEN_SECONDS = 0.5
+#: Quiet seconds (no read asked for) before the next view is read ahead.
+AHEAD_AFTER = 0.5
 #: Snapshots kept per view for painting a key at once (a few views' worth of small dataclasses).
 KEEP_SNAPSHOTS = 24
 
@@ -133,6 +135,7 @@ class DashboardReads:
         self._planned: tuple[str, tuple[Clause, ...]] | None = None
         self._asked: ViewKey | None = None
         self._seq = 0
+        self._asks = 0  # reads asked for (a read-ahead waits for a quiet AHEAD_AFTER)
 
     def reader(self) -> Reader | MultiReader:
         if self._reader is None:
@@ -149,7 +152,9 @@ class DashboardReads:
         """Read a snapshot (and the request rows when listed), unless a read is running: then
         one more is due when it ends (see `done`). A view read before is posted from memory
         first (SnapshotLoaded with cached=True), so the key that asked for it paints now."""
+        self._asks += 1
         key: ViewKey = (round(window), group_by, tuple(clauses))
+        kept = None
         if key != self._asked:
             self._asked = key
             kept = self.snapshots.get(key) if self.live() else None
@@ -159,7 +164,14 @@ class DashboardReads:
             self.pending = True
             return
         self.loading, self.pending = True, False
-        self._run(now, window, group_by, clauses, rows, ahead=False)
+        if kept is not None:
+            # The read refining a painted view starts after its frame: a read beside the paint
+            # takes half the GIL from it.
+            self.host.call_after_refresh(
+                self._run, now, window, group_by, clauses, rows, ahead=False
+            )
+        else:
+            self._run(now, window, group_by, clauses, rows, ahead=False)
 
     def _run(
         self,
@@ -186,11 +198,19 @@ class DashboardReads:
             self.keep(snap)
         if self.pending:
             return True
-        if self.ahead and self.live():
-            window, group_by, clauses = self.ahead.pop(0)
-            self.loading = True
-            self._run(self.now(), float(window), group_by, clauses, False, ahead=True)
+        if self.ahead:
+            # Not at once: keys come in runs (drill, drill, back), and a read-ahead under way
+            # (up to a cold 30d read) would hold up the read the next key asks for.
+            self.host.set_timer(AHEAD_AFTER, partial(self._read_ahead, self._asks))
         return False
+
+    def _read_ahead(self, asks: int) -> None:
+        """The next read-ahead, if the reader is still idle and nothing was asked since."""
+        if self.loading or asks != self._asks or not self.ahead or not self.live():
+            return
+        window, group_by, clauses = self.ahead.pop(0)
+        self.loading = True
+        self._run(self.now(), float(window), group_by, clauses, False, ahead=True)
 
     def keep(self, snap: Snapshot) -> None:
         """Keep a live snapshot for its view (a paused or fixed-range one answers another

@@ -248,6 +248,15 @@ class TopTable(CellTable):
         self._generation += 1
         selected = self._selected_key()
         fresh = {row_key(g): g for g in groups}
+        differ = sum(1 for k, g in fresh.items() if self.groups.get(k) != g)
+        differ += sum(1 for k in self.groups if k not in fresh)
+        if differ > FIRST_ROWS and differ > len(fresh) // 2:
+            # Most rows differ (another window, grouping or filter): drawn anew, the first
+            # FIRST_ROWS cost the first frame; updated in place, every cell of every row would
+            # (and each removal is linear). Key -> painted, benchmarks/latency.py --keys.
+            self.clear()
+            self.groups.clear()
+            self._cells.clear()
         for key in [k for k in self.groups if k not in fresh]:
             self.remove_row(key)
             del self.groups[key]
