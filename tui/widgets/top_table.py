@@ -248,15 +248,26 @@ class TopTable(CellTable):
         self._generation += 1
         selected = self._selected_key()
         fresh = {row_key(g): g for g in groups}
-        differ = sum(1 for k, g in fresh.items() if self.groups.get(k) != g)
+        # Rows whose shown text changes (a refresh: a few; another window, grouping or filter:
+        # most). Most: drawn anew, only the first FIRST_ROWS cost the frame; updated in place,
+        # every changed cell would, and each removal is linear (benchmarks/latency.py --keys).
+        shown = {
+            k: self.cells_of(g)
+            for k, g in fresh.items()
+            if k in self.groups and self.groups[k] != g
+        }
+        differ = sum(1 for k in fresh if k not in self.groups)
         differ += sum(1 for k in self.groups if k not in fresh)
+        differ += sum(
+            1
+            for k, c in shown.items()
+            if any(self._cells[k][col] != c[col] for col in self.shown_columns)
+        )
         if differ > FIRST_ROWS and differ > len(fresh) // 2:
-            # Most rows differ (another window, grouping or filter): drawn anew, the first
-            # FIRST_ROWS cost the first frame; updated in place, every cell of every row would
-            # (and each removal is linear). Key -> painted, benchmarks/latency.py --keys.
             self.clear()
             self.groups.clear()
             self._cells.clear()
+            shown = {}
         for key in [k for k in self.groups if k not in fresh]:
             self.remove_row(key)
             del self.groups[key]
@@ -267,7 +278,7 @@ class TopTable(CellTable):
             if old is None:
                 new_keys.append(key)
             elif old != g:
-                new, was = self.cells_of(g), self._cells[key]
+                new, was = shown[key], self._cells[key]
                 for col in self.shown_columns:
                     cell = new[col]
                     if was[col] != cell or was[col].sort_value != cell.sort_value:
