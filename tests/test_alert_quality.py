@@ -10,6 +10,7 @@ benchmark. The history is built once per module through the real Writer.
 from __future__ import annotations
 
 import math
+import re
 import sys
 from pathlib import Path
 
@@ -21,6 +22,13 @@ import alert_quality as aq  # noqa: E402
 SCALE = 0.1
 SEED = 3
 INCIDENTS = [f for f in aq.FAMILIES if not f.quiet]
+#: The deploys page through the since-a-change rules at this scale (the windowed rules page
+#: later, or not within the hour): the first page's title.
+FIRST_TITLE = {
+    "prompt bloat": r"cost per call .* since prompt_version v5",
+    "route change kills cache hits": r"cache hit rate .* since route_version r13",
+    "model swap": r"cost per call .* since model gpt-4o ",
+}
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +48,10 @@ def test_incident_pages_with_its_cause_and_owner(
     assert r.cause_ok, first
     assert r.owner_ok, (first, r.first.alert.owner if r.first else None)
     assert not r.false_pages, [p.text() for p in r.false_pages]
+    if family.name in FIRST_TITLE:
+        assert r.first is not None and re.search(FIRST_TITLE[family.name], r.first.alert.title), (
+            r.first.alert.title if r.first else None
+        )
 
 
 def test_tiny_workload_blip_stays_quiet(cache_dir: Path, tmp_path: Path) -> None:
