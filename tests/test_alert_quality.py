@@ -253,3 +253,36 @@ def test_change_significance_is_a_rules_key(tmp_path: Path) -> None:
     with pytest.raises(RulesError) as exc:
         load_rules(p)
     assert str(exc.value).startswith(f"{p}:3: rates.change_significance: "), str(exc.value)
+
+
+def test_sliding_sums_agree_with_the_rows(cache_dir: Path) -> None:
+    """The since-a-change reads (a week from the hourly rollups, then only the rows that moved)
+    give the same cache-eligible calls, hits and spend per feature and route version as a scan
+    of the rows, cold and after sliding."""
+    from llmtop.store.alert_queries import aggregate, sliding_sums
+    from llmtop.store.reader import Reader
+    from llmtop.store.rollup import F_CACHED, F_ELIGIBLE, F_SPEND
+
+    reader = Reader(aq.base_db(SCALE, SEED, cache_dir), readonly=True)
+    trackers: dict = {}
+    dims = ("feature", "route_version")
+    try:
+        for step in (0.0, 10.0, 250.0):
+            end = aq.TEST_DAY + 9 * 3600 + 1234.5 + step
+            ranges = [(0, end - 7200, end), (1, end - 7200 - 6 * 86400, end - 7200)]
+            got = {
+                (i, k): (n, round(e), round(h), s)
+                for i, k, n, (e, h, s) in sliding_sums(
+                    reader, trackers, "t", ranges, dims, (F_ELIGIBLE, F_CACHED, F_SPEND)
+                )
+            }
+            want = {
+                (i, k): (a.requests, a.eligible, a.cached, a.spend)
+                for i, k, a in aggregate(reader, ranges, dims)
+            }
+            assert got.keys() == want.keys() and len(got) > 10
+            for key, (n, e, h, s) in want.items():
+                assert got[key][:3] == (n, e, h), key
+                assert got[key][3] == pytest.approx(s, rel=1e-9, abs=1e-12), key
+    finally:
+        reader.close()
