@@ -4,6 +4,7 @@ Pilot, against figures computed by hand from the fixture's own calls."""
 from __future__ import annotations
 
 import inspect
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -169,6 +170,25 @@ async def test_a_bad_rules_file_is_one_status_line(tasks_db: Path) -> None:
         status = str(app.screen.query_one("#status", Static).render())
         assert "tasks and margin:" in status and "llmtop-rules.toml:2" in status
         assert not app.screen.query_one(MarginPanel).display
+
+
+async def test_quitting_never_waits_for_a_read(tasks_db: Path) -> None:
+    """A read holding the row's connection (a month at 10M rows takes many seconds) must not
+    hold up quitting: the row interrupts it and leaves the closing to it."""
+    events: list[str] = []
+    app = make_app(tasks_db)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(app, pilot)
+        row = app.screen.query_one(ReviewRow)
+        row.lock.acquire()  # a read in progress
+        # Had quitting waited for it, the release below would come first (a failure, not a hang).
+        watchdog = threading.Timer(20.0, lambda: (events.append("released"), row.lock.release()))
+        watchdog.start()
+    events.append("quit")
+    watchdog.cancel()
+    if events == ["quit"]:  # the watchdog did not fire: the lock is still the test's
+        row.lock.release()
+    assert events == ["quit"]
 
 
 class RowHost(App[None]):
