@@ -220,8 +220,12 @@ def change_p(hits: int, calls: int, hits_b: int, elig_b: int, drop_pct: float) -
     if (hb - hits / calls) / hb * 100.0 < drop_pct:
         return 1.0
     miss, miss_b = calls - hits, elig_b - hits_b
-    cap = hb * (1.0 - drop_pct / 100.0)  # the alternative: a rate uniform in [0, cap]
-    partial = math.exp(_log_beta(hits + 1, miss + 1)) * binom_upper(hits + 1, calls + 1, cap) / cap
+    cap = hb * (1.0 - drop_pct / 100.0)  # the partial drop: a rate uniform in [0, cap]
+    partial = (
+        math.exp(_log_beta(hits + 1, miss + 1)) * binom_upper(hits + 1, calls + 1, cap) / cap
+        if cap > 0.0
+        else 0.0  # cache_hit_drop_pct = 100: only a total loss counts
+    )
     log_alt = math.log(0.5 * (hits == 0) + 0.5 * partial)
     log_null = _log_beta(hits_b + 1 + hits, miss_b + 1 + miss) - _log_beta(hits_b + 1, miss_b + 1)
     return min(1.0, math.exp(log_null - log_alt))

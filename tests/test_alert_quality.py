@@ -205,6 +205,8 @@ def test_the_since_change_bayes_factor_is_its_integrals() -> None:
     for case in ((0, 3, 215, 276), (0, 5, 12, 16), (1, 9, 150, 300)):
         assert change_p(*case, 50.0) == pytest.approx(brute(*case), rel=2e-3), case
     assert change_p(0, 3, 215, 276, 50.0) < 0.02 < change_p(0, 3, 12, 16, 50.0)
+    # cache_hit_drop_pct = 100 (a valid setting): only a total loss is the alternative.
+    assert 0 < change_p(0, 3, 215, 276, 100.0) < 1 == change_p(1, 3, 215, 276, 100.0)
 
 
 def test_a_cache_hit_drop_since_a_change_pages_rarely_on_a_deploy_that_changed_nothing() -> None:
