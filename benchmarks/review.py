@@ -189,6 +189,22 @@ def bench_report_parts(path: Path, end: float) -> None:
             f" {time.perf_counter() - t:.2f} s ({time.process_time() - c:.2f} s CPU)",
             flush=True,
         )
+        # The dashboard's Tasks panel reads the same per window (tui/widgets/review_row.py).
+        from llmtop.store.boards import task_board
+
+        for label, w in (
+            ("1h", 3600.0),
+            ("24h", 86400.0),
+            ("7d", 7 * 86400.0),
+            ("30d", 30 * 86400.0),
+        ):
+            t, c = time.perf_counter(), time.process_time()
+            board = task_board(r, b - w, b)
+            print(
+                f"  dashboard Tasks panel, window {label:>3}: {board.total.tasks:>9,} tasks,"
+                f" {time.perf_counter() - t:6.2f} s ({time.process_time() - c:.2f} s CPU)",
+                flush=True,
+            )
     finally:
         r.close()
 
