@@ -46,8 +46,19 @@ def topbar(
     if len(db_paths) > 1:
         t.append_text(safe(f"{len(db_paths)} databases, merged, read-only", "dim"))
     else:
-        t.append_text(safe(str(db_paths[0]), "dim"))
+        t.append_text(safe(short_path(db_paths[0]), "dim"))
     return t
+
+
+#: The longest database path the top bar shows whole; longer ones keep their tail.
+PATH_CHARS = 40
+
+
+def short_path(path: Path) -> str:
+    """The path's tail, led by "…", so the file's own name survives a deep temp directory at
+    80 columns (a cut at the right edge would keep the least telling part)."""
+    s = str(path)
+    return s if len(s) <= PATH_CHARS else "…" + s[-(PATH_CHARS - 1) :]
 
 
 def crumbs(
