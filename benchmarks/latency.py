@@ -6,6 +6,7 @@ Usage:
     .venv/bin/python benchmarks/latency.py --load           # the same beside a CPU load generator
     .venv/bin/python benchmarks/latency.py --keys           # key → painted, first screen, 1M rows
     .venv/bin/python benchmarks/latency.py --keys --rows 10000000
+    .venv/bin/python benchmarks/latency.py --keys --db FILE   # on a database built before
 
 Call → screen (targets: median <= 0.3 s idle, <= 0.5 s loaded): the installed `llmtop` runs in a
 private tmux server (160×60) on a fresh database, with LLMTOP_TRACE_LATENCY pointing at a trace
@@ -389,15 +390,21 @@ async def keys_child(path: Path, end: float, rounds: int) -> dict[str, Any]:
     return out
 
 
-def keys(rows: int, rounds: int, cache: Path) -> int:
-    sys.path.insert(0, str(HERE))
-    from _build import build, cached_path
+def keys(rows: int, rounds: int, cache: Path, db: Path | None) -> int:
+    if db is not None:  # a database built before (e.g. _build's 10M file with tasks)
+        path = db
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        end, rows = conn.execute("SELECT max(started_at), count(*) FROM calls").fetchone()
+        conn.close()
+    else:
+        sys.path.insert(0, str(HERE))
+        from _build import build, cached_path
 
-    path = cached_path(cache, rows)
-    built = build(path, rows)
+        path = cached_path(cache, rows)
+        end = build(path, rows).end
     firsts, res = [], None
     for i in range(3):
-        r = run_child(path, built.end, rounds if i == 0 else 0)
+        r = run_child(path, end, rounds if i == 0 else 0)
         firsts.append(r["first_screen_ms"])
         res = res or r
     assert res is not None
@@ -473,9 +480,10 @@ def main(argv: list[str]) -> int:
     p.add_argument("--rows", type=int, default=1_000_000)
     p.add_argument("--rounds", type=int, default=4)
     p.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "llmtop-bench")
+    p.add_argument("--db", type=Path, help="--keys on this database instead of a built one")
     ns = p.parse_args(argv)
     if ns.keys:
-        return keys(ns.rows, ns.rounds, ns.cache)
+        return keys(ns.rows, ns.rounds, ns.cache, ns.db)
     if shutil.which("tmux") is None:
         print("tmux is not installed")
         return 1

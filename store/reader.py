@@ -115,7 +115,8 @@ class Reader:
 
     def wait_for_change(self, timeout: float) -> bool:
         """Block up to `timeout` s until rows were added (True) or not. A file is polled
-        (the dashboard also watches it with watchfiles); the Postgres reader LISTENs."""
+        (the dashboard stats the file and its WAL instead: tui/reading.py); the Postgres reader
+        LISTENs, and the dashboard waits on that."""
         start = self.max_id()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
