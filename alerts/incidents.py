@@ -42,6 +42,7 @@ NARROW_DIMS = frozenset({"customer", "user", "correlation_id"})
 #: flips between them with every pass is an incident that seems to change under the on-call).
 RULE_ORDER = (
     "anomaly",
+    "cost_per_call",
     "spike",
     "runaway",
     "new",
