@@ -272,7 +272,7 @@ class Reader:
             buckets=buckets,
             source=self.path.stem,
         )
-        return assemble(
+        snap = assemble(
             [part],
             now=now,
             window=window,
@@ -281,6 +281,9 @@ class Reader:
             buckets=buckets,
             savings=self.savings,
         )
+        if self.unavailable:
+            snap = dataclasses.replace(snap, unavailable=self.unavailable)
+        return snap
 
     # --- requests and detail ---
     def requests(
@@ -427,6 +430,7 @@ class MultiReader:
                 *snap.dimensions,
                 *(("source",) if "source" not in snap.dimensions else ()),
             ),
+            unavailable=frozenset().union(*(r.unavailable for r in self.readers)),
         )
 
     def requests(

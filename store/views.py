@@ -118,6 +118,9 @@ class Snapshot:
     rest_spend: float = 0.0
     #: Rows in the window (and filter) whose values were out of range or repaired (`invalid`).
     invalid: int = 0
+    #: Figures the source cannot give (Reader.unavailable: a LiteLLM proxy's own table has no
+    #: unpriced/unmetered checks, drop counts or cache saving): shown "n/a", never as 0.
+    unavailable: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

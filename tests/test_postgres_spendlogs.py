@@ -195,6 +195,14 @@ async def test_the_dashboard_shows_a_proxy_database(proxy_db: tuple[str, list[Lo
         snap = app.dashboard.snapshot
         assert snap is not None
         assert snap.totals.requests == len(_in(logs, snap.end - snap.start))
+        # What the proxy's table cannot give reads "n/a", never a reassuring 0.
+        assert {"unpriced", "unmetered", "drops", "saved_usd"} <= snap.unavailable
+        status = str(app.dashboard.query_one("#status").render())
+        assert "unpriced n/a" in status and "unmetered n/a" in status
+        assert "dropped n/a" in status and "0 dropped" not in status
+        from llmtop.tui.widgets.cache_panel import CachePanel
+
+        assert "saved by cached reads n/a" in CachePanel.body(None, snap).plain  # type: ignore[arg-type]
 
 
 def test_an_older_proxy_table_without_the_newer_columns_reads(pg_server: Any) -> None:

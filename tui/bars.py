@@ -100,14 +100,24 @@ def status(error: str | None, snap: Snapshot | None) -> Text:
     t.append(f"{count(tot.requests)} requests · ")
     t.append(f"{money(tot.spend)} spent", style="bold")
     t.append(" · ")
-    t.append(f"{tot.unpriced} unpriced", style="bold yellow" if tot.unpriced else "dim")
+    na = snap.unavailable  # a source without these checks says so, never "0"
+    if "unpriced" in na:
+        t.append("unpriced n/a", style="dim italic")
+    else:
+        t.append(f"{tot.unpriced} unpriced", style="bold yellow" if tot.unpriced else "dim")
     t.append(" · ")
-    t.append(f"{tot.unmetered} unmetered", style="bold yellow" if tot.unmetered else "dim")
+    if "unmetered" in na:
+        t.append("unmetered n/a", style="dim italic")
+    else:
+        t.append(f"{tot.unmetered} unmetered", style="bold yellow" if tot.unmetered else "dim")
     if snap.invalid:  # rows with an out-of-range value set aside: shown only when there are any
         t.append(" · ")
         t.append(f"{snap.invalid} invalid", style="bold yellow")
     t.append(" · ")
-    t.append(f"{snap.dropped} dropped", style="bold red" if snap.dropped else "dim")
+    if "drops" in na:
+        t.append("dropped n/a", style="dim italic")
+    else:
+        t.append(f"{snap.dropped} dropped", style="bold red" if snap.dropped else "dim")
     return t
 
 
