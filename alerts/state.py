@@ -269,6 +269,31 @@ def _state(row: dict[str, Any], inc: dict[str, Any] | None) -> AlertState:
     )
 
 
+def unrecorded(alerts: Sequence[Alert], now: float) -> list[AlertState]:
+    """What fired, as open states, for a source that cannot keep alert state (a LiteLLM proxy's
+    own database): shown as they are, with no ack, snooze or paging to remember."""
+    return [
+        AlertState(
+            fingerprint=a.fingerprint,
+            rule=a.rule,
+            severity=a.severity,
+            scope=a.scope,
+            title=a.title,
+            cause=a.cause,
+            causes=a.causes,
+            owner=a.owner,
+            since=a.since,
+            last_seen=now,
+            state="open",
+            snoozed_until=None,
+            drill=a.drill,
+            parent=a.parent,
+            pending=a.pending,
+        )
+        for a in alerts
+    ]
+
+
 def states(store: AlertStore, now: float) -> list[AlertState]:
     """Open, acked and snoozed alerts, plus those resolved in the last hour; open first, then
     critical, then the most recent (fingerprint last: the same rows, the same order)."""

@@ -239,3 +239,35 @@ def test_an_older_proxy_table_without_the_newer_columns_reads(pg_server: Any) ->
         assert r.snapshot(now=now + 1, window=3600.0).totals.requests == 60
     finally:
         r.close()
+
+
+async def test_alerts_on_a_proxy_database_show_unrecorded_and_say_so_once(
+    proxy_db: tuple[str, list[Log]],
+) -> None:
+    """The proxy's database cannot keep alert state: the dashboard's passes still show what
+    fired (as open), the reason is said once, and later passes do not repeat it."""
+    from llmtop.tui.app import LlmtopApp
+
+    from tests.tui_fixtures import settle
+
+    url, _ = proxy_db
+    app = LlmtopApp(resolve_db_path(url), clock=lambda: NOW, watch=False, alerts=True)
+    async with app.run_test(size=(160, 48)) as pilot:
+        alerts = app.dashboard.alerts
+        for _ in range(200):
+            await settle(app, pilot)
+            if alerts.unrecordable is not None and not alerts.busy:
+                break
+            await pilot.pause(0.05)
+        assert alerts.unrecordable is not None
+        assert "LiteLLM proxy database" in alerts.unrecordable
+        assert app.dashboard.error is not None and "not recorded" in app.dashboard.error
+        app.dashboard.error = None
+        alerts.evaluate()
+        for _ in range(200):
+            await settle(app, pilot)
+            if not alerts.busy:
+                break
+            await pilot.pause(0.05)
+        assert app.dashboard.error is None  # said once, not every pass
+        assert all(s.state == "open" for s in app.dashboard.alert_states)

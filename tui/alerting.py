@@ -53,6 +53,8 @@ class AlertScheduler:
         self._rules: Any = None
         self._reader: Reader | None = None
         self._store: AlertStore | None = None
+        #: Why alert state cannot be kept on this source (None: it can): set by the first pass.
+        self.unrecordable: str | None = None
         self._cache: Any = None  # alerts.cache.AlertCache, imported with the first pass
 
     def evaluate(self) -> None:
@@ -95,6 +97,8 @@ class AlertScheduler:
             from llmtop.alerts.evaluate import evaluate
             from llmtop.alerts.notify import sync_notifying
             from llmtop.alerts.rules import default_rules_path, load_rules
+            from llmtop.alerts.state import unrecorded
+            from llmtop.store.db import DatabaseError
 
             if self._rules is None:
                 self._rules = load_rules(self.rules_path or default_rules_path(self.db_path))
@@ -111,10 +115,19 @@ class AlertScheduler:
                     explain_budget=EXPLAIN_BUDGET,
                     cache=self._cache,
                 )
+                if self.unrecordable is None and self._store is None:
+                    try:
+                        self._store = AlertStore(self.db_path)
+                    except DatabaseError as exc:
+                        # A source llmtop only reads (a LiteLLM proxy's database): the alerts
+                        # still show, unrecorded, and the reason is said once, not every pass.
+                        self.unrecordable = str(exc)
+                        self.host.post_message(LoadFailed(f"alerts shown, not recorded: {exc}"))
                 if self._store is None:
-                    self._store = AlertStore(self.db_path)
-                # [notify] events go to a background thread: delivery never holds the pass.
-                new, states = sync_notifying(self._store, fired, now, self._rules.notify)
+                    new, states = [], unrecorded(fired, now)
+                else:
+                    # [notify] events go to a background thread: delivery never holds the pass.
+                    new, states = sync_notifying(self._store, fired, now, self._rules.notify)
         except Exception as exc:  # an alerting problem must not take the dashboard down
             self.host.post_message(LoadFailed(f"alerts: {exc}"))
             return
