@@ -71,9 +71,20 @@ def keys_then_settle(*keys: str) -> RunBefore:
     """A run_before that settles, presses keys one at a time (settling after each), settles."""
 
     async def run_before(pilot: Pilot[Any]) -> None:
+        from llmtop.tui.widgets.requests_table import RequestsTable
+
         await settle(pilot)
         for key in keys:
             await pilot.press(key)
+            await settle(pilot)
+            # A requests list just shown re-fits its columns on its first resize; a screen
+            # pushed over it before then would keep it half drawn behind (1 run in 3-6 on 2
+            # workers). Wait for that, as a user's eye would.
+            for _ in range(100):
+                tables = [t for t in pilot.app.query(RequestsTable) if t.display]
+                if all(t.laid_out for t in tables):
+                    break
+                await pilot.pause(0.02)
             await settle(pilot)
 
     return run_before

@@ -78,14 +78,33 @@ class RequestsTable(CellTable):
         for key, label in COLUMNS:
             self.add_column(label, key=key)
 
+    @property
+    def laid_out(self) -> bool:
+        """Its rows are drawn for its current width (a resize re-fits the columns, one frame
+        after the table is first shown): what a snapshot taken over it must wait for."""
+        return self.size.width > 0 and self._width == self.size.width
+
     def on_resize(self, event: Resize) -> None:
-        if event.size.width != self._width:
-            self._width = event.size.width
-            self.show(tuple(self.by_key[k] for k in self.ids))
+        if event.size.width == self._width:
+            return
+        old_limit = self.label_limit()
+        self._width = event.size.width
+        rows = tuple(self.by_key[k] for k in self.ids)
+        limit = self.label_limit()
+        # Redrawn only when the fit changes: a redraw behind a screen pushed over the table
+        # (the request detail) would be left half done there, as nothing lays the hidden
+        # screen out again until it is back.
+        if limit != old_limit or fitting(self._width, [cells(r, limit) for r in rows]) != (
+            self.shown_columns
+        ):
+            self.show(rows)
+
+    def label_limit(self) -> int:
+        return NARROW_LABEL if 0 < self._width < MEDIUM else MAX_LABEL
 
     def show(self, rows: tuple[RequestRow, ...]) -> None:
         selected = self.selected_id()
-        limit = NARROW_LABEL if 0 < self._width < MEDIUM else MAX_LABEL
+        limit = self.label_limit()
         made = [cells(r, limit) for r in rows]
         shown = fitting(self._width, made) if self._width else self.shown_columns
         if shown != self.shown_columns:
