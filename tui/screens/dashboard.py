@@ -4,7 +4,7 @@ Data flow: a worker thread reads a Snapshot (tui/reading.py) and posts SnapshotL
 handler only assigns a reactive; widgets render in their watch methods. The file watcher posts
 DataChanged when the database is written; a slow timer keeps sliding windows moving when
 nothing is. Alert passes are scheduled by tui/alerting.py; the alerts panel posts AckRequested,
-SnoozeRequested and JumpRequested, handled here.
+SnoozeRequested and JumpRequested, handled in dashboard_alerts.py (a mixin of this screen).
 """
 
 from __future__ import annotations
@@ -23,23 +23,16 @@ from llmtop.store.filters import (
 )
 from llmtop.store.views import Snapshot
 from llmtop.tui import bars
-from llmtop.tui.alerting import AlertScheduler, toast_for
+from llmtop.tui.alerting import AlertScheduler
 from llmtop.tui.messages import (
-    AckRequested,
-    AlertDetailRequested,
-    AlertPassEnded,
-    AlertsEvaluated,
-    AlertStateChanged,
     DataChanged,
     DetailLoaded,
-    JumpRequested,
     LoadFailed,
     RequestsLoaded,
     SnapshotLoaded,
-    SnoozeLengthRequested,
-    SnoozeRequested,
 )
 from llmtop.tui.reading import DashboardReads
+from llmtop.tui.screens.dashboard_alerts import AlertHandlers
 from llmtop.tui.triage import BaselineLoaded, TableTriage
 from llmtop.tui.widgets.alerts_panel import AlertsPanel
 from llmtop.tui.widgets.burn_panel import BurnPanel
@@ -63,8 +56,6 @@ WINDOW_KEYS: tuple[str, ...] = ("5m", "1h", "6h", "24h", "7d", "30d")
 TICK_SECONDS = 5.0
 ALERT_SECONDS = 10.0
 ALERT_MIN_GAP = 2.0
-#: An alert toast's life: long enough to read one line, short enough not to sit on the screen.
-TOAST_SECONDS = 4.0
 
 
 @dataclass(frozen=True)
@@ -76,7 +67,7 @@ class View:
     requests: bool = False
 
 
-class DashboardScreen(Screen[None]):
+class DashboardScreen(AlertHandlers, Screen[None]):
     BINDINGS = [
         Binding("q", "app.quit", "Quit"),
         Binding("question_mark", "help", "Help", key_display="?"),
@@ -146,7 +137,6 @@ class DashboardScreen(Screen[None]):
             clock=clock,
         )
         self._history: list[View] = []
-        self._toasted: float | None = None  # time.monotonic() of the last alert toast
         #: Beside each view in _history: the row the cursor was on and the sort, for `esc`.
         self._marks: list[tuple[str | None, str, bool]] = []
         #: Prompts, export, copy, chart, compare and the preferences kept per database.
@@ -277,77 +267,6 @@ class DashboardScreen(Screen[None]):
             # New rows can start an incident: judge them right after their snapshot is painted
             # rather than at the next tick, not more often than every ALERT_MIN_GAP seconds.
             self._alerts_due = True
-
-    def on_alert_pass_ended(self, _message: AlertPassEnded) -> None:
-        self.alerts.pass_ended()
-
-    def on_alert_state_changed(self, _message: AlertStateChanged) -> None:
-        self.alerts.evaluate()
-
-    def on_alerts_evaluated(self, message: AlertsEvaluated) -> None:
-        self.alert_states = message.states
-        if message.new:
-            self.toast(message.new, message.states)
-
-    def toast(self, new: list[Any], states: list[Any]) -> None:
-        """One one-line toast per pass (tui.alerting.toast_for); a newer one replaces one still
-        showing rather than stacking up onto the table."""
-        text, severity = toast_for(new, states)
-        if self._toasted is not None and time.monotonic() - self._toasted < TOAST_SECONDS:
-            self.app.clear_notifications()
-        self._toasted = time.monotonic()
-        self.notify(text, severity=severity, timeout=TOAST_SECONDS, markup=False)
-        self.app.bell()
-
-    def on_ack_requested(self, message: AckRequested) -> None:
-        self.alerts.change(message.fingerprint, "ack")
-
-    def on_snooze_requested(self, message: SnoozeRequested) -> None:
-        self.alerts.change(message.fingerprint, "snooze", message.until)
-
-    def on_snooze_length_requested(self, message: SnoozeLengthRequested) -> None:
-        from llmtop.tui.screens.snooze_prompt import SnoozePrompt
-
-        fp = message.fingerprint
-        a = next((s for s in self.alert_states if s.fingerprint == fp), None)
-
-        def chosen(until: float | None) -> None:
-            if until is not None:
-                self.alerts.change(fp, "snooze", until)
-
-        self.app.push_screen(SnoozePrompt(a.scope if a else "", self.clock()), chosen)
-
-    def on_alert_detail_requested(self, message: AlertDetailRequested) -> None:
-        from llmtop.tui.alerting import rule_window
-        from llmtop.tui.screens.alert_detail import AlertDetailScreen
-
-        a = next((s for s in self.alert_states if s.fingerprint == message.fingerprint), None)
-        if a is None:
-            return
-        panel = self.query_one(AlertsPanel)
-
-        def closed(outcome: tuple[str, str] | None) -> None:
-            if outcome is None:
-                return
-            what, fp = outcome
-            if what == "jump":
-                self.jump(*a.drill)
-            elif what == "ack":
-                self.alerts.change(fp, "ack")
-            elif what == "snooze":
-                self.post_message(SnoozeLengthRequested(fp))
-
-        screen = AlertDetailScreen(
-            a,
-            panel.incident(a.fingerprint),
-            self.db_path,
-            rule_window(self.alerts.rules, a.rule),
-            self.now(),
-        )
-        self.app.push_screen(screen, closed)
-
-    def on_jump_requested(self, message: JumpRequested) -> None:
-        self.jump(message.filter_text, message.group_by)
 
     def jump(self, filter_text: str, group_by: str) -> None:
         """From an alert straight to the drill-down that explains it."""
