@@ -169,7 +169,7 @@ def bench_report_parts(path: Path, end: float) -> None:
     from llmtop.alerts.explain import explain
     from llmtop.alerts.rules import Rules
     from llmtop.store.filters import Clause
-    from llmtop.store.outcomes import task_stats
+    from llmtop.store.outcomes import sort_threads, task_stats
     from llmtop.store.reader import Reader
 
     a, b = end + 1.0 - 7 * 86400.0, end + 1.0
@@ -182,6 +182,15 @@ def bench_report_parts(path: Path, end: float) -> None:
             f" ({time.process_time() - c:.2f} s CPU)",
             flush=True,
         )
+        threads = sort_threads()
+        t, c = time.perf_counter(), time.process_time()
+        n = sum(s.tasks for s in task_stats(r, a, b, threads=threads))
+        print(
+            f"  the same with {threads} sort helper thread(s), as the report reads it:"
+            f" {time.perf_counter() - t:.2f} s ({time.process_time() - c:.2f} s CPU)",
+            flush=True,
+        )
+        r.query("PRAGMA threads = 0")
         t, c = time.perf_counter(), time.process_time()
         explain(r, Rules(), (Clause("model", "=", "gpt-4o"),), (a, b), [(a - (b - a), a)], 1.0)
         print(

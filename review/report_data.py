@@ -26,7 +26,7 @@ from llmtop.review.margin import CustomerMargin, margins
 from llmtop.store.engine import Spec, Tracker, total
 from llmtop.store.filters import Clause, format_filter, where_sql
 from llmtop.store.incidents import IncidentRow, incidents_between
-from llmtop.store.outcomes import TaskStats, task_stats, total_tasks
+from llmtop.store.outcomes import TaskStats, sort_threads, task_stats, total_tasks
 from llmtop.store.reader import Reader
 from llmtop.store.rollup import (
     F_CACHED,
@@ -196,8 +196,9 @@ def _budgets(reader: Reader, rules: Rules, now: float) -> list[BudgetLine]:
 
 
 class TasksAside:
-    """`task_stats` over [a, b) on a connection of its own in a thread, started at once; `result`
-    waits for it. A reader that cannot open a second connection of its kind (anything but a
+    """`task_stats` over [a, b) on a connection of its own in a thread, started at once, its
+    sort helped by the other cores (the report is a one-off that may take the machine);
+    `result` waits for it. A reader that cannot open a second connection of its kind (anything but a
     SQLite Reader) is read in `result`, in the caller's thread."""
 
     def __init__(self, reader: Reader, a: float, b: float, clauses: Sequence[Clause]) -> None:
@@ -216,7 +217,7 @@ class TasksAside:
         try:
             side = Reader(self.reader.path, readonly=True)
             try:
-                self.out = task_stats(side, *self.args)
+                self.out = task_stats(side, *self.args, threads=sort_threads())
             finally:
                 side.close()
         except BaseException as exc:  # handed to the caller by result()

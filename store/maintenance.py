@@ -41,6 +41,8 @@ def retention_from_env(name: str, default: str) -> float | None:
 
 
 _RAW_DELETE = "DELETE FROM calls WHERE id IN (SELECT id FROM calls WHERE started_at < ? LIMIT ?)"
+#: Outcomes go with the raw rows they judge: a task's calls pruned, its outcome means nothing.
+_OUTCOMES_DELETE = "DELETE FROM outcomes WHERE id IN (SELECT id FROM outcomes WHERE at < ? LIMIT ?)"
 
 
 def _rollup_delete(cube: int, res: int) -> str:
@@ -76,6 +78,7 @@ def prune_step(
     jobs: list[tuple[str, tuple[float | int, ...]]] = []
     if raw_keep is not None:
         jobs.append((_RAW_DELETE, (now - raw_keep, batch)))
+        jobs.append((_OUTCOMES_DELETE, (now - raw_keep, batch)))
     if rollup_keep is not None:
         jobs.append((_rollup_delete(0, 60), (now - min(MINUTE_ROLLUP_KEEP, rollup_keep), batch)))
         for cube in (0, 1, 2):
@@ -114,6 +117,8 @@ def prune(
                 deleted += n
                 if n < batch:
                     break
+            while _delete(conn, _OUTCOMES_DELETE, (now - older_than, batch)) >= batch:
+                pass
         while prune_step(conn, now=now, raw_keep=None, rollup_keep=rollups_older_than, batch=batch):
             pass
         return deleted

@@ -22,6 +22,7 @@ from llmtop.store.rollup import FIELDS
 
 _RAW = "DELETE FROM calls WHERE id IN (SELECT id FROM calls WHERE started_at < %s LIMIT %s)"
 _BATCHES = "DELETE FROM batches WHERE batch IN (SELECT batch FROM batches WHERE at < %s LIMIT %s)"
+_OUTCOMES = "DELETE FROM outcomes WHERE id IN (SELECT id FROM outcomes WHERE at < %s LIMIT %s)"
 
 
 def _rollups(cube: int, res: int) -> str:
@@ -47,7 +48,11 @@ def prune(
         migrate(conn, target)
         jobs: list[tuple[str, float]] = []
         if older_than is not None:
-            jobs += [(_RAW, now - older_than), (_BATCHES, now - older_than)]
+            jobs += [
+                (_RAW, now - older_than),
+                (_BATCHES, now - older_than),
+                (_OUTCOMES, now - older_than),
+            ]
         if rollups_older_than is not None:
             jobs.append((_rollups(0, 60), now - min(MINUTE_ROLLUP_KEEP, rollups_older_than)))
             jobs += [
@@ -124,7 +129,8 @@ def vacuum(target: PgUrl) -> tuple[int, int]:
         size = "SELECT pg_database_size(current_database())"
         before = int(conn.execute(size).fetchone()[0])
         fold_shards(conn, time.time() - 3600)
-        for table in ("calls", "rollups", "combos", "strings", "batches", "drops", "alerts"):
+        tables = ("calls", "rollups", "combos", "strings", "batches", "drops", "alerts", "outcomes")
+        for table in tables:
             conn.execute(f"VACUUM (ANALYZE) {table}")
         return before, int(conn.execute(size).fetchone()[0])
     except driver().Error as exc:

@@ -4,6 +4,7 @@ password) when the server cannot be reached."""
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 import threading
@@ -220,3 +221,50 @@ def test_a_real_litellm_call_through_the_collector_lands_in_postgres(
     )
     assert (model, feature, customer, status) == ("gpt-4o-mini", "fleet", "acme", "success")
     assert cost is not None and cost > 0
+
+
+def test_tasks_and_recorded_outcomes_read_the_same_from_both_backends(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """record_outcome on a postgresql:// URL lands in the shared store (it used to create a
+    SQLite file under ./postgresql:/...), and cost per successful task reads the same there."""
+    from llmtop.collector import record_outcome
+    from llmtop.store.outcomes import task_stats
+    from llmtop.store.pg_db import PgUrl
+
+    from tests.builders import payload
+
+    evs = [
+        payload(
+            start=NOW - 3600 + i * 7,
+            feature=("search", "chat", None)[i % 3],
+            correlation_id=f"task-{i // 3}",
+            input_tokens=500 + 37 * i,
+            output_tokens=40 + i,
+            **({"status": "failure", "error_class": "Timeout"} if i % 11 == 4 else {}),
+        )
+        for i in range(90)
+    ]
+    db = tmp_path / "same.db"
+    assert write_batches(db, evs, 30) == write_batches(pg_url, evs, 30) == 90
+    for target in (str(db), pg_url):
+        for k in range(0, 30, 4):  # every fourth task: recorded, the latest one winning
+            assert record_outcome(f"task-{k}", True, db=target)
+            assert record_outcome(f"task-{k}", k % 8 == 0, db=target, reason="judged")
+    cwd_files = set(Path.cwd().iterdir())
+    got = {}
+    for name, target in (("lite", str(db)), ("pg", pg_url)):
+        r = Reader(PgUrl(target) if name == "pg" else target, readonly=True)
+        try:
+            got[name] = task_stats(r, NOW - 7200, NOW)
+        finally:
+            r.close()
+    assert set(Path.cwd().iterdir()) == cwd_files  # no stray ./postgresql:/ file
+    lite, pg = got["lite"], got["pg"]
+    assert [(s.key, s.tasks, s.succeeded, s.recorded, s.calls) for s in lite] == [
+        (s.key, s.tasks, s.succeeded, s.recorded, s.calls) for s in pg
+    ]
+    assert sum(s.recorded for s in pg) == 8 and sum(s.tasks for s in pg) == 30
+    for a, b in zip(lite, pg, strict=True):
+        assert math.isclose(a.spend, b.spend, rel_tol=1e-9)
+        assert math.isclose(a.failed_spend, b.failed_spend, rel_tol=1e-9, abs_tol=1e-12)

@@ -176,6 +176,12 @@ def test_check_report_and_export_read_it_and_nothing_is_ever_written_to_it(
             attempt()
         msg = str(err.value)
         assert "LiteLLM proxy database" in msg and "\n" not in msg and "callback" in msg
+    from llmtop.collector import record_outcome
+
+    capsys.readouterr()
+    assert record_outcome("task-1", True, db=url) is False  # never raises into the app
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "LiteLLM proxy database" in line and "record_outcome" in line
     with psycopg.connect(url) as conn:
         tables = {t for (t,) in conn.execute(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"

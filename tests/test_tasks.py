@@ -122,3 +122,53 @@ def test_the_latest_outcome_wins_and_bad_calls_never_raise(
         "llmtop: record_outcome: ValueError: correlation_id must be a non-empty string, got ''",
         "llmtop: record_outcome: ValueError: success must be True or False, got 'yes'",
     ]
+
+
+def test_outcomes_go_with_the_raw_rows_they_judge(llmtop_db: Path) -> None:
+    from llmtop.store.maintenance import prune
+
+    now = T + 100 * 86400
+    write(
+        llmtop_db,
+        [payload(start=T, correlation_id="old"), payload(start=now, correlation_id="new")],
+    )
+    from llmtop.store.outcomes import write_outcome
+
+    write_outcome(llmtop_db, "old", True, at=T + 1)
+    write_outcome(llmtop_db, "new", True, at=now + 1)
+    assert prune(llmtop_db, older_than=90 * 86400, now=now + 2) == 1
+    con = sqlite3.connect(llmtop_db)
+    assert con.execute("SELECT correlation_id FROM outcomes").fetchall() == [("new",)]
+    # A task's latest outcome is read from the index alone (m010).
+    plan = con.execute(
+        "EXPLAIN QUERY PLAN SELECT success FROM outcomes WHERE correlation_id = 'x'"
+        " ORDER BY id DESC LIMIT 1"
+    ).fetchall()
+    con.close()
+    assert "COVERING INDEX outcomes_latest" in str(plan)
+
+
+def test_sort_threads_give_the_same_figures(llmtop_db: Path) -> None:
+    rows = [
+        payload(
+            start=T + i,
+            feature=f"f{i % 5}",
+            correlation_id=f"c{i // 4}",
+            input_tokens=100 + i,
+            output_tokens=10,
+            **({"status": "failure", "error_class": "Timeout"} if i % 9 == 0 else {}),
+        )
+        for i in range(400)
+    ]
+    write(llmtop_db, rows)
+    r = Reader(llmtop_db, readonly=True)
+    one = task_stats(r, T - 1, T + 1000)
+    r.close()
+    r = Reader(llmtop_db, readonly=True)
+    more = task_stats(r, T - 1, T + 1000, threads=2)
+    r.close()
+    assert [(s.key, s.tasks, s.succeeded, s.calls) for s in one] == [
+        (s.key, s.tasks, s.succeeded, s.calls) for s in more
+    ]
+    assert sum(s.tasks for s in one) == 100
+    assert [s.spend for s in one] == pytest.approx([s.spend for s in more], rel=1e-12)
