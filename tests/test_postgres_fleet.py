@@ -268,3 +268,41 @@ def test_tasks_and_recorded_outcomes_read_the_same_from_both_backends(
     for a, b in zip(lite, pg, strict=True):
         assert math.isclose(a.spend, b.spend, rel_tol=1e-9)
         assert math.isclose(a.failed_spend, b.failed_spend, rel_tol=1e-9, abs_tol=1e-12)
+
+
+async def test_the_dashboards_tasks_and_margin_panels_read_a_postgres_store(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """The review row (tasks, margin) on a shared store shows what it shows on a file holding
+    the same calls and outcomes."""
+    from llmtop.collector import record_outcome
+    from llmtop.store.pg_db import PgUrl
+    from llmtop.tui.widgets.margin_panel import MarginPanel
+    from llmtop.tui.widgets.tasks_panel import TasksPanel
+
+    from tests.builders import payload
+    from tests.test_review_panels import SPECS
+    from tests.tui_fixtures import make_app, settle
+
+    db = tmp_path / "same.db"
+    evs = [payload(**s) for s in SPECS]
+    assert write_batches(db, evs, 50) == write_batches(pg_url, evs, 50) == len(SPECS)
+    rules = tmp_path / "rules.toml"
+    rules.write_text("[plans]\nacme = 10\nglobex = 1000\n", encoding="utf-8")
+    seen = {}
+    for name, target in (("lite", db), ("pg", PgUrl(pg_url))):
+        assert record_outcome("A", True, db=target) and record_outcome("B", False, db=target)
+        app = make_app(target, rules_path=rules)
+        async with app.run_test(size=(160, 48)) as pilot:
+            await settle(app, pilot)
+            tasks = app.screen.query_one(TasksPanel)
+            margin = app.screen.query_one(MarginPanel)
+            assert tasks.display and margin.display, name
+            assert tasks.board is not None and margin.board is not None
+            t = tasks.board.total
+            seen[name] = (
+                (t.tasks, t.succeeded, t.failed, t.recorded, t.calls, round(t.spend, 9)),
+                [(m.customer, round(m.month_to_date, 9)) for m in margin.board.customers],
+            )
+    assert seen["pg"] == seen["lite"]
+    assert seen["pg"][0][:5] == (5, 3, 2, 3, 7)

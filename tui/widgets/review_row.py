@@ -6,8 +6,7 @@ every refresh. The row follows the screen's snapshot (its window, range and filt
 again when those change, or when its figures are older than REFRESH seconds (longer after a
 slow read: SLOW_FACTOR times what it took), in a thread worker on a connection of its own: a
 long read never holds up the live refresh. Margins (the customer rollup cube, cheap) ride along.
-Hidden while it has nothing to show (no task in the window, no `[plans]`), and on a PostgreSQL
-store (tasks are read with SQLite's SQL).
+Hidden while it has nothing to show (no task in the window, no `[plans]`).
 """
 
 from __future__ import annotations
@@ -19,7 +18,6 @@ from pathlib import Path
 
 from llmtop.store.boards import margin_board, task_board
 from llmtop.store.filters import Clause
-from llmtop.store.pg_db import is_pg_url
 from llmtop.store.reader import MultiReader, Reader
 from llmtop.store.views import MarginBoard, Snapshot, TaskBoard
 from llmtop.tui.messages import LoadFailed
@@ -56,7 +54,6 @@ class ReviewRow(Horizontal):
         super().__init__(id=id)
         self.db_paths = list(db_paths)
         self.rules_path = rules_path
-        self.enabled = not any(is_pg_url(p) for p in self.db_paths)
         self.lock = threading.Lock()
         self._reader: Reader | MultiReader | None = None
         self._busy = False
@@ -70,8 +67,7 @@ class ReviewRow(Horizontal):
         yield MarginPanel(id="margin")
 
     def on_mount(self) -> None:
-        if self.enabled:
-            self.watch(self.screen, "snapshot", self.follow, init=True)
+        self.watch(self.screen, "snapshot", self.follow, init=True)
 
     def on_unmount(self) -> None:
         """Never wait for a read (a month at 10M rows takes many seconds): interrupt it, and
@@ -80,7 +76,13 @@ class ReviewRow(Horizontal):
         reader = self._reader
         if reader is not None:
             for r in reader.readers if isinstance(reader, MultiReader) else [reader]:
-                r.conn.interrupt()
+                # SQLite's interrupt, or PostgreSQL's cancel of the running statement
+                stop = getattr(r.conn, "interrupt", None) or getattr(r.conn, "cancel", None)
+                if stop is not None:
+                    try:
+                        stop()
+                    except Exception:  # nothing running, or the server already gone
+                        pass
         if self.lock.acquire(blocking=False):
             try:
                 self._close()
