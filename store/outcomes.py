@@ -23,7 +23,7 @@ from pathlib import Path
 
 from llmtop.store.db import DatabaseError
 from llmtop.store.filters import Clause, where_sql
-from llmtop.store.pg_db import is_pg_url
+from llmtop.store.pg_db import PgUrl, is_pg_url
 from llmtop.store.reader import Reader
 from llmtop.store.schema import open_db
 from llmtop.store.views import TaskStats
@@ -67,7 +67,7 @@ def write_outcome(
         json.dumps(dict(tags), sort_keys=True) if tags else None,
     )
     if is_pg_url(path):
-        _write_outcome_pg(path, row)
+        _write_outcome_pg(path if isinstance(path, PgUrl) else PgUrl(str(path)), row)
         return
     conn = open_db(path)
     try:
@@ -80,12 +80,12 @@ def write_outcome(
         conn.close()
 
 
-def _write_outcome_pg(target: object, row: tuple[object, ...]) -> None:
-    from llmtop.store.pg_db import connect, driver, one_line
+def _write_outcome_pg(target: PgUrl, row: tuple[object, ...]) -> None:
+    from llmtop.store.pg_db import connect, driver, one_line  # psycopg only when used
     from llmtop.store.pg_schema import migrate
     from llmtop.store.pg_spendlogs_map import refuse_writes
 
-    conn = connect(target, autocommit=True)  # type: ignore[arg-type]
+    conn = connect(target, autocommit=True)
     try:
         refuse_writes(conn, target, "record_outcome")
         migrate(conn, target)
@@ -181,6 +181,7 @@ def _fold(reader: Reader, tasks: str, key: str, k: int, params: Sequence[object]
         "CREATE TEMP TABLE IF NOT EXISTS llmtop_task_fold"
         " (k INTEGER PRIMARY KEY, n INTEGER, calls INTEGER, cost REAL)"
     )
+    reader.query("DELETE FROM temp.llmtop_task_fold")  # whatever a failed read left
     try:
         reader.query(
             f"""{tasks}
@@ -214,10 +215,19 @@ def task_stats(
     two parts took twice the CPU. Only SQLite readers take it; PostgreSQL plans its own.
     """
     where, params = where_sql(clauses)
-    if threads > 0 and type(reader) is Reader:
-        reader.query(f"PRAGMA threads = {int(threads)}")
+    sort = threads > 0 and type(reader) is Reader
+    before = reader.query("PRAGMA threads")[0][0] if sort else 0
+    try:
+        if sort:
+            reader.query(f"PRAGMA threads = {int(threads)}")
+        # One snapshot: the packed keys are sized by the largest string id, read first.
+        with reader.read_transaction():
+            rows = _task_rows(reader, where, (start, end, *params))
+    finally:
+        if sort:
+            reader.query(f"PRAGMA threads = {int(before)}")
     by: dict[int | None, list[float]] = {}
-    for feature, g, n, calls, cost in _task_rows(reader, where, (start, end, *params)):
+    for feature, g, n, calls, cost in rows:
         acc = by.setdefault(feature, [0, 0, 0, 0, 0.0, 0.0])
         acc[0] += n
         acc[1] += n if g % 2 else 0

@@ -247,11 +247,11 @@ def test_tasks_and_recorded_outcomes_read_the_same_from_both_backends(
     ]
     db = tmp_path / "same.db"
     assert write_batches(db, evs, 30) == write_batches(pg_url, evs, 30) == 90
+    cwd_files = set(Path.cwd().iterdir())
     for target in (str(db), pg_url):
         for k in range(0, 30, 4):  # every fourth task: recorded, the latest one winning
             assert record_outcome(f"task-{k}", True, db=target)
             assert record_outcome(f"task-{k}", k % 8 == 0, db=target, reason="judged")
-    cwd_files = set(Path.cwd().iterdir())
     got = {}
     for name, target in (("lite", str(db)), ("pg", pg_url)):
         r = Reader(PgUrl(target) if name == "pg" else target, readonly=True)

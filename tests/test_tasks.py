@@ -148,11 +148,18 @@ def test_outcomes_go_with_the_raw_rows_they_judge(llmtop_db: Path) -> None:
     assert "COVERING INDEX outcomes_latest" in str(plan)
 
 
-def test_sort_threads_give_the_same_figures(llmtop_db: Path) -> None:
+def test_the_fold_and_sort_threads_give_the_grouping_s_figures(llmtop_db: Path) -> None:
+    """A SQLite reader sums tasks per (feature, outcome) in a temp table (store.outcomes._fold);
+    any other reader, e.g. a subclass, groups by sorting: the two agree, with sort threads on,
+    with features missing, outcomes recorded, and twice on one connection."""
+
+    class Grouping(Reader):  # `type(reader) is Reader` is what chooses the fold
+        pass
+
     rows = [
         payload(
             start=T + i,
-            feature=f"f{i % 5}",
+            **({"feature": f"f{i % 5}"} if i % 7 else {}),
             correlation_id=f"c{i // 4}",
             input_tokens=100 + i,
             output_tokens=10,
@@ -161,14 +168,19 @@ def test_sort_threads_give_the_same_figures(llmtop_db: Path) -> None:
         for i in range(400)
     ]
     write(llmtop_db, rows)
+    for k in range(0, 100, 3):
+        assert record_outcome(f"c{k}", k % 2 == 0)
+    g = Grouping(llmtop_db, readonly=True)
+    want = task_stats(g, T - 1, T + 1000)
+    g.close()
     r = Reader(llmtop_db, readonly=True)
-    one = task_stats(r, T - 1, T + 1000)
+    for threads in (0, 2, 0):
+        got = task_stats(r, T - 1, T + 1000, threads=threads)
+        assert [(s.key, s.tasks, s.succeeded, s.recorded, s.calls) for s in got] == [
+            (s.key, s.tasks, s.succeeded, s.recorded, s.calls) for s in want
+        ]
+        assert [s.spend for s in got] == pytest.approx([s.spend for s in want], rel=1e-12)
+    assert r.query("PRAGMA threads") == [(0,)]  # the caller's setting is given back
     r.close()
-    r = Reader(llmtop_db, readonly=True)
-    more = task_stats(r, T - 1, T + 1000, threads=2)
-    r.close()
-    assert [(s.key, s.tasks, s.succeeded, s.calls) for s in one] == [
-        (s.key, s.tasks, s.succeeded, s.calls) for s in more
-    ]
-    assert sum(s.tasks for s in one) == 100
-    assert [s.spend for s in one] == pytest.approx([s.spend for s in more], rel=1e-12)
+    assert sum(s.tasks for s in want) == 100 and None in {s.key for s in want}
+    assert sum(s.recorded for s in want) == 34

@@ -74,15 +74,12 @@ class ReviewRow(Horizontal):
         whoever holds the connection last closes it."""
         self._closing = True
         reader = self._reader
-        if reader is not None:
+        if reader is not None and self._busy:
             for r in reader.readers if isinstance(reader, MultiReader) else [reader]:
-                # SQLite's interrupt, or PostgreSQL's cancel of the running statement
-                stop = getattr(r.conn, "interrupt", None) or getattr(r.conn, "cancel", None)
-                if stop is not None:
-                    try:
-                        stop()
-                    except Exception:  # nothing running, or the server already gone
-                        pass
+                if hasattr(r.conn, "interrupt"):  # SQLite: returns at once
+                    r.conn.interrupt()
+                else:  # PostgreSQL: a cancel opens a connection; never on the event loop
+                    threading.Thread(target=_cancel, args=(r.conn,), daemon=True).start()
         if self.lock.acquire(blocking=False):
             try:
                 self._close()
@@ -184,3 +181,16 @@ class ReviewRow(Horizontal):
     def _show(self) -> None:
         shown = self.query_one(TasksPanel).display or self.query_one(MarginPanel).display
         self.set_class(shown, "-shown")  # a class, so a short terminal's rule can still hide it
+
+
+def _cancel(conn: object) -> None:
+    """Cancel the statement a PostgreSQL connection runs, within a second (psycopg 3.2+:
+    cancel_safe; older: cancel)."""
+    try:
+        safe = getattr(conn, "cancel_safe", None)
+        if safe is not None:
+            safe(timeout=1.0)
+        else:
+            conn.cancel()  # type: ignore[attr-defined]
+    except Exception:  # nothing running, or the server already gone
+        pass
