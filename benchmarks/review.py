@@ -190,7 +190,6 @@ def bench_report_parts(path: Path, end: float) -> None:
             f" {time.perf_counter() - t:.2f} s ({time.process_time() - c:.2f} s CPU)",
             flush=True,
         )
-        r.query("PRAGMA threads = 0")
         t, c = time.perf_counter(), time.process_time()
         explain(r, Rules(), (Clause("model", "=", "gpt-4o"),), (a, b), [(a - (b - a), a)], 1.0)
         print(

@@ -17,6 +17,7 @@ same engine (store/engine.py) as one SQLite file; the SQL is translated once per
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -73,6 +74,23 @@ class PgReader(Reader):
                     c.close()
                 except Exception:  # closing a broken connection: nothing left to do
                     pass
+
+    def interrupt(self) -> None:
+        """As Reader.interrupt: the server is asked to cancel the running statement. A cancel
+        opens a connection of its own (slow on a slow or gone server), so it is sent from a
+        daemon thread, within a second (psycopg 3.2+: cancel_safe; older: cancel)."""
+
+        def cancel() -> None:
+            try:
+                safe = getattr(self.conn, "cancel_safe", None)
+                if safe is not None:
+                    safe(timeout=1.0)
+                else:
+                    self.conn.cancel()
+            except Exception:  # nothing running, or the server already gone
+                pass
+
+        threading.Thread(target=cancel, name="llmtop-pg-cancel", daemon=True).start()
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         pg, ps = params_for(sql, params)

@@ -79,6 +79,11 @@ class Reader:
     def close(self) -> None:
         self.conn.close()
 
+    def interrupt(self) -> None:
+        """Stop the statement running on this reader from another thread (it raises there);
+        returns at once. Nothing running: nothing happens."""
+        self.conn.interrupt()
+
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """All rows of one statement; a database problem becomes one DatabaseError sentence."""
         try:

@@ -76,10 +76,7 @@ class ReviewRow(Horizontal):
         reader = self._reader
         if reader is not None and self._busy:
             for r in reader.readers if isinstance(reader, MultiReader) else [reader]:
-                if hasattr(r.conn, "interrupt"):  # SQLite: returns at once
-                    r.conn.interrupt()
-                else:  # PostgreSQL: a cancel opens a connection; never on the event loop
-                    threading.Thread(target=_cancel, args=(r.conn,), daemon=True).start()
+                r.interrupt()  # returns at once (PostgreSQL cancels from a thread of its own)
         if self.lock.acquire(blocking=False):
             try:
                 self._close()
@@ -181,16 +178,3 @@ class ReviewRow(Horizontal):
     def _show(self) -> None:
         shown = self.query_one(TasksPanel).display or self.query_one(MarginPanel).display
         self.set_class(shown, "-shown")  # a class, so a short terminal's rule can still hide it
-
-
-def _cancel(conn: object) -> None:
-    """Cancel the statement a PostgreSQL connection runs, within a second (psycopg 3.2+:
-    cancel_safe; older: cancel)."""
-    try:
-        safe = getattr(conn, "cancel_safe", None)
-        if safe is not None:
-            safe(timeout=1.0)
-        else:
-            conn.cancel()  # type: ignore[attr-defined]
-    except Exception:  # nothing running, or the server already gone
-        pass
