@@ -33,3 +33,11 @@ def llmtop_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
     monkeypatch.setenv("LLMTOP_RETENTION", "off")
     monkeypatch.setenv("LLMTOP_ROLLUP_RETENTION", "off")
     yield db
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """`slow` tests run for minutes by design: give them 30 minutes instead of the suite's
+    per-test limit (pyproject `timeout`), unless a test names its own."""
+    for item in items:
+        if item.get_closest_marker("slow") and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(1800))

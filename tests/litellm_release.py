@@ -3,6 +3,7 @@ release's own behaviour towards the caller (not our row, which must read the sam
 
 from __future__ import annotations
 
+import asyncio
 import importlib.metadata
 
 import litellm
@@ -38,3 +39,17 @@ def fresh_logging_worker() -> None:
         w._queue = None
         w._worker_task = None
         w._sem = None
+
+
+async def flush_logging_worker(timeout: float = 5.0) -> None:
+    """Wait, bounded, for LiteLLM's async logging worker to run what it has queued.
+
+    The worker's own `flush()` joins its queue with no limit; on releases before 1.81 a queue
+    left bound to another loop is never drained, and a bare `await flush()` would hang the test
+    (and CI) instead of failing on the missing row.
+    """
+    w = litellm.litellm_core_utils.logging_worker.GLOBAL_LOGGING_WORKER
+    try:
+        await asyncio.wait_for(w.flush(), timeout)
+    except TimeoutError:
+        pass

@@ -17,7 +17,7 @@ from litellm.types.utils import ModelResponse, Usage  # noqa: E402
 from llmtop.collector import Collector  # noqa: E402
 
 from tests.dbutil import rows, scalar  # noqa: E402
-from tests.litellm_release import fresh_logging_worker  # noqa: E402
+from tests.litellm_release import flush_logging_worker, fresh_logging_worker  # noqa: E402
 
 MSG = [{"role": "user", "content": "SECRET-PROMPT-7f3a what is the capital of France?"}]
 REPLY = "SECRET-REPLY-91c2 Paris"
@@ -91,7 +91,7 @@ async def test_async_completion_and_failure(collector: Collector, llmtop_db: Pat
             mock_response="litellm.RateLimitError",
             metadata={"feature": "async"},
         )
-    await litellm.litellm_core_utils.logging_worker.GLOBAL_LOGGING_WORKER.flush()
+    await flush_logging_worker()
     await asyncio.sleep(0.05)
     settle(collector)
     ok, bad = sorted(rows(llmtop_db), key=lambda r: r["status"] != "success")

@@ -32,6 +32,7 @@ from tests.fakeserver import FakeLLMServer, Reply  # noqa: E402
 from tests.litellm_release import (  # noqa: E402
     MID_STREAM_ERRORS,
     STREAM_COST_MAY_BE_LOST,
+    flush_logging_worker,
     fresh_logging_worker,
 )
 
@@ -93,16 +94,15 @@ def settle(c: Collector, expect: int) -> list[dict[str, Any]]:
 
 async def asettle(c: Collector, expect: int) -> list[dict[str, Any]]:
     """Async success hooks are tasks on this loop: let them run before reading."""
-    worker = litellm.litellm_core_utils.logging_worker.GLOBAL_LOGGING_WORKER
     deadline = time.monotonic() + 10
     while True:
-        await worker.flush()
+        await flush_logging_worker()
         await asyncio.sleep(0.02)
         assert c.flush()
         if c.core.writer.written >= expect or time.monotonic() > deadline:
             break
     await asyncio.sleep(0.1)
-    await worker.flush()
+    await flush_logging_worker()
     assert c.flush()
     got = rows(Path(c.core.writer.path))
     assert len(got) == expect, got
