@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import time
 from collections.abc import Iterator
@@ -41,3 +42,25 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.get_closest_marker("slow") and not item.get_closest_marker("timeout"):
             item.add_marker(pytest.mark.timeout(1800))
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Everything imported by now (LiteLLM, Textual) lives for the whole run: out of the
+    collector's way, so the per-test collection below scans only what tests made."""
+    gc.collect()
+    gc.freeze()
+
+
+@pytest.fixture(autouse=True)
+def collect_abandoned_streams() -> Iterator[None]:
+    """Finalize, between tests, the HTTP stream generators LiteLLM leaves suspended.
+
+    After a sync stream, LiteLLM (1.80.7 and 1.106.2 alike) drops httpcore's PoolByteStream
+    generator unfinished, reachable only through reference cycles; whichever cyclic collection
+    finalizes it closes it under its pool's lock. If that collection runs on a thread already
+    holding the same lock (a later request on LiteLLM's shared Anthropic client), the thread
+    deadlocks on itself: encode/httpcore#990, fix proposed in #1108. It hung a CI run. Collected
+    here, no request is under way.
+    """
+    yield
+    gc.collect()

@@ -179,8 +179,11 @@ def test_stream_without_usage_is_unmetered_not_free(
     assert (r["input_tokens"], r["output_tokens"]) == (0, 0)  # never a tokenizer's estimate
     assert r["cost_usd"] is None  # unknown, not $0
     # What LiteLLM claimed, kept for comparison: $0 on releases that count nothing, a price of
-    # estimated tokens on those that guess (from 1.109 on).
-    assert len(claims) == 1 and r["litellm_cost_usd"] == pytest.approx(claims[0])
+    # estimated tokens on those that guess (from 1.109 on). On 1.80 the race of its handlers
+    # can hand us the call before the claim is set (seen with frequent garbage collections):
+    # unknown then, never $0.
+    lost = STREAM_COST_MAY_BE_LOST and r["litellm_cost_usd"] is None
+    assert len(claims) == 1 and (lost or r["litellm_cost_usd"] == pytest.approx(claims[0]))
     assert r["ttft_ms"] is not None
 
 

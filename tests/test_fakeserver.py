@@ -13,10 +13,13 @@ import importlib.metadata
 import json
 import os
 import struct
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -345,3 +348,44 @@ def test_exit_is_prompt_and_leaks_no_threads() -> None:
     assert not client.is_alive()
     assert outcome and isinstance(outcome[0], Exception)  # the client saw the connection drop
     assert not [t for t in threading.enumerate() if t.name.startswith("fakellm")]
+
+
+GC_UNDER_POOL_LOCK = """
+import gc
+import httpcore._sync.connection_pool as cp
+
+_assign = cp.ConnectionPool._assign_requests_to_connections
+
+
+def assign(self):
+    gc.collect()  # where an unlucky automatic collection can run: under the pool's lock
+    return _assign(self)
+
+
+cp.ConnectionPool._assign_requests_to_connections = assign
+"""
+
+
+def test_streams_left_suspended_are_finalized_between_tests(tmp_path: Path) -> None:
+    """The conftest's collection between tests (collect_abandoned_streams) is what keeps a
+    stream LiteLLM left suspended from deadlocking a later test on LiteLLM's shared Anthropic
+    client (encode/httpcore#990; it hung a CI run). A collection forced under the pool's lock
+    makes the rare timing certain: without the fixture the anthropic tests below hang on
+    LiteLLM 1.80.7, the oldest release CI runs this file on (seen: pytest-timeout fires in
+    test_anthropic_stream_reports_usage); 1.106.2 leaves no such stream on that client."""
+    (tmp_path / "gc_under_pool_lock.py").write_text(GC_UNDER_POOL_LOCK)
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(root)])}
+    select = "mid_stream_failure_raises_in_caller or anthropic"
+    args = ["-n", "0", "-p", "gc_under_pool_lock", "--timeout", "30", "-k", select]
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", *args, str(Path(__file__))],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=170,
+    )
+    out = proc.stdout + proc.stderr
+    assert "Timeout" not in out, out[-3000:]
+    assert proc.returncode == 0 and " passed" in out, out[-3000:]
