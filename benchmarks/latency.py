@@ -387,7 +387,16 @@ async def keys_child(path: Path, end: float, rounds: int) -> dict[str, Any]:
             await press("back", "escape")
         out["painted"] = painted
         out["refined"] = refined
+    out["peak_mb"] = peak_mb()
     return out
+
+
+def peak_mb() -> float | None:
+    """This process's peak RSS (VmHWM: its own, not a parent's as ru_maxrss after execve)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return None
 
 
 def keys(rows: int, rounds: int, cache: Path, db: Path | None) -> int:
@@ -419,7 +428,12 @@ def keys(rows: int, rounds: int, cache: Path, db: Path | None) -> int:
         f" ({min(ok):,.0f}–{max(ok):,.0f})  [{'ok ' if med and med <= TARGET_FIRST_MS else 'SLOW'}"
         f" target ≤ {TARGET_FIRST_MS:.0f} ms]"
     )
-    print(f"  every other window read ahead {res['ahead_done_ms'] / 1000:.1f} s after start")
+    print(
+        f"  every view read ahead (other windows, likely drills and groupings)"
+        f" {res['ahead_done_ms'] / 1000:.1f} s after start"
+    )
+    if res.get("peak_mb"):
+        print(f"  peak memory of the app's process after the keys: {res['peak_mb']:.0f} MB")
     every: list[float] = []
     for kind, v in res["painted"].items():
         r = res["refined"][kind]

@@ -14,15 +14,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from llmtop.store.filters import Clause
 from llmtop.store.views import GroupRow
 from llmtop.tui import reading
 from llmtop.tui.app import LlmtopApp
 from llmtop.tui.screens import dashboard
+from llmtop.tui.widgets.cell import cursor_key
 from llmtop.tui.widgets.top_table import TopTable
 from textual.app import App, ComposeResult
 
 from tests.builders import payload, write
-from tests.tui_fixtures import NOW, make_app, settle
+from tests.tui_fixtures import NOW, build, make_app, settle
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -101,6 +103,49 @@ async def test_other_windows_are_read_ahead_and_a_left_view_is_not_shown(
         await settle(app, pilot)
         # The 30d read that was running when the user moved on never replaced the 24h screen.
         assert window_of(app) == 86400
+
+
+async def test_a_drill_and_a_regrouping_paint_from_memory_once_read_ahead(
+    llmtop_db: Path,
+) -> None:
+    """Idle, the dashboard reads ahead the drills into the two biggest spenders and the other
+    groupings; moving the cursor to another row reads its drill next. Each key then paints from
+    memory while its own read still waits (held back by the reader's lock)."""
+    build(llmtop_db)
+    app = make_app(llmtop_db)
+    async with app.run_test(size=(120, 36)) as pilot:
+        d, reads = app.dashboard, app.dashboard.reads
+        idle = lambda: reads.snapshots and not (reads.loading or reads.ahead)  # noqa: E731
+        await wait_until(pilot, idle)
+        hour = [k for k in reads.snapshots if k[0] == 3600]
+        assert (3600, "model", ()) in hour and (3600, "customer", ()) in hour
+        table = app.query_one(TopTable)
+        assert table.row_count == 3  # chat, summarize, classify
+        await pilot.press("down", "down")  # the smallest spender: not read ahead so far
+        third = table.groups[cursor_key(table) or ""].key
+        drill_key = (3600, "model", (Clause("feature", "=", third),))
+        assert drill_key not in reads.snapshots
+        await wait_until(pilot, lambda: drill_key in reads.snapshots and not reads.loading)
+        with reads.lock:
+            await pilot.press("enter")
+            await pilot.pause()
+            assert d.snapshot.clauses == (Clause("feature", "=", third),)
+            assert d.snapshot.group_by == "model" and reads.loading  # its read still waits
+        await settle(app, pilot)
+        await pilot.press("escape")
+        await settle(app, pilot)
+        await wait_until(pilot, idle)
+        with reads.lock:
+            await pilot.press("g")
+            await pilot.pause()
+            picker: Any = app.screen
+            step = picker.dimensions.index("customer") - picker.dimensions.index("feature")
+            await pilot.press(*(["down"] * step), "enter")
+            await pilot.pause()
+            assert d.snapshot.group_by == "customer" and d.snapshot.clauses == ()
+            assert reads.loading
+        await settle(app, pilot)
+        assert d.snapshot.group_by == "customer"
 
 
 async def test_an_alert_pass_waits_for_the_new_rows_frame(llmtop_db: Path) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from llmtop.store.filters import parse_filter
 from llmtop.store.reader import MultiReader, Reader
-from llmtop.tui.screens.dashboard import View
+from llmtop.tui.navigation import View
 from llmtop.tui.widgets.requests_table import RequestsTable
 from llmtop.tui.widgets.top_table import TopTable
 

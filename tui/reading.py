@@ -9,9 +9,12 @@ still running is never cancelled (a database slow enough to outlast the tick wou
 the next one is remembered and served as soon as it ends.
 
 Why a key paints before its read: every snapshot read is kept per view (window, grouping,
-filter), and the other windows of the view on screen are read ahead while nothing else is asked
-for, so a window key, `back`, or a grouping seen before paints from memory at once and the read
-that follows only refines it (benchmarks/latency.py measures key → painted).
+filter), and while nothing else is asked for the views a key is likely to open next are read
+ahead: the drill into the row under the cursor, the other windows of the view on screen, the
+drills into the biggest spenders and the other groupings (the screen says which: `likely`). So
+a window key, `back`, a drill or a grouping paints from memory at once and the read that follows
+only refines it (benchmarks/latency.py measures key → painted). The cursor's drill moves to the
+front whenever the cursor moves (`prefer`), as a browser prefetches the link under the pointer.
 
 Why the watcher stats the files instead of using inotify: a stat of the file and its WAL every
 POLL_SECONDS costs microseconds, sees every commit on every platform within that interval, and
@@ -56,8 +59,14 @@ POLL_SECONDS = 0.015
 LISTEN_SECONDS = 0.5
 #: Quiet seconds (no read asked for) before the next view is read ahead.
 AHEAD_AFTER = 0.5
-#: Snapshots kept per view for painting a key at once (a few views' worth of small dataclasses).
-KEEP_SNAPSHOTS = 24
+#: Snapshots kept per view for painting a key at once (a few views' worth of small dataclasses:
+#: each view plans up to 5 windows, 3 drills and MAX_REGROUPS groupings ahead).
+KEEP_SNAPSHOTS = 48
+#: Windows this long or longer are read ahead last (a cold 7d or 30d read at 10M rows takes
+#: seconds; a drill or grouping of the window on screen a fraction of that).
+LONG_WINDOW = 7 * 86400
+#: At most this many views wait to be read ahead (the cursor can pass many rows).
+MAX_AHEAD = 24
 
 #: LLMTOP_TRACE_LATENCY=path appends one JSON line per step of a refresh (benchmarks/latency.py
 #: reads them); unset, `trace` returns at its first line.
@@ -118,11 +127,13 @@ class DashboardReads:
         *,
         now: Callable[[], float] = time.time,
         live: Callable[[], bool] = lambda: True,
+        likely: Callable[[Snapshot], list[ViewKey]] = lambda snap: [],
     ) -> None:
         self.host = host
         self.paths = list(paths)
         self.now = now
         self.live = live
+        self.likely = likely
         self.lock = threading.Lock()
         self.stop = threading.Event()
         self._reader: Reader | MultiReader | None = None
@@ -190,12 +201,16 @@ class DashboardReads:
             group="snapshot",
         )
 
-    def done(self, snap: Snapshot | None = None) -> bool:
+    def done(self, snap: Snapshot | None = None, ahead: bool = False) -> bool:
         """The running read posted its result (`snap`, if it read one); whether another was
-        asked for meanwhile. With nothing asked for, the next read-ahead starts."""
+        asked for meanwhile. With nothing asked for, the next read-ahead starts. A snapshot
+        read for the view on screen plans what to read ahead from it; one read ahead does not
+        (its own guesses would replace the plan of the view the user is looking at)."""
         self.loading = False
         if snap is not None:
             self.keep(snap)
+            if not ahead:
+                self.plan_ahead(snap)
         if self.pending:
             return True
         if self.ahead:
@@ -222,21 +237,37 @@ class DashboardReads:
         self.snapshots[key] = snap
         while len(self.snapshots) > KEEP_SNAPSHOTS:
             self.snapshots.popitem(last=False)
-        self.plan_ahead(snap)
 
     def plan_ahead(self, snap: Snapshot) -> None:
-        """Once per grouping and filter shown: the other windows, shortest first, are read
-        while idle (a window key then paints from memory, and its trackers are warm)."""
+        """Once per grouping and filter shown, the views to read while idle: the screen's first
+        guess (the drill under the cursor), the shorter windows (shortest first), its other
+        guesses, then the 7d and 30d windows. Their keys then paint from memory, and the
+        windows' trackers are warm."""
         view = (snap.group_by, tuple(snap.clauses))
         if view == self._planned or not self.live():
             return
         self._planned = view
         mine = round(snap.end - snap.start)
-        self.ahead = [
-            (round(w), view[0], view[1])
-            for w in sorted(WINDOWS.values())
-            if round(w) != mine and (round(w), *view) not in self.snapshots
+        windows = [(round(w), *view) for w in sorted(WINDOWS.values()) if round(w) != mine]
+        guesses = self.likely(snap)
+        order = [
+            *guesses[:1],
+            *(k for k in windows if k[0] < LONG_WINDOW),
+            *guesses[1:],
+            *(k for k in windows if k[0] >= LONG_WINDOW),
         ]
+        self.ahead = [k for k in dict.fromkeys(order) if k not in self.snapshots][:MAX_AHEAD]
+
+    def prefer(self, key: ViewKey) -> None:
+        """The cursor moved: the drill it would open is read ahead next, once the reader has
+        been idle for AHEAD_AFTER."""
+        if not self.live() or key in self.snapshots:
+            return
+        if key in self.ahead:
+            self.ahead.remove(key)
+        self.ahead = [key, *self.ahead][:MAX_AHEAD]
+        if not self.loading:
+            self.host.set_timer(AHEAD_AFTER, partial(self._read_ahead, self._asks))
 
     def shown(self, snap: Snapshot) -> None:
         """The screen assigned `snap` and its widgets rendered (traced with the frame after)."""

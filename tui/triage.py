@@ -165,8 +165,10 @@ class TableTriage:
         )
 
     # --- prompts -----------------------------------------------------------------------------
-    def known_dimensions(self) -> tuple[str, ...]:
-        snap = self.screen.snapshot
+    def known_dimensions(self, snap: Snapshot | None = None) -> tuple[str, ...]:
+        """The dimensions of `snap` (by default the one on screen), `source` too over several
+        files."""
+        snap = snap or self.screen.snapshot
         dims = tuple(snap.dimensions) if snap else ()
         if len(self.screen.db_paths) > 1 and "source" not in dims:
             dims = (*dims, "source")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,8 @@ from llmtop.tui.messages import (
     RequestsLoaded,
     SnapshotLoaded,
 )
-from llmtop.tui.reading import DashboardReads
+from llmtop.tui.navigation import View, drill_view, likely_views, view_key
+from llmtop.tui.reading import DashboardReads, ViewKey
 from llmtop.tui.screens.dashboard_alerts import AlertHandlers
 from llmtop.tui.triage import BaselineLoaded, TableTriage
 from llmtop.tui.widgets.alerts_panel import AlertsPanel
@@ -51,20 +52,10 @@ from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import ContentSwitcher, Footer, Static
 
-DRILL_ORDER: tuple[str, ...] = ("feature", "model", "customer", "user")
 WINDOW_KEYS: tuple[str, ...] = ("5m", "1h", "6h", "24h", "7d", "30d")
 TICK_SECONDS = 5.0
 ALERT_SECONDS = 10.0
 ALERT_MIN_GAP = 2.0
-
-
-@dataclass(frozen=True)
-class View:
-    """Where the user is: a drill path, a grouping, and whether requests are listed."""
-
-    path: tuple[Clause, ...] = ()
-    group_by: str = "feature"
-    requests: bool = False
 
 
 class DashboardScreen(AlertHandlers, Screen[None]):
@@ -125,6 +116,7 @@ class DashboardScreen(AlertHandlers, Screen[None]):
             db_paths,
             now=self.now,
             live=lambda: self.range_end is None and self.paused_at is None,
+            likely=self.likely_views,
         )
         #: New rows asked for an alert pass; it starts once their snapshot is painted.
         self._alerts_due = False
@@ -208,8 +200,8 @@ class DashboardScreen(AlertHandlers, Screen[None]):
             self.now(), self.window, v.group_by, (*self.filter_clauses, *v.path), v.requests
         )
 
-    def _read_done(self, snap: Snapshot | None = None) -> None:
-        if self.reads.done(snap):
+    def _read_done(self, snap: Snapshot | None = None, ahead: bool = False) -> None:
+        if self.reads.done(snap, ahead):
             self.refresh_data()
 
     def shows(self, snap: Snapshot) -> bool:
@@ -225,7 +217,7 @@ class DashboardScreen(AlertHandlers, Screen[None]):
     def on_snapshot_loaded(self, message: SnapshotLoaded) -> None:
         snap = message.snapshot
         if not message.cached:
-            self._read_done(snap)
+            self._read_done(snap, message.ahead)
         if message.ahead or not self.shows(snap):
             return
         first = self.snapshot is None
@@ -349,18 +341,30 @@ class DashboardScreen(AlertHandlers, Screen[None]):
     def regroup(self, dim: str) -> None:
         self.go(View(path=self.view.path, group_by=dim))
 
+    def likely_views(self, snap: Snapshot) -> list[ViewKey]:
+        """DashboardReads' guesses (tui/navigation.py), for the view and cursor on screen."""
+        if not self.shows(snap):
+            return []
+        table = self.query_one(TopTable)
+        under = table.groups.get(cursor_key(table) or "")
+        dims = self.triage.known_dimensions(snap)
+        return likely_views(
+            self.view, self.filter_clauses, self.window, snap, under and under.key, dims
+        )
+
     @on(TopTable.RowSelected, "#groups")
     def drill(self, event: TopTable.RowSelected) -> None:
-        table = self.query_one(TopTable)
-        key = event.row_key.value
-        g = table.groups.get(key or "")
-        if g is None:
-            return
-        v = self.view
-        path = (*v.path, Clause(v.group_by, "=", g.key))
-        used = {c.key for c in path} | {c.key for c in self.filter_clauses if c.op == "="}
-        nxt = next((d for d in DRILL_ORDER if d not in used), None)
-        self.go(View(path=path, group_by=nxt or v.group_by, requests=nxt is None))
+        g = self.query_one(TopTable).groups.get(event.row_key.value or "")
+        if g is not None:
+            self.go(drill_view(self.view, self.filter_clauses, g.key))
+
+    @on(TopTable.RowHighlighted, "#groups")
+    def cursor_moved(self, event: TopTable.RowHighlighted) -> None:
+        """Read the drill under the cursor ahead of `enter` (see DashboardReads.prefer)."""
+        g = self.query_one(TopTable).groups.get(event.row_key.value or "")
+        if g is not None and not self.view.requests:
+            drill = drill_view(self.view, self.filter_clauses, g.key)
+            self.reads.prefer(view_key(drill, self.filter_clauses, self.window))
 
     @on(RequestsTable.RowSelected, "#requests")
     def open_request(self, event: RequestsTable.RowSelected) -> None:
