@@ -202,23 +202,31 @@ class Reader:
         clauses: Sequence[Clause] = (),
         buckets: int = 30,
         source: str | None = None,
+        warm: bool = True,
     ) -> Partial:
         """This database's share of a snapshot: mergeable aggregates, kept warm between calls.
 
         Everything is read in one transaction, so the rows, rollups and max id agree.
+        `warm=False` (a guess read ahead: a drill, another grouping) reads a view not kept warm
+        with trackers of its own and keeps none of them, so the guesses never push the windows
+        of the view on screen out of the warm set (their refreshes would read cold again).
         """
         view = (group_by, tuple(clauses), window, buckets)
-        if self._view != view:
-            # The last few views stay warm: flipping 1h → 30d → 1h slides instead of re-reading
-            # (the dashboard reads every window of the view on screen ahead: WARM_VIEWS > 6).
-            self._views[self._view] = self._trackers
-            self._trackers = self._views.pop(view, None) or view_trackers(
-                group_by, clauses, window, buckets
-            )
-            self._view = view
-            while len(self._views) > WARM_VIEWS:
-                self._views.pop(next(iter(self._views)))
-        t = self._trackers
+        if self._view != view and not warm and view not in self._views:
+            t = view_trackers(group_by, clauses, window, buckets)
+        else:
+            if self._view != view:
+                # The last few views stay warm: flipping 1h → 30d → 1h slides instead of
+                # re-reading (the dashboard reads every window of the view on screen ahead:
+                # WARM_VIEWS > 6).
+                self._views[self._view] = self._trackers
+                self._trackers = self._views.pop(view, None) or view_trackers(
+                    group_by, clauses, window, buckets
+                )
+                self._view = view
+                while len(self._views) > WARM_VIEWS:
+                    self._views.pop(next(iter(self._views)))
+            t = self._trackers
         src = self.source()
         local = datetime.fromtimestamp(now)
         day0 = local.replace(hour=0, minute=0, second=0, microsecond=0)
@@ -268,6 +276,7 @@ class Reader:
         group_by: str = "feature",
         clauses: Sequence[Clause] = (),
         buckets: int = 30,
+        warm: bool = True,
     ) -> Snapshot:
         part = self.partial(
             now=now,
@@ -276,6 +285,7 @@ class Reader:
             clauses=clauses,
             buckets=buckets,
             source=self.path.stem,
+            warm=warm,
         )
         snap = assemble(
             [part],
@@ -404,6 +414,7 @@ class MultiReader:
         group_by: str = "feature",
         clauses: Sequence[Clause] = (),
         buckets: int = 30,
+        warm: bool = True,
     ) -> Snapshot:
         chosen, rest = self._pick(clauses)
         parts = [
@@ -414,6 +425,7 @@ class MultiReader:
                 clauses=rest,
                 buckets=buckets,
                 source=label,
+                warm=warm,
             )
             for label, r in chosen
         ]

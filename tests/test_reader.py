@@ -182,3 +182,46 @@ def test_source_labels_are_short_and_distinct() -> None:
     paths = [Path("/a/api.db"), Path("/b/api.db"), Path("/c/worker.db")]
     assert source_labels(paths) == ["a/api", "b/api", "worker"]
     assert source_labels([Path("/x/a.db"), Path("/x/a.db")]) == ["x/a", "x/a'"]
+
+
+class CountingReader(Reader):
+    """Counts the rows a snapshot's statements return: a view kept warm slides (the rows that
+    moved, none here), a cold one re-reads its window's rollups and rows."""
+
+    statements = 0
+
+    def query(self, sql, params=()):  # type: ignore[no-untyped-def]  # noqa: ANN001, ANN201
+        rows = super().query(sql, params)
+        self.statements += len(rows)
+        return rows
+
+
+def test_a_view_read_cold_keeps_the_warm_views_warm(db) -> None:
+    path, _ = db
+    guesses = [parse_filter(f"customer=cust-{i}") for i in range(12)]
+    dims = ["model", "user", "team", "customer"]
+    costs = {}
+    for warm in (False, True):
+        r = CountingReader(path)
+        try:
+            r.snapshot(now=NOW, window=3600)
+            r.statements = 0
+            r.snapshot(now=NOW, window=3600)
+            warm_cost = r.statements
+            for i, clauses in enumerate(guesses):
+                cold = r.snapshot(
+                    now=NOW, window=3600, group_by=dims[i % 4], clauses=clauses, warm=warm
+                )
+                fresh = Reader(path).snapshot(
+                    now=NOW, window=3600, group_by=dims[i % 4], clauses=clauses
+                )
+                assert cold.groups == fresh.groups and cold.totals == fresh.totals
+            r.statements = 0
+            r.snapshot(now=NOW, window=3600)
+            costs[warm] = (warm_cost, r.statements)
+        finally:
+            r.close()
+    # Read with warm=False, twelve other views leave the view on screen as warm as before; read
+    # warm, they push it out of the warm set (WARM_VIEWS) and it is read cold again.
+    assert costs[False][1] == costs[False][0]
+    assert costs[True][1] > costs[True][0]

@@ -193,10 +193,11 @@ class DashboardReads:
         rows: bool,
         *,
         ahead: bool,
+        warm: bool = True,
     ) -> None:
         self._seq += 1
         self.host.run_worker(
-            partial(self._snapshot, self._seq, now, window, group_by, clauses, rows, ahead),
+            partial(self._snapshot, self._seq, now, window, group_by, clauses, rows, ahead, warm),
             thread=True,
             group="snapshot",
         )
@@ -225,7 +226,10 @@ class DashboardReads:
             return
         window, group_by, clauses = self.ahead.pop(0)
         self.loading = True
-        self._run(self.now(), float(window), group_by, clauses, False, ahead=True)
+        # A guess (a drill, another grouping) is read without keeping its trackers warm: the
+        # windows of the view on screen stay warm for its refreshes (Reader.partial).
+        warm = (group_by, clauses) == self._planned
+        self._run(self.now(), float(window), group_by, clauses, False, ahead=True, warm=warm)
 
     def keep(self, snap: Snapshot) -> None:
         """Keep a live snapshot for its view (a paused or fixed-range one answers another
@@ -285,12 +289,13 @@ class DashboardReads:
         clauses: tuple[Clause, ...],
         rows: bool,
         ahead: bool,
+        warm: bool = True,
     ) -> None:
         trace("read_start", seq=seq, ahead=ahead)
         try:
             with self.lock:
                 snap = self.reader().snapshot(
-                    now=now, window=window, group_by=group_by, clauses=clauses
+                    now=now, window=window, group_by=group_by, clauses=clauses, warm=warm
                 )
                 listed: tuple[RequestRow, ...] | None = None
                 if rows:
