@@ -47,6 +47,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _rss import peak_rss_mb
+
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 HERE = Path(__file__).resolve().parent
@@ -387,16 +389,8 @@ async def keys_child(path: Path, end: float, rounds: int) -> dict[str, Any]:
             await press("back", "escape")
         out["painted"] = painted
         out["refined"] = refined
-    out["peak_mb"] = peak_mb()
+    out["peak_mb"] = peak_rss_mb()
     return out
-
-
-def peak_mb() -> float | None:
-    """This process's peak RSS (VmHWM: its own, not a parent's as ru_maxrss after execve)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return None
 
 
 def keys(rows: int, rounds: int, cache: Path, db: Path | None) -> int:

@@ -22,7 +22,6 @@ import argparse
 import asyncio
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -30,6 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from _rss import peak_rss_mb
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # offline machine, no price fetch
 
@@ -44,23 +45,6 @@ TARGET_RSS_MB = 200.0
 PAINT_TIMEOUT = 60.0
 
 
-def _maxrss_mb() -> float:
-    """This process's peak RSS.
-
-    On Linux ru_maxrss survives execve, so a child started by a parent that just built a database
-    would report the *parent's* peak; VmHWM belongs to the new address space and does not.
-    """
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    # Linux reports KiB, macOS bytes.
-    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return r / (1024 * 1024) if sys.platform == "darwin" else r / 1024
-
-
 # --- child: the TUI ----------------------------------------------------------------------------
 async def _tui(path: Path, end: float, alerts: bool, windows: bool) -> dict[str, Any]:
     """Time app start → first SnapshotLoaded painted; optionally switch through every window."""
@@ -73,7 +57,7 @@ async def _tui(path: Path, end: float, alerts: bool, windows: bool) -> dict[str,
     def clock() -> float:
         return time.time() - shift
 
-    out: dict[str, Any] = {"rss_before_mb": _maxrss_mb()}
+    out: dict[str, Any] = {"rss_before_mb": peak_rss_mb()}
     # "First full screen" = the first frame the compositor draws with the data in it; a window
     # switch, the first frame drawn with the new window's data. Textual has no public hook for a
     # drawn frame, so the benchmark wraps the screen's (private) _compositor_refresh; waiting for
@@ -107,7 +91,7 @@ async def _tui(path: Path, end: float, alerts: bool, windows: bool) -> dict[str,
         f = await next_frame()
         out["first_screen_ms"] = (f - t0) * 1000 if f is not None else None
         await pilot.pause()  # the rest of the table, then measure memory
-        out["rss_first_screen_mb"] = _maxrss_mb()
+        out["rss_first_screen_mb"] = peak_rss_mb()
         if windows:
             per: dict[str, float | None] = {}
             for i, name in enumerate(WINDOW_NAMES):
@@ -119,7 +103,7 @@ async def _tui(path: Path, end: float, alerts: bool, windows: bool) -> dict[str,
                 per[name] = (f - t) * 1000 if f is not None else None
                 await pilot.pause()
             out["in_app_window_switch_ms"] = per
-            out["rss_after_all_windows_mb"] = _maxrss_mb()
+            out["rss_after_all_windows_mb"] = peak_rss_mb()
     return out
 
 
@@ -153,7 +137,7 @@ def _refresh(path: Path, end: float, repeats: int) -> dict[str, Any]:
             }
     finally:
         r.close()
-    out["rss_mb"] = _maxrss_mb()
+    out["rss_mb"] = peak_rss_mb()
     return out
 
 

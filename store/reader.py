@@ -212,21 +212,20 @@ class Reader:
         of the view on screen out of the warm set (their refreshes would read cold again).
         """
         view = (group_by, tuple(clauses), window, buckets)
-        if self._view != view and not warm and view not in self._views:
+        if self._view == view:
+            t = self._trackers
+        elif not warm and view not in self._views:
             t = view_trackers(group_by, clauses, window, buckets)
         else:
-            if self._view != view:
-                # The last few views stay warm: flipping 1h → 30d → 1h slides instead of
-                # re-reading (the dashboard reads every window of the view on screen ahead:
-                # WARM_VIEWS > 6).
-                self._views[self._view] = self._trackers
-                self._trackers = self._views.pop(view, None) or view_trackers(
-                    group_by, clauses, window, buckets
-                )
-                self._view = view
-                while len(self._views) > WARM_VIEWS:
-                    self._views.pop(next(iter(self._views)))
-            t = self._trackers
+            # The last few views stay warm: flipping 1h → 30d → 1h slides instead of re-reading
+            # (the dashboard reads every window of the view on screen ahead: WARM_VIEWS > 6).
+            self._views[self._view] = self._trackers
+            self._trackers = t = self._views.pop(view, None) or view_trackers(
+                group_by, clauses, window, buckets
+            )
+            self._view = view
+            while len(self._views) > WARM_VIEWS:
+                self._views.pop(next(iter(self._views)))
         src = self.source()
         local = datetime.fromtimestamp(now)
         day0 = local.replace(hour=0, minute=0, second=0, microsecond=0)

@@ -60,7 +60,9 @@ def collect_abandoned_streams() -> Iterator[None]:
     finalizes it closes it under its pool's lock. If that collection runs on a thread already
     holding the same lock (a later request on LiteLLM's shared Anthropic client), the thread
     deadlocks on itself: encode/httpcore#990, fix proposed in #1108. It hung a CI run. Collected
-    here, no request is under way.
+    here, no request is under way. What survives is frozen again, so the next collection scans
+    only what the next test makes (a dashboard unfreezes the heap when it unmounts).
     """
     yield
     gc.collect()
+    gc.freeze()

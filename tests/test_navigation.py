@@ -7,7 +7,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 from llmtop.store.filters import DIMENSIONS, Clause
-from llmtop.tui.navigation import DRILL_ORDER, View, drill_view, likely_views, view_key
+from llmtop.tui.navigation import DRILL_ORDER, View, drill_view, likely_views, read_key
 
 from tests.test_latency_paths import group
 
@@ -40,8 +40,8 @@ def test_guesses_are_distinct_views_a_key_opens(
     snap: Any = Snap(keys)
     guesses = likely_views(view, filters, window, snap, under, DIMENSIONS)
     assert len(set(guesses)) == len(guesses)
-    assert view_key(view, filters, window) not in guesses
-    drills = [view_key(drill_view(view, filters, v), filters, window) for v in [under, *keys]]
+    assert read_key(view, filters, window) not in guesses
+    drills = [read_key(drill_view(view, filters, v), filters, window) for v in [under, *keys]]
     fixed = {c.key for c in (*path, *filters) if c.op == "="}
     for key in guesses:
         assert key[0] == round(window)

@@ -27,25 +27,30 @@ class View:
     group_by: str = "feature"
     requests: bool = False
 
+    def clauses(self, filters: Sequence[Clause]) -> tuple[Clause, ...]:
+        """What this view reads: the `/` filters, then the drill path (the order a snapshot's
+        clauses come back in, so a view and its snapshot compare equal)."""
+        return (*filters, *self.path)
 
-def pinned(view: View, filters: Sequence[Clause]) -> set[str]:
+
+def pinned(path: Sequence[Clause], filters: Sequence[Clause]) -> set[str]:
     """Dimensions fixed to one value by the drill path or an `=` filter."""
-    return {c.key for c in view.path} | {c.key for c in filters if c.op == "="}
+    return {c.key for c in path} | {c.key for c in filters if c.op == "="}
 
 
 def drill_view(view: View, filters: Sequence[Clause], value: str) -> View:
     """Where `enter` on the row `value` of `view`'s grouping leads: one clause deeper, grouped by
     the next dimension not pinned yet (requests listed when none is left)."""
     path = (*view.path, Clause(view.group_by, "=", value))
-    used = pinned(View(path=path), filters)
+    used = pinned(path, filters)
     nxt = next((d for d in DRILL_ORDER if d not in used), None)
     return View(path=path, group_by=nxt or view.group_by, requests=nxt is None)
 
 
-def view_key(view: View, filters: Sequence[Clause], window: float) -> ViewKey:
-    """The key DashboardReads keeps `view`'s snapshot under (the clauses in the order
-    DashboardScreen.refresh_data reads them: filters, then the drill path)."""
-    return (round(window), view.group_by, (*filters, *view.path))
+def read_key(view: View, filters: Sequence[Clause], window: float) -> ViewKey:
+    """The key DashboardReads keeps `view`'s snapshot under (reading.view_key of the snapshot
+    it will read)."""
+    return (round(window), view.group_by, view.clauses(filters))
 
 
 def likely_views(
@@ -60,12 +65,12 @@ def likely_views(
     under the cursor, into the biggest spenders, then the other groupings of the same rows."""
     if view.requests:
         return []
-    values = [*([under_cursor] if under_cursor is not None else [])]
+    values = [] if under_cursor is None else [under_cursor]
     values += [g.key for g in snap.groups[:TOP_DRILLS]]
     views = [drill_view(view, filters, value) for value in dict.fromkeys(values)]
-    fixed = pinned(view, filters)
+    fixed = pinned(view.path, filters)
     # The drill dimensions first (the ones on-call regroups by most), then the picker's order.
     ranked = [*(d for d in DRILL_ORDER if d in dimensions), *dimensions]
     others = [d for d in dict.fromkeys(ranked) if d != view.group_by and d not in fixed]
     views += [View(path=view.path, group_by=d) for d in others[:MAX_REGROUPS]]
-    return [view_key(v, filters, window) for v in views]
+    return [read_key(v, filters, window) for v in views]

@@ -32,7 +32,7 @@ from llmtop.tui.messages import (
     RequestsLoaded,
     SnapshotLoaded,
 )
-from llmtop.tui.navigation import View, drill_view, likely_views, view_key
+from llmtop.tui.navigation import View, drill_view, likely_views, read_key
 from llmtop.tui.reading import DashboardReads, ViewKey
 from llmtop.tui.screens.dashboard_alerts import AlertHandlers
 from llmtop.tui.triage import BaselineLoaded, TableTriage
@@ -65,7 +65,7 @@ def freeze_heap() -> None:
     a full collection of that heap took 64 ms (median; 112 max, 24 in a minute of keys), in
     whichever thread ran it, and the GIL held the paint for as long: most of key → painted's
     p95 outliers (benchmarks/latency.py). Cyclic garbage made before this point and freed later
-    is never reclaimed; nothing made after it is affected."""
+    waits until the screen unmounts (gc.unfreeze); nothing made after it is affected."""
     gc.collect()
     gc.freeze()
 
@@ -189,6 +189,9 @@ class DashboardScreen(AlertHandlers, Screen[None]):
     def on_unmount(self) -> None:
         self.reads.close()
         self.alerts.close()
+        # What freeze_heap froze may be garbage once the screen is gone (an app run again in the
+        # same process, as tests and benchmarks do): collectable again.
+        gc.unfreeze()
 
     # --- reading --------------------------------------------------------------------------------
     def now(self) -> float:
@@ -209,7 +212,7 @@ class DashboardScreen(AlertHandlers, Screen[None]):
         every panel and row on screen is for the one range the top bar names."""
         v = self.view
         self.reads.start(
-            self.now(), self.window, v.group_by, (*self.filter_clauses, *v.path), v.requests
+            self.now(), self.window, v.group_by, v.clauses(self.filter_clauses), v.requests
         )
 
     def _read_done(self, snap: Snapshot | None = None, ahead: bool = False) -> None:
@@ -221,7 +224,7 @@ class DashboardScreen(AlertHandlers, Screen[None]):
         v = self.view
         return (
             snap.group_by == v.group_by
-            and tuple(snap.clauses) == (*self.filter_clauses, *v.path)
+            and tuple(snap.clauses) == v.clauses(self.filter_clauses)
             and abs(snap.end - snap.start - self.window) < 1
         )
 
@@ -378,7 +381,7 @@ class DashboardScreen(AlertHandlers, Screen[None]):
         g = self.query_one(TopTable).groups.get(event.row_key.value or "")
         if g is not None and not self.view.requests:
             drill = drill_view(self.view, self.filter_clauses, g.key)
-            self.reads.prefer(view_key(drill, self.filter_clauses, self.window))
+            self.reads.prefer(read_key(drill, self.filter_clauses, self.window))
 
     @on(RequestsTable.RowSelected, "#requests")
     def open_request(self, event: RequestsTable.RowSelected) -> None:
