@@ -317,6 +317,10 @@ async def keys_child(path: Path, end: float, rounds: int) -> dict[str, Any]:
     #: (predicate over the dashboard, times of frames drawn while it held)
     want: list[Any] = []
     frames: list[tuple[str, float]] = []
+    #: Set on every frame recorded: the waits below sleep on it instead of polling, since a
+    #: poll every millisecond takes the GIL from the app's reader thread (the snapshot is read
+    #: in a worker thread; each row fetched hands the GIL back and forth).
+    seen = asyncio.Event()
     draw = Screen._compositor_refresh
 
     def drawn(screen: Screen[Any]) -> None:
@@ -331,17 +335,25 @@ async def keys_child(path: Path, end: float, rounds: int) -> dict[str, Any]:
         t = time.perf_counter()
         if not any(k == "painted" for k, _ in frames):
             frames.append(("painted", t))
+            seen.set()
         if snap.now >= want[0] and not any(k == "refined" for k, _ in frames):
             frames.append(("refined", t))
+            seen.set()
 
     async def until(kind: str, timeout: float = 60.0) -> float | None:
         deadline = time.perf_counter() + timeout
-        while time.perf_counter() < deadline:
+        while True:
             for k, t in frames:
                 if k == kind:
                     return t
-            await asyncio.sleep(0.001)
-        return None
+            left = deadline - time.perf_counter()
+            if left <= 0:
+                return None
+            seen.clear()
+            try:
+                await asyncio.wait_for(seen.wait(), left)
+            except TimeoutError:
+                return None
 
     Screen._compositor_refresh = drawn  # type: ignore[method-assign]
     out: dict[str, Any] = {}

@@ -233,38 +233,39 @@ class Reader:
         with self.read_transaction():
             max_id = self.max_id()
             first = self.query("SELECT min(started_at) FROM calls")[0][0]
+            with src.rows_from(first):
 
-            def upd(name: str, a: float, b: float) -> dict[Any, Agg]:
-                return t[name].update(src, a, b, max_id, now)
+                def upd(name: str, a: float, b: float) -> dict[Any, Agg]:
+                    return t[name].update(src, a, b, max_id, now)
 
-            main = upd("main", now - window, now)
-            prev = upd("prev", now - 2 * window, now - window)
-            if group_by == "source":
-                main = {(source,): total(main)} if main else {}
-                prev = {(source,): total(prev)} if prev else {}
-            base: list[float | None] = []
-            for d in range(1, 8):
-                s0 = now - d * 86400 - 3600
-                if first is None or first > s0:
-                    base.append(None)
-                    continue
-                base.append(total(upd(f"base{d}", s0, now - d * 86400)).v[F_SPEND])
-            part = Partial(
-                totals=total(upd("totals", now - window, now)),
-                main=main,
-                prev=prev,
-                errors=upd("errors", now - window, now),
-                price=upd("price", now - window, now),
-                spark=upd("spark", now - window, now),
-                recent=total(upd("recent", now - min(300.0, window), now)),
-                base=tuple(base),
-                today=total(upd("today", day0.timestamp(), now)).v[F_SPEND],
-                month=total(upd("month", month0.timestamp(), now)).v[F_SPEND],
-                dropped=self.dropped(),
-                max_id=max_id,
-                dimensions=self.dimensions(),
-                invalid=self.invalid(now - window, now + 1e-6, clauses),
-            )
+                main = upd("main", now - window, now)
+                prev = upd("prev", now - 2 * window, now - window)
+                if group_by == "source":
+                    main = {(source,): total(main)} if main else {}
+                    prev = {(source,): total(prev)} if prev else {}
+                base: list[float | None] = []
+                for d in range(1, 8):
+                    s0 = now - d * 86400 - 3600
+                    if first is None or first > s0:
+                        base.append(None)
+                        continue
+                    base.append(total(upd(f"base{d}", s0, now - d * 86400)).v[F_SPEND])
+                part = Partial(
+                    totals=total(upd("totals", now - window, now)),
+                    main=main,
+                    prev=prev,
+                    errors=upd("errors", now - window, now),
+                    price=upd("price", now - window, now),
+                    spark=upd("spark", now - window, now),
+                    recent=total(upd("recent", now - min(300.0, window), now)),
+                    base=tuple(base),
+                    today=total(upd("today", day0.timestamp(), now)).v[F_SPEND],
+                    month=total(upd("month", month0.timestamp(), now)).v[F_SPEND],
+                    dropped=self.dropped(),
+                    max_id=max_id,
+                    dimensions=self.dimensions(),
+                    invalid=self.invalid(now - window, now + 1e-6, clauses),
+                )
         return part
 
     def snapshot(
