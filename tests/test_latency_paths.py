@@ -22,6 +22,7 @@ from llmtop.tui.screens import dashboard
 from llmtop.tui.widgets.cell import cursor_key
 from llmtop.tui.widgets.top_table import TopTable
 from textual.app import App, ComposeResult
+from textual.screen import Screen
 
 from tests.builders import payload, write
 from tests.tui_fixtures import NOW, build, make_app, settle
@@ -59,6 +60,54 @@ async def test_a_commit_wakes_the_file_watcher(llmtop_db: Path, no_tick: None) -
         write(llmtop_db, [payload(start=NOW - 4, feature="fresh")])
         await wait_until(pilot, lambda: "fresh" in app.query_one(TopTable).groups)
         assert "fresh" in app.query_one(TopTable).groups
+
+
+def record_frames(monkeypatch: pytest.MonkeyPatch, app: LlmtopApp) -> list[bool]:
+    """For each frame the screen draws: whether the dashboard had a snapshot to draw."""
+    frames: list[bool] = []
+    draw = Screen._compositor_refresh
+
+    def drawn(screen: Screen[Any]) -> None:
+        draw(screen)
+        frames.append(app.dashboard.snapshot is not None)
+
+    monkeypatch.setattr(Screen, "_compositor_refresh", drawn)
+    return frames
+
+
+async def test_the_first_frame_is_drawn_with_data(
+    llmtop_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Room enough for any machine's read of the fixture: the screen waits for it (settle).
+    monkeypatch.setattr(reading, "FIRST_READ_WAIT", 60.0)
+    app = make_app(llmtop_db)
+    frames = record_frames(monkeypatch, app)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(app, pilot)
+        assert frames and all(frames), frames  # no empty screen before the data
+
+
+async def test_a_slow_first_read_paints_the_empty_screen_first(
+    llmtop_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(reading, "FIRST_READ_WAIT", 0.05)
+    app = make_app(llmtop_db)
+    frames = record_frames(monkeypatch, app)
+    reads = app.dashboard.reads
+    reads.lock.acquire()  # the first read waits for as long as the test holds it
+    held = True
+    try:
+        async with app.run_test(size=(120, 36)) as pilot:
+            await wait_until(pilot, lambda: bool(frames))
+            assert frames and not any(frames)  # drawn without waiting for the read
+            assert "reading" in str(app.query_one("#topbar").render())
+            reads.lock.release()
+            held = False
+            await settle(app, pilot)
+            assert app.dashboard.snapshot is not None and frames[-1]
+    finally:
+        if held:
+            reads.lock.release()
 
 
 async def test_a_key_paints_a_view_seen_before_while_its_read_waits(llmtop_db: Path) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import gc
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -144,6 +145,8 @@ class DashboardScreen(AlertHandlers, Screen[None]):
             paused=lambda: self.paused_at is not None,
             clock=clock,
         )
+        #: Holds the app's frames back until the first snapshot is shown (on_mount).
+        self._first_frame = ExitStack()
         self._history: list[View] = []
         #: Beside each view in _history: the row the cursor was on and the sort, for `esc`.
         self._marks: list[tuple[str | None, str, bool]] = []
@@ -171,7 +174,7 @@ class DashboardScreen(AlertHandlers, Screen[None]):
         yield Static(id="status")
         yield Footer()
 
-    def on_mount(self) -> None:
+    async def on_mount(self) -> None:
         self.render_topbar()
         self.render_crumbs()
         self.query_one(TopTable).set_dimension(self.view.group_by)
@@ -185,12 +188,23 @@ class DashboardScreen(AlertHandlers, Screen[None]):
             self.set_interval(ALERT_SECONDS, self.alerts.evaluate)
         if self.watch_files:
             self.reads.watch()
+        # The first frame is drawn with data when the read is quick (DashboardReads.settle):
+        # no frame until the first snapshot is on the widgets (a batch, ended in `first_shown`),
+        # and this screen's messages (the resize's layouts) wait for the read.
+        self._first_frame.enter_context(self.app.batch_update())
+        if not await self.reads.settle():
+            self.first_shown()  # a slow read: the empty screen and "reading…" meanwhile
+
+    def first_shown(self) -> None:
+        """The first snapshot is on the widgets, its read failed, or it is slow: frames again."""
+        self._first_frame.close()
 
     def on_resize(self) -> None:
         self.set_class(self.size.width < 120, "-narrow")
         self.set_class(self.size.height < 34, "-short")
 
     def on_unmount(self) -> None:
+        self.first_shown()
         self.reads.close()
         self.alerts.close()
         # What freeze_heap froze may be garbage once the screen is gone (an app run again in the
@@ -238,6 +252,7 @@ class DashboardScreen(AlertHandlers, Screen[None]):
         if not message.cached:
             self._read_done(snap, message.ahead)
         if message.ahead or not self.shows(snap):
+            self.first_shown()  # the view changed meanwhile: its own snapshot is on the way
             return
         first = self.snapshot is None
         self.error = None
@@ -245,6 +260,7 @@ class DashboardScreen(AlertHandlers, Screen[None]):
         self.triage.snapshot_loaded(snap)
         self.reads.shown(snap)
         if first:
+            self.first_shown()
             self.set_timer(FREEZE_AFTER, freeze_heap)
         # Alert passes start after the frame: a pass beside a read halves it (one GIL).
         if not self.alerts_enabled or message.cached:
@@ -265,6 +281,7 @@ class DashboardScreen(AlertHandlers, Screen[None]):
 
     def on_load_failed(self, message: LoadFailed) -> None:
         self.error = message.error
+        self.first_shown()
         if message.snapshot:
             self._read_done()
 

@@ -50,7 +50,14 @@ class Panel(Vertical):
                 self._shown.plain.count("\n") == body.plain.count("\n")
             )
             self._shown = body
-            self.query_one(".panel-body", Static).update(body, layout=not same_height)
+            static = self.query_one(".panel-body", Static)
+            if not same_height:
+                # Textual keys a widget's size on a counter that `refresh(layout=True)` bumps
+                # only when no layout is pending; the first snapshot lands while one is (the
+                # screen's first frame waits for it, right after `-short` restyled the panels),
+                # and the empty body kept its one-line size. Sized afresh, whatever is pending.
+                static._box_model_cache.clear()
+            static.update(body, layout=not same_height)
         if self.SPARK:
             data = list(self.spark(snapshot))
             spark = self.query_one(Sparkline)
