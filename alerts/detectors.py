@@ -39,7 +39,6 @@ from llmtop.alerts.scale import (
 from llmtop.alerts.since_change import cost_per_call
 from llmtop.store.alert_queries import (
     Agg,
-    aggregate,
     rows_added_before,
     sliding_spend,
 )
@@ -290,13 +289,16 @@ def spike(
     groups: dict[tuple[str, str | None], dict[int, Agg]] = {}
     # Calls per feature in each (scope, range): what the scope's counting noise is made of.
     feats: dict[tuple[str, str | None], dict[int, dict[str | None, int]]] = {}
-    for idx, keys, agg in aggregate(reader, ranges, qdims):
+    # Sliding trackers kept across passes: the trailing window and last week's were raw scans
+    # every pass (0.3 s of each at 10M rows).
+    for idx, keys, spend, n in sliding_spend(reader, cache.trackers, "spike", ranges, qdims):
+        agg = Agg(spend=spend, requests=n)
         targets = [("all", None)] if "all" in sr.group_by else []
         targets += [(d, v) for d, v in zip(dims, keys, strict=False) if v is not None]
         for t in targets:
             groups.setdefault(t, {}).setdefault(idx, Agg()).add(agg)
             f = feats.setdefault(t, {}).setdefault(idx, {})
-            f[keys[fpos]] = f.get(keys[fpos], 0) + agg.requests
+            f[keys[fpos]] = f.get(keys[fpos], 0) + n
     out: list[Candidate] = []
     floor = floor_usd(
         sr.min_change_usd, sr.min_change_share_pct, org_rate(reader, cache, now, first, 7), s
@@ -402,14 +404,15 @@ def runaway(
     per: dict[tuple[str, str], list[float]] = {
         k: [0.0, v, 0.0] for k, v in runaway_history(reader, cache, dims, b0, hour).items()
     }
-    for idx, keys, agg in aggregate(reader, [(0, now - w, now), (1, hour, now - w)], dims):
+    recent = [(0, now - w, now), (1, hour, now - w)]
+    for idx, keys, spend, n in sliding_spend(reader, cache.trackers, "runaway-now", recent, dims):
         for dim, val in zip(dims, keys, strict=True):
             if val is None:
                 continue
             g = per.setdefault((dim, val), [0.0, 0.0, 0.0])
-            g[idx] += agg.spend
+            g[idx] += spend
             if idx == 0:
-                g[2] += agg.requests
+                g[2] += n
     out: list[Candidate] = []
     days = f"{min(rr.days, round(span / DAY)):g}-day"
     need = floor_usd(rr.min_usd, rr.min_share_pct, org_rate(reader, cache, now, first, rr.days), w)

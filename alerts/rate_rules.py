@@ -44,9 +44,10 @@ from llmtop.alerts.since_change import (
     changes,
     since,
 )
-from llmtop.store.alert_queries import Agg, aggregate
+from llmtop.store.alert_queries import Agg, sliding_sums
 from llmtop.store.filters import format_window
 from llmtop.store.reader import Reader
+from llmtop.store.rollup import F_CACHED, F_ELIGIBLE, F_FAIL, F_FALLBACK, F_RETRY
 
 if TYPE_CHECKING:
     from llmtop.alerts.cache import AlertCache
@@ -61,6 +62,8 @@ MIN_HIT_RATE = 0.1
 MIN_BASELINE = 10
 #: Cache-eligible calls the 24-hour baseline must hold, else the week's rollups are used.
 CACHE_BASELINE = 100
+#: The rollup sums a rate reads (with the count of calls).
+FIELDS = (F_FAIL, F_RETRY, F_FALLBACK, F_ELIGIBLE, F_CACHED)
 
 
 def windows(w: float, max_window: float) -> list[float]:
@@ -88,7 +91,18 @@ def rates(
         ranges.append((base_idx, b0, now - ws[-1]))
     dims = [d for d in qr.group_by if d != "all"]
     groups: dict[tuple[str, str | None], dict[int, Agg]] = {}
-    for idx, keys, agg in aggregate(reader, ranges, dims):
+    # From sliding trackers kept across passes (the rollups, then only the rows that moved): the
+    # 24-hour baseline was a scan of its raw rows every pass, 0.7 s of each at 10M rows.
+    for idx, keys, n, sums in sliding_sums(reader, cache.trackers, "rates", ranges, dims, FIELDS):
+        fail, retry, fallback, elig, hits = (int(round(x)) for x in sums)
+        agg = Agg(
+            requests=n,
+            failures=fail,
+            retries=retry,
+            fallbacks=fallback,
+            eligible=elig,
+            cached=hits,
+        )
         targets = [("all", None)] if "all" in qr.group_by else []
         targets += [(d, v) for d, v in zip(dims, keys, strict=True) if v is not None]
         for t in targets:

@@ -154,6 +154,12 @@ def aggregate(
     return out
 
 
+def first_row(reader: Reader) -> float | None:
+    """The earliest raw row's start, for a cold read to trim its edges (engine.trim_edges):
+    read inside the transaction of the reads that use it, as a prune may run between two."""
+    return reader.query("SELECT min(started_at) FROM calls")[0][0]
+
+
 def sliding_spend(
     reader: Reader,
     trackers: dict[Any, Tracker],
@@ -170,13 +176,15 @@ def sliding_spend(
     out: list[tuple[int, tuple[str | None, ...], float, int]] = []
     with reader.read_transaction():
         max_id = reader.max_id()
-        for idx, a, b in ranges:
-            key = (str(reader.path), name, idx, spec)
-            t = cache.get(key)
-            if t is None:
-                t = cache[key] = Tracker(spec)
-            for keys, g in t.update(reader.source(), a, b, max_id, time.time()).items():
-                out.append((idx, keys, g.v[F_SPEND], int(g.v[F_N])))
+        src = reader.source()
+        with src.rows_from(first_row(reader)):
+            for idx, a, b in ranges:
+                key = (str(reader.path), name, idx, spec)
+                t = cache.get(key)
+                if t is None:
+                    t = cache[key] = Tracker(spec)
+                for keys, g in t.update(src, a, b, max_id, time.time()).items():
+                    out.append((idx, keys, g.v[F_SPEND], int(g.v[F_N])))
     return out
 
 
@@ -196,13 +204,15 @@ def sliding_sums(
     out: list[tuple[int, tuple[str | None, ...], int, tuple[float, ...]]] = []
     with reader.read_transaction():
         max_id = reader.max_id()
-        for idx, a, b in ranges:
-            key = (str(reader.path), name, idx, spec)
-            t = trackers.get(key)
-            if t is None:
-                t = trackers[key] = Tracker(spec)
-            for keys, g in t.update(reader.source(), a, b, max_id, time.time()).items():
-                out.append((idx, keys, int(g.v[F_N]), tuple(float(g.v[f]) for f in fields)))
+        src = reader.source()
+        with src.rows_from(first_row(reader)):
+            for idx, a, b in ranges:
+                key = (str(reader.path), name, idx, spec)
+                t = trackers.get(key)
+                if t is None:
+                    t = trackers[key] = Tracker(spec)
+                for keys, g in t.update(src, a, b, max_id, time.time()).items():
+                    out.append((idx, keys, int(g.v[F_N]), tuple(float(g.v[f]) for f in fields)))
     return out
 
 

@@ -114,11 +114,11 @@ class Source:
     def rows_from(self, first: float | None) -> Iterator[None]:
         """Cold reads inside may trim their edges (trim_edges); a value read in one transaction
         is never trusted in the next, where a prune may have run in between."""
-        self.first = first
+        before, self.first = self.first, first
         try:
             yield
         finally:
-            self.first = None
+            self.first = before
 
     def resolve(self, ids: set[int]) -> dict[int, str]:
         missing = {i for i in ids if i is not None and i not in self._cache}
