@@ -288,3 +288,40 @@ def test_sliding_sums_agree_with_the_rows(cache_dir: Path) -> None:
                 assert got[key][3] == pytest.approx(s, rel=1e-9, abs=1e-12), key
     finally:
         reader.close()
+
+
+@pytest.mark.parametrize("dims", [("feature",), ("customer", "user"), ()])
+def test_rate_and_spend_trackers_agree_with_the_rows(cache_dir: Path, dims: tuple) -> None:
+    """The rate rules' counts (failures, retries, fallbacks, cache-eligible calls and hits) and
+    the spike and runaway rules' spend read through trackers kept across passes equal a scan of
+    the rows, cold and after sliding; with the edges trimmed as the alert reads trim them."""
+    from llmtop.alerts.rate_rules import FIELDS
+    from llmtop.store.alert_queries import aggregate, sliding_spend, sliding_sums
+    from llmtop.store.reader import Reader
+
+    reader = Reader(aq.base_db(SCALE, SEED, cache_dir), readonly=True)
+    trackers: dict = {}
+    try:
+        for step in (0.0, 10.0, 250.0, 3700.0):
+            end = aq.TEST_DAY + 9 * 3600 + 1234.5 + step
+            ranges = [
+                (0, end - 900, end),
+                (1, end - 7200, end),
+                (2, end - 86400 - 7200, end - 7200),
+            ]
+            rates = {
+                (i, k): (n, *(round(x) for x in sums))
+                for i, k, n, sums in sliding_sums(reader, trackers, "r", ranges, dims, FIELDS)
+            }
+            spend = {
+                (i, k): (n, s) for i, k, s, n in sliding_spend(reader, trackers, "s", ranges, dims)
+            }
+            want = {(i, k): a for i, k, a in aggregate(reader, ranges, dims)}
+            assert rates.keys() == want.keys() == spend.keys() and len(want) >= 3
+            for key, a in want.items():
+                counts = (a.requests, a.failures, a.retries, a.fallbacks, a.eligible, a.cached)
+                assert rates[key] == counts, key
+                assert spend[key][0] == a.requests, key
+                assert spend[key][1] == pytest.approx(a.spend, rel=1e-9, abs=1e-12), key
+    finally:
+        reader.close()
