@@ -202,6 +202,8 @@ class Tracker:
         self.max_id = 0
         self.groups: dict[Any, Agg] = {}
         self.cold_reads = 0
+        #: The earliest raw row when last read (Source.first; None: unknown).
+        self.first: float | None = None
 
     def update(self, src: Source, a: float, b: float, max_id: int, now: float) -> dict[Any, Agg]:
         old_a = self.a
@@ -212,6 +214,7 @@ class Tracker:
             or a >= self.b
             or b - self.b > MAX_SLIDE
             or a - old_a > MAX_SLIDE
+            or self.pruned_under(src.first)
         ):
             self.groups = {}
             self._cold(src, a, b, now)
@@ -225,7 +228,18 @@ class Tracker:
                 self._raw(src, old_a, a, -1)
             self.groups = {k: g for k, g in self.groups.items() if g.v[0] != 0}
         self.a, self.b, self.max_id = a, b, max_id
+        if src.first is not None:
+            self.first = src.first
         return self.groups
+
+    def pruned_under(self, first: float | None) -> bool:
+        """Whether raw rows this tracker counted were pruned since its last read: sliding would
+        then subtract rows no longer there, and the sums would drift up at every prune (with a
+        retention shorter than a range, e.g. a 7-day one under the spike rule's last-week
+        windows). Such a tracker is read afresh."""
+        if first is None or self.a is None or self.a >= first:
+            return False
+        return self.first is None or first > self.first
 
     # --- reading ---
     def _cold(self, src: Source, a: float, b: float, now: float) -> None:

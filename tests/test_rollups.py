@@ -580,3 +580,49 @@ def test_sliding_all_metric_histograms_equal_a_fresh_read(tmp_path: Path) -> Non
     assert slid.cold_reads == 1
     reader.close()
     db.close()
+
+
+def test_a_prune_under_a_sliding_tracker_reads_it_afresh(tmp_path: Path) -> None:
+    """Raw rows deleted under a tracker's range (a prune with a short retention) are not
+    subtracted again when the range slides past them: the tracker re-reads, and equals a fresh
+    tracker's read of the same range."""
+    path = tmp_path / "p.db"
+    db = open_db(path)
+    recs = [
+        CallRecord(
+            started_at=T0 + i * 20.0,
+            ended_at=T0 + i * 20.0 + 1.0,
+            model="gpt-4o",
+            cost_usd=0.001 * (1 + i % 7),
+            tags={"feature": FEATURES[i % 2]},
+        )
+        for i in range(3 * 180)  # 3 hours, a row every 20 s
+    ]
+    insert_batch(db, Interner(), recs, (), Rollup())
+    db.commit()
+    reader = Reader(path)
+    src = reader.source()
+    spec = Spec(dims=("feature",), fields=(1,))
+    slid, now = Tracker(spec), T0 + 2.5 * 3600
+
+    def read(t: Tracker, a: float, b: float) -> dict:
+        reader.conn.execute("BEGIN")
+        first = reader.query("SELECT min(started_at) FROM calls")[0][0]
+        with src.rows_from(first):
+            got = t.update(src, a, b, reader.max_id(), now)
+        reader.conn.execute("COMMIT")
+        return {k: (g.v[0], g.v[1]) for k, g in got.items()}
+
+    read(slid, T0 + 600, T0 + 4200)
+    db.execute("DELETE FROM calls WHERE started_at < ?", (T0 + 1200,))  # as prune_step does
+    db.commit()
+    got = read(slid, T0 + 900, T0 + 4500)
+    want = read(Tracker(spec), T0 + 900, T0 + 4500)
+    assert got.keys() == want.keys() and got
+    for k in want:
+        assert got[k] == pytest.approx(want[k], rel=1e-9), k
+    assert slid.cold_reads == 2  # read afresh once; the next slide slides
+    read(slid, T0 + 960, T0 + 4560)
+    assert slid.cold_reads == 2
+    reader.close()
+    db.close()

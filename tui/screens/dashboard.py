@@ -34,7 +34,7 @@ from llmtop.tui.messages import (
     SnapshotLoaded,
 )
 from llmtop.tui.navigation import View, drill_view, likely_views, read_key
-from llmtop.tui.reading import DashboardReads, ViewKey
+from llmtop.tui.reading import FIRST_READ_WAIT, DashboardReads, ViewKey
 from llmtop.tui.screens.dashboard_alerts import AlertHandlers
 from llmtop.tui.triage import BaselineLoaded, TableTriage
 from llmtop.tui.widgets.alerts_panel import AlertsPanel
@@ -194,6 +194,8 @@ class DashboardScreen(AlertHandlers, Screen[None]):
         self._first_frame.enter_context(self.app.batch_update())
         if not await self.reads.settle():
             self.first_shown()  # a slow read: the empty screen and "reading…" meanwhile
+        else:  # its snapshot is on the way (on_snapshot_loaded); frames again in any case
+            self.set_timer(FIRST_READ_WAIT, self.first_shown)
 
     def first_shown(self) -> None:
         """The first snapshot is on the widgets, its read failed, or it is slow: frames again."""

@@ -56,7 +56,9 @@ class Panel(Vertical):
                 # only when no layout is pending; the first snapshot lands while one is (the
                 # screen's first frame waits for it, right after `-short` restyled the panels),
                 # and the empty body kept its one-line size. Sized afresh, whatever is pending.
-                static._box_model_cache.clear()
+                sizes = getattr(static, "_box_model_cache", None)  # a Textual private
+                if sizes is not None:
+                    sizes.clear()
             static.update(body, layout=not same_height)
         if self.SPARK:
             data = list(self.spark(snapshot))
