@@ -154,10 +154,34 @@ def aggregate(
     return out
 
 
-def first_row(reader: Reader) -> float | None:
-    """The earliest raw row's start, for a cold read to trim its edges (engine.trim_edges):
-    read inside the transaction of the reads that use it, as a prune may run between two."""
-    return reader.query("SELECT min(started_at) FROM calls")[0][0]
+def sliding_sums(
+    reader: Reader,
+    trackers: dict[Any, Tracker],
+    name: str,
+    ranges: Sequence[tuple[int, float, float]],
+    dims: Sequence[str],
+    fields: Sequence[int],
+) -> list[tuple[int, tuple[str | None, ...], int, tuple[float, ...]]]:
+    """(range index, dim values, requests, the rollup `fields` asked for) like `aggregate`, from
+    sliding trackers kept in `trackers` (the caller's, across passes): the engine asks for the
+    same ranges every few seconds, a few seconds later, so after the first pass each range
+    costs only the rows that moved in or out of it (a week is read from the hourly rollups
+    once). Cold reads trim their edges from the earliest raw row, read in the same transaction
+    (a prune may run between two)."""
+    spec = Spec(dims=tuple(dims), fields=tuple(fields))
+    out: list[tuple[int, tuple[str | None, ...], int, tuple[float, ...]]] = []
+    with reader.read_transaction():
+        max_id = reader.max_id()
+        src = reader.source()
+        with src.rows_from(first_row_at(reader)):
+            for idx, a, b in ranges:
+                key = (str(reader.path), name, idx, spec)
+                t = trackers.get(key)
+                if t is None:
+                    t = trackers[key] = Tracker(spec)
+                for keys, g in t.update(src, a, b, max_id, time.time()).items():
+                    out.append((idx, keys, int(g.v[F_N]), tuple(float(g.v[f]) for f in fields)))
+    return out
 
 
 def sliding_spend(
@@ -167,53 +191,11 @@ def sliding_spend(
     ranges: Sequence[tuple[int, float, float]],
     dims: Sequence[str],
 ) -> list[tuple[int, tuple[str | None, ...], float, int]]:
-    """(range index, dim values, spend, requests) like `aggregate`, from sliding trackers kept in
-    `trackers` (the caller's, across passes): the engine asks for the same ranges every few
-    seconds, a few seconds later, so after the first pass each range costs only the rows that
-    moved in or out of it."""
-    cache = trackers
-    spec = Spec(dims=tuple(dims), fields=(F_SPEND,))
-    out: list[tuple[int, tuple[str | None, ...], float, int]] = []
-    with reader.read_transaction():
-        max_id = reader.max_id()
-        src = reader.source()
-        with src.rows_from(first_row(reader)):
-            for idx, a, b in ranges:
-                key = (str(reader.path), name, idx, spec)
-                t = cache.get(key)
-                if t is None:
-                    t = cache[key] = Tracker(spec)
-                for keys, g in t.update(src, a, b, max_id, time.time()).items():
-                    out.append((idx, keys, g.v[F_SPEND], int(g.v[F_N])))
-    return out
-
-
-def sliding_sums(
-    reader: Reader,
-    trackers: dict[Any, Tracker],
-    name: str,
-    ranges: Sequence[tuple[int, float, float]],
-    dims: Sequence[str],
-    fields: Sequence[int],
-) -> list[tuple[int, tuple[str | None, ...], int, tuple[float, ...]]]:
-    """(range index, dim values, requests, the rollup `fields` asked for) from sliding trackers,
-    like `sliding_spend`: a rule that needs counts other than spend (cache-eligible calls and
-    their hits) over a week reads them from the hourly rollups once, then only the rows that
-    moved."""
-    spec = Spec(dims=tuple(dims), fields=tuple(fields))
-    out: list[tuple[int, tuple[str | None, ...], int, tuple[float, ...]]] = []
-    with reader.read_transaction():
-        max_id = reader.max_id()
-        src = reader.source()
-        with src.rows_from(first_row(reader)):
-            for idx, a, b in ranges:
-                key = (str(reader.path), name, idx, spec)
-                t = trackers.get(key)
-                if t is None:
-                    t = trackers[key] = Tracker(spec)
-                for keys, g in t.update(src, a, b, max_id, time.time()).items():
-                    out.append((idx, keys, int(g.v[F_N]), tuple(float(g.v[f]) for f in fields)))
-    return out
+    """(range index, dim values, spend, requests): `sliding_sums` of spend alone."""
+    return [
+        (idx, keys, spend, n)
+        for idx, keys, n, (spend,) in sliding_sums(reader, trackers, name, ranges, dims, (F_SPEND,))
+    ]
 
 
 def token_values(
