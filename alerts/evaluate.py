@@ -23,7 +23,7 @@ from llmtop.alerts.explain import (
 )
 from llmtop.alerts.incidents import breadth, critical_roots, incidents, suppress
 from llmtop.alerts.model import Alert
-from llmtop.alerts.onset import onset
+from llmtop.alerts.onset import onset, shared_series
 from llmtop.alerts.rules import Rules
 from llmtop.store.alert_queries import ExplainData, first_row_at
 from llmtop.store.reader import Reader
@@ -83,6 +83,8 @@ def evaluate(
         for ranges, crowd in crowds.items()
         if len(crowd) >= SHARED_READ_MIN
     }
+    # The same for the onsets' lookbacks (read lazily: a pass out of budget may need none).
+    series = shared_series(reader, firing, now, first, SHARED_READ_MIN)
     spent = 0.0
 
     def why_key(c: Candidate) -> tuple[object, ...]:
@@ -127,7 +129,7 @@ def evaluate(
             )
             # When the condition started, from the scope's rows (its `since`; alerts/onset.py):
             # part of the analysis, so it is cached with it and costs nothing on later passes.
-            why.since = onset(reader, rules, c, why, now, first)
+            why.since = onset(reader, rules, c, why, now, first, series)
             spent += time.monotonic() - t0
             cache.remember_why(ckey, now, why)
         analysed.append((c, why, done))

@@ -23,7 +23,8 @@ from llmtop.alerts.budgets import period_bounds
 from llmtop.alerts.detectors import RATE_RULES, Candidate
 from llmtop.alerts.explain import Why
 from llmtop.alerts.rules import Budget, Rules
-from llmtop.store.alert_queries import Agg, aggregate
+from llmtop.store.alert_queries import Agg, aggregate, aggregate_values
+from llmtop.store.filters import Clause
 from llmtop.store.reader import Reader
 
 #: Bucket sizes (seconds) to choose from: the smallest that covers the lookback in MAX_BUCKETS.
@@ -75,6 +76,63 @@ def _series(
     return [(a, b, got.get(i, Agg())) for i, a, b in ranges]
 
 
+class SharedSeries:
+    """The bucketed rows of many one-tag scopes (`customer = X`, `user = Y`...) over one
+    lookback, read once per tag for all the scopes on it.
+
+    Why: an incident fires one runaway alert per customer and user it touched (80 at 10M rows in
+    `benchmarks/alerts.py`), all with the same window, so the same lookback. Each scope's own
+    read walks the whole lookback to keep its few rows (25 ms each, 2 s a pass); one read per
+    tag, restricted to the crowd's values, costs about as much as a few of them."""
+
+    def __init__(self, reader: Reader, start: float, now: float, scopes: Sequence[Clause]) -> None:
+        self.reader = reader
+        self.ranges = bucket_ranges(start, now)
+        self._values: dict[str, set[str]] = {}
+        for c in scopes:
+            if c.op == "=" and c.value is not None:
+                self._values.setdefault(c.key, set()).add(c.value)
+        self._by: dict[str, dict[str, dict[int, Agg]]] = {}
+
+    def series(self, scope: Sequence[Clause]) -> list[tuple[float, float, Agg]] | None:
+        """The scope's series, as `_series` reads it; None for a scope this read cannot serve."""
+        if len(scope) != 1 or scope[0].op != "=" or scope[0].value is None:
+            return None
+        key, value = scope[0].key, scope[0].value
+        if value not in self._values.get(key, ()):
+            return None
+        by = self._by.get(key)
+        if by is None:
+            by = self._by[key] = {}
+            values = sorted(self._values[key])
+            for idx, v, agg in aggregate_values(self.reader, self.ranges, key, values):
+                by.setdefault(v, {})[idx] = agg
+        got = by.get(value, {})
+        return [(a, b, got.get(i, Agg())) for i, a, b in self.ranges]
+
+
+def lookback_start(c: Candidate, now: float, first: float) -> float:
+    """Where the onset of a windowed rule's condition is looked for (see the module docstring)."""
+    window = max(c.cur[1] - c.cur[0], 1.0)
+    return max(first, now - min(DAY, max(3600.0, LOOKBACK_WINDOWS * window)))
+
+
+def shared_series(
+    reader: Reader, cands: Sequence[Candidate], now: float, first: float, crowd: int
+) -> dict[float, SharedSeries]:
+    """One SharedSeries (not read yet) per lookback that at least `crowd` one-tag scopes share."""
+    by: dict[float, list[Clause]] = {}
+    for c in cands:
+        if c.rule.startswith("budget:") or c.rule == "margin" or len(c.scope) != 1:
+            continue
+        by.setdefault(lookback_start(c, now, first), []).append(c.scope[0])
+    return {
+        start: SharedSeries(reader, start, now, scopes)
+        for start, scopes in by.items()
+        if len(scopes) >= crowd
+    }
+
+
 def _rate_excess(rule: str, base: Agg) -> Callable[[Agg], float]:
     """Per-bucket excess of a rate rule's numerator over the baseline's share."""
 
@@ -123,14 +181,25 @@ def _policy_onset(reader: Reader, rules: Rules, c: Candidate, now: float, first:
     return series[at][0] if at is not None else c.cur[0]
 
 
-def onset(reader: Reader, rules: Rules, c: Candidate, why: Why, now: float, first: float) -> float:
+def onset(
+    reader: Reader,
+    rules: Rules,
+    c: Candidate,
+    why: Why,
+    now: float,
+    first: float,
+    shared: dict[float, SharedSeries] | None = None,
+) -> float:
     """When the condition behind `c` started (see the module docstring); the window's start
-    when the rows cannot tell."""
+    when the rows cannot tell. `shared`: `shared_series` of this pass, read where it serves."""
     if c.rule.startswith("budget:") or c.rule == "margin":
         return _policy_onset(reader, rules, c, now, first)
     window = max(c.cur[1] - c.cur[0], 1.0)
-    start = max(first, now - min(DAY, max(3600.0, LOOKBACK_WINDOWS * window)))
-    series = _series(reader, c, start, now)
+    start = lookback_start(c, now, first)
+    crowd = shared.get(start) if shared else None
+    series = crowd.series(c.scope) if crowd is not None else None
+    if series is None:
+        series = _series(reader, c, start, now)
     if c.rule in RATE_RULES:
         per = _rate_excess(c.rule, why.base)
         excess = [per(g) for _, _, g in series]

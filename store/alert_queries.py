@@ -154,6 +154,37 @@ def aggregate(
     return out
 
 
+def aggregate_values(
+    reader: Reader, ranges: Sequence[tuple[int, float, float]], dim: str, values: Sequence[str]
+) -> list[tuple[int, str, Agg]]:
+    """`aggregate` of many one-tag scopes (`dim = v` for each of `values`) in one read: sums per
+    (range index, value) over the rows whose `dim` is one of `values`."""
+    if not ranges or not values:
+        return []
+    cte, params = _ranges_cte(ranges)
+    expr, interned = dim_expr(dim)
+    marks = ",".join("?" * len(values))
+    cond = (
+        f"{expr} IN (SELECT id FROM strings WHERE value IN ({marks}))"
+        if interned
+        else (f"{expr} IN ({marks})")
+    )
+    rows = reader.query(
+        f"""{cte}
+        SELECT r.idx, {expr}, {_AGG_SQL}
+        FROM r JOIN calls c ON c.started_at >= r.a AND c.started_at < r.b
+        WHERE {cond}
+        GROUP BY 1, 2""",
+        (*params, *values),
+    )
+    names = reader.strings({row[1] for row in rows}) if interned else {}
+    return [
+        (row[0], names[row[1]] if interned else str(row[1]), Agg(*row[2:]))
+        for row in rows
+        if not interned or row[1] in names
+    ]
+
+
 def sliding_sums(
     reader: Reader,
     trackers: dict[Any, Tracker],
@@ -372,13 +403,17 @@ class ExplainData:
         not every row, and reading every row cost more than all the other evidence together.
         The alerting window itself is always read whole."""
         if self._tok is None:
-            cte, params = _ranges_cte(self.ranges)
-            only, oparams = self._only_sql()
-            (n,) = self.reader.query(
-                f"{cte} SELECT count(*) FROM r JOIN calls c"
-                f" ON c.started_at >= r.a AND c.started_at < r.b WHERE r.idx > 0 AND {only}",
-                [*params, *oparams],
-            )[0]
+            if self._agg is not None:  # the baseline's row count is in the groups read already
+                idx, _codes, vals = self._agg
+                n = int(round(vals[idx > 0, AGG_COLUMNS.index("requests")].sum()))
+            else:
+                cte, params = _ranges_cte(self.ranges)
+                only, oparams = self._only_sql()
+                (n,) = self.reader.query(
+                    f"{cte} SELECT count(*) FROM r JOIN calls c"
+                    f" ON c.started_at >= r.a AND c.started_at < r.b WHERE r.idx > 0 AND {only}",
+                    [*params, *oparams],
+                )[0]
             k = max(1, -(-n // TOKEN_SAMPLE))
             self._tok = self._read(
                 "c.input_tokens, c.output_tokens",

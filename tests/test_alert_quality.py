@@ -325,3 +325,41 @@ def test_rate_and_spend_trackers_agree_with_the_rows(cache_dir: Path, dims: tupl
                 assert spend[key][1] == pytest.approx(a.spend, rel=1e-9, abs=1e-12), key
     finally:
         reader.close()
+
+
+def test_a_new_entitys_cause_reads_only_the_history_that_can_hold_its_rows(
+    cache_dir: Path, tmp_path: Path
+) -> None:
+    """The new-entity rule hands the cause analysis a baseline from the last whole hour only
+    (the entity has no rows before it: that is what made it new), scaled over the whole
+    history: the analysis must be the one a read of the whole history gives."""
+    from llmtop.alerts.cache import AlertCache
+    from llmtop.alerts.explain import explain
+    from llmtop.alerts.newcomers import newcomers
+    from llmtop.alerts.rules import Rules
+    from llmtop.store.alert_queries import AGG_COLUMNS, first_row_at
+    from llmtop.store.reader import Reader
+
+    fam = aq.FAMILY["new customer"]
+    db, _ = aq.scenario_db(aq.base_db(SCALE, SEED, cache_dir), fam, SCALE, SEED, tmp_path / "n.db")
+    reader = Reader(db, readonly=True)
+    rules, cache, seen = Rules(), AlertCache(), 0
+    try:
+        first = first_row_at(reader)
+        assert first is not None
+        for k in range(2, 13):
+            now = aq.incident_start(SEED) + 300.0 * k
+            for c in newcomers(reader, cache, rules, now, first):
+                (a, b), w = c.base[0], c.cur[1] - c.cur[0]
+                whole = [(c.cur[0] - w / c.scale, c.cur[0])]
+                assert b == c.cur[0] and whole[0][0] < a - 86400  # the read is shorter by days
+                got = explain(reader, rules, c.scope, c.cur, c.base, c.scale, extra=c.extra)
+                want = explain(reader, rules, c.scope, c.cur, whole, c.scale, extra=c.extra)
+                assert [e.text for e in got.causes] == [e.text for e in want.causes]
+                assert (got.owner, got.drill_dim) == (want.owner, want.drill_dim)
+                for name in AGG_COLUMNS:
+                    assert getattr(got.base, name) == pytest.approx(getattr(want.base, name))
+                seen += 1
+    finally:
+        reader.close()
+    assert seen >= 3

@@ -650,6 +650,49 @@ def test_shared_explain_reads_give_the_same_cause_as_per_alert_reads(
         r.close()
 
 
+def test_shared_onset_reads_give_the_same_series_and_since_as_per_alert_reads(
+    db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """evaluate() reads the onset lookback of a crowd of one-tag alerts once per tag
+    (SharedSeries) instead of once per alert: every scope's series, and every alert's `since`,
+    must be what its own read gives; a scope outside the crowd is not served."""
+    from llmtop.alerts import evaluate as ev
+    from llmtop.alerts.onset import SharedSeries, _series
+    from llmtop.alerts.detectors import Candidate
+
+    rng = random.Random(11)
+    write(db, normal_tail(rng))
+    write(db, records("agent-step", NOW - 900, NOW, rng, inp=60000, every=10))
+    r = Reader(db)
+    try:
+        start = NOW - 4 * 3600
+        crowd = [Clause(d, "=", v) for d, v in _values(r) if d in ("customer", "feature")]
+        crowd += [Clause("user", "=", u) for _, u in AGENT_USERS]
+        shared = SharedSeries(r, start, NOW, crowd)
+        for c in crowd:
+            cand = Candidate("runaway", "warning", (c,), "", (NOW - 3600, NOW), [], 1.0, 0.0)
+            want = _series(r, cand, start, NOW)
+            got = shared.series((c,))
+            assert got is not None and len(got) == len(want) > 100, c
+            for (a1, b1, g1), (a2, b2, g2) in zip(got, want, strict=True):
+                assert (a1, b1) == (a2, b2)
+                for name in AGG_COLUMNS:
+                    assert getattr(g1, name) == pytest.approx(getattr(g2, name)), (c, name)
+        assert sum(g.requests for _, _, g in shared.series((crowd[-1],)) or []) > 0
+        assert shared.series((Clause("team", "=", "docs"),)) is None  # not in the crowd
+        assert shared.series((Clause("customer", "=", None),)) is None
+        assert shared.series((crowd[0], crowd[1])) is None
+    finally:
+        r.close()
+    sinces = []
+    for crowd_min in (1, 10**9):  # every alert in a crowd, and none
+        monkeypatch.setattr(ev, "SHARED_READ_MIN", crowd_min)
+        alerts = run(db)
+        assert sum(a.rule == "runaway" for a in alerts) >= 2, [a.title for a in alerts]
+        sinces.append({a.fingerprint: a.since for a in alerts})
+    assert sinces[0] == sinces[1]
+
+
 def _values(r: Reader) -> list[tuple[str, str]]:
     """A few real (dimension, value) pairs of the last 15 minutes, plus one that never occurs."""
     out = [("feature", "no-such-feature")]
@@ -679,6 +722,10 @@ def test_shared_token_read_samples_a_long_baseline_but_never_the_window(
         n, m = len(full[1][0]), len(got[1][0])
         assert n > 1000 and 50 <= m <= 200, (n, m)  # the baseline: ~TOKEN_SAMPLE of them
         assert set(got[1][0]) <= set(full[1][0])
+        # After the grouped read, the baseline's row count comes from it: the same sample.
+        data = ExplainData(r, ranges, EXPLAIN_DIMS)
+        data.breakdown((), EXPLAIN_DIMS)
+        assert data.tokens(()) == got
     finally:
         r.close()
 
