@@ -657,8 +657,8 @@ def test_shared_onset_reads_give_the_same_series_and_since_as_per_alert_reads(
     (SharedSeries) instead of once per alert: every scope's series, and every alert's `since`,
     must be what its own read gives; a scope outside the crowd is not served."""
     from llmtop.alerts import evaluate as ev
-    from llmtop.alerts.onset import SharedSeries, _series
-    from llmtop.alerts.detectors import Candidate
+    from llmtop.alerts.onset import SharedSeries
+    from llmtop.store.alert_queries import Agg, aggregate
 
     rng = random.Random(11)
     write(db, normal_tail(rng))
@@ -670,8 +670,8 @@ def test_shared_onset_reads_give_the_same_series_and_since_as_per_alert_reads(
         crowd += [Clause("user", "=", u) for _, u in AGENT_USERS]
         shared = SharedSeries(r, start, NOW, crowd)
         for c in crowd:
-            cand = Candidate("runaway", "warning", (c,), "", (NOW - 3600, NOW), [], 1.0, 0.0)
-            want = _series(r, cand, start, NOW)
+            own = {i: g for i, _, g in aggregate(r, shared.ranges, (), (c,))}  # the scope's read
+            want = [(a, b, own.get(i, Agg())) for i, a, b in shared.ranges]
             got = shared.series((c,))
             assert got is not None and len(got) == len(want) > 100, c
             for (a1, b1, g1), (a2, b2, g2) in zip(got, want, strict=True):
