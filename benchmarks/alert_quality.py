@@ -62,6 +62,9 @@ from llmtop.pricing import catalogue  # noqa: E402
 from llmtop.store.reader import Reader  # noqa: E402
 from llmtop.store.records import CallRecord  # noqa: E402
 
+#: Affected calls whose arrival the per-run lines report: no rule can page on a change before
+#: its calls show it, and the deploy and new-entity rules need 3 (their false-page levels).
+EVIDENCE_CALLS = 3
 #: Bump when the generated traffic changes: cached databases carry it in their name.
 VERSION = 4
 DAY = 86400.0
@@ -296,9 +299,9 @@ class Family:
     #: Minutes evaluated after the start.
     length: float = 60.0
     quiet: bool = False  # success is no page at all
-    #: The rows the incident changes or adds, as a regex on "feature customer": the first of
-    #: them is the first moment anything could be seen (a feature making a call every few
-    #: minutes can be silent for the incident's first ten).
+    #: The rows the incident changes or adds, as a regex on "feature customer status": the
+    #: first of them is the first moment anything could be seen (a feature making a call every
+    #: few minutes can be silent for the incident's first ten).
     affected: str = ""
 
 
@@ -417,9 +420,9 @@ FAMILIES: tuple[Family, ...] = (
     Family("prompt bloat", _bloat, r"support-summarize|prompt_version v5", r"prompt_version v5", "support", affected=r"^support-summarize "),
     Family("route change kills cache hits", _cache_route, r"kb-answer|r13", r"route_version r13|cache hit rate", "docs", affected=r"^kb-answer "),
     Family("model swap", _model_swap, r"classify|gpt-4o\b(?!-mini)", r"gpt-4o\b(?!-mini)", "search", affected=r"^classify "),
-    Family("runaway customer", _runaway, rf"{RUNAWAY_TENANT}|{RUNAWAY_USER}|agent-step", rf"customer={RUNAWAY_TENANT}|user={RUNAWAY_USER}", "agents", affected=rf" {RUNAWAY_TENANT}$"),
-    Family("new customer", _new_customer, NEW_TENANT, NEW_TENANT, "chat", affected=rf" {NEW_TENANT}$"),
-    Family("retry storm", _retry_storm, r"classify|429", r"retry rate|error rate|429", "search", affected=r"^classify "),
+    Family("runaway customer", _runaway, rf"{RUNAWAY_TENANT}|{RUNAWAY_USER}|agent-step", rf"customer={RUNAWAY_TENANT}|user={RUNAWAY_USER}", "agents", affected=rf" {RUNAWAY_TENANT} "),
+    Family("new customer", _new_customer, NEW_TENANT, NEW_TENANT, "chat", affected=rf" {NEW_TENANT} "),
+    Family("retry storm", _retry_storm, r"classify|429", r"retry rate|error rate|429", "search", affected=r"^classify .* failure$"),
     Family("tiny-workload blip", _tiny_blip, r"haiku-tagger", "", None, 45.0, quiet=True),
     Family("benign deploy", _benign_deploy, r"kb-answer|chat-assist|r13|v5", "", None, quiet=True),
     Family("quiet week", _same, r"$^", "", None, quiet=True),
@@ -472,9 +475,9 @@ def base_db(scale: float, seed: int, cache_dir: Path) -> Path:
 
 def scenario_db(
     base: Path, fam: Family, scale: float, seed: int, dest: Path
-) -> tuple[Path, float | None]:
+) -> tuple[Path, list[float]]:
     """The base database plus the test day from the incident's start, changed by the family;
-    and when its first affected row starts (None: nothing affected)."""
+    and when its first EVIDENCE_CALLS affected rows start (none: nothing affected)."""
     shutil.copy(base, dest)
     t0 = incident_start(seed)
     rest = [r for r in normal_rows(scale, seed, HISTORY_DAYS) if r.t >= t0]
@@ -485,8 +488,8 @@ def scenario_db(
     )
     write_rows(dest, rows)
     hit = re.compile(fam.affected) if fam.affected else None
-    first = next((r.t for r in rows if hit and hit.search(f"{r.feature} {r.customer}")), None)
-    return dest, first
+    affected = [r.t for r in rows if hit and hit.search(f"{r.feature} {r.customer} {r.status}")]
+    return dest, affected[:EVIDENCE_CALLS]
 
 
 # --- evaluation ----------------------------------------------------------------------------------
@@ -518,6 +521,8 @@ class Result:
     #: Minutes from the first affected row to the first page (the incident's own latency once
     #: there is anything to see).
     after_first: float | None = None
+    #: Minutes from the incident's start to each of its first EVIDENCE_CALLS affected rows.
+    affected: list[float] = field(default_factory=list)
 
 
 def eval_times(fam: Family, t0: float) -> list[float]:
@@ -575,15 +580,17 @@ def run_one(
     fam: Family, scale: float, seed: int, cache_dir: Path, work: Path, rules: Rules | None = None
 ) -> Result:
     base = base_db(scale, seed, cache_dir)
-    db, first = scenario_db(base, fam, scale, seed, work / f"{fam.name.replace(' ', '_')}.db")
+    db, affected = scenario_db(base, fam, scale, seed, work / f"{fam.name.replace(' ', '_')}.db")
     try:
         pages = pages_over(db, eval_times(fam, incident_start(seed)), rules or Rules())
     finally:
         for p in work.glob(db.name + "*"):
             p.unlink()
     res = judge(fam, scale, seed, pages)
-    if res.first is not None and first is not None:
-        res.after_first = (res.first.t - first) / 60.0
+    t0 = incident_start(seed)
+    res.affected = [(t - t0) / 60.0 for t in affected]
+    if res.first is not None and affected:
+        res.after_first = (res.first.t - affected[0]) / 60.0
     return res
 
 
@@ -605,8 +612,11 @@ def _cell(results: Sequence[Result], fam: Family) -> str:
     lat = f"{statistics.median(mins):.0f}/{mins[-1]:.0f}m" if mins else "-"
     after = [r.after_first for r in results if r.after_first is not None]
     lag = f" ({max(after):.0f}m)" if after else ""
+    # When the evidence was there at the latest: the seeds' last EVIDENCE_CALLS-th affected call.
+    evid = [r.affected[-1] for r in results if len(r.affected) == EVIDENCE_CALLS]
+    ev = f" [{EVIDENCE_CALLS}rd call {max(evid):.0f}m]" if evid else ""
     fp = sum(len(r.false_pages) for r in results)
-    return f"{det}/{n} {cause}/{n} {owner}/{n} {lat}{lag} fp{fp}"
+    return f"{det}/{n} {cause}/{n} {owner}/{n} {lat}{lag}{ev} fp{fp}"
 
 
 def table(results: Sequence[Result], scales: Sequence[float], families: Sequence[Family]) -> str:
@@ -647,6 +657,9 @@ def main(argv: list[str] | None = None) -> int:
                     mins = f"{r.minutes:.0f}m" if r.minutes is not None else "-"
                     if r.after_first is not None:
                         mins += f" ({r.after_first:.0f}m after the first affected call)"
+                    if r.affected:
+                        mins += "; affected calls at " + "/".join(f"{m:.0f}" for m in r.affected)
+                        mins += "m"
                     print(
                         f"{scale:g}× seed {seed} {fam.name}: detected={r.detected} "
                         f"cause={r.cause_ok} owner={r.owner_ok} {mins} "
@@ -663,7 +676,8 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(
         "cells: detected, cause, owner (of seeds); median/worst minutes from the incident's start"
-        " to its first page (worst minutes from its first affected call); false pages"
+        " to its first page (worst minutes from its first affected call) [latest minute at which"
+        f" the seeds' {EVIDENCE_CALLS}rd affected call came]; false pages"
     )
     print(table(results, scales, fams))
     return 0
