@@ -69,12 +69,23 @@ def evaluate(
     analysed: list[tuple[Candidate, Why, bool]] = []
     firing = suppress(cands)
     fkey = file_key(reader)
+
+    def why_key(c: Candidate) -> tuple[object, ...]:
+        return (*fkey, fingerprint(c.rule, c.scope_text), id(rules))
+
+    def fresh(c: Candidate) -> bool:
+        cached = cache.why.get(why_key(c))
+        return cached is not None and 0 <= now - cached[0] < EXPLAIN_TTL
+
     # Alerts over the same ranges share one read of their rows (an incident fires a feature and
     # then every customer and user it touched); that read costs a few per-alert reads, so it is
     # only worth it for a crowd, and it is restricted to the crowd's scopes (their tenants' rows).
+    # A crowd counts only alerts analysed this pass: one user joining an incident whose 80 other
+    # alerts are cached reads its own rows, not the 80 tenants'.
+    due = [c for c in firing if not fresh(c)]
     ranges_of = {id(c): compared_ranges(c.cur, c.base) for c in firing}
     crowds: dict[tuple[tuple[int, float, float], ...], list[Candidate]] = {}
-    for c in firing:
+    for c in due:
         crowds.setdefault(ranges_of[id(c)], []).append(c)
     shared = {
         ranges: ExplainData(
@@ -84,11 +95,8 @@ def evaluate(
         if len(crowd) >= SHARED_READ_MIN
     }
     # The same for the onsets' lookbacks (read lazily: a pass out of budget may need none).
-    series = shared_series(reader, firing, now, first, SHARED_READ_MIN)
+    series = shared_series(reader, due, now, first, SHARED_READ_MIN)
     spent = 0.0
-
-    def why_key(c: Candidate) -> tuple[object, ...]:
-        return (*fkey, fingerprint(c.rule, c.scope_text), id(rules))
 
     # Never-analysed alerts first (one left pending does not page; a stale cause can wait), and
     # among them broad ones: they are the roots that page.

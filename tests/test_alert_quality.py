@@ -363,3 +363,23 @@ def test_a_new_entitys_cause_reads_only_the_history_that_can_hold_its_rows(
     finally:
         reader.close()
     assert seen >= 3
+
+
+def test_the_affected_calls_are_the_ones_the_incident_changed_or_added(
+    cache_dir: Path, tmp_path: Path
+) -> None:
+    """The benchmark's evidence floor counts the incident's own rows: the runaway loop's calls
+    (not the tenant's normal traffic), every call of the changed feature."""
+    base = aq.base_db(SCALE, SEED, cache_dir)
+    t0 = aq.incident_start(SEED)
+    _, loop = aq.scenario_db(base, aq.FAMILY["runaway customer"], SCALE, SEED, tmp_path / "r.db")
+    assert loop == [t0 + 7.0, t0 + 67.0, t0 + 127.0]
+    _, bloat = aq.scenario_db(base, aq.FAMILY["prompt bloat"], SCALE, SEED, tmp_path / "b.db")
+    want = [
+        r.t
+        for r in aq.normal_rows(SCALE, SEED, aq.HISTORY_DAYS)
+        if r.t >= t0 and r.feature == "support-summarize"
+    ]
+    assert len(want) > 3 and bloat == sorted(want)[:3]
+    _, quiet = aq.scenario_db(base, aq.FAMILY["benign deploy"], SCALE, SEED, tmp_path / "q.db")
+    assert quiet == []

@@ -787,6 +787,39 @@ def _storm(db: Path) -> None:
     )
 
 
+def test_a_crowd_read_counts_only_the_alerts_analysed_this_pass(
+    db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three customers' runaway alerts over the same ranges share one read; once their causes
+    are cached, one of them analysed again reads its own rows, not the crowd's."""
+    from llmtop.alerts import evaluate as ev
+    from llmtop.alerts.cache import AlertCache
+    from llmtop.store.alert_queries import ExplainData as Real
+
+    _storm(db)
+    monkeypatch.setattr(ev, "SHARED_READ_MIN", 3)
+    crowds: list[int] = []
+
+    def spy(reader: Reader, ranges: Any, dims: Any, only: Any = ()) -> Real:
+        crowds.append(len(only))
+        return Real(reader, ranges, dims, only)
+
+    monkeypatch.setattr(ev, "ExplainData", spy)
+    r, cache = Reader(db), AlertCache()
+    try:
+        first = ev.evaluate(r, Rules(), NOW, cache=cache)
+        runaway = [a for a in first if a.rule == "runaway" and a.scope.startswith("customer=")]
+        assert len(runaway) == 3 and crowds == [3], crowds
+        crowds.clear()
+        key = next(k for k in cache.why if f"runaway|{runaway[0].scope}" in k)
+        del cache.why[key]  # one alert due again, its neighbours cached
+        again = ev.evaluate(r, Rules(), NOW + 1, cache=cache)
+        assert crowds == [] and len(again) == len(first)
+        assert {a.fingerprint: a.cause for a in again} == {a.fingerprint: a.cause for a in first}
+    finally:
+        r.close()
+
+
 def test_an_incident_pages_once_with_its_other_alerts_filed_under_it(
     db: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
