@@ -125,17 +125,18 @@ def _record(db: Any, alerts: list[Any], now: float, rules: Any) -> Any:
     one line says so and the acks and snoozes recorded so far still apply if they can be read;
     None when they cannot either."""
     from llmtop.alerts.model import SyncResult
-    from llmtop.alerts.state import incidents, states, sync_pass
+    from llmtop.alerts.state import LookBack, incidents, states, sync_pass
     from llmtop.store.alert_state import AlertStore
     from llmtop.store.db import DatabaseError
 
+    problem: Exception
     try:
         store = AlertStore(db)
         try:
             res = sync_pass(store, alerts, now)
         finally:
             store.close()
-    except DatabaseError as exc:
+    except (DatabaseError, LookBack) as exc:
         problem = exc
     else:
         if rules.notify is not None:

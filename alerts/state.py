@@ -35,6 +35,15 @@ RESOLVED_VISIBLE = 3600.0
 #: What the dashboard offers for `z` (parse_snooze reads these and any other length).
 SNOOZE_CHOICES = ("15m", "1h", "4h", "until tomorrow 09:00")
 QUIET = ("acked", "snoozed")
+#: A pass this long before the latest one recorded looks back (`llmtop check --now` in the
+#: past): recording it would resolve every incident opened since, and the next pass in the
+#: present would open them again, acks and snoozes lost. A little slack: two processes' passes
+#: over a big file can finish out of order.
+LOOK_BACK = 300.0
+
+
+class LookBack(Exception):
+    """A pass at a time before the shared state's latest: evaluated, never recorded."""
 
 
 def _loads(text: str | None) -> dict[str, Any]:
@@ -117,6 +126,14 @@ def sync_pass(
     with store.transaction():
         rows = {r["fingerprint"]: r for r in store.rows()}
         all_incs = {r["id"]: r for r in store.incident_rows()}
+        seen = [r["last_seen"] for r in (*rows.values(), *all_incs.values())]
+        seen += [r["resolved_at"] for r in all_incs.values() if r["resolved_at"] is not None]
+        latest = max(seen, default=None)
+        if latest is not None and now < latest - LOOK_BACK:
+            raise LookBack(
+                f"{datetime.fromtimestamp(now):%Y-%m-%d %H:%M} is before the last recorded alert"
+                f" pass ({datetime.fromtimestamp(latest):%Y-%m-%d %H:%M}): a look back, not recorded"
+            )
         active = {i: r for i, r in all_incs.items() if r["state"] != "resolved"}
         taken = set(all_incs)
         claimed: dict[str, dict[str, Any]] = {}

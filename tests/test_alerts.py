@@ -482,6 +482,43 @@ def test_check_exit_1_on_warning(
     assert "owner: support" in out and "cause: largest share: feature=support-summarize" in out
 
 
+def test_a_pass_in_the_past_is_a_look_back_and_never_recorded(
+    db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`llmtop check --now` hours before the last recorded pass used to resolve every open
+    incident (nothing fired then) and the next pass in the present opened them again, acks
+    lost and paging again. It evaluates and prints, says in one line that it recorded nothing,
+    and the state is as it was."""
+    _incident(db)
+    code = cli.main(["--db", str(db), "--now", str(NOW)])
+    assert code in (1, 2)
+    capsys.readouterr()
+    store = AlertStore(db)
+    try:
+        before = sorted((s.fingerprint, s.state) for s in state.states(store, NOW))
+        assert before and all(st == "open" for _, st in before), before
+        (root,) = [s.fingerprint for s in state.states(store, NOW) if s.parent is None][:1]
+        assert state.ack(store, root)
+        acked = sorted((s.fingerprint, s.state) for s in state.states(store, NOW))
+        with pytest.raises(state.LookBack, match="before the last recorded alert pass"):
+            state.sync_pass(store, [], NOW - 3 * 3600)
+        # A pass a few seconds behind another process's (passes finishing out of order) records.
+        state.sync_pass(store, run(db), NOW - 10)
+    finally:
+        store.close()
+    code = cli.main(["--db", str(db), "--now", str(NOW - 3 * 3600)])
+    out, err = capsys.readouterr()
+    assert code == 0 and "no alerts firing" in out, out
+    assert err.count("\n") == 1 and "a look back, not recorded" in err, err
+    store = AlertStore(db)
+    try:
+        assert sorted((s.fingerprint, s.state) for s in state.states(store, NOW)) == acked
+        new, _ = state.sync(store, run(db), NOW + 60)  # the present again: nothing pages
+        assert new == []
+    finally:
+        store.close()
+
+
 def test_check_exit_2_on_critical_json(
     db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -127,6 +127,56 @@ async def test_alert_appears_live_is_acked_and_jumps(llmtop_db: Path) -> None:
         assert "feature=support-summarize" in str(app.screen.query_one("#crumbs").render())
 
 
+async def test_a_past_window_leaves_the_live_alerts_alone(llmtop_db: Path) -> None:
+    """Looking at last night (`w`, a range) used to run the alert passes at the range's end:
+    nothing fired then, so every open incident, acked ones too, was resolved in the shared
+    state, and opened again (acks lost, paging again) back in the present. Alerts are live
+    whatever the screen shows."""
+    from llmtop.alerts import state
+
+    write(llmtop_db, steady(NOW - 7200, NOW - 300))
+    default_rules_path(llmtop_db).write_text(RULES)
+    app = make_app(llmtop_db, watch=True, alerts=True)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await settle(app, pilot)
+        write(
+            llmtop_db,
+            [
+                payload(
+                    start=NOW - 240 + i * 8,
+                    feature="support-summarize",
+                    team="support",
+                    prompt_version="v2",
+                    input_tokens=20000,
+                    output_tokens=200,
+                )
+                for i in range(30)
+            ],
+        )
+        await wait_for(pilot, lambda: any(s.state == "open" for s in app.dashboard.alert_states))
+        await pilot.press("a", "k")
+        await wait_for(pilot, lambda: any(s.state == "acked" for s in app.dashboard.alert_states))
+        passes = app.dashboard.alerts.last_pass
+        await pilot.press("w", "ctrl+u")
+        await pilot.press(*"2026-11-18 01:00 .. 2026-11-18 02:00", "enter")
+        await settle(app, pilot)
+        assert app.dashboard.range_end is not None and app.dashboard.range_end < NOW - 3600
+        app.dashboard.alerts.evaluate()  # a pass, as the 10-second tick would start one
+        await wait_for(pilot, lambda: app.dashboard.alerts.last_pass > passes)
+        await settle(app, pilot)
+        assert app.dashboard.alerts.last_pass > passes
+        store = AlertStore(llmtop_db)
+        try:
+            got = {s.fingerprint: s.state for s in state.states(store, NOW)}
+        finally:
+            store.close()
+        assert got and set(got.values()) == {"acked"}, got
+        assert {s.state for s in app.dashboard.alert_states} == {"acked"}
+        # The pass ran in the present, recorded (the shared state's guard against a look back,
+        # alerts.state.LookBack, was not what saved it).
+        assert not app.dashboard.error, app.dashboard.error
+
+
 async def test_alert_passes_never_queue_up(llmtop_db: Path) -> None:
     """New rows ask for a pass every ALERT_MIN_GAP while a slow pass (an incident on a big file)
     runs: the asks fold into one more pass after it, never one thread each."""

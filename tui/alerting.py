@@ -35,15 +35,16 @@ class AlertScheduler:
         host: DOMNode,
         db_path: Path,
         rules_path: Path | None,
-        now: Callable[[], float],
         paused: Callable[[], bool],
         clock: Callable[[], float],
     ) -> None:
         self.host = host
         self.db_path = db_path
         self.rules_path = rules_path
-        self.now = now
         self.paused = paused
+        #: Alerts are live whatever window the screen shows: a pass at a past window's end would
+        #: resolve every open incident in the shared state (and reopen them, acks lost, back in
+        #: the present), so passes and acks run at the clock's time, never the view's.
         self.clock = clock
         self.lock = threading.Lock()
         self.busy = False
@@ -97,12 +98,12 @@ class AlertScheduler:
             from llmtop.alerts.evaluate import evaluate
             from llmtop.alerts.notify import sync_notifying
             from llmtop.alerts.rules import default_rules_path, load_rules
-            from llmtop.alerts.state import unrecorded
+            from llmtop.alerts.state import LookBack, unrecorded
             from llmtop.store.db import DatabaseError
 
             if self._rules is None:
                 self._rules = load_rules(self.rules_path or default_rules_path(self.db_path))
-            now = self.now()
+            now = self.clock()
             with self.lock:
                 if self._reader is None:
                     self._reader = Reader(self.db_path)
@@ -126,8 +127,15 @@ class AlertScheduler:
                 if self._store is None:
                     new, states = [], unrecorded(fired, now)
                 else:
-                    # [notify] events go to a background thread: delivery never holds the pass.
-                    new, states = sync_notifying(self._store, fired, now, self._rules.notify)
+                    try:
+                        # [notify] events go to a background thread: delivery never holds the
+                        # pass.
+                        new, states = sync_notifying(self._store, fired, now, self._rules.notify)
+                    except LookBack as exc:
+                        # This host's clock is minutes behind another's that records the same
+                        # state (a fleet): shown, not recorded, until it catches up.
+                        self.host.post_message(LoadFailed(f"alerts shown, not recorded: {exc}"))
+                        new, states = [], unrecorded(fired, now)
         except Exception as exc:  # an alerting problem must not take the dashboard down
             self.host.post_message(LoadFailed(f"alerts: {exc}"))
             return
@@ -151,7 +159,7 @@ class AlertScheduler:
                     alert_state.ack(store, fingerprint)
                 else:
                     alert_state.snooze(store, fingerprint, until or self.clock())
-                states = alert_state.states(store, self.now())
+                states = alert_state.states(store, self.clock())
             finally:
                 store.close()
         except Exception as exc:

@@ -141,7 +141,6 @@ class DashboardScreen(AlertHandlers, Screen[None]):
             self,
             self.db_path,
             rules_path,
-            now=self.now,
             paused=lambda: self.paused_at is not None,
             clock=clock,
         )
