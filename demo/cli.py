@@ -184,8 +184,9 @@ def run_headless(args: argparse.Namespace, path: Path, *, quiet: bool = False) -
     written_before = core.writer.written  # history written by this process is not live traffic
     start = time.time()
     incident_at = None if args.incident_after is None else start + args.incident_after
-    # A different stream from the history's, so live traffic does not replay its first minutes.
-    sim = Simulator(core, seed=args.seed + 1, incident_at=incident_at)
+    # The history's customers and users, another stream of traffic (not a replay of its first
+    # minutes).
+    sim = Simulator(core, seed=args.seed, stream=1, incident_at=incident_at)
     try:
         sim.run_live(rate=args.speed, duration=args.duration, should_stop=lambda: stop)
     except KeyboardInterrupt:

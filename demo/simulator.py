@@ -75,14 +75,16 @@ class Simulator:
         sink: Sink,
         *,
         seed: int = 0,
+        stream: int = 0,
         incident_at: float | None = None,
         n_users: int = 320,
         n_customers: int = 40,
         zipf_s: float = 1.15,
     ) -> None:
         self.sink = sink
-        self.rng = random.Random(seed)
-        self.payloads = Payloads(self.rng)
+        rng = random.Random(seed)
+        self.rng = rng
+        self.payloads = Payloads(rng)
         self.incident_at = incident_at
         self.emitted = 0
         self._seq = 0
@@ -101,6 +103,12 @@ class Simulator:
         for i in range(n_users):
             acc += 1.0 / (i + 1) ** zipf_s
             self._user_cum.append(acc)
+        if stream:
+            # The same customers and users (the seed's), another stream of traffic: the live run
+            # must not replay the history's first minutes, nor invent a new population, whose
+            # every user the new-entity rule would rightly page as new.
+            self.rng = random.Random(seed * 1_000_003 + stream)
+            self.payloads = Payloads(self.rng)
 
     # --- draws --------------------------------------------------------------------------------
     def _user(self) -> str:
@@ -271,7 +279,18 @@ class Simulator:
         # cannot hold `seconds` at the live rate, history is shortened, never thinned.
         if rate <= 0:
             return 0
-        span = min(seconds, max_rows / max(rate * mass(now - 3600.0, now) / 3600.0, 1e-9))
+        # Walk back a minute at a time until the rows expected reach max_rows: the live rate is
+        # the rate at `now`, and a quiet Sunday 4 a.m. start makes a weekday noon in history ten
+        # times as dense (sizing from the last hour alone wrote 1.4M rows for a 400k budget).
+        budget, span = max_rows / rate, 0.0
+        while span < seconds:
+            dt = min(60.0, seconds - span)
+            m = mass(now - span - dt, now - span)
+            if m >= budget:
+                span += dt * budget / m
+                break
+            budget -= m
+            span += dt
         before = self.emitted
         next_flush = before + 20_000
         for at, feat in self.arrivals(now - span, now, rate, now, step=60.0 if rate < 2 else 1.0):

@@ -165,6 +165,41 @@ def test_history_is_shortened_not_thinned(tmp_path: Path) -> None:
     assert per_hour > 0.2 * 2.0 * 3600  # still the live rate's order of magnitude, not 1/100
 
 
+class Counting:
+    """A sink that only counts the calls logged to it."""
+
+    n = 0
+
+    def log(self, kwargs: Any, resp: Any, start: Any, end: Any, failed: bool) -> None:
+        self.n += 1
+
+
+def test_history_from_a_quiet_hour_keeps_to_its_row_budget() -> None:
+    """Started at 4 a.m. on a Sunday, the live rate is a trough: weekday noons in history hold
+    ten times as many calls a second. The span is shortened until the rows expected over it,
+    not over the last hour, fit the budget (the last hour alone said 3 days: 1.4M rows for a
+    400k budget, four times the README's wait)."""
+
+    sunday_4am = time.mktime((2026, 11, 22, 4, 0, 0, 0, 0, -1))
+    sink = Counting()
+    sim = Simulator(sink, seed=1, incident_at=None)
+    n = sim.backfill(sunday_4am, 3 * 86400.0, rate=2.0, max_rows=100_000)
+    assert n == sink.n and 0.9 * 100_000 <= n <= 1.1 * 100_000, n
+
+
+def test_the_live_run_has_the_historys_customers_and_users() -> None:
+    """A live stream of its own (not a replay of the history's first minutes), over the same
+    population: a live run with other users made every one of them a "new user" alert."""
+    hist = Simulator(Counting(), seed=4, incident_at=None)
+    live = Simulator(Counting(), seed=4, stream=1, incident_at=None)
+    assert (live.customers, live.users, live.user_customer) == (
+        hist.customers,
+        hist.users,
+        hist.user_customer,
+    )
+    assert [hist.rng.random() for _ in range(3)] != [live.rng.random() for _ in range(3)]
+
+
 def test_fast_history_records_match_the_collectors_mapping() -> None:
     class Keep:
         def __init__(self) -> None:
