@@ -445,6 +445,10 @@ async def test_keys_act_on_the_row_under_the_cursor(llmtop_db: Path) -> None:
         await pilot.press("tab")
         await settle(app, pilot)
         assert "acked" not in _lines(app)[0]
+        # Back with `a`: on the top line (the most urgent), not where the cursor was left.
+        await pilot.press("a")
+        ol = app.query_one(AlertsPanel).query_one("#alert-list")
+        assert ol.highlighted == 0 and _under_cursor(app) not in acked
 
 
 async def test_toast_is_one_line_off_the_table_and_agrees_with_the_panel(llmtop_db: Path) -> None:

@@ -286,8 +286,14 @@ class AlertsPanel(Vertical):
             ol.highlighted = at if at is not None else min(was or 0, len(visible) - 1)
 
     def focus_list(self) -> None:
+        """Focus the list on its top line, the most urgent incident (README: "press `a`, then
+        `enter`"): a highlight left from an earlier visit, or from a list since re-sorted, would
+        open some other alert."""
         if self.display:
-            self.query_one(OptionList).focus()
+            ol = self.query_one(OptionList)
+            if not ol.has_focus and ol.option_count:
+                ol.highlighted = 0
+            ol.focus()
 
     def selected(self) -> Any | None:
         """The alert under the cursor (None: no list, or the cursor is on no alert)."""
