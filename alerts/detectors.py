@@ -76,6 +76,9 @@ class Candidate:
     workload: str | None = None
     extra: list[Evidence] = field(default_factory=list)
     owner: str | None = None
+    #: When the condition is known to have started (a deploy's first call, for the rules judged
+    #: since a change): the alert's `since` as is, not guessed from the rows (alerts/onset.py).
+    since: float | None = None
 
     @property
     def scope_text(self) -> str:

@@ -133,18 +133,34 @@ def shared_series(
     }
 
 
-def _rate_excess(rule: str, base: Agg) -> Callable[[Agg], float]:
-    """Per-bucket excess of a rate rule's numerator over the baseline's share."""
+#: The drift allowance of the change point (a CUSUM's reference value): a bucket counts towards
+#: the condition only beyond half as much again as its normal (spend, failures...) or, for the
+#: cache, below half its normal hits. Without it a scope running a few percent above a normal
+#: that is itself a noisy estimate adds up over an hour of lookback to as much as a two-minute
+#: burst, and a spike that began at 04:26 said "since 03:48" (the demo, seen by a newcomer).
+#: Conditions worth an alert are twice their normal and more, so this moves none of them.
+SLACK = 0.5
+
+
+def spend_excess(rate: float) -> Callable[[Agg, float], float]:
+    """Per-bucket excess of spend over `rate` (dollars a second) and the drift allowance, for a
+    bucket `seconds` long."""
+    return lambda g, seconds: g.spend - (1.0 + SLACK) * rate * seconds
+
+
+def rate_excess(rule: str, base: Agg) -> Callable[[Agg, float], float]:
+    """Per-bucket excess of a rate rule's numerator over the baseline's share and the drift
+    allowance."""
 
     def share(num: float, den: float) -> float:
         return num / den if den else 0.0
 
     if rule == "cache_hit_drop":
         hb = share(base.cached, base.eligible)
-        return lambda g: hb * g.eligible - g.cached
+        return lambda g, _s: (1.0 - SLACK) * hb * g.eligible - g.cached
     num = {"error_rate": "failures", "retry_rate": "retries", "fallback_rate": "fallbacks"}[rule]
     rb = share(getattr(base, num), base.requests)
-    return lambda g: getattr(g, num) - rb * g.requests
+    return lambda g, _s: getattr(g, num) - (1.0 + SLACK) * rb * g.requests
 
 
 def _crossing(series: Sequence[tuple[float, float, Agg]], level: float) -> float | None:
@@ -192,6 +208,8 @@ def onset(
 ) -> float:
     """When the condition behind `c` started (see the module docstring); the window's start
     when the rows cannot tell. `shared`: `shared_series` of this pass, read where it serves."""
+    if c.since is not None:
+        return c.since
     if c.rule.startswith("budget:") or c.rule == "margin":
         return _policy_onset(reader, rules, c, now, first)
     window = max(c.cur[1] - c.cur[0], 1.0)
@@ -200,11 +218,10 @@ def onset(
     series = crowd.series(c.scope) if crowd is not None else None
     if series is None:
         series = _series(reader, c, start, now)
-    if c.rule in RATE_RULES:
-        per = _rate_excess(c.rule, why.base)
-        excess = [per(g) for _, _, g in series]
-    else:
-        rate = why.base.spend / window
-        excess = [g.spend - rate * (b - a) for a, b, g in series]
-    at = change_point(excess)
+    per = (
+        rate_excess(c.rule, why.base)
+        if c.rule in RATE_RULES
+        else spend_excess(why.base.spend / window)
+    )
+    at = change_point([per(g, b - a) for a, b, g in series])
     return series[at][0] if at is not None else c.cur[0]

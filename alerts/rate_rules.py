@@ -140,6 +140,7 @@ def rates(
                         base=base,
                         scale=age / span if span > 0 else 0.0,
                         delta=(hb - hc) * e,
+                        since=t0,
                     )
                 )
         for k, w in enumerate(ws):

@@ -179,6 +179,7 @@ def cost_per_call(
                 base=[(now - CHANGE_WINDOW - DAY, now - CHANGE_WINDOW)],
                 scale=(now - t0) / DAY,
                 delta=g.spend - g.calls * m,
+                since=t0,
             )
         )
     return out

@@ -52,6 +52,9 @@ def test_incident_pages_with_its_cause_and_owner(
         assert r.first is not None and re.search(FIRST_TITLE[family.name], r.first.alert.title), (
             r.first.alert.title if r.first else None
         )
+        # Since the deploy's first call, known to the rule, not guessed from the spend.
+        t0 = aq.incident_start(SEED)
+        assert r.first.alert.since == pytest.approx(t0 + 60 * r.affected[0], abs=1e-6)
 
 
 def test_tiny_workload_blip_stays_quiet(cache_dir: Path, tmp_path: Path) -> None:

@@ -244,3 +244,41 @@ def test_a_budgets_since_is_when_its_spend_crossed_the_warning_level(
     (a,) = [x for x in run(db, load_rules(rules)) if x.rule.startswith("budget")]
     assert a.severity == "warning"
     assert a.since == pytest.approx(hi, abs=300), (a.since - NOW, hi - NOW)
+
+
+#: A demo's support-summarize spend in the 30-second buckets of the hour before 04:27:33 (from
+#: 03:27:30; the last one 3 s long), prompt v2 shipped at 04:26:05, against its normal of
+#: $6.03/h: noise of about half the normal from one bucket to the next, no bias.
+DEMO_BUCKETS = (
+    0.0467, 0.0517, 0.0325, 0.0071, 0.1119, 0.0205, 0.0371, 0.0329, 0.0972, 0.0212, 0.042,
+    0.0337, 0.0446, 0.0828, 0.0549, 0.0628, 0.0843, 0.1297, 0.0786, 0.0489, 0.0737, 0.0538,
+    0.0635, 0.0492, 0.0177, 0.0381, 0.0182, 0.0717, 0.0393, 0.0082, 0.0488, 0.0465, 0.0101,
+    0.0642, 0.0243, 0.0757, 0.0091, 0.04, 0.0245, 0.0785, 0.0613, 0.0937, 0.0601, 0.0219,
+    0.0833, 0.0166, 0.0939, 0.0506, 0.0223, 0.0534, 0.0235, 0.0817, 0.0761, 0.0963, 0.0266,
+    0.1233, 0.0339, 0.0297, 0.0574, 0.0947, 0.0692, 0.043, 0.0111, 0.0415, 0.0835, 0.095,
+    0.0842, 0.0719, 0.0665, 0.0635, 0.0707, 0.0816, 0.0, 0.0485, 0.0965, 0.0535, 0.0824,
+    0.0919, 0.0619, 0.0272, 0.0561, 0.0203, 0.0876, 0.0374, 0.054, 0.0434, 0.0444, 0.0178,
+    0.1048, 0.1141, 0.0724, 0.0249, 0.0422, 0.0395, 0.0335, 0.0732, 0.0791, 0.0132, 0.0441,
+    0.0386, 0.0086, 0.0278, 0.0299, 0.0749, 0.0101, 0.0275, 0.0168, 0.0745, 0.0307, 0.0351,
+    0.0, 0.0561, 0.0624, 0.0123, 0.0415, 0.0156, 0.0131, 0.0872, 0.7796, 0.3113, 0.0,
+)  # fmt: skip
+
+
+def test_since_is_not_pulled_back_by_an_hour_of_noise(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The change point of a noisy normal and a two-minute burst is the burst: without the
+    drift allowance the noise before it summed to as much, and the demo's spike said "since
+    03:48" for a deploy at 04:26."""
+    from llmtop.alerts import onset
+    from llmtop.store.alert_queries import Agg
+
+    rate = 6.034305 / 3600
+    seconds = [30.0] * (len(DEMO_BUCKETS) - 1) + [3.0]
+    series = [Agg(spend=x) for x in DEMO_BUCKETS]
+
+    def change_point() -> int | None:
+        per = onset.spend_excess(rate)
+        return onset.change_point([per(g, s) for g, s in zip(series, seconds, strict=True)])
+
+    assert change_point() in (117, 118)  # 04:26:00 or 04:26:30
+    monkeypatch.setattr(onset, "SLACK", 0.0)
+    assert change_point() == 41  # 03:48:00, as it was
