@@ -842,15 +842,15 @@ def test_a_crowd_read_counts_only_the_alerts_analysed_this_pass(
         return Real(reader, ranges, dims, only)
 
     monkeypatch.setattr(ev, "ExplainData", spy)
-    r, cache = Reader(db), AlertCache()
+    r, cache, rules = Reader(db), AlertCache(), Rules()  # one rules object, as the app keeps
     try:
-        first = ev.evaluate(r, Rules(), NOW, cache=cache)
+        first = ev.evaluate(r, rules, NOW, cache=cache)
         runaway = [a for a in first if a.rule == "runaway" and a.scope.startswith("customer=")]
         assert len(runaway) == 3 and crowds == [3], crowds
         crowds.clear()
         key = next(k for k in cache.why if f"runaway|{runaway[0].scope}" in k)
         del cache.why[key]  # one alert due again, its neighbours cached
-        again = ev.evaluate(r, Rules(), NOW + 1, cache=cache)
+        again = ev.evaluate(r, rules, NOW + 1, cache=cache)
         assert crowds == [] and len(again) == len(first)
         assert {a.fingerprint: a.cause for a in again} == {a.fingerprint: a.cause for a in first}
     finally:
