@@ -386,3 +386,28 @@ def test_the_affected_calls_are_the_ones_the_incident_changed_or_added(
     assert len(want) > 3 and bloat == sorted(want)[:3]
     _, quiet = aq.scenario_db(base, aq.FAMILY["benign deploy"], SCALE, SEED, tmp_path / "q.db")
     assert quiet == []
+
+
+def test_a_cost_per_call_alerts_figures_are_per_call_since_the_change(
+    cache_dir: Path, tmp_path: Path
+) -> None:
+    """The detail screen's figures for a deploy that tripled each call's cost: per call, since
+    the change, against the same span on the previous days. An hour's spend on a quiet hour
+    said "×0.8 its baseline" under a critical cost-per-call alert (the demo)."""
+    from llmtop.alerts.rules import Rules
+    from llmtop.tui.alerting import alert_window, read_figures
+    from llmtop.tui.screens.alert_detail import numbers_text
+
+    fam = aq.FAMILY["prompt bloat"]
+    db, _ = aq.scenario_db(aq.base_db(SCALE, SEED, cache_dir), fam, SCALE, SEED, tmp_path / "b.db")
+    t0 = aq.incident_start(SEED)
+    pages = aq.pages_over(db, aq.eval_times(fam, t0), Rules())
+    page = next(p for p in pages if p.alert.rule == "cost_per_call")
+    a, now = page.alert, page.t
+    window = alert_window(Rules(), a, now)
+    assert window == pytest.approx(now - a.since)
+    f = read_figures(db, a, window, now)
+    assert f.per_call is not None and f.baseline_per_call is not None
+    assert f.per_call > 2 * f.baseline_per_call, (f.per_call, f.baseline_per_call)
+    text = numbers_text(a.rule, a.title, f, None).plain
+    assert "a call over" in text and "per call" in text and "σ" not in text, text

@@ -299,6 +299,17 @@ class AlertFigures:
     series: tuple[tuple[float, float], ...]
     bucket: float
     now: float
+    #: Requests in each baseline window, as `baseline`.
+    baseline_requests: tuple[int, ...] = ()
+
+    @property
+    def per_call(self) -> float | None:
+        return self.spend / self.requests if self.requests else None
+
+    @property
+    def baseline_per_call(self) -> float | None:
+        n = sum(self.baseline_requests)
+        return sum(self.baseline) / n if n else None
 
     @property
     def mean(self) -> float | None:
@@ -344,6 +355,20 @@ def rule_is_spike(rule: str) -> bool:
     return rule == "spike"
 
 
+#: Rules whose verdict is a cost per call since a change: their figures are per call, over the
+#: time since the change, not an hour's spend (a deploy that doubles each call's cost on a quiet
+#: hour can spend less than the same hour of busier days, and the figures argued against it).
+PER_CALL_RULES = frozenset({"cost_per_call"})
+
+
+def alert_window(rules: Any, alert: Any, now: float) -> float:
+    """The window an alert's figures compare: since the change for a cost per call, else the
+    rule's own (rule_window)."""
+    if alert.rule in PER_CALL_RULES:
+        return max(60.0, now - alert.since)
+    return rule_window(rules, alert.rule)
+
+
 def read_figures(db_path: Path, alert: Any, window: float, now: float) -> AlertFigures:
     """Read an alert's figures through the store's alert queries (in a worker thread; its own
     short-lived connection, so an alert pass holding the scheduler's is never waited for)."""
@@ -384,6 +409,7 @@ def read_figures(db_path: Path, alert: Any, window: float, now: float) -> AlertF
         spend=cur.spend if cur else 0.0,
         requests=int(cur.requests) if cur else 0,
         baseline=tuple(got[d].spend if d in got else 0.0 for d, _a, _b in days),
+        baseline_requests=tuple(int(got[d].requests) if d in got else 0 for d, _a, _b in days),
         baseline_label=label,
         series=tuple((a, got[i].spend if i in got else 0.0) for i, a, _b in chart),
         bucket=bucket,

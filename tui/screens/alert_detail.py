@@ -13,7 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from llmtop.store.filters import format_window
-from llmtop.tui.alerting import AlertFigures, incident_severity, is_escalated, read_figures
+from llmtop.tui.alerting import (
+    PER_CALL_RULES,
+    AlertFigures,
+    incident_severity,
+    is_escalated,
+    read_figures,
+)
 from llmtop.tui.format import money, safe, stamp
 from llmtop.tui.messages import AlertFiguresLoaded
 from llmtop.tui.widgets.spend_chart import SpendChart
@@ -56,6 +62,8 @@ def numbers_text(rule: str, title: str, f: AlertFigures | None, error: str | Non
         t.append("reading the figures…", style="dim")
         return t
     w = format_window(round(f.window))
+    if rule in PER_CALL_RULES:
+        return _per_call(t, f, w)
     t.append(f"Last {w}: ", style="bold")
     t.append(f"{money(f.spend)} over {f.requests} requests")
     t.append(f" · {f.baseline_label}: ", style="bold")
@@ -72,6 +80,26 @@ def numbers_text(rule: str, title: str, f: AlertFigures | None, error: str | Non
         f"{'+' if (f.extra or 0) >= 0 else '−'}{money(abs(f.extra or 0.0))} over it",
     ]
     t.append(" · ".join(parts), style="bold")
+    return t
+
+
+def _per_call(t: Text, f: AlertFigures, w: str) -> Text:
+    """A cost-per-call alert's verdict in its own terms: each call since the change against
+    the calls of the same span on the previous days."""
+    now_pc, base_pc = f.per_call, f.baseline_per_call
+    t.append(f"Since the change ({w}): ", style="bold")
+    if now_pc is None:
+        t.append("no calls")
+        return t
+    t.append(f"{money(now_pc)} a call over {f.requests} calls")
+    t.append(f" · {f.baseline_label}: ", style="bold")
+    if base_pc is None:
+        t.append("no calls")
+        return t
+    t.append(f"{money(base_pc)} a call over {sum(f.baseline_requests)} calls\n")
+    t.append(
+        f"×{now_pc / base_pc:.1f} per call" if base_pc > 0 else "calls were free", style="bold"
+    )
     return t
 
 

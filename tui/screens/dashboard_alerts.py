@@ -75,7 +75,7 @@ class AlertHandlers:
         self.app.push_screen(SnoozePrompt(a.scope if a else "", self.clock()), chosen)
 
     def on_alert_detail_requested(self, message: AlertDetailRequested) -> None:
-        from llmtop.tui.alerting import rule_window
+        from llmtop.tui.alerting import alert_window
         from llmtop.tui.screens.alert_detail import AlertDetailScreen
 
         a = next((s for s in self.alert_states if s.fingerprint == message.fingerprint), None)
@@ -98,8 +98,8 @@ class AlertHandlers:
             a,
             panel.incident(a.fingerprint),
             self.db_path,
-            rule_window(self.alerts.rules, a.rule),
-            self.now(),
+            alert_window(self.alerts.rules, a, self.clock()),
+            self.clock(),  # alerts are live whatever window the screen shows
         )
         self.app.push_screen(screen, closed)
 
