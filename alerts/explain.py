@@ -307,7 +307,12 @@ def explain(
     why.causes = [e for e in items if e.primary or e.dollars > 0.005 or e.kind == "rate"]
     if not why.causes and c.spend > 0:
         why.causes = _top_shares(cur_by, c)
-    why.drill_dim = next((e.dim for e in why.causes if e.dim), "model")
+    # Drill by the first cause's tag that the scope leaves free: "customer=X by customer" is
+    # one row (a new customer's own evidence names its scope's tag).
+    why.drill_dim = next(
+        (e.dim for e in why.causes if e.dim and e.dim not in fixed),
+        next((d for d in ("feature", "model") if d not in fixed), "model"),
+    )
     why.owner = _owner(rules, scope, cur_by, base_by, delta, why.causes)
     return why
 
