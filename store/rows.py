@@ -89,9 +89,11 @@ def request_chunks(
     *,
     size: int = 20_000,
     columns: Sequence[Column] | None = None,
+    newest_first: bool = False,
 ) -> Iterator[list[tuple[Any, ...]]]:
-    """The view's rows with started_at in [start, end) under a filter, oldest first, in lists
-    of `size` (constant memory whatever the range holds)."""
+    """The view's rows with started_at in [start, end) under a filter, oldest first (or newest
+    first, the dashboard's request list order), in lists of `size` (constant memory whatever
+    the range holds)."""
     cols = tuple(columns) if columns is not None else request_columns(reader)
     exprs = [_COMPUTED.get(c.name, f"c.{c.name}") for c in cols]
     interned = [i for i, c in enumerate(cols) if c.name in STRING_COLUMNS]
@@ -100,7 +102,8 @@ def request_chunks(
     where, params = where_sql(clauses)
     sql = (
         f"SELECT {', '.join(exprs)} FROM calls AS c WHERE c.started_at >= ? AND c.started_at < ?"
-        f" AND {where} ORDER BY c.started_at, c.id"
+        f" AND {where} ORDER BY c.started_at{' DESC' if newest_first else ''},"
+        f" c.id{' DESC' if newest_first else ''}"
     )
     names: dict[int, str] = {}
     for chunk in reader.chunks(sql, (start, end, *params), size):

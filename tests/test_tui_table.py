@@ -193,6 +193,15 @@ async def test_window_grouping_and_sort_are_remembered_per_database(
         assert fresh.query_one(TopTable).sort_column == "spend"
 
 
+def _capped(requests: Any) -> Any:
+    """Reader.requests with a limit of 2, as if the list's window held more than it shows."""
+
+    def capped(self: Any, **kw: Any) -> Any:
+        return requests(self, **{**kw, "limit": 2})
+
+    return capped
+
+
 async def test_export_writes_the_view_to_the_file_named_on_screen(
     llmtop_db: Path,
     specs: list[dict[str, Any]],
@@ -219,11 +228,23 @@ async def test_export_writes_the_view_to_the_file_named_on_screen(
         await pilot.press("l")  # the request list exports as rows
         await settle(app, pilot)
         await pilot.press("e", "ctrl+u", *"calls.json", "enter")
-        await pilot.pause()
+        await settle(app, pilot)  # streamed by a worker
         doc = json.loads((out / "calls.json").read_text())
         assert doc["window"] == "1h" and doc["end"] == NOW
         times = [r["started_at"] for r in doc["rows"]]
         assert len(times) == len(specs) and times == sorted(times, reverse=True)
+        # Every request of the view, not only the list's newest (its limit), every column.
+        from llmtop.store import reader as reader_mod
+
+        monkeypatch.setattr(reader_mod.Reader, "requests", _capped(reader_mod.Reader.requests))
+        await pilot.press("5")  # another window: the list is read again, capped at 2 rows
+        await settle(app, pilot)
+        await pilot.press("e", "ctrl+u", *"all.csv", "enter")
+        await settle(app, pilot)
+        rows = list(csv.DictReader((out / "all.csv").open()))
+        assert len(app.query_one(RequestsTable).rows_in_order()) == 2
+        assert len(rows) == len(specs) > 2 and {"input_tokens", "cost_usd"} <= set(rows[0])
+        assert any("exported" in n.message and "all.csv" in n.message for n in app._notifications)
         await pilot.press("e", "ctrl+u", *"calls.txt", "enter")
         await pilot.pause()
         assert "must end in .csv or .json" in str(app.screen.query_one("#prompt-error").render())

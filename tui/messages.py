@@ -109,3 +109,13 @@ class AlertFiguresLoaded(Message):
     def __init__(self, figures: Any) -> None:
         super().__init__()
         self.figures = figures
+
+
+class ExportWritten(Message):
+    """An export a worker streamed to a file: `rows` written, or `error` (one line)."""
+
+    def __init__(self, path: Any, rows: int, error: str | None = None) -> None:
+        super().__init__()
+        self.path = path
+        self.rows = rows
+        self.error = error

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, fields
 from datetime import datetime
 from functools import partial
@@ -25,8 +25,10 @@ from llmtop.store.filters import (
     parse_filter,
     parse_window,
 )
+from llmtop.store.reader import Reader
 from llmtop.store.views import GroupRow, RequestRow
 from llmtop.tui import state, table_reads
+from llmtop.tui.messages import ExportWritten
 from llmtop.tui.widgets.requests_table import RequestsTable
 from llmtop.tui.widgets.top_table import TopTable, compare
 from textual.message import Message
@@ -75,6 +77,40 @@ def write_export(
             w.writeheader()
             w.writerows(rows)
     tmp.replace(path)
+
+
+def write_request_export(
+    path: Path,
+    chunks: Iterable[Sequence[tuple[Any, ...]]],
+    columns: Sequence[str],
+    meta: dict[str, Any],
+) -> int:
+    """Every request of a view, streamed (a request list holds the newest 500; its window can
+    hold millions): csv (a header, then the rows) or json (the view's description, then its
+    rows), in constant memory. Returns the rows written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    n = 0
+    with tmp.open("w", newline="", encoding="utf-8") as f:
+        if path.suffix == ".json":
+            head = json.dumps({**meta, "rows": []}, indent=1, default=str)
+            f.write(head[: head.rindex("[") + 1])
+            for chunk in chunks:
+                for row in chunk:
+                    f.write(
+                        ("\n  " if n == 0 else ",\n  ")
+                        + json.dumps(dict(zip(columns, row, strict=True)), default=str)
+                    )
+                    n += 1
+            f.write("\n ]\n}\n" if n else "]\n}\n")
+        else:
+            w = csv.writer(f)
+            w.writerow(columns)
+            for chunk in chunks:
+                w.writerows(["" if v is None else v for v in r] for r in chunk)
+                n += len(chunk)
+    tmp.replace(path)
+    return n
 
 
 def parse_export_path(text: str) -> Path:
@@ -275,7 +311,6 @@ class TableTriage:
         def chosen(path: Path | None) -> None:
             if path is None:
                 return
-            rows, cols = self.view_rows()
             snap = scr.snapshot
             meta = {
                 "window": format_window(scr.window),
@@ -285,6 +320,16 @@ class TableTriage:
                 "filter": format_filter((*scr.filter_clauses, *v.path)),
                 "group_by": None if v.requests else v.group_by,
             }
+            if v.requests and snap is not None and len(scr.db_paths) == 1:
+                clauses = (*scr.filter_clauses, *v.path)
+                scr.run_worker(
+                    partial(self._export_requests, path, snap.start, snap.end, clauses, meta),
+                    thread=True,
+                    group="export",
+                )
+                scr.notify(f"exporting every request of the view to {path}…", markup=False)
+                return
+            rows, cols = self.view_rows()
             try:
                 write_export(path, rows, cols, meta)
             except OSError as exc:
@@ -300,6 +345,42 @@ class TableTriage:
             ),
             chosen,
         )
+
+    def _export_requests(
+        self,
+        path: Path,
+        start: float,
+        end: float,
+        clauses: Sequence[Clause],
+        meta: dict[str, Any],
+    ) -> None:
+        """Worker: stream the view's requests (all of them, not the list's newest 500) through
+        the same columns and reads as `llmtop export`, on a connection of its own."""
+        from llmtop.store.rows import request_chunks, request_columns
+
+        scr = self.screen
+        try:
+            reader = Reader(scr.db_path)
+            try:
+                with reader.read_transaction():
+                    cols = request_columns(reader)
+                    chunks = request_chunks(
+                        reader, start, end, clauses, columns=cols, newest_first=True
+                    )
+                    n = write_request_export(path, chunks, [c.name for c in cols], meta)
+            finally:
+                reader.close()
+        except Exception as exc:  # a failed export is a line on screen, not a crash
+            scr.post_message(ExportWritten(path, 0, str(exc)))
+            return
+        scr.post_message(ExportWritten(path, n))
+
+    def export_written(self, message: ExportWritten) -> None:
+        scr = self.screen
+        if message.error:
+            scr.notify(f"export failed: {message.error}", severity="error", markup=False)
+        else:
+            scr.notify(f"exported {message.rows} rows to {message.path}", timeout=8, markup=False)
 
     def copy_id(self) -> None:
         """A request's trace id (its id when it has none) or the selected group's value."""

@@ -29,6 +29,7 @@ from llmtop.tui.alerting import AlertScheduler
 from llmtop.tui.messages import (
     DataChanged,
     DetailLoaded,
+    ExportWritten,
     LoadFailed,
     RequestsLoaded,
     SnapshotLoaded,
@@ -279,6 +280,9 @@ class DashboardScreen(AlertHandlers, Screen[None]):
 
         if message.detail is not None:
             self.app.push_screen(DetailScreen(message.detail))
+
+    def on_export_written(self, message: ExportWritten) -> None:
+        self.triage.export_written(message)
 
     def on_load_failed(self, message: LoadFailed) -> None:
         self.error = message.error
