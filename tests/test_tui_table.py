@@ -412,6 +412,43 @@ async def test_the_table_fits_the_terminal_width(
             assert len(keys) == 10
 
 
+async def test_long_names_give_way_before_latency_and_cost_at_80_columns(llmtop_db: Path) -> None:
+    """Model names of 36 characters and a long error class used to push p95 latency out of
+    the table at 80 columns, and cost and latency out of the request list; the names are cut
+    shorter instead (the README's promise)."""
+
+    models = ("claude-sonnet-4-5-20250929-long-name", "gpt-4.1-mini-2025-04-14-deployment-x")
+    write(
+        llmtop_db,
+        [
+            payload(
+                start=NOW - 600 + i * 5,
+                model=models[i % 2],
+                feature=f"support-summarize-{i % 3}-long-feature",
+                status="failure" if i % 7 == 0 else "success",
+                error_class="ServiceUnavailableError" if i % 7 == 0 else None,
+                input_tokens=5_000_000 + 7919 * i,  # thousands of dollars: wide cells
+            )
+            for i in range(60)
+        ],
+    )
+    app = make_app(llmtop_db)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        app.dashboard.regroup("model")
+        await settle(app, pilot)
+        table = app.query_one(TopTable)
+        keys = [str(c.key.value) for c in table.ordered_columns]
+        assert {"error", "p95"} <= set(keys), keys
+        assert sum(c.get_render_width(table) for c in table.ordered_columns) <= table.size.width
+        await pilot.press("l")
+        await settle(app, pilot)
+        rt = app.query_one(RequestsTable)
+        keys = [str(c.key.value) for c in rt.ordered_columns]
+        assert {"cost", "latency"} <= set(keys), keys
+        assert sum(c.get_render_width(rt) for c in rt.ordered_columns) <= rt.size.width
+
+
 @given(
     widths=st.fixed_dictionaries({k: st.integers(1, 45) for k, _ in COLUMNS}),
     a=st.integers(0, 300),

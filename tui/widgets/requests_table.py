@@ -29,6 +29,10 @@ PRIORITY += ("cached",)
 #: Below this width names are capped at NARROW_LABEL; DataTable pads cells by two, the
 #: scrollbar takes two.
 MEDIUM, NARROW_LABEL, PAD, SCROLLBAR = 100, 18, 2, 2
+#: From this width cost and latency stay: model, feature and status are cut shorter, to
+#: MIN_LABEL at most, until they fit (at 80 columns only time, model, feature and status
+#: were left).
+KEEP_COST_WIDTH, MIN_LABEL = 80, 10
 
 
 def cells(r: RequestRow, label: int = MAX_LABEL) -> dict[str, Cell]:
@@ -107,6 +111,10 @@ class RequestsTable(CellTable):
         limit = self.label_limit()
         made = [cells(r, limit) for r in rows]
         shown = fitting(self._width, made) if self._width else self.shown_columns
+        while self._width >= KEEP_COST_WIDTH and "latency" not in shown and limit > MIN_LABEL:
+            limit = max(MIN_LABEL, limit - 4)
+            made = [cells(r, limit) for r in rows]
+            shown = fitting(self._width, made)
         if shown != self.shown_columns:
             self.clear(columns=True)
             self.shown_columns = shown

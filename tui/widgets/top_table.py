@@ -36,6 +36,9 @@ COLUMNS: tuple[tuple[str, str], ...] = (
 PRIORITY = ("key", "spend", "share", "delta", "requests", "cpr", "error", "p95", "cache", "c1k")
 PRIORITY += ("tpr", "retry")
 MEDIUM, NARROW_LABEL = 100, 22
+#: From this width p95 latency (and every column before it) stays: names are cut shorter, to
+#: MIN_LABEL at most, until it fits (long model names took it away at 80 columns).
+KEEP_P95_WIDTH, MIN_LABEL = 80, 10
 #: DataTable pads each cell by one on either side; the scrollbar takes two.
 PAD, SCROLLBAR = 2, 2
 #: The Δ column's two comparisons (`d` toggles).
@@ -223,6 +226,9 @@ class TopTable(CellTable):
         self._fit_width = width
         limit = MAX_LABEL if width >= MEDIUM else NARROW_LABEL
         visible = visible_columns(width, self.column_widths(limit))
+        while width >= KEEP_P95_WIDTH and "p95" not in visible and limit > MIN_LABEL:
+            limit = max(MIN_LABEL, limit - 4)
+            visible = visible_columns(width, self.column_widths(limit))
         if visible != self.shown_columns or limit != self.label_limit:
             self.shown_columns, self.label_limit = visible, limit
             self._redraw()
