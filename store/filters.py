@@ -64,6 +64,8 @@ def parse_window(text: str) -> float:
 
 
 def format_window(seconds: float) -> str:
+    if seconds == 86400:
+        return "24h"  # as the window keys and the help name it
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size and seconds % size == 0:
             return f"{int(seconds // size)}{unit}"
