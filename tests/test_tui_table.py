@@ -91,7 +91,10 @@ async def test_a_filter_key_typo_is_named_with_the_nearest_dimension(
         assert await sug.get_suggestion("team=search cust") == "team=search customer="
         assert await sug.get_suggestion("customer=cust-") == "customer=cust-0"
         assert await sug.get_suggestion("atte") == "attempt="
-        await pilot.press("ctrl+u", *"customer=cust-1", "enter")
+        await pilot.press("ctrl+u", *"customer=cust-1")
+        await pilot.pause()  # the typo fixed: its error is gone before enter
+        assert str(app.screen.query_one("#prompt-error").render()) == ""
+        await pilot.press("enter")
         await settle(app, pilot)
         assert app.dashboard.snapshot.totals.requests == sum(
             1 for s in specs if s.get("customer") == "cust-1"

@@ -22,7 +22,10 @@ KEYS: tuple[tuple[str, str], ...] = (
     ("s / S", "sort by the next column / reverse the sort (or click a header; ▼▲ shows it)"),
     ("d", "Δ column: against the previous window / the same window last week"),
     ("c", "time chart of the grouping's top 5 series"),
-    ("e", "export the view, every column, to a .csv or .json file (a request list: all its requests)"),
+    (
+        "e",
+        "export the view, every column, to a .csv or .json file (a request list: all its requests)",
+    ),
     ("y", "copy the selected trace id, request id or group name (OSC 52)"),
     ("ctrl+p", "command palette: every llmtop command by name"),
     ("a", "focus the alerts list (its order holds while focused; ● new)"),

@@ -62,5 +62,10 @@ class PromptScreen(ModalScreen[Any]):
             return
         self.dismiss(result)
 
+    def on_input_changed(self, _event: Input.Changed) -> None:
+        # The error was about the text as submitted: once it is edited, it says nothing (a
+        # corrected "custmer" kept "no dimension custmer" on screen).
+        self.query_one("#prompt-error", Static).update("")
+
     def action_cancel(self) -> None:
         self.dismiss(None)
