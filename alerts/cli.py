@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from collections.abc import Sequence
@@ -37,6 +38,19 @@ class _Parser(argparse.ArgumentParser):
         self.print_usage(sys.stderr)
         print(f"{self.prog}: error: {message}", file=sys.stderr)
         raise SystemExit(EXIT_ERROR)
+
+
+def _epoch(text: str) -> float:
+    """Seconds since 1970, finite (nan and inf made the rules divide by them)."""
+    try:
+        t = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of seconds since 1970"
+        ) from None
+    if not math.isfinite(t) or t < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a time (seconds since 1970)")
+    return t
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="print a JSON list of alert objects")
     p.add_argument(
-        "--now", type=float, metavar="EPOCH", help="evaluate as of this time (default: now)"
+        "--now", type=_epoch, metavar="EPOCH", help="evaluate as of this time (default: now)"
     )
     shown = p.add_mutually_exclusive_group()
     shown.add_argument(

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -126,9 +127,18 @@ def sync_pass(
     with store.transaction():
         rows = {r["fingerprint"]: r for r in store.rows()}
         all_incs = {r["id"]: r for r in store.incident_rows()}
+        wall = time.time()
+        if now > wall + LOOK_BACK:
+            # A pass dated in the future would resolve everything at that date, and every
+            # pass in the present would then be a look back: the state stuck until then.
+            raise LookBack(
+                f"{datetime.fromtimestamp(now):%Y-%m-%d %H:%M} is in the future: evaluated,"
+                " not recorded"
+            )
         seen = [r["last_seen"] for r in (*rows.values(), *all_incs.values())]
         seen += [r["resolved_at"] for r in all_incs.values() if r["resolved_at"] is not None]
-        latest = max(seen, default=None)
+        # Times past the clock were recorded before this guard: they say nothing of the present.
+        latest = max((t for t in seen if t <= wall + LOOK_BACK), default=None)
         if latest is not None and now < latest - LOOK_BACK:
             raise LookBack(
                 f"{datetime.fromtimestamp(now):%Y-%m-%d %H:%M} is before the last recorded alert"

@@ -510,6 +510,13 @@ def test_a_pass_in_the_past_is_a_look_back_and_never_recorded(
     out, err = capsys.readouterr()
     assert code == 0 and "no alerts firing" in out, out
     assert err.count("\n") == 1 and "a look back, not recorded" in err, err
+    # A time in the future is not recorded either (a pass dated 2286 resolved everything then,
+    # and made every pass in the present a look back), nor is nan a time.
+    cli.main(["--db", str(db), "--now", "9999999999"])
+    out, err = capsys.readouterr()
+    assert "in the future" in err and err.count("\n") == 1, err
+    assert cli.main(["--db", str(db), "--now", "nan"]) == 3
+    assert "is not a time" in capsys.readouterr().err
     store = AlertStore(db)
     try:
         assert sorted((s.fingerprint, s.state) for s in state.states(store, NOW)) == acked
