@@ -142,16 +142,39 @@ def connect(
             # Bigger pages pack ~170-byte rows tighter (3-4% less disk); only settable before the
             # first table exists.
             conn.execute("PRAGMA page_size=16384")
+        if not new:
+            check_ours(conn, p)  # before anything is written to it (WAL mode is a write)
         if not readonly:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=OFF")
         # Rollup upserts add histograms inside SQLite (see store/rollup.py).
         conn.create_function("llmtop_hist_merge", 2, merge_hist_blobs, deterministic=True)
+    except DatabaseError:
+        conn.close()
+        raise
     except sqlite3.DatabaseError as exc:
         conn.close()
         raise DatabaseError(explain(p, exc)) from exc
     return conn
+
+
+def check_ours(db: sqlite3.Connection, path: object = "database") -> None:
+    """Refuse a SQLite file that holds tables but none of llmtop's: migrating it would write
+    llmtop's tables into someone else's database (prune and vacuum did, and said "pruned 0
+    rows"). An empty file, or one with llmtop's tables (any version), is ours."""
+    names = [
+        r[0]
+        for r in db.execute(
+            "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'"
+        )
+    ]
+    if names and "_llmtop_migrations" not in names and "calls" not in names:
+        shown = ", ".join(sorted(names)[:5]) + (", …" if len(names) > 5 else "")
+        raise DatabaseError(
+            f"{path}: not an llmtop database (it holds tables llmtop did not make: {shown});"
+            " point --db at an llmtop file"
+        )
 
 
 SQLITE_HEADER = b"SQLite format 3\x00"

@@ -104,3 +104,29 @@ def test_compact_calls_migration_keeps_every_row_and_value(tmp_path) -> None:
     cols = {r[1]: r[6] for r in db.execute("PRAGMA table_xinfo(calls)")}
     assert cols["cost_usd"] != 0 and cols["cost_nusd"] == 0  # generated vs stored
     db.close()
+
+
+@pytest.mark.parametrize("cmd", ["prune", "vacuum", "check", "export", "report"])
+def test_someone_elses_sqlite_file_is_refused_and_left_as_it_was(
+    tmp_path: Path, cmd: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """prune and vacuum migrated a foreign SQLite file (llmtop's tables written into it, "pruned
+    0 rows", exit 0), and the read commands called it "written by an older llmtop" and advised
+    opening it, which would do the same. One line, exit 3 (2 for the review commands' bad
+    input), the file untouched."""
+    from llmtop.cli import main
+
+    other = tmp_path / "other.db"
+    conn = sqlite3.connect(other)
+    conn.execute("CREATE TABLE t (x)")
+    conn.execute("INSERT INTO t VALUES (1)")
+    conn.commit()
+    conn.close()
+    before = other.read_bytes()
+    code = main([cmd, "--db", str(other)])
+    err = capsys.readouterr().err
+    assert code in (2, 3) and err.count("\n") == 1, (code, err)
+    assert "not an llmtop database" in err and "older llmtop" not in err, err
+    assert other.read_bytes() == before
+    with pytest.raises(DatabaseError, match="not an llmtop database"):
+        open_db(other)
