@@ -73,27 +73,48 @@ def read_provider(path: Path) -> tuple[str, dict[tuple[str, str], float]]:
             raise UsageError(f"{path}: not valid JSON ({exc})") from None
         pages = doc if isinstance(doc, list) else [doc]
         kind = ""
-        for page in pages:
-            for bucket in page.get("data", []) if isinstance(page, dict) else []:
-                for res in bucket.get("results", []):
-                    if "starting_at" in bucket:  # Anthropic: amount in cents, as a string
-                        kind = "anthropic cost report (json)"
-                        model = res.get("model") or res.get("description") or "(unknown)"
-                        add(_day(bucket["starting_at"]), model, float(res["amount"]) / 100.0)
-                    elif "start_time" in bucket:
-                        kind = "openai costs (json)"
-                        amount = res.get("amount") or {}
-                        add(
-                            _day(bucket["start_time"]),
-                            _model(res.get("line_item") or "(unknown)"),
-                            float(amount.get("value") or 0.0),
-                        )
+        try:
+            kind = _read_buckets(pages, add)
+        except (ValueError, TypeError, AttributeError, KeyError, OverflowError, OSError) as exc:
+            raise UsageError(
+                f"{path}: data[].results[]: not a date and an amount ({type(exc).__name__}: {exc})"
+            ) from None
         if not kind:
             raise UsageError(
                 f"{path}: no cost buckets found (expected OpenAI's organization/costs or"
                 " Anthropic's cost_report JSON)"
             )
         return kind, out
+    _read_csv(path, text, add)
+    return "csv", out
+
+
+def _read_buckets(pages: list[Any], add: Any) -> str:
+    """OpenAI's and Anthropic's cost buckets into `add`; the format's name ("" for none). Any
+    value of the wrong type raises (the caller makes it one line)."""
+    kind = ""
+    for page in pages:
+        data = page.get("data", []) if isinstance(page, dict) else []
+        if not isinstance(data, list):
+            raise TypeError(f"data is {type(data).__name__}, not a list")
+        for bucket in data:
+            for res in bucket.get("results", []):
+                if "starting_at" in bucket:  # Anthropic: amount in cents, as a string
+                    kind = "anthropic cost report (json)"
+                    model = res.get("model") or res.get("description") or "(unknown)"
+                    add(_day(bucket["starting_at"]), model, float(res["amount"]) / 100.0)
+                elif "start_time" in bucket:
+                    kind = "openai costs (json)"
+                    amount = res.get("amount") or {}
+                    add(
+                        _day(bucket["start_time"]),
+                        _model(res.get("line_item") or "(unknown)"),
+                        float(amount.get("value") or 0.0),
+                    )
+    return kind
+
+
+def _read_csv(path: Path, text: str, add: Any) -> None:
     rows = csv.DictReader(text.splitlines())
     cols = [c.strip().lower() for c in rows.fieldnames or ()]
 
@@ -113,13 +134,13 @@ def read_provider(path: Path) -> tuple[str, dict[tuple[str, str], float]]:
                 f"{path}:{rows.line_num}: {dc}/{ac}: not a date and an amount"
                 f" ({row.get(dc)!r}, {row.get(ac)!r})"
             ) from None
-    return "csv", out
 
 
 @dataclass(frozen=True)
 class Ours:
     usd: float
-    litellm_usd: float
+    #: None when LiteLLM priced none of the calls (its cost is unknown, not $0).
+    litellm_usd: float | None
     calls: int
     unpriced: int
     cache_read_tokens: int
@@ -129,7 +150,7 @@ def our_days(reader: Reader, start: float, end: float) -> dict[tuple[str, str, s
     """Our sums per (UTC day, model, response model) over [start, end)."""
     rows = reader.query(
         "SELECT strftime('%Y-%m-%d', c.started_at, 'unixepoch'), c.model, c.response_model,"
-        " total(c.cost_usd), total(c.litellm_cost_usd), count(*), total(c.unpriced),"
+        " total(c.cost_usd), sum(c.litellm_cost_usd), count(*), total(c.unpriced),"
         " total(c.cache_read_tokens) FROM calls c WHERE c.started_at >= ? AND c.started_at < ?"
         " GROUP BY 1, 2, 3",
         (start, end),
@@ -156,7 +177,7 @@ class RecRow:
     model: str
     provider: float | None
     ours: float
-    litellm: float
+    litellm: float | None
     calls: int
     flagged: bool
     reason: str
@@ -187,7 +208,8 @@ def reconcile(
             if d == day and (matches(model, rm) or matches(model, m))
         ]
         usd = sum(o.usd for o in hit)
-        lusd = sum(o.litellm_usd for o in hit)
+        known = [o.litellm_usd for o in hit if o.litellm_usd is not None]
+        lusd = sum(known) if known else None
         calls = sum(o.calls for o in hit)
         unpriced = sum(o.unpriced for o in hit)
         cached = sum(o.cache_read_tokens for o in hit)

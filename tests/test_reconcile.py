@@ -4,6 +4,7 @@ is the only row flagged."""
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -86,3 +87,44 @@ def test_bad_files_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert capsys.readouterr().err.strip() == (
         f"llmtop reconcile: {f}:1: header: needs a day column (date, usage_date_utc, day, start_time)"
     )
+
+
+@pytest.mark.parametrize(
+    "bucket",
+    [
+        {"start_time": "x", "results": [{"amount": {"value": 1}, "line_item": "gpt-4o"}]},
+        {"start_time": 1e30, "results": [{"amount": {"value": 1}, "line_item": "gpt-4o"}]},
+        {"start_time": 1, "results": [{"amount": {"value": "abc"}, "line_item": "gpt-4o"}]},
+        {"start_time": 1, "results": [{"amount": 3, "line_item": "gpt-4o"}]},
+        {"starting_at": "x", "results": [{"amount": "12", "model": "claude"}]},
+        "x",
+    ],
+)
+def test_a_badly_typed_cost_export_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], bucket: object
+) -> None:
+    """Each of these was a traceback and exit 1 ("something flagged")."""
+    f = tmp_path / "costs.json"
+    f.write_text(json.dumps({"data": [bucket] if bucket != "x" else "x"}))
+    assert main(["reconcile", str(f)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"llmtop reconcile: {f}: "), err
+
+
+def test_litellms_cost_unknown_is_not_zero(
+    llmtop_db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No row has LiteLLM's own cost: its column says n/a (JSON null), never $0.00."""
+    write(llmtop_db, [payload(start=DAY0 + 3600, model="gpt-4o", input_tokens=1000)])
+    conn = sqlite3.connect(llmtop_db)
+    conn.execute("UPDATE calls SET litellm_cost_nusd = NULL")  # stored as nano-dollars
+    conn.commit()
+    conn.close()
+    f = tmp_path / "u.csv"
+    f.write_text("date,model,cost_usd\n2026-05-28,gpt-4o,0.01\n")
+    main(["reconcile", str(f), "--json"])
+    (row,) = json.loads(capsys.readouterr().out)["rows"]
+    assert row["litellm_usd"] is None and row["calls"] == 1
+    main(["reconcile", str(f)])
+    line = next(x for x in capsys.readouterr().out.splitlines() if "gpt-4o" in x)
+    assert "n/a" in line, line
