@@ -11,7 +11,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from llmtop.review.common import UsageError, clauses_of, open_reader, parse_until, window_of
+from llmtop.review.common import (
+    UsageError,
+    check_dimensions,
+    clauses_of,
+    open_reader,
+    parse_until,
+    window_of,
+)
 from llmtop.store.db import DatabaseError
 
 COMMANDS = ("export", "report", "reconcile", "whatif")
@@ -58,6 +65,9 @@ def run_export(argv: list[str]) -> int:
     clauses = clauses_of(ns.filter)
     reader = open_reader(ns.db)
     try:
+        check_dimensions(reader, [c.key for c in clauses], "--filter")
+        if ns.group_by:
+            check_dimensions(reader, [ns.group_by], "--group-by")
         with reader.read_transaction():
             if ns.group_by:
                 try:

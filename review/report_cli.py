@@ -6,7 +6,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from llmtop.review.common import UsageError, clauses_of, open_reader, parse_period, parse_until
+from llmtop.review.common import (
+    UsageError,
+    check_dimensions,
+    clauses_of,
+    open_reader,
+    parse_period,
+    parse_until,
+)
 
 
 def report_parser() -> argparse.ArgumentParser:
@@ -52,6 +59,7 @@ def run_report(argv: list[str]) -> int:
     clauses = clauses_of(ns.filter)
     reader = open_reader(ns.db)
     try:
+        check_dimensions(reader, [c.key for c in clauses], "--filter")
         if ns.config is not None and not ns.config.exists():
             raise UsageError(f"--config {ns.config}: no such file")
         try:

@@ -24,6 +24,7 @@ from typing import Any
 from llmtop.pricing import Catalogue, catalogue
 from llmtop.review.common import (
     UsageError,
+    check_dimensions,
     clauses_of,
     open_reader,
     parse_until,
@@ -392,6 +393,7 @@ def run_whatif(argv: list[str]) -> int:
     clauses = clauses_of(ns.filter)
     reader = open_reader(ns.db)
     try:
+        check_dimensions(reader, [c.key for c in clauses], "--filter")
         result = whatif(
             reader, start, end, swaps, clauses=clauses, tier=ns.tier, cache=ns.cache == "on"
         )

@@ -144,3 +144,34 @@ def test_progress_bar_only_on_a_terminal() -> None:
         p.close()
     assert pipe.getvalue() == ""
     assert "100%" in tty.getvalue() and " 50%" in tty.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("argv", "want"),
+    [
+        (["export", "--filter", "custmer=x"], "--filter: no dimension custmer; did you mean customer?"),
+        (["export", "--group-by", "featur"], "--group-by: no dimension featur; did you mean feature?"),
+        (["export", "--group-by", "correlation_id"], "--group-by: no dimension correlation_id"),
+        (["report", "--filter", "featur=x"], "--filter: no dimension featur; did you mean feature?"),
+        (["whatif", "--swap", "gpt-4o=gpt-4o-mini", "--filter", "featur=x"], "--filter: no dimension featur"),
+    ],
+)  # fmt: skip
+def test_a_misspelled_key_is_refused_not_an_empty_result(
+    sim_db: Path, capsys: pytest.CaptureFixture[str], argv: list[str], want: str
+) -> None:
+    """A key that is no dimension matched no row: an empty export or report and exit 0."""
+    assert main([*argv, "--db", str(sim_db), "--until", str(T0)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and want in err, err
+
+
+def test_a_tag_only_older_rows_carry_is_still_a_dimension(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.builders import payload, write
+
+    db = tmp_path / "old.db"
+    old = [payload(start=T0 - 7200, feature="f", llmtop={"region": "eu"})]
+    write(db, old + [payload(start=T0 - 3600 + i * 0.1, feature="f") for i in range(6000)])
+    assert main(["export", "--db", str(db), "--until", str(T0), "--filter", "region=eu"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 2  # the header and its one row
