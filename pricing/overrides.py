@@ -195,7 +195,11 @@ def parse_overrides(
         base = bundled.get(name)
         if base is None:
             entry: dict[str, Any] = {"litellm_provider": "custom", "mode": "chat", **fields}
-            if not is_token_priced(entry):
+            # A model that writes text needs both prices: one left out priced its output at $0
+            # and the check said "ok" (an embedding model has no output to price).
+            writes = entry.get("mode") not in ("embedding", "moderation", "rerank")
+            needed = ("input_cost_per_token", "output_cost_per_token") if writes else ()
+            if not is_token_priced(entry) or any(k not in entry for k in needed):
                 raise loc.error(
                     loc.table_line("models", name) or loc.key_line(("models",), name),
                     where,

@@ -436,6 +436,12 @@ def test_new_model_needs_prices(tmp_path: Path) -> None:
         PricingError, match=r"p\.toml:1: models\.\"new-one\": new model needs input_per_mtok"
     ):
         load_catalogue(p)
+    # One price of two: its output was priced at $0 and the check said ok.
+    p.write_text('[models."new-one"]\ninput_per_mtok = 1.0\n')
+    with pytest.raises(PricingError, match=r"new model needs input_per_mtok and output_per_mtok"):
+        load_catalogue(p)
+    p.write_text('[models."new-embed"]\nmode = "embedding"\ninput_per_mtok = 0.02\n')
+    assert load_catalogue(p).entry("new-embed") is not None  # nothing to output
 
 
 def test_bad_discount_and_section(tmp_path: Path) -> None:
