@@ -164,8 +164,24 @@ def write_history(path: Path, seconds: float, speed: float, seed: int, *, quiet:
     )
     core.flush(120)
     if not quiet:
-        print(f"\r  {n:,} rows of history written", flush=True)
+        kept = getattr(sim, "history_seconds", seconds)
+        note = ""
+        if kept < seconds - 60:
+            note = (
+                f" ({format_span(kept)}: {format_span(seconds)} at this hour's rate would exceed"
+                f" {max_rows:,} rows; a lower --speed keeps more)"
+            )
+        print(f"\r  {n:,} rows of history written{note}", flush=True)
     return n
+
+
+def format_span(seconds: float) -> str:
+    """3 days, 23 h, 40 min: how long a history is, as a person says it."""
+    if seconds >= 2 * 86400:
+        return f"{seconds / 86400:.1f} days".replace(".0 days", " days")
+    if seconds >= 3600:
+        return f"{seconds / 3600:.0f} h"
+    return f"{seconds / 60:.0f} min"
 
 
 def run_headless(args: argparse.Namespace, path: Path, *, quiet: bool = False) -> int:

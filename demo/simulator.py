@@ -291,6 +291,8 @@ class Simulator:
                 break
             budget -= m
             span += dt
+        #: The history actually written, in seconds (the caller says when it was shortened).
+        self.history_seconds = span
         before = self.emitted
         next_flush = before + 20_000
         for at, feat in self.arrivals(now - span, now, rate, now, step=60.0 if rate < 2 else 1.0):

@@ -185,6 +185,12 @@ def test_history_from_a_quiet_hour_keeps_to_its_row_budget() -> None:
     sim = Simulator(sink, seed=1, incident_at=None)
     n = sim.backfill(sunday_4am, 3 * 86400.0, rate=2.0, max_rows=100_000)
     assert n == sink.n and 0.9 * 100_000 <= n <= 1.1 * 100_000, n
+    # The span kept is what the demo says it wrote ("…: 3 days at this hour's rate would
+    # exceed 400,000 rows"): shorter than asked.
+    assert 3600 < sim.history_seconds < 86400, sim.history_seconds
+    from llmtop.demo.cli import format_span
+
+    assert [format_span(x) for x in (3 * 86400, 83000, 1500)] == ["3 days", "23 h", "25 min"]
 
 
 def test_the_live_run_has_the_historys_customers_and_users() -> None:
