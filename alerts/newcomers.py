@@ -109,7 +109,8 @@ def newcomers(
         per_hour = spend * 3600.0 / w
         text = (
             f"new {dim} {val}: {usd(per_hour)}/h over the last {format_window(w)}, "
-            f"{share:.0f}% of spend (none in the previous {days} days)"
+            f"{share:.0f}% of spend (none in the previous "
+            f"{'day' if days == 1 else f'{days} days'})"
         )
         out.append(
             Candidate(

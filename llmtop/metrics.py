@@ -164,12 +164,22 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--max-series",
-        type=int,
+        type=_positive,
         default=500,
         help="distinct label sets kept; the rest are summed under '(other)' (default 500)",
     )
     p.add_argument("--once", action="store_true", help="print the exposition once and exit")
     return p
+
+
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{n}: needs at least 1 series")
+    return n
 
 
 def main(argv: list[str] | None = None) -> int:

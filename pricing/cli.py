@@ -97,19 +97,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             cat = load_catalogue(args.check)
         except PricingError as exc:
-            print(f"error: {exc}", file=sys.stderr)
+            print(f"llmtop prices: {exc}", file=sys.stderr)
             return 2
         custom = sum(1 for _ in _override_models(args.check))
-        print(f"ok: {custom} models, {len(cat.aliases)} aliases ({cat.version})")
+        n = len(cat.aliases)
+        print(
+            f"ok: {custom} model{'s' * (custom != 1)}, {n} alias{'es' * (n != 1)} ({cat.version})"
+        )
         return 0
     if not args.model:
-        print("error: give a MODEL to look up, or --check FILE", file=sys.stderr)
+        print("llmtop prices: give a MODEL to look up, or --check FILE", file=sys.stderr)
         return 2
     prices = args.prices or os.environ.get("LLMTOP_PRICES") or None
     try:
         cat = load_catalogue(prices)
     except PricingError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"llmtop prices: {exc}", file=sys.stderr)
         return 2
     key, reason = cat.resolve(args.model, args.provider)
     print(

@@ -40,7 +40,9 @@ def export_parser() -> argparse.ArgumentParser:
         " under the dashboard's filter syntax, streamed in constant memory.",
     )
     common_args(p)
-    p.add_argument("--window", default="24h", help="how far back from now (default 24h)")
+    p.add_argument(
+        "--window", default="24h", help="how far back from --until (default 24h before now)"
+    )
     p.add_argument("--filter", default="", help="e.g. 'team=search model~gpt-4o*'")
     p.add_argument("--group-by", metavar="DIM", help="one row per value of DIM instead of rows")
     p.add_argument("--format", default="csv", choices=("csv", "json", "jsonl", "parquet"))

@@ -19,7 +19,7 @@ from llmtop.store.filters import NONE_LABEL, STRING_DIMENSIONS
 from llmtop.store.schema import check_not_newer
 
 #: Columns of the `requests` view a metric may be labelled by.
-METRIC_DIMENSIONS: tuple[str, ...] = (*STRING_DIMENSIONS, "model_group", "status")
+METRIC_DIMENSIONS: tuple[str, ...] = (*STRING_DIMENSIONS, "status")
 OTHER_LABEL = "(other)"
 #: OpenTelemetry's advised buckets: gen_ai.client.operation.duration (s), token usage ({token}).
 DURATION_BUCKETS: tuple[float, ...] = (
