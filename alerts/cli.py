@@ -30,14 +30,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from llmtop.args import Parser
+
 EXIT_OK, EXIT_WARNING, EXIT_CRITICAL, EXIT_ERROR = 0, 1, 2, 3
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.print_usage(sys.stderr)
-        print(f"{self.prog}: error: {message}", file=sys.stderr)
-        raise SystemExit(EXIT_ERROR)
 
 
 def _epoch(text: str) -> float:
@@ -54,7 +49,8 @@ def _epoch(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(
+    p = Parser(
+        error_code=EXIT_ERROR,
         prog="llmtop check",
         description=(
             "Evaluate the alert rules once and print the incidents firing, leaving out those "

@@ -19,6 +19,8 @@ import sys
 import time
 from pathlib import Path
 
+from llmtop.args import Parser
+
 DEFAULT_SPEED = 2.0
 DEFAULT_HISTORY = "3d"
 DEFAULT_INCIDENT_AFTER = "20s"
@@ -53,7 +55,7 @@ def demo_db_path() -> Path:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="llmtop demo",
         description=(
             "Simulate a realistic LLM workload (six features, five teams, retries, fallbacks, "

@@ -12,6 +12,8 @@ import os
 import sys
 from pathlib import Path
 
+from llmtop.args import Parser
+
 SUBCOMMANDS = (
     "demo",
     "prices",
@@ -27,7 +29,7 @@ SUBCOMMANDS = (
 
 
 def _tui_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="llmtop",
         description=(
             "top for LLM spend: a live dashboard over the llmtop collector's SQLite database. "

@@ -18,6 +18,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from llmtop.args import Parser
 from llmtop.store.metrics_queries import TOKEN_KINDS, Histogram, MetricTotals, Series
 
 DEFAULT_LABELS = ("model", "provider", "feature", "team")
@@ -149,7 +150,7 @@ def _listen(text: str) -> tuple[str, int]:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="llmtop metrics",
         description="Serve the database's totals at /metrics for Prometheus (OpenTelemetry "
         "GenAI names where one exists, llmtop_* for cost). With OTEL_EXPORTER_OTLP_ENDPOINT or "

@@ -13,6 +13,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from llmtop.pricing.catalogue import Catalogue
 from llmtop.pricing.costs import PricingError
@@ -31,8 +32,16 @@ _RATE_ROWS = (
 )
 
 
+class _OneLine(argparse.ArgumentParser):
+    """A bad argument is one line (llmtop.args.Parser's rule; pricing imports nothing of ours)."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"{self.prog}: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _OneLine(
         prog="llmtop prices",
         description="Show how a model name resolves to a price, or validate a price override file.",
     )

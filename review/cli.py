@@ -21,6 +21,8 @@ from llmtop.review.common import (
 )
 from llmtop.store.db import DatabaseError
 
+from llmtop.args import Parser
+
 COMMANDS = ("export", "report", "reconcile", "whatif")
 
 
@@ -34,7 +36,7 @@ def common_args(p: argparse.ArgumentParser) -> None:
 
 
 def export_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="llmtop export",
         description="Rows of the requests view (or totals per value of a dimension) in a window,"
         " under the dashboard's filter syntax, streamed in constant memory.",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from datetime import datetime, timedelta, timezone
@@ -10,6 +9,8 @@ from pathlib import Path
 
 from llmtop.review.common import UsageError, open_reader, usd
 from llmtop.review.reconcile import our_days, read_provider, reconcile
+
+from llmtop.args import Parser
 
 
 def parse_tolerance(text: str) -> float:
@@ -24,7 +25,7 @@ def parse_tolerance(text: str) -> float:
 
 
 def run_reconcile(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="llmtop reconcile",
         description="Compare a provider's usage/cost export (OpenAI costs JSON/CSV, Anthropic"
         " cost report JSON/CSV) with llmtop's rows per UTC day and model.",

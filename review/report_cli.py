@@ -15,11 +15,13 @@ from llmtop.review.common import (
     parse_until,
 )
 
+from llmtop.args import Parser
+
 
 def report_parser() -> argparse.ArgumentParser:
     from llmtop.review.cli import common_args
 
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="llmtop report",
         description="The cost review: spend by team, feature, model and environment against the"
         " previous period, top movers and their likely causes, budgets, waste and savings, tasks"

@@ -12,7 +12,6 @@ quality, and whether its prompt cache would hit as often.
 
 from __future__ import annotations
 
-import argparse
 import fnmatch
 import json
 import sys
@@ -35,6 +34,8 @@ from llmtop.review.common import (
 from llmtop.store.filters import Clause
 from llmtop.store.reader import Reader
 from llmtop.store.rows import Column, request_chunks
+
+from llmtop.args import Parser
 
 TIERS = ("batch", "flex", "priority")
 
@@ -364,7 +365,7 @@ def to_json(w: WhatIf) -> str:
 def run_whatif(argv: list[str]) -> int:
     from llmtop.review.cli import common_args
 
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="llmtop whatif",
         description="Reprice the window's actual token counts on other models, tiers or without"
         " prompt caching, per feature: now vs what-if.",

@@ -6,7 +6,6 @@ same time waits at most one batch (a few ms) for the lock.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sqlite3
 import sys
@@ -16,6 +15,8 @@ from llmtop.store.db import DatabaseError, explain, resolve_db_path
 from llmtop.store.filters import parse_window
 from llmtop.store.pg_db import is_pg_url
 from llmtop.store.schema import open_db
+
+from llmtop.args import Parser
 
 DEFAULT_RETENTION = "90d"
 DEFAULT_ROLLUP_RETENTION = "400d"
@@ -147,7 +148,7 @@ def vacuum(path: object) -> tuple[int, int]:
 
 def main(argv: list[str]) -> int:
     cmd, rest = argv[0], argv[1:]
-    ap = argparse.ArgumentParser(prog=f"llmtop {cmd}")
+    ap = Parser(prog=f"llmtop {cmd}")
     ap.add_argument("--db", help="database file (default: $LLMTOP_DB or the per-user data dir)")
     if cmd == "prune":
         ap.add_argument(

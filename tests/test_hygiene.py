@@ -242,3 +242,34 @@ def test_the_private_name_check_catches_both_forms() -> None:
     )
     found = {what for _, what in private_uses(ast.parse(code))}
     assert found == {"llmtop.store.filters._split", "reader._helper", "c._x"}
+
+
+@pytest.mark.parametrize(
+    ("argv", "code"),
+    [
+        (["check", "--now", "abc"], 3),
+        (["export", "--format", "pdf"], 2),
+        (["whatif", "--tier", "batchh", "--swap", "a=b"], 2),
+        (["metrics", "--max-series", "-5"], 2),
+        (["prune", "--bogus"], 2),
+        (["vacuum", "--bogus"], 2),
+        (["demo", "--speed", "x"], 2),
+        (["prices", "--bogus"], 2),
+        (["report", "--bogus"], 2),
+        (["reconcile"], 2),
+        (["--bogus"], 2),
+    ],
+)
+def test_a_bad_argument_is_one_line(
+    argv: list[str], code: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every command: `llmtop CMD: problem` and the command's exit code for bad input, not
+    argparse's usage block with the line that matters at its end."""
+    from llmtop.cli import main
+
+    try:
+        got = main(argv)
+    except SystemExit as exc:
+        got = exc.code
+    err = capsys.readouterr().err
+    assert got == code and err.count("\n") == 1 and err.startswith("llmtop"), (got, err)
