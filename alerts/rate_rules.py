@@ -177,7 +177,7 @@ def rates(
                         scope=scope_of(dim, val),
                         title=(
                             f"{lab} {what} rate {rc * 100:.0f}% over {format_window(w)} "
-                            f"({normal}), {num_c} of {c.requests} requests"
+                            f"({normal}), {int(round(num_c))} of {int(round(c.requests))} requests"
                         ),
                         cur=(now - w, now),
                         base=base,
@@ -205,7 +205,7 @@ def rates(
                             scope=scope_of(dim, val),
                             title=(
                                 f"{lab} cache hit rate {hb * 100:.0f}% → {hc * 100:.0f}% over "
-                                f"{format_window(w)} ({c.eligible} requests)"
+                                f"{format_window(w)} ({int(round(c.eligible))} requests)"
                             ),
                             cur=(now - w, now),
                             base=base,

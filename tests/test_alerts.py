@@ -251,6 +251,9 @@ def test_retry_storm_fires_error_and_retry_rate(db: Path) -> None:
     retry = only(alerts, "retry_rate", "feature=classify")
     assert "429 rate limit" in retry.causes[0][0] and retry.causes[0][0].startswith("retry rate")
     assert retry.owner == "search"
+    # Counts read as counts ("115.0 requests" was printed in titles, panel and check).
+    assert re.search(r"\b\d+ of \d+ requests$", err.title), err.title
+    assert not any(re.search(r"\d\.0 (requests|of|calls)", a.title) for a in alerts)
 
 
 # --- (d) one customer running away --------------------------------------------------------------
