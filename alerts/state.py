@@ -11,6 +11,7 @@ becomes the root) or an alert escalating changes nothing an on-call did. Lifecyc
     (none) ──fires──▶ open ──ack──▶ acked          (quiet until it resolves)
                        │ └─snooze─▶ snoozed        (quiet until snoozed_until, then pages again)
                        └─none of its alerts fire─▶ resolved ("resolved" event if it had paged)
+    resolved ──fires again within REOPEN_WITHIN─▶ open (the same incident, no new page)
     warning ──turns critical──▶ pages once more as "escalate", open again, marked escalated
 
 An incident pages once its root's cause is known (Alert.pending). Two incidents a pass finds
@@ -41,6 +42,12 @@ QUIET = ("acked", "snoozed")
 #: present would open them again, acks and snoozes lost. A little slack: two processes' passes
 #: over a big file can finish out of order.
 LOOK_BACK = 300.0
+
+
+#: An incident that fires again this soon after it resolved is the same incident, reopened
+#: without a page: a spike that dips under its threshold for one pass paged twice in 17 s
+#: (the demo). Past this, its return is news and pages again.
+REOPEN_WITHIN = 600.0
 
 
 class LookBack(Exception):
@@ -115,6 +122,30 @@ def _merge(incs: list[dict[str, Any]], now: float, store: AlertStore) -> dict[st
     return keep
 
 
+def _recently_resolved(
+    members: Sequence[Alert],
+    rows: dict[str, dict[str, Any]],
+    incs: dict[str, dict[str, Any]],
+    claimed: dict[str, dict[str, Any]],
+    now: float,
+) -> dict[str, Any] | None:
+    """The incident one of these alerts was filed under, if it resolved within REOPEN_WITHIN
+    (the latest such, when several)."""
+    found = []
+    for a in members:
+        iid = rows.get(a.fingerprint, {}).get("incident")
+        inc = incs.get(iid) if iid is not None else None
+        if (
+            inc is not None
+            and iid not in claimed
+            and inc["state"] == "resolved"
+            and inc["resolved_at"] is not None
+            and 0 <= now - inc["resolved_at"] <= REOPEN_WITHIN
+        ):
+            found.append(inc)
+    return max(found, key=lambda i: (i["resolved_at"], i["id"])) if found else None
+
+
 def sync_pass(
     store: AlertStore, alerts: Sequence[Alert], now: float, *, previous: float | None = None
 ) -> SyncResult:
@@ -165,6 +196,10 @@ def sync_pass(
                     active.pop(r["id"], None)
             elif free:
                 inc = dict(free[0])
+            elif not mine and (back := _recently_resolved(members, rows, all_incs, claimed, now)):
+                # Open again, as it was paged (no new page; an escalation still pages).
+                inc = dict(back, state="open", snoozed_until=None, resolved_at=None)
+                store.update_incident(inc["id"], state="open", snoozed_until=None, resolved_at=None)
             else:
                 # New, or split off an incident an earlier group of this pass kept: its state.
                 source = [claimed[i] for i in mine] or [

@@ -19,7 +19,14 @@ from llmtop.alerts.detectors import Candidate, fingerprint
 from llmtop.alerts.explain import Evidence, Why
 from llmtop.alerts.incidents import grouped, incidents, severity_of
 from llmtop.alerts.model import Alert
-from llmtop.alerts.state import SNOOZE_CHOICES, ack, parse_snooze, snooze, sync_pass
+from llmtop.alerts.state import (
+    REOPEN_WITHIN,
+    SNOOZE_CHOICES,
+    ack,
+    parse_snooze,
+    snooze,
+    sync_pass,
+)
 from llmtop.store.alert_state import AlertStore
 from llmtop.store.filters import Clause
 
@@ -117,10 +124,16 @@ def test_a_resolved_incident_is_reported_once_to_whoever_resolved_it(
     # A dashboard whose previous pass was before the resolve hears of it from its next pass.
     res = sync_pass(store, [], NOW + 130, previous=NOW + 30)
     assert [i.root for i in res.resolved] == [FEAT] and res.closed == []
-    # Firing again is a new incident, which pages.
-    again = sync_pass(store, [alert("feature=chat")], NOW + 200)
+    # Firing again within REOPEN_WITHIN is the same incident, open again, without a page (a
+    # spike dipping under its threshold for one pass paged twice in 17 s).
+    first = res.resolved[0].id
+    back = sync_pass(store, [alert("feature=chat")], NOW + 200)
+    assert back.pages == [] and [(i.id, i.state) for i in back.incidents] == [(first, "open")]
+    # Firing again later is a new incident, which pages.
+    sync_pass(store, [], NOW + 260)
+    again = sync_pass(store, [alert("feature=chat")], NOW + 261 + REOPEN_WITHIN)
     assert [p.kind for p in again.pages] == ["page"]
-    assert again.pages[0].incident != res.resolved[0].id
+    assert again.pages[0].incident != first
     assert not ack(store, again.pages[0].incident + "x")
 
 

@@ -402,11 +402,15 @@ def test_ack_is_visible_to_a_second_reader_and_resolve_refires(db: Path) -> None
     new, states = state.sync(r2, alerts, NOW + 5)
     assert new == []
     assert {s.fingerprint: s.state for s in states}[fp] == "acked"
-    # It stops firing: resolved. It fires again later: a new page.
+    # It stops firing: resolved. It fires again within minutes: open again, no second page.
     _, states = state.sync(r2, [], NOW + 10)
     assert {s.fingerprint: s.state for s in states}[fp] == "resolved"
     assert not state.ack(r2, fp)  # acking a resolved alert must not silence its return
     new, states = state.sync(r1, alerts, NOW + 20)
+    assert new == [] and {s.fingerprint: s.state for s in states}[fp] == "open"
+    # Resolved again, it fires after REOPEN_WITHIN: a new page.
+    state.sync(r2, [], NOW + 30)
+    new, states = state.sync(r1, alerts, NOW + 31 + state.REOPEN_WITHIN)
     assert fp in {a.fingerprint for a in new}
     assert {s.fingerprint: s.state for s in states}[fp] == "open"
     r1.close()
