@@ -5,6 +5,7 @@ Pure functions of what the screen knows, so the screen only decides when to pain
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -33,7 +34,10 @@ def topbar(
         t.append(f" · last {span}", style="bold")
     elif range_end is not None:
         t.append("  ◼ fixed range", style="bold")
-        t.append(f" · {span} to {clock(range_end)}", style="bold")
+        # Another day's end says its date: "2h to 12:00:00" read as a time still to come.
+        day = time.strftime("%Y-%m-%d ", time.localtime(range_end))
+        same_day = day == time.strftime("%Y-%m-%d ", time.localtime(now))
+        t.append(f" · {span} to {'' if same_day else day}{clock(range_end)}", style="bold")
     else:
         t.append("  ● live", style="bold green")
         t.append(f" · last {span}", style="bold")
