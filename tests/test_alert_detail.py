@@ -149,3 +149,25 @@ def test_toast_is_one_line_with_the_incident_severity() -> None:
     text, severity = toast_for([other, root], states)
     assert text.startswith("WARNING feature=classify · ") and text.endswith(" · +1 more new")
     assert severity == "warning"
+
+
+def test_a_rate_alerts_spend_is_context_not_a_verdict() -> None:
+    """A cache-hit drop's detail showed '+81.3σ · ×5.5 its baseline' in bold, as if spend were
+    its verdict; its verdict is the rate in its title."""
+    from llmtop.tui.alerting import AlertFigures
+    from llmtop.tui.screens.alert_detail import numbers_text
+
+    f = AlertFigures(
+        window=900.0,
+        spend=5.5,
+        requests=100,
+        baseline=(1.0, 1.0, 1.0),
+        baseline_label="same 15m on the previous 3 days",
+        series=(),
+        bucket=60.0,
+        now=0.0,
+    )
+    rate = numbers_text("cache_hit_drop", "kb cache hit rate 70% → 28%", f, None)
+    assert "Spend, for context: Last 15m" in rate.plain
+    spend = numbers_text("anomaly", "kb burning", f, None)
+    assert "for context" not in spend.plain and "×5.5 its baseline" in spend.plain

@@ -12,6 +12,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from llmtop.alerts.detectors import RATE_RULES
 from llmtop.store.filters import format_window
 from llmtop.tui.alerting import (
     PER_CALL_RULES,
@@ -64,6 +65,10 @@ def numbers_text(rule: str, title: str, f: AlertFigures | None, error: str | Non
     w = format_window(round(f.window))
     if rule in PER_CALL_RULES:
         return _per_call(t, f, w)
+    if rule in RATE_RULES:
+        # A rate rule's verdict is its rate (the title); the scope's spend is context, and in
+        # bold beside it read as a second, contradicting verdict.
+        t.append("Spend, for context: ", style="dim")
     t.append(f"Last {w}: ", style="bold")
     t.append(f"{money(f.spend)} over {f.requests} requests")
     t.append(f" · {f.baseline_label}: ", style="bold")
@@ -79,7 +84,7 @@ def numbers_text(rule: str, title: str, f: AlertFigures | None, error: str | Non
         f"×{f.ratio:.1f} its baseline" if f.ratio is not None else "new spend",
         f"{'+' if (f.extra or 0) >= 0 else '−'}{money(abs(f.extra or 0.0))} over it",
     ]
-    t.append(" · ".join(parts), style="bold")
+    t.append(" · ".join(parts), style="dim" if rule in RATE_RULES else "bold")
     return t
 
 
@@ -205,7 +210,10 @@ class AlertDetailScreen(ModalScreen["Outcome | None"]):
             chart = SpendChart(id="alert-chart")
             chart.since = a.since
             yield chart
-            n = len(self.related) + (0 if self.root is self.alert else 1)
+            # The alerts the table lists: the root and its children, less this one.
+            n = sum(
+                1 for r in (self.root, *self.related) if r.fingerprint != self.alert.fingerprint
+            )
             yield Static(Text(f"Related alerts of this incident ({n})", style="bold"), classes="h")
             yield Static(related_table(a, self.root, self.related), id="alert-related")
         yield Footer()
