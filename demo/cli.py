@@ -60,8 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Simulate a realistic LLM workload (six features, five teams, retries, fallbacks, "
             "a nightly batch job) through the real collector, and watch it in the dashboard. "
-            "After --incident-after, feature support-summarize ships prompt v2 (route r13) and "
-            "its spend rate jumps ~8x: the alerts should fire within two minutes."
+            "After --incident-after, feature support-summarize ships prompt v2 (route r13): "
+            "its input tokens grow ~6x and its spend rate ~8x; the alerts fire within two "
+            "minutes."
         ),
     )
     p.add_argument(

@@ -108,20 +108,22 @@ def status(error: str | None, snap: Snapshot | None) -> Text:
     if "unpriced" in na:
         t.append("unpriced n/a", style="dim italic")
     else:
-        t.append(f"{tot.unpriced} unpriced", style="bold yellow" if tot.unpriced else "dim")
+        t.append(f"{count(tot.unpriced)} unpriced", style="bold yellow" if tot.unpriced else "dim")
     t.append(" · ")
     if "unmetered" in na:
         t.append("unmetered n/a", style="dim italic")
     else:
-        t.append(f"{tot.unmetered} unmetered", style="bold yellow" if tot.unmetered else "dim")
+        t.append(
+            f"{count(tot.unmetered)} unmetered", style="bold yellow" if tot.unmetered else "dim"
+        )
     if snap.invalid:  # rows with an out-of-range value set aside: shown only when there are any
         t.append(" · ")
-        t.append(f"{snap.invalid} invalid", style="bold yellow")
+        t.append(f"{count(snap.invalid)} invalid", style="bold yellow")
     t.append(" · ")
     if "drops" in na:
         t.append("dropped n/a", style="dim italic")
     else:
-        t.append(f"{snap.dropped} dropped", style="bold red" if snap.dropped else "dim")
+        t.append(f"{count(snap.dropped)} dropped", style="bold red" if snap.dropped else "dim")
     return t
 
 

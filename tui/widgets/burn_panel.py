@@ -20,11 +20,15 @@ class BurnPanel(Panel):
             style = "bold red" if ratio >= 2 else ("yellow" if ratio >= 1.25 else "green")
             vs = (f" {ratio:.1f}× base", style)
         elif b.per_hour_baseline is None:
-            vs = (" · no 7d base", "dim")
+            vs = ""  # the base's own line says why there is none
         return lines(
             line((f"{money(b.per_hour_now)}/h", "bold"), " now", vs),
             line(f"{money(b.per_hour_window)}/h avg · {b.requests_per_min:.0f} req/min"),
-            line(f"7d same-hour base {money(b.per_hour_baseline)}/h"),
+            line(
+                f"7d same-hour base {money(b.per_hour_baseline)}/h"
+                if b.per_hour_baseline is not None
+                else ("7d same-hour base: none yet", "dim")
+            ),
             line(f"today {money(b.today)} · mo {money(b.month)}"),
             line("→ month end ", (money(b.month_projection), "bold")),
         )
