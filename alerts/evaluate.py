@@ -114,7 +114,7 @@ def evaluate(
             and not (data is not None and data.loaded)  # its rows are read already: cheap
         )
         done = True
-        if cached is not None and (0 <= now - cached[0] < EXPLAIN_TTL or over_budget):
+        if cached is not None and (fresh(c) or over_budget):
             why = cached[1]  # out of budget, a stale analysis rather than none
         elif over_budget:
             done = False

@@ -154,6 +154,16 @@ def aggregate(
     return out
 
 
+def values_in(dim: str, n: int) -> str:
+    """SQL over `calls AS c`: `dim` is one of `n` values given as parameters (matched through
+    `strings` for an interned dimension, so the values never need looking up first)."""
+    expr, interned = dim_expr(dim)
+    marks = ",".join("?" * n)
+    if interned:
+        return f"{expr} IN (SELECT id FROM strings WHERE value IN ({marks}))"
+    return f"{expr} IN ({marks})"
+
+
 def aggregate_values(
     reader: Reader, ranges: Sequence[tuple[int, float, float]], dim: str, values: Sequence[str]
 ) -> list[tuple[int, str, Agg]]:
@@ -163,12 +173,7 @@ def aggregate_values(
         return []
     cte, params = _ranges_cte(ranges)
     expr, interned = dim_expr(dim)
-    marks = ",".join("?" * len(values))
-    cond = (
-        f"{expr} IN (SELECT id FROM strings WHERE value IN ({marks}))"
-        if interned
-        else (f"{expr} IN ({marks})")
-    )
+    cond = values_in(dim, len(values))
     rows = reader.query(
         f"""{cte}
         SELECT r.idx, {expr}, {_AGG_SQL}
@@ -313,8 +318,7 @@ class ExplainData:
             by.setdefault(c.key, []).append(c.value)
         parts, params = [], []
         for d, values in sorted(by.items()):
-            marks = ",".join("?" * len(values))
-            parts.append(f"c.{d} IN (SELECT id FROM strings WHERE value IN ({marks}))")
+            parts.append(values_in(d, len(values)))
             params += sorted(values)
         return "(" + " OR ".join(parts) + ")", params
 

@@ -23,7 +23,7 @@ from llmtop.store.filters import DIMENSIONS, Clause, dim_expr, label_matches, wh
 from llmtop.store.pg_db import is_pg_url
 from llmtop.store.records import pack_id, unpack_id
 from llmtop.store.rollup import F_SPEND, Agg
-from llmtop.store.schema import applied_migrations, check_not_newer, check_ours, migrate
+from llmtop.store.schema import applied_migrations, check_not_newer, migrate
 from llmtop.store.snapshot import Partial, Savings, assemble, empty_partial, view_trackers
 from llmtop.store.views import RequestDetail, RequestRow, Snapshot
 
@@ -59,7 +59,6 @@ class Reader:
             if readonly:
                 self.conn = connect(self.path, readonly=True, check_same_thread=False)
                 check_not_newer(self.conn, self.path)
-                check_ours(self.conn, self.path)
                 if "m004_rollups" not in applied_migrations(self.conn):
                     self.conn.close()
                     raise DatabaseError(

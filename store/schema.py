@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from llmtop.store.db import DatabaseError, check_ours, connect, explain
+from llmtop.store.db import DatabaseError, connect, explain
 from llmtop.store.records import TAG_KEYS
 
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = []
@@ -406,7 +406,6 @@ def migrate(db: sqlite3.Connection, path: object = "database") -> list[str]:
     it, so several processes opening a fresh file at once apply each migration exactly once.
     """
     try:
-        check_ours(db, path)
         _ensure_table(db)
         check_not_newer(db, path)
         done_now: list[str] = []
