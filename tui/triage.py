@@ -34,6 +34,7 @@ from llmtop.tui.widgets.top_table import TopTable, compare
 from textual.message import Message
 
 if TYPE_CHECKING:
+    from llmtop.store.rows import Column
     from llmtop.store.views import Snapshot
     from llmtop.tui.screens.dashboard import DashboardScreen
 
@@ -82,33 +83,32 @@ def write_export(
 def write_request_export(
     path: Path,
     chunks: Iterable[Sequence[tuple[Any, ...]]],
-    columns: Sequence[str],
+    columns: Sequence[Column],
     meta: dict[str, Any],
 ) -> int:
     """Every request of a view, streamed (a request list holds the newest 500; its window can
-    hold millions): csv (a header, then the rows) or json (the view's description, then its
-    rows), in constant memory. Returns the rows written."""
+    hold millions): csv through `llmtop export`'s writer, or json (the view's description, then
+    its rows), in constant memory. Returns the rows written."""
+    from llmtop.review.export import write_rows  # on export, not at start-up
+
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".part")
-    n = 0
-    with tmp.open("w", newline="", encoding="utf-8") as f:
-        if path.suffix == ".json":
-            head = json.dumps({**meta, "rows": []}, indent=1, default=str)
-            f.write(head[: head.rindex("[") + 1])
-            for chunk in chunks:
-                for row in chunk:
-                    f.write(
-                        ("\n  " if n == 0 else ",\n  ")
-                        + json.dumps(dict(zip(columns, row, strict=True)), default=str)
-                    )
-                    n += 1
-            f.write("\n ]\n}\n" if n else "]\n}\n")
-        else:
-            w = csv.writer(f)
-            w.writerow(columns)
-            for chunk in chunks:
-                w.writerows(["" if v is None else v for v in r] for r in chunk)
-                n += len(chunk)
+    if path.suffix != ".json":
+        n = write_rows(chunks, columns, "csv", tmp)
+        tmp.replace(path)
+        return n
+    names, n = [c.name for c in columns], 0
+    with tmp.open("w", encoding="utf-8") as f:
+        head = json.dumps({**meta, "rows": []}, indent=1, default=str)
+        f.write(head[: head.rindex("[") + 1])
+        for chunk in chunks:
+            for row in chunk:
+                f.write(
+                    ("\n  " if n == 0 else ",\n  ")
+                    + json.dumps(dict(zip(names, row, strict=True)), default=str)
+                )
+                n += 1
+        f.write("\n ]\n}\n" if n else "]\n}\n")
     tmp.replace(path)
     return n
 
@@ -367,7 +367,7 @@ class TableTriage:
                     chunks = request_chunks(
                         reader, start, end, clauses, columns=cols, newest_first=True
                     )
-                    n = write_request_export(path, chunks, [c.name for c in cols], meta)
+                    n = write_request_export(path, chunks, cols, meta)
             finally:
                 reader.close()
         except Exception as exc:  # a failed export is a line on screen, not a crash
