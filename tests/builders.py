@@ -91,3 +91,19 @@ def write(db: Path, payloads: list[dict[str, Any]]) -> int:
     assert w.flush(30), w.last_error
     w.close()
     return w.written
+
+
+def prompt_v2_ships(now: float) -> list[dict[str, Any]]:
+    """The dashboard tests' incident: prompt v2 ships and support-summarize's input grows 10x,
+    in the 4 minutes before `now`."""
+    return [
+        payload(
+            start=now - 240 + i * 8,
+            feature="support-summarize",
+            team="support",
+            prompt_version="v2",
+            input_tokens=20000,
+            output_tokens=200,
+        )
+        for i in range(30)
+    ]

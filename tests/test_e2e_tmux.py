@@ -197,7 +197,7 @@ def incident_db(tmp_path: Path) -> Path:
     collector; the dashboard in tmux runs on the real clock)."""
     from llmtop.alerts.rules import default_rules_path
 
-    from tests.builders import payload, write
+    from tests.builders import payload, prompt_v2_ships, write
 
     db = tmp_path / "incident.db"
     now = time.time()
@@ -206,18 +206,7 @@ def incident_db(tmp_path: Path) -> Path:
         for feat in ("chat", "support-summarize"):
             rows.append(payload(start=t, feature=feat, team="support", prompt_version="v1"))
         t += 30
-    rows += [
-        payload(
-            start=now - 240 + i * 8,
-            feature="support-summarize",
-            team="support",
-            prompt_version="v2",
-            input_tokens=20000,
-            output_tokens=200,
-        )
-        for i in range(30)
-    ]
-    write(db, rows)
+    write(db, rows + prompt_v2_ships(now))
     default_rules_path(db).write_text(ALERT_RULES)
     return db
 

@@ -9,7 +9,7 @@ from llmtop.alerts.rules import default_rules_path
 from llmtop.store.alert_state import AlertStore
 from llmtop.tui.widgets.alerts_panel import AlertsPanel
 
-from tests.builders import payload, write
+from tests.builders import payload, prompt_v2_ships, write
 from tests.tui_fixtures import NOW, make_app, settle
 
 RULES = """
@@ -70,20 +70,7 @@ async def test_alert_appears_live_is_acked_and_jumps(llmtop_db: Path) -> None:
         assert not app.query_one(AlertsPanel).display
 
         # The incident: prompt v2 ships and support-summarize's input grows 10x, live.
-        write(
-            llmtop_db,
-            [
-                payload(
-                    start=NOW - 240 + i * 8,
-                    feature="support-summarize",
-                    team="support",
-                    prompt_version="v2",
-                    input_tokens=20000,
-                    output_tokens=200,
-                )
-                for i in range(30)
-            ],
-        )
+        write(llmtop_db, prompt_v2_ships(NOW))
         await wait_for(pilot, lambda: any(s.state == "open" for s in app.dashboard.alert_states))
         (alert,) = [s for s in app.dashboard.alert_states if s.state == "open"]
         assert alert.scope == "feature=support-summarize"
@@ -139,20 +126,7 @@ async def test_a_past_window_leaves_the_live_alerts_alone(llmtop_db: Path) -> No
     app = make_app(llmtop_db, watch=True, alerts=True)
     async with app.run_test(size=(140, 40)) as pilot:
         await settle(app, pilot)
-        write(
-            llmtop_db,
-            [
-                payload(
-                    start=NOW - 240 + i * 8,
-                    feature="support-summarize",
-                    team="support",
-                    prompt_version="v2",
-                    input_tokens=20000,
-                    output_tokens=200,
-                )
-                for i in range(30)
-            ],
-        )
+        write(llmtop_db, prompt_v2_ships(NOW))
         await wait_for(pilot, lambda: any(s.state == "open" for s in app.dashboard.alert_states))
         await pilot.press("a", "k")
         await wait_for(pilot, lambda: any(s.state == "acked" for s in app.dashboard.alert_states))
