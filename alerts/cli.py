@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from llmtop.alerts.evaluate import evaluate
     from llmtop.alerts.incidents import grouped, severity_of
-    from llmtop.alerts.rules import RulesError, default_rules_path, load_rules
+    from llmtop.alerts.rules import RulesError, check_dimensions, default_rules_path, load_rules
     from llmtop.store.db import DatabaseError, resolve_db_path
     from llmtop.store.reader import Reader
 
@@ -203,10 +203,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         reader = Reader(db, readonly=True)
         try:
+            check_dimensions(rules, reader)
             alerts = evaluate(reader, rules, now)
         finally:
             reader.close()
-    except DatabaseError as exc:
+    except (DatabaseError, RulesError) as exc:
         print(f"llmtop check: {exc}", file=sys.stderr)
         return EXIT_ERROR
     res = _record(db, alerts, now, rules)

@@ -44,6 +44,7 @@ __all__ = [
     "RulesError",
     "RunawayRule",
     "SpikeRule",
+    "check_dimensions",
     "default_rules_path",
     "load_rules",
     "parse_new",
@@ -337,6 +338,7 @@ def parse_rules(text: str, path: Path) -> Rules:
         plans=plans,
         notify=parse_notify(ck, data.get("notify")),
         source=path,
+        dimension_uses=tuple(ck.dimension_uses),
     )
 
 
@@ -438,3 +440,14 @@ def load_rules(path: Path | None) -> Rules:
     except (OSError, UnicodeDecodeError) as exc:
         raise RulesError(f"{p}:1: cannot read the rules file ({exc})") from None
     return parse_rules(text, p)
+
+
+def check_dimensions(rules: Rules, reader: Any) -> None:
+    """RulesError for a group_by or scope tag that is a typo of a known one (`featrue`): tags are
+    free-form, so only a database can tell, and such a rule would never fire without a word.
+    A tag no row has sent yet and close to no known name passes (rules written before traffic).
+    """
+    for where, key in rules.dimension_uses:
+        problem = reader.dimension_problem(key, typo_only=True)
+        if problem is not None:
+            raise RulesError(f"{where}: {problem}")

@@ -67,11 +67,17 @@ class Checker:
     def __init__(self, path: Path, text: str) -> None:
         self.path = path
         self.lines = Lines(text)
+        #: ("file:line: key", tag name) for every tag a group_by or scope names: checked against
+        #: the database's tags once one is open (`typo_in_dimensions`), since tags are free-form.
+        self.dimension_uses: list[tuple[str, str]] = []
+
+    def where(self, where: tuple[str, ...]) -> str:
+        """`file:line: key`, the prefix of every message about that key."""
+        label = ".".join(where[:1] + tuple(f"[{p}]" if p.isdigit() else p for p in where[1:]))
+        return f"{self.path}:{self.lines.line(*where)}: {label.replace('.[', '[')}"
 
     def fail(self, where: tuple[str, ...], problem: str) -> RulesError:
-        label = ".".join(where[:1] + tuple(f"[{p}]" if p.isdigit() else p for p in where[1:]))
-        label = label.replace(".[", "[")
-        return RulesError(f"{self.path}:{self.lines.line(*where)}: {label}: {problem}")
+        return RulesError(f"{self.where(where)}: {problem}")
 
     def table(self, data: Any, where: tuple[str, ...], allowed: tuple[str, ...]) -> dict[str, Any]:
         if not isinstance(data, dict):
@@ -153,6 +159,8 @@ class Checker:
         for x in v:
             if x != "all" and not _DIMENSION.match(x):
                 raise self.fail((*where, key), f"bad tag name {x!r}")
+            if x != "all":
+                self.dimension_uses.append((self.where((*where, key)), x))
         return tuple(v)
 
     def scope(self, v: Any, where: tuple[str, ...]) -> tuple[Clause, ...]:
@@ -165,6 +173,7 @@ class Checker:
         for c in clauses:
             if c.key == "all":
                 raise self.fail(where, "use an empty scope for the whole org")
+            self.dimension_uses.append((self.where(where), c.key))
         return clauses
 
 

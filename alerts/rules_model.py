@@ -162,6 +162,8 @@ class Rules:
     #: `[notify]` (alerts/notify.py): None when the file has none.
     notify: NotifyConfig | None = None
     source: Path | None = None
+    #: ("file:line: key", tag name) for each tag a group_by or scope names (`Checker`).
+    dimension_uses: tuple[tuple[str, str], ...] = ()
 
     def window_for(self, workload: str | None) -> float:
         return self.workloads.get(workload or "", self.anomaly.window)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from llmtop.store.db import DatabaseError, resolve_db_path
-from llmtop.store.filters import Clause, check_keys, dim_expr, parse_filter, parse_window
+from llmtop.store.filters import Clause, parse_filter, parse_window
 from llmtop.store.reader import Reader
 
 
@@ -41,26 +41,11 @@ def clauses_of(text: str | None) -> tuple[Clause, ...]:
 
 def check_dimensions(reader: Reader, keys: Sequence[str], what: str) -> None:
     """UsageError for a key that is no dimension, with the nearest name (`custmer=acme` matched
-    no row and wrote an empty report with exit 0). Known: the built-in dimensions and the tags
-    of recent rows; a key neither names is looked for once in every row (a typo's path; a tag
-    only older rows carry passes)."""
-    known = reader.dimensions()
+    no row and wrote an empty report with exit 0)."""
     for k in keys:
-        if k in known:
-            continue
-        try:
-            expr, _ = dim_expr(k)
-            rows = reader.query(f"SELECT 1 FROM calls c WHERE {expr} IS NOT NULL LIMIT 1")
-        except ValueError as exc:
-            raise UsageError(f"{what}: {exc}") from None
-        except Exception:  # noqa: BLE001 - a backend that cannot look: do not refuse
-            rows = [(1,)]
-        if rows:
-            continue
-        try:
-            check_keys([Clause(k, "=", None)], known)
-        except ValueError as exc:
-            raise UsageError(f"{what}: {exc}") from None
+        problem = reader.dimension_problem(k)
+        if problem is not None:
+            raise UsageError(f"{what}: {problem}")
 
 
 def window_of(text: str, now: float) -> tuple[float, float]:

@@ -51,6 +51,7 @@ def report_parser() -> argparse.ArgumentParser:
 
 def run_report(argv: list[str]) -> int:
     from llmtop.alerts.rules import RulesError, default_rules_path, load_rules
+    from llmtop.alerts.rules import check_dimensions as check_rule_dimensions
     from llmtop.pricing import cache_read_saving
     from llmtop.review.report_data import build_report
     from llmtop.review.report_render import to_html, to_json, to_markdown
@@ -66,6 +67,7 @@ def run_report(argv: list[str]) -> int:
             raise UsageError(f"--config {ns.config}: no such file")
         try:
             rules = load_rules(ns.config or default_rules_path(reader.path))
+            check_rule_dimensions(rules, reader)
         except RulesError as exc:
             raise UsageError(str(exc)) from None
         report = build_report(

@@ -8,6 +8,7 @@ warm between refreshes; it is used from one worker thread at a time. Its `query`
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import sqlite3
 import time
@@ -185,6 +186,32 @@ class Reader:
             except (ValueError, TypeError):
                 continue
         return (*DIMENSIONS, *sorted(k for k in keys if k not in DIMENSIONS))
+
+    def dimension_problem(self, key: str, *, typo_only: bool = False) -> str | None:
+        """Why `key` names no dimension (`no dimension custmer; did you mean customer?`), or None.
+
+        Known: the built-in dimensions and the tags of recent rows; a key neither names is looked
+        for once in every row (a tag only older rows carry passes). `typo_only` passes a key close
+        to no known name without that scan: a rules file may name a tag its traffic has not sent
+        yet, but `featrue` is a typo whose rule would never fire.
+        """
+        known = self.dimensions()
+        if key in known:
+            return None
+        close = difflib.get_close_matches(key, known, n=1, cutoff=0.75)
+        if typo_only and not close:
+            return None
+        try:
+            expr, _ = dim_expr(key)
+            rows = self.query(f"SELECT 1 FROM calls c WHERE {expr} IS NOT NULL LIMIT 1")
+        except ValueError as exc:
+            return str(exc)
+        except Exception:  # noqa: BLE001 - a backend that cannot look: do not refuse
+            rows = [(1,)]
+        if rows:
+            return None
+        hint = f"; did you mean {close[0]}?" if close else f"; known: {', '.join(known)}"
+        return f"no dimension {key}{hint}"
 
     # --- the dashboard snapshot ---
     def source(self) -> Source:

@@ -556,6 +556,25 @@ def test_check_exit_3_on_malformed_rules(
     assert f"{cfg}:6: budget[0].amount: must be > 0 (dollars), got -5" in err
 
 
+def test_check_refuses_a_misspelled_tag_in_a_rule_and_passes_a_tag_yet_to_come(
+    db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A group_by or scope naming `featrue` never fires and said nothing; a tag no row has sent
+    yet and close to no known name (written before its traffic) is fine."""
+    cfg = tmp_path / "rules.toml"
+    cfg.write_text('[rates]\ngroup_by = ["featrue"]\n')
+    assert cli.main(["--db", str(db), "--config", str(cfg), "--now", str(NOW)]) == 3
+    err = capsys.readouterr().err
+    assert f"{cfg}:2: rates.group_by: no dimension featrue; did you mean feature?" in err
+    cfg.write_text('[owners]\n"team=search" = "a"\n"custmer=acme" = "b"\n')
+    assert cli.main(["--db", str(db), "--config", str(cfg), "--now", str(NOW)]) == 3
+    err = capsys.readouterr().err
+    assert f"{cfg}:3: owners.custmer=acme: no dimension custmer; did you mean customer?" in err
+    cfg.write_text('[spike]\ngroup_by = ["region", "feature"]\n')
+    assert cli.main(["--db", str(db), "--config", str(cfg), "--now", str(NOW)]) in (0, 1, 2)
+    assert capsys.readouterr().err == ""
+
+
 def test_check_exit_3_on_missing_or_corrupt_db(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -535,3 +535,17 @@ async def test_a_resolved_incident_leaves_one_line(llmtop_db: Path) -> None:
         await pilot.press("a", "k", "enter")
         await wait_for(pilot, lambda: isinstance(app.screen, AlertDetailScreen))
         assert {s.state for s in app.dashboard.alert_states} == {"resolved"}
+
+
+async def test_a_misspelled_tag_in_the_rules_is_said_on_screen(llmtop_db: Path) -> None:
+    """The dashboard says the rules file's typo as `llmtop check` does, and keeps running."""
+    write(llmtop_db, steady(NOW - 3600, NOW - 300))
+    rules = default_rules_path(llmtop_db)
+    rules.write_text('[spike]\ngroup_by = ["featrue"]\n')
+    app = make_app(llmtop_db, watch=True, alerts=True)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await settle(app, pilot)
+        await wait_for(pilot, lambda: "featrue" in (app.dashboard.error or ""))
+        assert app.dashboard.error == (
+            f"alerts: {rules}:2: spike.group_by: no dimension featrue; did you mean feature?"
+        )

@@ -97,16 +97,23 @@ class AlertScheduler:
             from llmtop.alerts.cache import AlertCache
             from llmtop.alerts.evaluate import evaluate
             from llmtop.alerts.notify import sync_notifying
-            from llmtop.alerts.rules import default_rules_path, load_rules
+            from llmtop.alerts.rules import check_dimensions, default_rules_path, load_rules
             from llmtop.alerts.state import LookBack, unrecorded
             from llmtop.store.db import DatabaseError
 
-            if self._rules is None:
+            fresh = self._rules is None
+            if fresh:
                 self._rules = load_rules(self.rules_path or default_rules_path(self.db_path))
             now = self.clock()
             with self.lock:
                 if self._reader is None:
                     self._reader = Reader(self.db_path)
+                if fresh:
+                    try:
+                        check_dimensions(self._rules, self._reader)
+                    except Exception:
+                        self._rules = None  # said again at the next pass, until it is fixed
+                        raise
                 if self._cache is None:
                     self._cache = AlertCache()
                 fired = evaluate(
