@@ -18,6 +18,37 @@ from llmtop.store.reader import Reader
 #: Entries kept before a cache is emptied (a crude bound: incidents come and go).
 MAX_WHY = 256
 MAX_HISTORY = 16
+#: Seconds a sliding tracker may go unread before it is dropped: a dashboard left running for
+#: weeks while its rules file is edited (each edit: new windows and groupings) must not keep every
+#: old tracker, and the runaway rule's baseline, read once an hour, must stay warm.
+TRACKER_IDLE = 3 * 3600.0
+
+
+class TrackerMap(dict):  # type: ignore[type-arg]
+    """The sliding trackers by key, each stamped with the time of the last pass that read it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.now = 0.0  # the current pass's time (`begin_pass`)
+        self.read_at: dict[Any, float] = {}
+
+    def begin_pass(self, now: float) -> None:
+        self.now = now
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        if key in self:
+            self.read_at[key] = self.now
+        return super().get(key, default)
+
+    def __setitem__(self, key: Any, value: Tracker) -> None:
+        self.read_at[key] = self.now
+        super().__setitem__(key, value)
+
+    def end_pass(self) -> None:
+        """Drop the trackers no pass has read for TRACKER_IDLE seconds."""
+        for key in [k for k, t in self.read_at.items() if self.now - t > TRACKER_IDLE]:
+            del self.read_at[key]
+            self.pop(key, None)
 
 
 @dataclass
@@ -29,7 +60,7 @@ class AlertCache:
         default_factory=dict
     )
     #: Sliding trackers of the ranges the rules read (store.alert_queries.sliding_spend).
-    trackers: dict[Any, Tracker] = field(default_factory=dict)
+    trackers: TrackerMap = field(default_factory=TrackerMap)
 
     def remember_why(self, key: tuple[object, ...], now: float, why: Why) -> None:
         if len(self.why) > MAX_WHY:

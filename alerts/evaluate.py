@@ -54,6 +54,7 @@ def evaluate(
     `cache`: what the caller's previous passes left to reuse (see AlertCache); none, a fresh one.
     """
     cache = AlertCache() if cache is None else cache
+    cache.trackers.begin_pass(now)
     first = first_row_at(reader)
     if first is None:
         return []
@@ -163,4 +164,5 @@ def evaluate(
             )
         )
     alerts.sort(key=lambda a: (a.severity != "critical", a.rule, a.scope))
+    cache.trackers.end_pass()
     return alerts

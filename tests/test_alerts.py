@@ -23,7 +23,14 @@ from llmtop.alerts import cli, state
 from llmtop.alerts.evaluate import evaluate
 from llmtop.alerts.explain import EXPLAIN_DIMS, compared_ranges, explain
 from llmtop.alerts.model import Alert
-from llmtop.alerts.rules import AnomalyRule, Rules, RulesError, load_rules, parse_rules
+from llmtop.alerts.rules import (
+    AnomalyRule,
+    Rules,
+    RulesError,
+    SpikeRule,
+    load_rules,
+    parse_rules,
+)
 from llmtop.collector.writer import Writer
 from llmtop.store.alert_queries import AGG_COLUMNS, ExplainData
 from llmtop.store.alert_state import AlertStore
@@ -1111,3 +1118,30 @@ def test_an_alert_drill_down_quotes_a_tag_value_with_spaces_and_quotes(db: Path)
     (a,) = [x for x in alerts if x.rule in ("runaway", "new") and "customer=" in x.scope]
     assert parse_filter(a.drill[0]) == (Clause("customer", "=", name),)
     assert parse_filter(a.scope) == (Clause("customer", "=", name),)
+
+
+def test_trackers_of_rules_no_longer_read_are_dropped(db: Path) -> None:
+    """A dashboard running for weeks while its rules file is edited keeps only the trackers its
+    current rules read, and those stay warm across passes."""
+    from llmtop.alerts.cache import TRACKER_IDLE, AlertCache
+
+    cache = AlertCache()
+    reader = Reader(db, readonly=True)
+    try:
+        evaluate(reader, Rules(spike=SpikeRule(group_by=("team",))), NOW, cache=cache)
+        old = {k for k in cache.trackers if k[1] == "spike"}
+        assert old
+        rules = Rules()
+        evaluate(reader, rules, NOW, cache=cache)
+        kept = {k: t for k, t in cache.trackers.items() if k not in old}
+        for k in range(8):  # passes over the next 3.5 hours: the runaway baseline's hourly reads
+            evaluate(reader, rules, NOW + k * (TRACKER_IDLE + 1800) / 7, cache=cache)
+        assert not old & set(cache.trackers)
+        live = cache.trackers
+        assert set(live) == set(live.read_at)
+        assert all(live.now - t <= TRACKER_IDLE for t in live.read_at.values())
+        # The ranges every pass reads were slid, never read cold again.
+        steady = [k for k in kept if k[1] in ("rates", "new", "org_rate", "runaway")]
+        assert steady and all(live[k] is kept[k] for k in steady)
+    finally:
+        reader.close()
