@@ -13,6 +13,7 @@ becomes the root) or an alert escalating changes nothing an on-call did. Lifecyc
                        └─none of its alerts fire─▶ resolved ("resolved" event if it had paged)
     resolved ──fires again within REOPEN_WITHIN─▶ open (the same incident, no new page)
     warning ──turns critical──▶ pages once more as "escalate", open again, marked escalated
+    critical stays critical until the alert resolves (no flip back to warning and again)
 
 An incident pages once its root's cause is known (Alert.pending). Two incidents a pass finds
 related merge into the one that paged first; one that splits leaves its parts the same state.
@@ -226,7 +227,19 @@ def sync_pass(
                 }
                 store.insert_incident({**inc, "root": root.fingerprint, "severity": "warning"})
             claimed[inc["id"]] = inc
-            severity = severity_of(a.severity for a in members)
+            # Critical holds until the alert resolves: a spend hovering at the critical ratio
+            # must not flip the screen to "warning" every other pass (on-call relaxes, the page
+            # history reads wrong). The title keeps the current figure.
+            sev = {
+                a.fingerprint: _higher(
+                    a.severity,
+                    rows[a.fingerprint]["severity"]
+                    if a.fingerprint in rows and rows[a.fingerprint]["state"] != "resolved"
+                    else None,
+                )
+                for a in members
+            }
+            severity = severity_of(sev.values())
             if inc["state"] == "snoozed" and (inc["snoozed_until"] or 0) <= now:
                 inc.update(state="open", snoozed_until=None, paged=None)  # pages again
             kind = None
@@ -244,7 +257,7 @@ def sync_pass(
                 row = rows.get(a.fingerprint)
                 values: dict[str, Any] = {
                     "rule": a.rule,
-                    "severity": a.severity,
+                    "severity": sev[a.fingerprint],
                     "scope": a.scope,
                     "title": a.title,
                     "cause": a.cause,

@@ -113,6 +113,21 @@ def test_an_ack_holds_as_alerts_join_and_an_escalation_pages_once_marked(
         assert res.pages == [] and {s.state for s in res.states} == {"acked"}
 
 
+def test_critical_holds_until_the_alert_resolves(store: AlertStore) -> None:
+    """A spend hovering at the critical ratio: the screen and `check` say critical on every
+    pass, not warning and critical by turns; once resolved, a new firing starts afresh."""
+    res = sync_pass(store, [alert("feature=chat", sev="critical")], NOW)
+    assert [(p.kind, p.alert.severity) for p in res.pages] == [("page", "critical")]
+    for t in (NOW + 60, NOW + 120):
+        res = sync_pass(store, [alert("feature=chat", sev="warning")], t)
+        assert res.pages == []
+        assert [s.severity for s in res.states] == ["critical"]
+        assert [i.severity for i in res.incidents] == ["critical"]
+    sync_pass(store, [], NOW + 180)
+    res = sync_pass(store, [alert("feature=chat", sev="warning")], NOW + 180 + REOPEN_WITHIN + 60)
+    assert [s.severity for s in res.states if s.state != "resolved"] == ["warning"]
+
+
 def test_a_resolved_incident_is_reported_once_to_whoever_resolved_it(
     store: AlertStore, llmtop_db: Path
 ) -> None:
