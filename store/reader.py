@@ -292,6 +292,7 @@ class Reader:
                     max_id=max_id,
                     dimensions=self.dimensions(),
                     invalid=self.invalid(now - window, now + 1e-6, clauses),
+                    first=first,
                 )
         return part
 

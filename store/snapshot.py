@@ -173,6 +173,8 @@ class Partial:
     max_id: int
     dimensions: tuple[str, ...]
     invalid: int = 0
+    #: The earliest row's start (None: no rows): where a comparison has history to compare with.
+    first: float | None = None
 
 
 def assemble(
@@ -346,6 +348,7 @@ def assemble(
         groups_total=len(ranked),
         rest_spend=sum(g.v[F_SPEND] for _, g in rest),
         invalid=sum(p.invalid for p in parts),
+        first_row=min((p.first for p in parts if p.first is not None), default=None),
     )
 
 

@@ -121,6 +121,9 @@ class Snapshot:
     #: Figures the source cannot give (Reader.unavailable: a LiteLLM proxy's own table has no
     #: unpriced/unmetered checks, drop counts or cache saving): shown "n/a", never as 0.
     unavailable: frozenset[str] = frozenset()
+    #: The earliest row's start in the file(s), None when empty: a Δ against a window before it
+    #: has nothing to compare with ("—"), which is not the same as a group that is new ("new").
+    first_row: float | None = None
 
 
 @dataclass(frozen=True)

@@ -319,6 +319,31 @@ async def test_d_compares_with_the_same_window_last_week(
         assert table.get_cell("chat", "delta").plain == "new"
 
 
+async def test_a_comparison_before_the_first_row_is_a_dash_not_new(llmtop_db: Path) -> None:
+    """A file 40 minutes old has no previous hour and no last week: Δ says "—" on every row
+    ("new" would say every feature just appeared); with an hour before the window, a feature
+    that made no call then is "new" and one that did has its change."""
+    build(llmtop_db, [dict(start=NOW - 2400, feature="chat"), dict(start=NOW - 60, feature="g")])
+    app = make_app(llmtop_db)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(app, pilot)
+        table = app.query_one(TopTable)
+        assert {table.get_cell(k, "delta").plain for k in ("chat", "g")} == {"—"}
+        await pilot.press("d")
+        await settle(app, pilot)
+        assert {table.get_cell(k, "delta").plain for k in ("chat", "g")} == {"—"}
+    build(llmtop_db, [dict(start=NOW - 5400, feature="chat")])
+    app = make_app(llmtop_db)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(app, pilot)
+        table = app.query_one(TopTable)
+        assert table.get_cell("g", "delta").plain == "new"
+        assert table.get_cell("chat", "delta").plain.endswith("%")
+        await pilot.press("d")  # still no last week
+        await settle(app, pilot)
+        assert {table.get_cell(k, "delta").plain for k in ("chat", "g")} == {"—"}
+
+
 async def test_c_charts_the_top_series_of_the_grouping(
     llmtop_db: Path, specs: list[dict[str, Any]]
 ) -> None:

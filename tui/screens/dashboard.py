@@ -57,6 +57,8 @@ from textual.widgets import ContentSwitcher, Footer, Static
 
 WINDOW_KEYS: tuple[str, ...] = ("5m", "1h", "6h", "24h", "7d", "30d")
 TICK_SECONDS = 5.0
+#: The `d` comparison: the same window a week before (tui.triage).
+WEEK = 7 * 86400.0
 ALERT_SECONDS = 10.0
 ALERT_MIN_GAP = 2.0
 #: After the first snapshot, the heap is frozen this much later: after its frame (at 10M rows
@@ -319,7 +321,14 @@ class DashboardScreen(AlertHandlers, Screen[None]):
             return
         for panel in ("#burn", "#cache", "#errors", "#tokens"):
             self.query_one(panel).snapshot = snap  # type: ignore[attr-defined]
-        self.query_one(TopTable).show(snap.groups)
+        first = snap.first_row
+        self.query_one(TopTable).show(
+            snap.groups,
+            {
+                "prev": first is not None and first < snap.start,
+                "week": first is not None and first < snap.end - WEEK,
+            },
+        )
         self.render_crumbs()
         self.render_status()
         self.render_topbar()

@@ -94,8 +94,10 @@ def cells(
     baseline: dict[str | None, float] | None = None,
     label: int = MAX_LABEL,
     pending: bool = False,
+    history: bool = True,
 ) -> dict[str, Cell]:
-    """A row's cells; `pending`: last week's figures for this view are still being read."""
+    """A row's cells; `pending`: last week's figures for this view are still being read;
+    `history`: the compared window has rows at all (else Δ is "—", not "new" on every row)."""
     name = g.key if g.key is not None else "(none)"
     if g.unpriced:
         name = f"{name} ⚠{g.unpriced} unpriced"
@@ -107,7 +109,13 @@ def cells(
         "key": Cell(name, g.key or "", justify="left", limit=label),
         "spend": Cell(money(g.spend), g.spend, style="bold"),
         "share": Cell(pct(g.share), g.share),
-        "delta": Cell("…", None) if pending else Cell(delta(d), d, style=d_style),
+        "delta": (
+            Cell("…", None)
+            if pending
+            else Cell(delta(d), d, style=d_style)
+            if history or d is not None
+            else Cell("—", None)
+        ),
         "requests": Cell(count(g.requests), g.requests),
         "cpr": Cell(money(g.cost_per_request), g.cost_per_request),
         "c1k": Cell(money(g.cost_per_1k), g.cost_per_1k),
@@ -141,6 +149,8 @@ class TopTable(CellTable):
         #: "prev" (the snapshot's own Δ) or "week": `baseline` is last week's spend per key.
         self.compare_mode = "prev"
         self.baseline: dict[str | None, float] | None = None
+        #: Whether the compared window ("prev", "week") lies after the file's first row.
+        self.history = {"prev": True, "week": True}
         #: A row to put the cursor on once it arrives (back from a drill-down).
         self.pending_cursor: str | None = None
         #: What each row shows now (only rows actually in the table).
@@ -248,10 +258,14 @@ class TopTable(CellTable):
         self._add({row_key(g): g for g in groups}, [row_key(g) for g in groups])
         self._keep_cursor(selected)
 
-    def show(self, groups: tuple[GroupRow, ...]) -> None:
+    def show(self, groups: tuple[GroupRow, ...], history: dict[str, bool] | None = None) -> None:
         """Update in place by row key; unchanged rows cost nothing, new rows are added in the
-        table's sort order, the first FIRST_ROWS now and the rest after the next paint."""
+        table's sort order, the first FIRST_ROWS now and the rest after the next paint.
+        `history`: per comparison, whether its window has rows (Snapshot.first_row)."""
         self._generation += 1
+        if history is not None and history != self.history:
+            self.history = history
+            self.set_compare(self.compare_mode, self.baseline)
         selected = self._selected_key()
         fresh = {row_key(g): g for g in groups}
         # Rows whose shown text changes (a refresh: a few; another window, grouping or filter:
@@ -300,7 +314,7 @@ class TopTable(CellTable):
 
     def cells_of(self, g: GroupRow) -> dict[str, Cell]:
         pending = self.compare_mode == "week" and self.baseline is None
-        return cells(g, self.baseline, self.label_limit, pending)
+        return cells(g, self.baseline, self.label_limit, pending, self.history[self.compare_mode])
 
     def _add(self, fresh: dict[str, GroupRow], keys: list[str]) -> None:
         for key in keys:
