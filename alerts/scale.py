@@ -47,6 +47,8 @@ RATE_DISPERSION = 1.25
 DEFAULT_CV2 = 1.0
 MIN_CV2 = 0.1
 PROFILE_MIN_HOURS = 12
+#: The recent hours a cost profile leaves out, once the file has as many before them.
+PROFILE_LAG = DAY
 
 
 def org_rate(reader: Reader, cache: AlertCache, now: float, first: float, days: int) -> float:
@@ -97,9 +99,17 @@ def cost_profiles(
     expectation Var(c) whatever n is, so the spread of single calls is measured from the hourly
     rollups (a few rows per hour) without reading a row; a mean that drifts over the week only
     makes the spread look wider (quieter alerts, never noisier). Cached per completed hour.
+
+    Why the last day is left out once there are two: an incident's own hours would otherwise
+    enter the profile an hour after they happen, and a feature's calls costing 16× (a model swap)
+    widen its spread until its still-running incident looks like noise and resolves (2 hours in,
+    on the alert-quality benchmark). The windowed baselines forget an incident after a day too.
     """
     end = math.floor((now - HOUR) / HOUR) * HOUR
-    start = max(math.ceil(first / HOUR) * HOUR, end - days * DAY)
+    floor_start = math.ceil(first / HOUR) * HOUR
+    if end - PROFILE_LAG - floor_start >= PROFILE_LAG:
+        end -= PROFILE_LAG
+    start = max(floor_start, end - days * DAY)
     if end - start < HOUR:
         return {}
     key = (*file_key(reader), "cost_profiles", end, start)

@@ -414,3 +414,34 @@ def test_a_cost_per_call_alerts_figures_are_per_call_since_the_change(
     assert f.per_call > 2 * f.baseline_per_call, (f.per_call, f.baseline_per_call)
     text = numbers_text(a.rule, a.title, f, None).plain
     assert "a call over" in text and "per call" in text and "σ" not in text, text
+
+
+def test_a_sustained_incident_keeps_firing_hours_later(cache_dir: Path, tmp_path: Path) -> None:
+    """classify swapped to gpt-4o for five hours: the alert stays up, its cause still the model.
+    The cost profiles took in the incident's own hours an hour after them, its 16x calls widened
+    classify's spread until the swap looked like noise, and it resolved 2 hours in."""
+    from dataclasses import replace
+
+    from llmtop.alerts.cache import AlertCache
+    from llmtop.alerts.evaluate import evaluate
+    from llmtop.alerts.rules import Rules
+    from llmtop.store.reader import Reader
+
+    fam = replace(aq.FAMILY["model swap"], length=300.0)
+    base = aq.base_db(SCALE, SEED, cache_dir)
+    db, _ = aq.scenario_db(base, fam, SCALE, SEED, tmp_path / "swap.db")
+    t0 = aq.incident_start(SEED)
+    reader, cache = Reader(db, readonly=True), AlertCache()
+    firing = []
+    try:
+        for k in range(24, 61):  # every 5 minutes from 2 to 5 hours in
+            roots = [
+                a
+                for a in evaluate(reader, Rules(), t0 + 300 * k, cache=cache)
+                if a.parent is None and re.search(fam.related, f"{a.scope} {a.title} {a.cause}")
+            ]
+            firing.append(bool(roots))
+            assert all(re.search(fam.cause, f"{a.scope} | {a.causes[0][0]}") for a in roots)
+    finally:
+        reader.close()
+    assert sum(firing) >= 0.9 * len(firing), firing
