@@ -30,6 +30,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from llmtop.store.filters import MAX_EPOCH
+
 from llmtop.args import Parser
 
 EXIT_OK, EXIT_WARNING, EXIT_CRITICAL, EXIT_ERROR = 0, 1, 2, 3
@@ -43,8 +45,10 @@ def _epoch(text: str) -> float:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a number of seconds since 1970"
         ) from None
-    if not math.isfinite(t) or t < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a time (seconds since 1970)")
+    if not math.isfinite(t) or t < 0 or t > MAX_EPOCH:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a time (seconds since 1970, up to year 9999)"
+        )
     return t
 
 

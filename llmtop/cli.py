@@ -58,7 +58,24 @@ def _tui_parser() -> argparse.ArgumentParser:
     return p
 
 
+#: The exit status of a command whose reader closed the pipe (`llmtop export | head`), as a
+#: shell reports a tool killed by SIGPIPE. Python ignores SIGPIPE (so a webhook's or a notify
+#: command's closed socket or pipe is an error, not a death), and its BrokenPipeError ended in a
+#: traceback on stderr.
+EXIT_PIPE = 141
+
+
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        # Python flushes stdout again at exit: point it at /dev/null so that is quiet too.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_PIPE
+
+
+def _main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] in SUBCOMMANDS:
         cmd, rest = args[0], args[1:]

@@ -7,14 +7,16 @@ a bad window, a bad filter) become one `llmtop CMD: problem` line and exit statu
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from llmtop.store.db import DatabaseError, resolve_db_path
-from llmtop.store.filters import Clause, parse_filter, parse_window
+from llmtop.store.filters import MAX_EPOCH, MAX_WINDOW, Clause, parse_filter, parse_window
 from llmtop.store.reader import Reader
 
 
@@ -95,11 +97,17 @@ def parse_period(text: str, now: float) -> Period:
             raise UsageError(f"--period {t}: {exc}") from None
         if b <= a:
             raise UsageError(f"--period {t}: the end date must be after the start date")
+        if a.year < 1970 or (b - a).total_seconds() > MAX_WINDOW:
+            raise UsageError(
+                f"--period {t}: from 1970 on, at most {MAX_WINDOW / 86400:.0f} days long"
+            )
         shown = b - timedelta(days=1)
         return Period(f"{a:%Y-%m-%d} to {shown:%Y-%m-%d}", a.timestamp(), b.timestamp())
     try:
         w = parse_window(t)
-    except ValueError:
+    except ValueError as exc:
+        if "at most" in str(exc):
+            raise UsageError(f"--period: {exc}") from None
         raise UsageError(
             f"--period {t!r}: use week, month, a window like 14d, or DATE..DATE"
             " (2026-05-01..2026-05-08, end exclusive)"
@@ -119,16 +127,37 @@ def parse_until(text: str | None) -> float:
         return now()
     t = text.strip()
     try:
-        return float(t)
+        v = float(t)
     except ValueError:
         pass
+    else:
+        if not math.isfinite(v) or not 0 <= v <= MAX_EPOCH:
+            raise UsageError(f"--until {t!r}: a Unix timestamp from 0 to {MAX_EPOCH:.0f}")
+        return v
     try:
         return datetime.fromisoformat(t).timestamp()
-    except ValueError:
+    except (ValueError, OverflowError, OSError):
         raise UsageError(
             f"--until {t!r}: use a date (2026-05-01), a date-time (2026-05-01T12:00)"
             " or a Unix timestamp"
         ) from None
+
+
+def check_out(out: Path) -> None:
+    """UsageError for an --out that is a SQLite database (or its -wal/-shm): `export --out
+    llmtop.db` wrote a csv over the data it was exporting, every row lost."""
+    names = [out]
+    for suffix in ("-wal", "-shm", "-journal"):
+        if out.name.endswith(suffix):
+            names.append(out.with_name(out.name[: -len(suffix)]))
+    for p in names:
+        try:
+            with open(p, "rb") as fh:
+                head = fh.read(16)
+        except OSError:
+            continue
+        if head == b"SQLite format 3\x00":
+            raise UsageError(f"--out {out}: is a SQLite database (llmtop's data?): not overwritten")
 
 
 def usd(x: float | None, places: int = 2) -> str:

@@ -18,7 +18,7 @@ from dataclasses import astuple
 from pathlib import Path
 from typing import IO, Any
 
-from llmtop.review.common import UsageError
+from llmtop.review.common import UsageError, check_out
 from llmtop.store.rows import Column
 
 FORMATS = ("csv", "json", "jsonl", "parquet")
@@ -68,6 +68,8 @@ def write_rows(
     progress: Progress | None = None,
 ) -> int:
     """Write every chunk in `fmt` to `out` (None: stdout); returns the number of rows."""
+    if out is not None:
+        check_out(out)
     if fmt == "parquet":
         if out is None:
             raise UsageError("--format parquet needs --out FILE (parquet is not written to a pipe)")
@@ -115,6 +117,12 @@ def write_rows(
                 fh.write("\n]\n" if not first else "]\n")
         else:
             raise UsageError(f"--format {fmt}: use one of {', '.join(FORMATS)}")
+        if out is not None:
+            fh.flush()
+    except OSError as exc:
+        if out is None:
+            raise  # stdout closed (a pipe to `head`): the CLI's SIGPIPE handling ends quietly
+        raise UsageError(f"--out {out}: {exc.strerror or exc}") from None
     finally:
         if out is not None:
             fh.close()

@@ -9,6 +9,7 @@ from pathlib import Path
 from llmtop.review.common import (
     UsageError,
     check_dimensions,
+    check_out,
     clauses_of,
     open_reader,
     parse_period,
@@ -81,6 +82,8 @@ def run_report(argv: list[str]) -> int:
     finally:
         reader.close()
     text = {"md": to_markdown, "html": to_html, "json": to_json}[ns.format](report)
+    if ns.out is not None:
+        check_out(ns.out)
     if ns.out is None:
         sys.stdout.write(text)
     else:

@@ -50,6 +50,13 @@ NONE_LABEL = "(none)"
 OPERATORS: tuple[str, ...] = ("=", "!=", "~", "!~")
 
 
+#: The last second a datetime can show (9999-12-31): a time past it is refused where it is typed,
+#: not met as a traceback where a date is printed.
+MAX_EPOCH = 253402300799.0
+#: The longest window: ten years (and a bit). `99999999d` reached back before year 1.
+MAX_WINDOW = 3660 * 86400.0
+
+
 def parse_window(text: str) -> float:
     """'90s', '15m', '1h', '7d' → seconds; ValueError with the accepted forms otherwise."""
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", text or "")
@@ -60,7 +67,10 @@ def parse_window(text: str) -> float:
     n = float(m.group(1))
     if n <= 0:
         raise ValueError(f"bad window {text!r}: must be positive")
-    return n * {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}[m.group(2)]
+    w = n * {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}[m.group(2)]
+    if w > MAX_WINDOW:
+        raise ValueError(f"bad window {text!r}: at most {MAX_WINDOW / 86400:.0f}d (ten years)")
+    return w
 
 
 def format_window(seconds: float) -> str:

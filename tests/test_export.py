@@ -112,6 +112,54 @@ def test_bad_input_is_one_line(sim_db: Path, capsys: pytest.CaptureFixture[str])
     )
 
 
+def test_out_never_overwrites_a_database(
+    sim_db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--out` naming the database (or its -wal) wrote a csv over the rows being exported."""
+    import shutil
+
+    db = tmp_path / "copy.db"
+    shutil.copy(sim_db, db)
+    before = q(db, "SELECT count(*), sum(cost_usd) FROM requests")
+    for args in (
+        ("export", "--out", str(db)),
+        ("export", "--format", "parquet", "--out", str(db)),
+        ("report", "--out", str(db)),
+        ("report", "--out", f"{db}-wal"),
+    ):
+        assert main([args[0], "--db", str(db), "--until", str(T0), *args[1:]]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.endswith("is a SQLite database (llmtop's data?): not overwritten"), err
+    assert q(db, "SELECT count(*), sum(cost_usd) FROM requests") == before
+
+
+def test_unwritable_or_out_of_range_input_is_one_line(
+    sim_db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A full disk, a NaN timestamp, a window reaching before year 1: one line, exit 2 (they
+    were tracebacks, exit 1)."""
+    assert run(sim_db, "--out", "/dev/full") == 2
+    assert capsys.readouterr().err.strip() == (
+        "llmtop export: --out /dev/full: No space left on device"
+    )
+    assert main(["export", "--db", str(sim_db), "--until", "nan"]) == 2
+    assert main(["report", "--db", str(sim_db), "--until", "inf"]) == 2
+    assert main(["report", "--db", str(sim_db), "--period", "0001-01-01..2026-01-01"]) == 2
+    assert main(["report", "--db", str(sim_db), "--period", "1000000d"]) == 2
+    assert main(["whatif", "--db", str(sim_db), "--swap", "a=b", "--window", "99999999d"]) == 2
+    assert main(["check", "--db", str(sim_db), "--now", "1e12"]) == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "llmtop export: --until 'nan': a Unix timestamp from 0 to 253402300799",
+        "llmtop report: --until 'inf': a Unix timestamp from 0 to 253402300799",
+        "llmtop report: --period 0001-01-01..2026-01-01: from 1970 on, at most 3660 days long",
+        "llmtop report: --period: bad window '1000000d': at most 3660d (ten years)",
+        "llmtop whatif: --window: bad window '99999999d': at most 3660d (ten years)",
+        "llmtop check: argument --now: '1e12' is not a time (seconds since 1970, up to year"
+        " 9999)",
+    ]
+
+
 def test_missing_pyarrow_is_one_line(
     sim_db: Path,
     tmp_path: Path,

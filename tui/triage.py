@@ -89,8 +89,10 @@ def write_request_export(
     """Every request of a view, streamed (a request list holds the newest 500; its window can
     hold millions): csv through `llmtop export`'s writer, or json (the view's description, then
     its rows), in constant memory. Returns the rows written."""
+    from llmtop.review.common import check_out
     from llmtop.review.export import write_rows  # on export, not at start-up
 
+    check_out(path)  # the .part file is checked by write_rows; this is what it replaces
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".part")
     if path.suffix != ".json":
