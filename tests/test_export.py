@@ -155,8 +155,7 @@ def test_unwritable_or_out_of_range_input_is_one_line(
         "llmtop report: --period 0001-01-01..2026-01-01: from 1970 on, at most 3660 days long",
         "llmtop report: --period: bad window '1000000d': at most 3660d (ten years)",
         "llmtop whatif: --window: bad window '99999999d': at most 3660d (ten years)",
-        "llmtop check: argument --now: '1e12' is not a time (seconds since 1970, up to year"
-        " 9999)",
+        "llmtop check: argument --now: '1e12' is not a time (seconds since 1970, up to year 9999)",
     ]
 
 
