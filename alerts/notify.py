@@ -11,6 +11,7 @@ so a slow endpoint never holds the screen.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import queue
@@ -202,7 +203,8 @@ class Notifier:
             try:
                 self.deliver([e])
             except Exception as exc:  # never let one bad event end the thread silently
-                self.log(f"llmtop notify: {type(exc).__name__}: {exc}")
+                # The type only: a message can quote the webhook's URL (a secret).
+                self.log(f"llmtop notify: {type(exc).__name__}")
             finally:
                 self._queue.task_done()
 
@@ -241,6 +243,12 @@ class Notifier:
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             return f"{type(reason).__name__}" if not isinstance(reason, str) else "unreachable"
+        except (ValueError, http.client.InvalidURL):
+            # http.client.InvalidURL (`https://user:pw@host` without a port reads `pw@host` as
+            # the port): its message quotes the URL, a secret, so only the variable is named.
+            return f"permanent: ${self.config.webhook_url_env} is not a valid URL"
+        except Exception as exc:  # noqa: BLE001 - whatever urllib raises: a line, never a crash
+            return type(exc).__name__
 
     def _run(self, e: Event) -> str | None:
         env = {

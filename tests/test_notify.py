@@ -173,6 +173,30 @@ def test_command_gets_the_event_and_failures_are_one_line(
     assert SECRET not in res.stderr
 
 
+def test_a_malformed_webhook_url_is_one_line_that_never_shows_it(
+    llmtop_db: Path, tmp_path: Path
+) -> None:
+    """`https://user:pw@host/x` (no port) made urllib raise InvalidURL quoting `pw@host`: a
+    traceback on stderr (cron mail), exit 1. Now the gave-up line names the variable only."""
+    build(llmtop_db)
+    spend = scalar(llmtop_db, "SELECT TOTAL(cost_usd) FROM requests")
+    cfg = rules(tmp_path / "r.toml", spend / 2)
+    env = {**os.environ, "LLMTOP_TEST_HOOK": "https://user:hunter2@example.invalid/x"}
+    res = subprocess.run(
+        [sys.executable, "-m", "llmtop", "check", "--db", str(llmtop_db), "--config", str(cfg)]
+        + ["--now", str(NOW)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert res.returncode == 2, res.stderr
+    assert "hunter2" not in res.stderr + res.stdout and "Traceback" not in res.stderr
+    assert res.stderr.strip().splitlines()[-1].endswith("$LLMTOP_TEST_HOOK is not a valid URL"), (
+        res.stderr
+    )
+
+
 def test_background_notifier_never_blocks_the_caller(hook: Hook) -> None:
     """The dashboard's path: submit returns at once while the endpoint is still failing."""
     hook.fail_first = 1
