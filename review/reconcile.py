@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -64,6 +65,9 @@ def read_provider(path: Path) -> tuple[str, dict[tuple[str, str], float]]:
     out: dict[tuple[str, str], float] = {}
 
     def add(day: str, model: str, usd: float) -> None:
+        if not math.isfinite(usd):
+            # float() reads "nan" and "inf": they compared as within any tolerance.
+            raise ValueError(f"amount {usd!r} is not a finite number")
         out[(day, model)] = out.get((day, model), 0.0) + usd
 
     if text.lstrip().startswith(("{", "[")):
@@ -144,6 +148,7 @@ class Ours:
     calls: int
     unpriced: int
     cache_read_tokens: int
+    provider: str | None = None
 
 
 def our_days(reader: Reader, start: float, end: float) -> dict[tuple[str, str, str | None], Ours]:
@@ -151,14 +156,16 @@ def our_days(reader: Reader, start: float, end: float) -> dict[tuple[str, str, s
     rows = reader.query(
         "SELECT strftime('%Y-%m-%d', c.started_at, 'unixepoch'), c.model, c.response_model,"
         " total(c.cost_usd), sum(c.litellm_cost_usd), count(*), total(c.unpriced),"
-        " total(c.cache_read_tokens) FROM calls c WHERE c.started_at >= ? AND c.started_at < ?"
-        " GROUP BY 1, 2, 3",
+        " total(c.cache_read_tokens), max(c.provider) FROM calls c"
+        " WHERE c.started_at >= ? AND c.started_at < ? GROUP BY 1, 2, 3",
         (start, end),
     )
-    names = reader.strings({r[i] for r in rows for i in (1, 2) if r[i] is not None})
+    names = reader.strings({r[i] for r in rows for i in (1, 2, 8) if r[i] is not None})
     out: dict[tuple[str, str, str | None], Ours] = {}
-    for day, m, rm, usd, lusd, n, unp, cr in rows:
-        out[(day, names.get(m, "(none)"), names.get(rm))] = Ours(usd, lusd, n, int(unp), int(cr))
+    for day, m, rm, usd, lusd, n, unp, cr, prov in rows:
+        out[(day, names.get(m, "(none)"), names.get(rm))] = Ours(
+            usd, lusd, n, int(unp), int(cr), names.get(prov)
+        )
     return out
 
 
@@ -169,6 +176,11 @@ def matches(provider_model: str, ours: str | None) -> bool:
     return p == o or (
         p.startswith(o + "-") and re.fullmatch(r"[\d\-]+", p[len(o) + 1 :]) is not None
     )
+
+
+#: llmtop's spend on a model the invoice does not name, under which it is not flagged: the
+#: invoice's own rounding (a cent).
+NOT_BILLED_MIN = 0.01
 
 
 @dataclass(frozen=True)
@@ -201,12 +213,13 @@ def reconcile(
     """One row per provider (day, model), each with our rows matched to it; flags beyond
     `tolerance` (a fraction) with the most likely reason."""
     out = []
+    matched: set[tuple[str, str, str | None]] = set()
     for (day, model), amount in sorted(provider.items()):
-        hit = [
-            o
-            for (d, m, rm), o in ours.items()
-            if d == day and (matches(model, rm) or matches(model, m))
+        keys = [
+            k for k in ours if k[0] == day and (matches(model, k[2]) or matches(model, k[1]))
         ]
+        matched.update(keys)
+        hit = [ours[k] for k in keys]
         usd = sum(o.usd for o in hit)
         known = [o.litellm_usd for o in hit if o.litellm_usd is not None]
         lusd = sum(known) if known else None
@@ -214,7 +227,8 @@ def reconcile(
         unpriced = sum(o.unpriced for o in hit)
         cached = sum(o.cache_read_tokens for o in hit)
         diff = usd - amount
-        rel = abs(diff) / amount if amount else (0.0 if not usd else 1.0)
+        # abs(amount): a credit (a negative line) compared as within any tolerance.
+        rel = abs(diff) / abs(amount) if amount else (0.0 if not usd else 1.0)
         flagged = rel > tolerance
         reason = ""
         if flagged:
@@ -231,4 +245,32 @@ def reconcile(
             else:
                 reason = "llmtop priced more than was billed (failed or cached calls?)"
         out.append(RecRow(day, model, amount, usd, lusd, calls, flagged, reason))
+    # What llmtop saw on the invoice's days, from the invoice's provider(s), under a model the
+    # invoice never names: spend the provider did not bill, or billed under another line.
+    days = {d for d, _ in provider}
+    providers = {ours[k].provider for k in matched}
+    extra: dict[tuple[str, str], list[Ours]] = {}
+    for k, o in ours.items():
+        if k in matched or k[0] not in days or o.provider not in providers:
+            continue
+        extra.setdefault((k[0], k[2] or k[1]), []).append(o)
+    for (day, model), os_ in sorted(extra.items()):
+        usd = sum(o.usd for o in os_)
+        if usd < NOT_BILLED_MIN:
+            continue
+        known = [o.litellm_usd for o in os_ if o.litellm_usd is not None]
+        calls = sum(o.calls for o in os_)
+        out.append(
+            RecRow(
+                day,
+                model,
+                None,
+                usd,
+                sum(known) if known else None,
+                calls,
+                True,
+                f"not on the invoice: llmtop saw {calls:,} call{'s' if calls != 1 else ''}",
+            )
+        )
+    out.sort(key=lambda r: (r.day, r.model))
     return out

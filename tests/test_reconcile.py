@@ -128,3 +128,37 @@ def test_litellms_cost_unknown_is_not_zero(
     main(["reconcile", str(f)])
     line = next(x for x in capsys.readouterr().out.splitlines() if "gpt-4o" in x)
     assert "n/a" in line, line
+
+
+def test_credits_nan_and_unbilled_models(
+    llmtop_db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A credit (a negative line) is compared by its size, not passed as within tolerance; nan
+    and inf are one line, not `$nan` and exit 0; a model llmtop saw on the invoice's days from
+    its provider but the invoice never names is flagged ("not on the invoice")."""
+    t = DAY0 + 3600
+    write(
+        llmtop_db,
+        [
+            payload(start=t + i, model="gpt-4o", input_tokens=2000, output_tokens=300)
+            for i in range(5)
+        ]
+        + [payload(start=t + 9, model="o3-mini", input_tokens=20000, output_tokens=9000)],
+    )
+    ((ours,),) = q(llmtop_db, "SELECT total(cost_usd) FROM requests WHERE model = 'gpt-4o'")
+    f = tmp_path / "usage.csv"
+    f.write_text(f"date,model,cost_usd\n2026-05-28,gpt-4o,{-ours}\n")
+    assert main(["reconcile", str(f), "--json"]) == 1
+    rows = {r["model"]: r for r in json.loads(capsys.readouterr().out)["rows"]}
+    assert rows["gpt-4o"]["flagged"] and rows["gpt-4o"]["delta_pct"] == pytest.approx(-2.0)
+    extra = rows["o3-mini"]
+    assert extra["flagged"] and extra["provider_usd"] is None and extra["calls"] == 1
+    assert extra["reason"] == "not on the invoice: llmtop saw 1 call"
+    for bad in ("nan", "inf"):
+        f.write_text(f"date,model,cost_usd\n2026-05-28,gpt-4o,{bad}\n")
+        assert main(["reconcile", str(f)]) == 2
+        err = capsys.readouterr().err
+        assert err == (
+            f"llmtop reconcile: {f}:2: date/cost_usd: not a date and an amount"
+            f" ('2026-05-28', '{bad}')\n"
+        )
