@@ -15,7 +15,7 @@ from llmtop.store.db import DatabaseError
 from llmtop.store.histblob import merge_hist_blobs
 from llmtop.store.maintenance import BATCH, MINUTE_ROLLUP_KEEP
 from llmtop.store.pg_db import PgUrl, connect, driver, one_line
-from llmtop.store.pg_schema import LOCK_NS, LOCK_SHARD0, migrate
+from llmtop.store.pg_schema import LOCK_NS, LOCK_SHARD0, check_ours, migrate
 from llmtop.store.pg_sink import merge_into_shard
 from llmtop.store.pg_spendlogs_map import refuse_writes
 from llmtop.store.rollup import FIELDS
@@ -32,6 +32,17 @@ def _rollups(cube: int, res: int) -> str:
     )
 
 
+def require_tables(conn: Any, target: PgUrl) -> None:
+    """Maintenance never creates the schema: pruning an empty database (the server's default
+    `postgres` one, a typo'd name) would add llmtop's tables to it and report success."""
+    if conn.execute("SELECT to_regclass('_llmtop_migrations')").fetchone()[0] is None:
+        check_ours(conn, target)
+        raise DatabaseError(
+            f"{target}: no llmtop tables in this database (is the collector writing somewhere"
+            " else?)"
+        )
+
+
 def prune(
     target: PgUrl,
     *,
@@ -45,6 +56,7 @@ def prune(
     conn = connect(target, autocommit=True)
     try:
         refuse_writes(conn, target, "prune")
+        require_tables(conn, target)
         migrate(conn, target)
         jobs: list[tuple[str, float]] = []
         if older_than is not None:
@@ -125,6 +137,7 @@ def vacuum(target: PgUrl) -> tuple[int, int]:
     conn = connect(target, autocommit=True)
     try:
         refuse_writes(conn, target, "vacuum")
+        require_tables(conn, target)
         migrate(conn, target)
         size = "SELECT pg_database_size(current_database())"
         before = int(conn.execute(size).fetchone()[0])

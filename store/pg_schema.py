@@ -249,15 +249,36 @@ def check_not_newer(db: Any, target: object) -> None:
         )
 
 
+def check_ours(db: Any, target: object = "database") -> None:
+    """Refuse a database whose schema holds tables but none of llmtop's (store.db.check_ours's
+    twin): `prune --db postgresql://.../app` added llmtop's ten tables beside the app's and
+    said "pruned 0 rows". An empty database, or one with llmtop's tables, is ours."""
+    names = [
+        r[0]
+        for r in db.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY 1"
+        )
+    ]
+    if names and "_llmtop_migrations" not in names and "calls" not in names:
+        shown = ", ".join(names[:5]) + (", …" if len(names) > 5 else "")
+        raise DatabaseError(
+            f"{target}: not an llmtop database (it holds tables llmtop did not make: {shown});"
+            " give llmtop a database of its own (createdb llmtop)"
+        )
+
+
 def migrate(db: Any, target: object = "database") -> list[str]:
     """Bring the schema up to date (`db` in autocommit mode); returns the names applied now.
 
     Each migration runs in its own transaction holding an advisory lock, and the applied list
     is re-read under it, so hosts starting at once apply each migration exactly once.
     """
-    if len(applied(db)) == len(MIGRATIONS) and not db.info.transaction_status:
+    have = applied(db)
+    if len(have) == len(MIGRATIONS) and not db.info.transaction_status:
         check_not_newer(db, target)
         return []
+    if not have:
+        check_ours(db, target)
     done: list[str] = []
     with db.transaction():
         db.execute("SELECT pg_advisory_xact_lock(%s, %s)", (LOCK_NS, LOCK_MIGRATE))

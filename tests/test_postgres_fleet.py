@@ -120,6 +120,32 @@ def test_check_prune_and_vacuum_work_on_a_postgres_url(pg_url: str, tmp_path: Pa
     assert list(tmp_path.iterdir()) == [rules]  # no file created for a URL
 
 
+def test_someone_elses_postgres_database_is_refused_not_migrated(
+    pg_server: Any, tmp_path: Path
+) -> None:
+    """`prune`/`vacuum` on an app's database added llmtop's ten tables beside its own and said
+    "pruned 0 rows"; on an empty one (the server's `postgres`) they made the schema too."""
+    import psycopg
+
+    app = pg_server.create_database()
+    with psycopg.connect(app, autocommit=True) as conn:
+        conn.execute("CREATE TABLE customers (id int)")
+    empty = pg_server.create_database()
+    for url, problem in ((app, "not an llmtop database (it holds tables llmtop did not make:"
+                               " customers)"),
+                         (empty, "no llmtop tables in this database")):  # fmt: skip
+        for cmd in (["prune", "--older-than", "1d"], ["vacuum"]):
+            out = llmtop(*cmd, "--db", url, cwd=tmp_path)
+            assert out.returncode == 3, (cmd, out.stdout, out.stderr)
+            (line,) = out.stderr.strip().splitlines()
+            assert problem in line, line
+        tables = pg_rows(url, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        assert tables == ([("customers",)] if url == app else [])
+    # Nor does a writer or a dashboard make llmtop's tables beside the app's.
+    with pytest.raises(DatabaseError, match="not an llmtop database"):
+        Reader(app)
+
+
 def test_an_unreachable_server_is_one_line_without_the_password(
     pg_server: Any, tmp_path: Path
 ) -> None:
