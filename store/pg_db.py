@@ -10,6 +10,8 @@ psycopg is imported only when a connection is made: one-host users never need it
 
 from __future__ import annotations
 
+import logging
+import math
 import os
 import re
 from typing import Any
@@ -102,6 +104,31 @@ def driver() -> Any:
     return psycopg
 
 
+CONNECT_TIMEOUT = 5.0
+_said: set[str] = set()
+
+
+def env_number(name: str, default: float) -> float:
+    """A positive number from the environment, else `default`, with one line saying so (once
+    per value): `LLMTOP_PG_CONNECT_TIMEOUT=abc` raised in the collector's writer thread, and the
+    calls it held were lost at exit."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        v = float(raw)
+    except ValueError:
+        v = math.nan
+    if math.isfinite(v) and v > 0:
+        return v
+    if f"{name}={raw}" not in _said:
+        _said.add(f"{name}={raw}")
+        logging.getLogger("llmtop").error(
+            "llmtop: %s=%s: expected a positive number; using %g", name, raw, default
+        )
+    return default
+
+
 def connect(target: PgUrl, *, autocommit: bool = False, timeout: float | None = None) -> Any:
     """One connection with the settings every llmtop process relies on.
 
@@ -111,7 +138,7 @@ def connect(target: PgUrl, *, autocommit: bool = False, timeout: float | None = 
     psycopg = driver()
     from psycopg.types.numeric import FloatLoader
 
-    t = timeout if timeout is not None else float(os.environ.get("LLMTOP_PG_CONNECT_TIMEOUT", 5))
+    t = timeout if timeout is not None else env_number("LLMTOP_PG_CONNECT_TIMEOUT", CONNECT_TIMEOUT)
     try:
         conn = psycopg.connect(
             target.url,

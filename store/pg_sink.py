@@ -45,7 +45,7 @@ from typing import Any
 
 from llmtop.store.db import DatabaseError
 from llmtop.store.histblob import merge_hist_blobs
-from llmtop.store.pg_db import PgUrl, connect, driver, one_line
+from llmtop.store.pg_db import PgUrl, connect, driver, env_number, one_line
 from llmtop.store.pg_schema import (
     LOCK_COMMIT,
     LOCK_NS,
@@ -99,10 +99,7 @@ SHARD_SQL = (
 def shard_count() -> int:
     """`LLMTOP_PG_ROLLUP_SHARDS` (default 8; 1 is the single lock every writer queues for, kept
     for benchmarks/fleet.py's before/after figures)."""
-    try:
-        return max(1, min(64, int(os.environ.get("LLMTOP_PG_ROLLUP_SHARDS", SHARDS))))
-    except ValueError:
-        return SHARDS
+    return max(1, min(64, int(env_number("LLMTOP_PG_ROLLUP_SHARDS", SHARDS))))
 
 
 BACKOFF_MAX = 10.0

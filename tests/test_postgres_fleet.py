@@ -84,14 +84,14 @@ def test_an_ack_on_one_dashboard_is_the_state_every_other_sees(pg_url: str) -> N
         b.close()
 
 
-def llmtop(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def llmtop(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "llmtop", *args],
         capture_output=True,
         text=True,
         cwd=cwd,
         timeout=120,
-        env={**__import__("os").environ, "PYTHONPATH": str(ROOT)},
+        env={**__import__("os").environ, "PYTHONPATH": str(ROOT), **env},
     )
 
 
@@ -144,6 +144,30 @@ def test_someone_elses_postgres_database_is_refused_not_migrated(
     # Nor does a writer or a dashboard make llmtop's tables beside the app's.
     with pytest.raises(DatabaseError, match="not an llmtop database"):
         Reader(app)
+
+
+def test_a_bad_connect_timeout_is_one_line_and_loses_no_row(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """LLMTOP_PG_CONNECT_TIMEOUT=abc was a traceback in every command (exit 1: "warning" to
+    cron) and in the collector's writer thread, whose calls were lost at exit."""
+    from llmtop.collector.writer import Writer
+
+    from tests.pg_fleet import record
+
+    monkeypatch.setenv("LLMTOP_PG_CONNECT_TIMEOUT", "abc")
+    w = Writer(pg_url)
+    rng = __import__("random").Random(3)
+    for i in range(5):
+        w.submit(record(rng, "h", i, NOW))
+    w.close()
+    assert pg_rows(pg_url, "SELECT count(*) FROM calls")[0][0] == 5
+    assert "LLMTOP_PG_CONNECT_TIMEOUT=abc: expected a positive number; using 5" in caplog.text
+    out = llmtop("report", "--db", pg_url, "--until", str(NOW + 60), cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stderr.strip().splitlines() == [
+        "llmtop: LLMTOP_PG_CONNECT_TIMEOUT=abc: expected a positive number; using 5"
+    ]
 
 
 def test_an_unreachable_server_is_one_line_without_the_password(
