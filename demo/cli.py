@@ -67,9 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--db",
-        type=Path,
+        type=_file_path,
         default=None,
-        help="database to write (default: a demo.db in llmtop's data directory, recreated on "
+        help="SQLite file to write (default: a demo.db in llmtop's data directory, recreated on "
         "every run; never your collector database). An existing file is appended to, and "
         "history is skipped if it already has rows.",
     )
@@ -249,6 +249,16 @@ def write_demo_rules(db: Path) -> None:
     if not rules.exists():
         rules.parent.mkdir(parents=True, exist_ok=True)
         rules.write_text(DEMO_RULES)
+
+
+def _file_path(text: str) -> Path:
+    """A file path, not a URL: `--db postgresql://...` became a SQLite file named
+    `postgresql:/...` in the current directory (and a mysql:// one printed its password)."""
+    if re.match(r"^[A-Za-z][A-Za-z0-9+.\-]*://", text):
+        raise argparse.ArgumentTypeError(
+            f"{text.split('://')[0]}://...: the demo writes a SQLite file; give a path"
+        )
+    return Path(text)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -258,3 +258,18 @@ def test_durations_parse() -> None:
     assert parse_duration("1h") == 3600
     assert parse_duration("7d") == 7 * 86400
     assert parse_duration("0") == 0
+
+
+def test_a_url_for_db_is_refused_not_made_a_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--db postgresql://...` wrote a SQLite file named `postgresql:/...` here, exit 0, and a
+    mysql:// URL printed its password."""
+    monkeypatch.chdir(tmp_path)
+    for url in ("postgresql://u:pw@h/db", "mysql://u:pw@h/db"):
+        with pytest.raises(SystemExit) as exit_:
+            main(["--db", url, "--no-tui", "--history", "0"])
+        assert exit_.value.code == 2
+        err = capsys.readouterr().err
+        assert err.endswith("the demo writes a SQLite file; give a path\n") and "pw" not in err
+    assert list(tmp_path.iterdir()) == []
