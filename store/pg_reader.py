@@ -92,12 +92,20 @@ class PgReader(Reader):
 
         threading.Thread(target=cancel, name="llmtop-pg-cancel", daemon=True).start()
 
+    def live(self) -> Any:
+        """The connection, opened again if the last one was lost (a server restart, a failover,
+        an idle timeout): the dashboard kept a closed one and said "● live" over a frozen screen
+        until restarted. Never inside a read transaction: its snapshot went with the old one."""
+        if self.conn.closed and not self._in_tx:
+            self.conn = connect(self.path, autocommit=True)
+        return self.conn
+
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         pg, ps = params_for(sql, params)
         try:
             # Histogram blobs in binary: a 30-day window's ~40k blobs arrive in ~60% of the
             # time hex text takes to decode (their other columns are ids, buckets: binary-safe).
-            cur = self.conn.execute(pg, ps, binary="r.hist" in sql)
+            cur = self.live().execute(pg, ps, binary="r.hist" in sql)
             return cur.fetchall() if cur.description is not None else []
         except self._psycopg.Error as exc:
             raise DatabaseError(one_line(self.path, exc)) from None
@@ -107,7 +115,7 @@ class PgReader(Reader):
     ) -> Iterator[list[tuple[Any, ...]]]:
         pg, ps = params_for(sql, params)
         try:
-            cur = self.conn.execute(pg, ps)
+            cur = self.live().execute(pg, ps)
             while chunk := cur.fetchmany(size):
                 yield chunk
         except self._psycopg.Error as exc:
@@ -155,7 +163,7 @@ class PgReader(Reader):
 
     def detail(self, row_id: int, source: str = "") -> RequestDetail | None:
         try:
-            cur = self.conn.execute("SELECT * FROM requests WHERE id = %s", (row_id,))
+            cur = self.live().execute("SELECT * FROM requests WHERE id = %s", (row_id,))
             row = cur.fetchone()
         except self._psycopg.Error as exc:
             raise DatabaseError(one_line(self.path, exc)) from None

@@ -131,7 +131,7 @@ class SpendLogsReader(PgReader):
     def _execute(self, sql: str, params: Sequence[Any]) -> Any:
         pg, ps = params_for(sql, params, self._late, self.missing)
         try:
-            return self.conn.execute(pg, ps)
+            return self.live().execute(pg, ps)
         except self._psycopg.Error as exc:
             raise DatabaseError(one_line(self.path, exc)) from None
 
@@ -158,7 +158,7 @@ class SpendLogsReader(PgReader):
     def _raw(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """SQL written for the spend logs themselves (no translation)."""
         try:
-            return self.conn.execute(sql, params).fetchall()
+            return self.live().execute(sql, params).fetchall()
         except self._psycopg.Error as exc:
             raise DatabaseError(one_line(self.path, exc)) from None
 
@@ -271,7 +271,7 @@ class SpendLogsReader(PgReader):
         """One spend-log row as llmtop's columns, plus the proxy's request id (a scan: the id
         is a hash of request_id, which only the primary key indexes)."""
         try:
-            cur = self.conn.execute(
+            cur = self.live().execute(
                 f"SELECT m.*, s.request_id FROM {mapping(self.missing)} m JOIN {TABLE} s"
                 f" ON {hashed('s.request_id')} = m.id WHERE m.id = %s LIMIT 1",
                 (row_id,),

@@ -198,3 +198,23 @@ def test_interleaved_writers_never_hide_a_row_from_incremental_reads(
         for s in sinks:
             s.close()
         reader.close()
+
+
+def test_a_reader_reconnects_after_the_server_restarts(pg_url: str, pg_server: Any) -> None:
+    """The dashboard's reader kept its closed connection after a restart: "● live" over a
+    frozen screen, `the connection is closed` on every refresh, until llmtop was restarted.
+    The read that meets the outage fails (one line); the next one reads again."""
+    from llmtop.store.db import DatabaseError
+
+    n = write_batches(pg_url, events(50, start=NOW - 600), 25)
+    r = Reader(pg_url)
+    try:
+        assert r.snapshot(now=NOW + 4 * 86400, window=7 * 86400).totals.requests == n
+        pg_server.stop()
+        pg_server.restart()
+        with pytest.raises(DatabaseError):
+            r.snapshot(now=NOW + 4 * 86400, window=7 * 86400)
+        write_batches(pg_url, events(10, start=NOW - 300, seed=9), 10)
+        assert r.snapshot(now=NOW + 4 * 86400, window=7 * 86400).totals.requests == n + 10
+    finally:
+        r.close()
