@@ -215,9 +215,7 @@ def reconcile(
     out = []
     matched: set[tuple[str, str, str | None]] = set()
     for (day, model), amount in sorted(provider.items()):
-        keys = [
-            k for k in ours if k[0] == day and (matches(model, k[2]) or matches(model, k[1]))
-        ]
+        keys = [k for k in ours if k[0] == day and (matches(model, k[2]) or matches(model, k[1]))]
         matched.update(keys)
         hit = [ours[k] for k in keys]
         usd = sum(o.usd for o in hit)

@@ -352,3 +352,28 @@ async def test_only_the_biggest_spenders_are_listed_and_the_rest_is_said(
         assert snap.rest_spend == pytest.approx(sum(v for _, v in ranked[2:]), rel=1e-9)
         assert set(app.query_one(TopTable).groups) == {k for k, _ in ranked[:2]}
         assert f"top 2 of {len(ranked)} by spend" in text_of(app, "#crumbs")
+
+
+async def test_live_numbers_that_cannot_be_read_again_are_called_stale(llmtop_db: Path) -> None:
+    """A database that stops answering (here: its table dropped by another process) left
+    "● live" over numbers that grew older every tick; after 30 s without a read the top bar
+    says "✗ stale"."""
+    import sqlite3
+
+    build(llmtop_db)
+    clock = {"now": NOW}
+    app = make_app(llmtop_db, clock=lambda: clock["now"])
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(app, pilot)
+        topbar = app.screen.query_one("#topbar", Static)
+        assert "● live" in str(topbar.render())
+        con = sqlite3.connect(llmtop_db)
+        con.execute("DROP TABLE calls")
+        con.commit()
+        con.close()
+        clock["now"] = NOW + 60
+        app.dashboard.refresh_data()
+        await settle(app, pilot)
+        assert app.dashboard.error
+        line = str(topbar.render())
+        assert "✗ stale" in line and "● live" not in line, line

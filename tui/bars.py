@@ -15,6 +15,10 @@ from llmtop.tui.format import clock, count, money, safe
 from rich.text import Text
 from textual.widgets import Static
 
+#: Seconds after which live numbers that could not be read again are called stale (the screen
+#: reads every 5 s, and a cold read of a long window at 10M rows takes a few).
+STALE_AFTER = 30.0
+
 
 def topbar(
     db_paths: Sequence[Path],
@@ -38,6 +42,11 @@ def topbar(
         day = time.strftime("%Y-%m-%d ", time.localtime(range_end))
         same_day = day == time.strftime("%Y-%m-%d ", time.localtime(now))
         t.append(f" · {span} to {'' if same_day else day}{clock(range_end)}", style="bold")
+    elif snap is not None and now - snap.end > STALE_AFTER:
+        # Reads are failing (a database gone, a server restarting): "● live" over numbers
+        # minutes old is what on-call must never believe. The status line says why.
+        t.append("  ✗ stale", style="bold red")
+        t.append(f" · last {span} to {clock(at)}", style="bold")
     else:
         t.append("  ● live", style="bold green")
         t.append(f" · last {span}", style="bold")

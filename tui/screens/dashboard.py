@@ -288,6 +288,8 @@ class DashboardScreen(AlertHandlers, Screen[None]):
 
     def on_load_failed(self, message: LoadFailed) -> None:
         self.error = message.error
+        if self.is_mounted:
+            self.render_topbar()  # the numbers on screen are getting older: it says so
         self.first_shown()
         if message.snapshot:
             self._read_done()
