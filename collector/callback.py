@@ -7,13 +7,34 @@ slower would be paid for by the host app on every call and every Router retry.
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
 from litellm.integrations.custom_logger import CustomLogger
 from llmtop.collector.core import CollectorCore
 from llmtop.collector.registry import install_sigterm_flush
-from llmtop.store.db import resolve_db_path
+from llmtop.store.db import DatabaseError, resolve_db_path
+
+log = logging.getLogger("llmtop.collector")
+
+
+class Unrecorded:
+    """The collector's core when its database can never be written (`LLMTOP_DB=mysql://...`):
+    the app must start and run all the same; each call is counted here, not raised."""
+
+    def __init__(self, why: str) -> None:
+        self.why = why
+        self.lost = 0
+
+    def log(self, *_args: Any) -> None:
+        self.lost += 1
+
+    def failed_request(self, *_args: Any) -> None:
+        self.lost += 1
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        return False
 
 
 class Collector(CustomLogger):
@@ -21,18 +42,24 @@ class Collector(CustomLogger):
 
     def __init__(self, db: str | os.PathLike[str] | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        # A database this collector cannot write (a postgresql:// URL) is refused here, at
-        # configuration time, with one line, rather than lost silently later.
-        resolve_db_path(db)
+        self.llmtop_db = str(db) if db is not None else "default"
+        # A database no llmtop can write (a mysql:// URL) is said here, at configuration time,
+        # in one error line, rather than lost silently later; the app starts all the same.
         # Private attribute: LiteLLM de-duplicates callbacks by their public attributes, and two
         # collectors for two databases must not be mistaken for one.
+        self._core: CollectorCore | Unrecorded
+        try:
+            resolve_db_path(db)
+        except DatabaseError as exc:
+            log.error("llmtop: %s; no call will be recorded", exc)
+            self._core = Unrecorded(str(exc))
+            return
         self._core = CollectorCore(db)
-        self.llmtop_db = str(db) if db is not None else "default"
         # A plain script or a container stop must not lose the last batch (see writer.py).
         install_sigterm_flush()
 
     @property
-    def core(self) -> CollectorCore:
+    def core(self) -> CollectorCore | Unrecorded:
         return self._core
 
     def flush(self, timeout: float = 5.0) -> bool:

@@ -439,16 +439,34 @@ def test_the_snapshot_counts_invalid_rows_in_its_window_and_filter(llmtop_db: Pa
 
 
 def test_an_unsupported_database_url_is_refused_with_one_line_everywhere(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     # postgresql:// is a backend (tests/test_postgres*.py); any other scheme must not become a
-    # SQLite file under ./mysql:/... while every command reports success.
+    # SQLite file under ./mysql:/... while every command reports success. The app is never
+    # broken: Collector() raised DatabaseError into its start-up; now one error line, and its
+    # calls go on, counted as not recorded.
+    import litellm
     from llmtop.collector import Collector
-    from llmtop.store.db import DatabaseError
 
     url = "mysql://llmtop:s3cret@db.internal/llmtop"
-    with pytest.raises(DatabaseError, match="mysql:// databases are not supported"):
-        Collector(db=url)
+    monkeypatch.chdir(tmp_path)
+    c = Collector(db=url)
+    (rec,) = [r for r in caplog.records if "mysql" in r.getMessage()]
+    assert rec.levelname == "ERROR" and "s3cret" not in rec.getMessage()
+    assert rec.getMessage().endswith("mysql:// databases are not supported; use a SQLite file"
+                                     " path (LLMTOP_DB=/path/llmtop.db) or a postgresql:// URL;"
+                                     " no call will be recorded")  # fmt: skip
+    monkeypatch.setattr(litellm, "callbacks", [c])
+    r = litellm.completion(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], mock_response="ok"
+    )
+    assert r.choices[0].message.content == "ok"
+    assert c.flush(1) is False
+    for _ in range(500):  # LiteLLM runs success callbacks on a thread: wait for it, not a time
+        if c.core.lost:
+            break
+        time.sleep(0.01)
+    assert c.core.lost == 1
     for cmd in (["check"], [], ["prune"]):
         out = subprocess.run(
             [sys.executable, "-m", "llmtop", *cmd, "--db", url],
