@@ -170,7 +170,15 @@ class Rules:
 
 
 def default_rules_path(db_path: Path) -> Path:
-    """`llmtop-rules.toml` beside the database: rules travel with the data they judge."""
+    """`llmtop-rules.toml` beside the database: rules travel with the data they judge. A
+    PostgreSQL store has no "beside": its rules are in llmtop's data directory (they were
+    `./postgresql:/host/llmtop-rules.toml`, relative to wherever the command ran, so cron and
+    an on-call shell judged the same store by different rules)."""
+    from llmtop.store.db import data_dir
+    from llmtop.store.pg_db import is_pg_url
+
+    if is_pg_url(db_path):
+        return data_dir() / RULES_FILENAME
     return Path(db_path).expanduser().parent / RULES_FILENAME
 
 

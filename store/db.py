@@ -40,14 +40,19 @@ class DatabaseError(Exception):
     """A database problem explained in one sentence a user can act on."""
 
 
+def data_dir() -> Path:
+    """llmtop's per-user data directory (`~/.local/share/llmtop` on Linux)."""
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir(APP_NAME, appauthor=False))
+
+
 def default_db_path() -> Path:
     """The per-user default: `$LLMTOP_DB`, else the platform's user data directory."""
     env = os.environ.get("LLMTOP_DB")
     if env:
         return Path(env).expanduser()
-    from platformdirs import user_data_dir
-
-    return Path(user_data_dir(APP_NAME, appauthor=False)) / DB_FILENAME
+    return data_dir() / DB_FILENAME
 
 
 def resolve_db_path(db: str | os.PathLike[str] | None) -> Path:

@@ -1145,3 +1145,22 @@ def test_trackers_of_rules_no_longer_read_are_dropped(db: Path) -> None:
         assert steady and all(live[k] is kept[k] for k in steady)
     finally:
         reader.close()
+
+
+def test_a_postgres_stores_rules_do_not_depend_on_the_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`llmtop-rules.toml` beside a file; for a URL it was `./postgresql:/host/...`, relative to
+    wherever check ran: now llmtop's data directory, from any directory."""
+    from llmtop.alerts.rules import default_rules_path
+    from llmtop.store.db import data_dir
+    from llmtop.store.pg_db import PgUrl
+
+    assert default_rules_path(tmp_path / "x.db") == tmp_path / "llmtop-rules.toml"
+    url = "postgresql://llmtop:pw@db.internal:5432/llmtop"
+    seen = set()
+    for where in (tmp_path, tmp_path.parent):
+        monkeypatch.chdir(where)
+        seen.add(default_rules_path(url))
+        seen.add(default_rules_path(PgUrl(url)))
+    assert seen == {data_dir() / "llmtop-rules.toml"}
