@@ -115,11 +115,12 @@ class Report:
     retries: int
     failed_spend: float  # failed attempts
     retry_spend: float  # retries and fallbacks
-    unpriced: int
-    unmetered: int
+    #: None: the source cannot say (Reader.unavailable: a LiteLLM proxy's own table), never 0.
+    unpriced: int | None
+    unmetered: int | None
     invalid: int
     cache_hit_rate: float | None
-    saved_prompt_cache: float
+    saved_prompt_cache: float | None
     saved_response_cache: float
     response_cache_hits: int
     breakdowns: dict[str, tuple[Line, ...]]
@@ -289,6 +290,7 @@ def build_report(
         movers = _movers(reader, rules, breakdowns, period, clauses, prev_t.v[F_N] > 0)
     tasks = tasks_read.result()
     v = cur_t.v
+    gone = reader.unavailable
     return Report(
         period=period,
         generated_at=time.time(),
@@ -301,11 +303,11 @@ def build_report(
         retries=int(v[F_RETRY]),
         failed_spend=v[F_FAILED_SPEND],
         retry_spend=v[F_RETRY_SPEND],
-        unpriced=int(v[F_UNPRICED]),
-        unmetered=int(v[F_UNMETERED]),
+        unpriced=None if "unpriced" in gone else int(v[F_UNPRICED]),
+        unmetered=None if "unmetered" in gone else int(v[F_UNMETERED]),
         invalid=invalid,
         cache_hit_rate=v[F_CACHED] / v[F_ELIGIBLE] if v[F_ELIGIBLE] else None,
-        saved_prompt_cache=saved_prompt,
+        saved_prompt_cache=None if "saved_usd" in gone else saved_prompt,
         saved_response_cache=v[F_SAVED_RC],
         response_cache_hits=int(v[F_RC_HITS]),
         breakdowns=breakdowns,

@@ -176,8 +176,8 @@ def sections(r: Report) -> list[tuple[str, list[str], list[list[str]], str]]:
             "Data quality",
             ["rows", "count"],
             [
-                ["unpriced (no price known: spend understated)", f"{r.unpriced:,}"],
-                ["unmetered (no usage reported)", f"{r.unmetered:,}"],
+                ["unpriced (no price known: spend understated)", _count(r.unpriced)],
+                ["unmetered (no usage reported)", _count(r.unmetered)],
                 ["invalid (values out of range or repaired)", f"{r.invalid:,}"],
             ],
             "",
@@ -307,6 +307,11 @@ def _plain(x: Any) -> Any:
     if isinstance(x, list | tuple):
         return [_plain(v) for v in x]
     return x
+
+
+def _count(n: int | None) -> str:
+    """A count, or "n/a" where the source cannot say (never 0)."""
+    return "n/a" if n is None else f"{n:,}"
 
 
 def to_json(r: Report) -> str:

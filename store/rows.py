@@ -136,8 +136,9 @@ class GroupTotal:
     failures: int
     retries: int
     fallbacks: int
-    unpriced: int
-    unmetered: int
+    #: None where the source cannot say (Reader.unavailable): an empty cell, never 0.
+    unpriced: int | None
+    unmetered: int | None
     input_tokens: int
     output_tokens: int
     cache_read_tokens: int
@@ -160,7 +161,7 @@ GROUP_COLUMNS: tuple[Column, ...] = (
 )
 
 
-def group_total(key: str | None, a: Agg) -> GroupTotal:
+def group_total(key: str | None, a: Agg, unavailable: frozenset[str] = frozenset()) -> GroupTotal:
     v = a.v
     return GroupTotal(
         key=key,
@@ -169,8 +170,8 @@ def group_total(key: str | None, a: Agg) -> GroupTotal:
         failures=int(v[F_FAIL]),
         retries=int(v[F_RETRY]),
         fallbacks=int(v[F_FALLBACK]),
-        unpriced=int(v[F_UNPRICED]),
-        unmetered=int(v[F_UNMETERED]),
+        unpriced=None if "unpriced" in unavailable else int(v[F_UNPRICED]),
+        unmetered=None if "unmetered" in unavailable else int(v[F_UNMETERED]),
         input_tokens=int(v[F_IN]),
         output_tokens=int(v[F_OUT]),
         cache_read_tokens=int(v[F_CR]),
@@ -189,6 +190,6 @@ def group_totals(
         dims=(dim,), where=where, params=tuple(params), keys=frozenset(c.key for c in clauses)
     )
     groups = Tracker(spec).update(reader.source(), start, end, 0, time.time())
-    rows = [group_total(k[0], a) for k, a in groups.items()]
+    rows = [group_total(k[0], a, reader.unavailable) for k, a in groups.items()]
     rows.sort(key=lambda g: (-g.spend_usd, -g.requests, g.key or ""))
     return rows

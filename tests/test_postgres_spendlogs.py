@@ -4,6 +4,7 @@ the Reader, `llmtop check` and the dashboard, with nothing written to it."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from typing import Any
@@ -169,7 +170,20 @@ def test_check_report_and_export_read_it_and_nothing_is_ever_written_to_it(
     assert sum(float(r["cost_usd"]) for r in rows) == pytest.approx(sum(lg.spend for lg in got))
     assert main(["report", "--db", url, "--until", str(NOW), "--format", "md"]) == 0
     week = _in(logs, 7 * 86400.0)
-    assert f"{len(week)} requests" in capsys.readouterr().out
+    md = capsys.readouterr().out
+    assert f"{len(week)} requests" in md
+    # What the proxy's table cannot give is "n/a" in the report and empty in an export, as on
+    # the dashboard: it was "saved by prompt caching $0.72" and "unpriced 0".
+    assert "| saved by prompt caching | n/a |" in md
+    assert "| unpriced (no price known: spend understated) | n/a |" in md
+    assert main(["report", "--db", url, "--until", str(NOW), "--format", "json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["unpriced"] is None and rep["unmetered"] is None
+    assert rep["saved_prompt_cache"] is None
+    assert main(["export", "--db", url, "--window", "24h", "--until", str(NOW),
+                 "--group-by", "team"]) == 0  # fmt: skip
+    groups = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert groups and {(g["unpriced"], g["unmetered"]) for g in groups} == {("", "")}
     for attempt in (lambda: AlertStore(resolve_db_path(url)),
                     lambda: prune(resolve_db_path(url), older_than=86400)):  # fmt: skip
         with pytest.raises(DatabaseError) as err:
