@@ -156,6 +156,17 @@ def parse_filter(text: str) -> tuple[Clause, ...]:
         if head is not None:
             key, op = head.group(1), head.group(2)
             value, quoted = _unquote(raw[head.end() :])
+            if not quoted and value[:1] in ("=", "~"):
+                # `team==search` read as the value "=search", which matches nothing: an empty
+                # answer with exit 0. A value that really starts with = is quoted: team="=x".
+                fix = (
+                    f"{key}~{value[1:]}"
+                    if op == "=" and value[0] == "~"
+                    else f"{key}{op}{value.lstrip('=~')}"
+                )
+                raise ValueError(
+                    f"bad filter term {raw!r}: one operator (=, !=, ~, !~), e.g. {fix}"
+                )
         else:  # the whole term quoted, e.g. "team=a b"
             m = _CLAUSE.match(_unquote(raw)[0])
             if not m:
@@ -176,7 +187,7 @@ def format_value(value: str | None) -> str:
     (or is empty or literally `(none)`), so `parse_filter` reads back the same value."""
     if value is None:
         return NONE_LABEL
-    if value != NONE_LABEL and _PLAIN.fullmatch(value):
+    if value != NONE_LABEL and _PLAIN.fullmatch(value) and value[0] not in "=~":
         return value
     quote = "'" if '"' in value and "'" not in value else '"'
     body = value.replace("\\", "\\\\")
@@ -197,7 +208,7 @@ def check_keys(clauses: Sequence[Clause], known: Sequence[str]) -> None:
     """ValueError for a clause whose key is no known dimension, with the nearest name: a typo
     (`custmer=acme`) would otherwise match no row and show an empty table without a word."""
     for c in clauses:
-        if c.key in known:
+        if c.key in known or c.key in STRING_COLUMNS:  # a column is a dimension, rows or not
             continue
         close = difflib.get_close_matches(c.key, known, n=1, cutoff=0.6)
         hint = f"; did you mean {close[0]}?" if close else f"; known: {', '.join(known)}"

@@ -24,7 +24,7 @@ from llmtop.store.filters import DIMENSIONS, Clause, dim_expr, label_matches, wh
 from llmtop.store.pg_db import is_pg_url
 from llmtop.store.records import pack_id, unpack_id
 from llmtop.store.rollup import F_SPEND, Agg
-from llmtop.store.schema import applied_migrations, check_not_newer, migrate
+from llmtop.store.schema import STRING_COLUMNS, applied_migrations, check_not_newer, migrate
 from llmtop.store.snapshot import Partial, Savings, assemble, empty_partial, view_trackers
 from llmtop.store.views import RequestDetail, RequestRow, Snapshot
 
@@ -196,7 +196,7 @@ class Reader:
         yet, but `featrue` is a typo whose rule would never fire.
         """
         known = self.dimensions()
-        if key in known:
+        if key in known or key in STRING_COLUMNS:  # a column: `invalid!=(none)` on a clean file
             return None
         close = difflib.get_close_matches(key, known, n=1, cutoff=0.75)
         if typo_only and not close:

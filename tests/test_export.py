@@ -159,6 +159,15 @@ def test_unwritable_or_out_of_range_input_is_one_line(
     ]
 
 
+def test_a_column_is_a_filter_dimension_with_or_without_rows(
+    sim_db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """README's `invalid!=(none)` on a file with no invalid row said "no dimension invalid"."""
+    assert q(sim_db, "SELECT count(*) FROM calls WHERE invalid IS NOT NULL") == [(0,)]
+    assert run(sim_db, "--filter", "invalid!=(none)") == 0
+    assert capsys.readouterr().out.count("\n") == 1  # the header, no row
+
+
 def test_missing_pyarrow_is_one_line(
     sim_db: Path,
     tmp_path: Path,

@@ -192,6 +192,8 @@ def test_none_label_and_empty_value_match_rows_without_the_tag() -> None:
         ("both ' and \"", '"both \' and \\""'),
         ("a\\b", '"a\\\\b"'),
         ("", '""'),
+        ("=x", '"=x"'),
+        ("~x", '"~x"'),
     ],
 )
 def test_format_value_quotes_only_when_needed(value: str, text: str) -> None:
@@ -229,6 +231,12 @@ def test_format_then_parse_gives_the_same_clauses(clauses: list[Clause]) -> None
         ("customer='x", "a quote is not closed"),
         ("status=maybe", "status takes success or failure"),
         ("status=(none)", "status takes success or failure"),
+        # Matched nothing ("=search" as the value): an empty report with exit 0.
+        (
+            "team==search",
+            "bad filter term 'team==search': one operator (=, !=, ~, !~), e.g. team=search",
+        ),
+        ("model=~gpt*", "e.g. model~gpt*"),
     ],
 )
 def test_bad_filters_say_which_term_and_what_is_accepted(text: str, message: str) -> None:
