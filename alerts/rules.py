@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -171,6 +172,14 @@ def parse_rules(text: str, path: Path) -> Rules:
             **share,  # type: ignore[arg-type]
         ),
     )
+    if spike.critical_ratio < spike.ratio and "critical_ratio" not in d:
+        spike = replace(spike, critical_ratio=spike.ratio)  # a raised ratio lifts the default
+    if spike.critical_ratio < spike.ratio:
+        # Every alert of the rule would be critical: "warning" could never be said.
+        raise ck.fail(
+            ("spike", "critical_ratio"),
+            f"must be >= ratio ({spike.ratio:g}), got {spike.critical_ratio:g}",
+        )
 
     d = ck.table(
         data.get("runaway", {}),
@@ -200,6 +209,14 @@ def parse_rules(text: str, path: Path) -> Rules:
         min_share_pct=ck.number(d, w, "min_share_pct", rb.min_share_pct, **share),  # type: ignore[arg-type]
         min_requests=ck.integer(d, w, "min_requests", rb.min_requests, 1),
     )
+    if runaway.critical_ratio < runaway.ratio and "critical_ratio" not in d:
+        runaway = replace(runaway, critical_ratio=runaway.ratio)  # a raised ratio lifts the default
+    if runaway.critical_ratio < runaway.ratio:
+        # Every alert of the rule would be critical: "warning" could never be said.
+        raise ck.fail(
+            ("runaway", "critical_ratio"),
+            f"must be >= ratio ({runaway.ratio:g}), got {runaway.critical_ratio:g}",
+        )
 
     d = ck.table(
         data.get("rates", {}),
@@ -448,6 +465,6 @@ def check_dimensions(rules: Rules, reader: Any) -> None:
     A tag no row has sent yet and close to no known name passes (rules written before traffic).
     """
     for where, key in rules.dimension_uses:
-        problem = reader.dimension_problem(key, typo_only=True)
+        problem = reader.dimension_problem(key, typo_only=True, extra=("all",))
         if problem is not None:
             raise RulesError(f"{where}: {problem}")

@@ -187,15 +187,18 @@ class Reader:
                 continue
         return (*DIMENSIONS, *sorted(k for k in keys if k not in DIMENSIONS))
 
-    def dimension_problem(self, key: str, *, typo_only: bool = False) -> str | None:
+    def dimension_problem(
+        self, key: str, *, typo_only: bool = False, extra: Sequence[str] = ()
+    ) -> str | None:
         """Why `key` names no dimension (`no dimension custmer; did you mean customer?`), or None.
 
         Known: the built-in dimensions and the tags of recent rows; a key neither names is looked
         for once in every row (a tag only older rows carry passes). `typo_only` passes a key close
         to no known name without that scan: a rules file may name a tag its traffic has not sent
-        yet, but `featrue` is a typo whose rule would never fire.
+        yet, but `featrue` is a typo whose rule would never fire. `extra`: more names that are
+        right here (a rule's `all`).
         """
-        known = self.dimensions()
+        known = (*self.dimensions(), *extra)
         if key in known or key in STRING_COLUMNS:  # a column: `invalid!=(none)` on a clean file
             return None
         close = difflib.get_close_matches(key, known, n=1, cutoff=0.75)

@@ -577,6 +577,10 @@ def test_check_refuses_a_misspelled_tag_in_a_rule_and_passes_a_tag_yet_to_come(
     assert cli.main(["--db", str(db), "--config", str(cfg), "--now", str(NOW)]) == 3
     err = capsys.readouterr().err
     assert f"{cfg}:3: owners.custmer=acme: no dimension custmer; did you mean customer?" in err
+    cfg.write_text('[spike]\ngroup_by = ["feature", "al"]\n')
+    assert cli.main(["--db", str(db), "--config", str(cfg), "--now", str(NOW)]) == 3
+    err = capsys.readouterr().err
+    assert f"{cfg}:2: spike.group_by: no dimension al; did you mean all?" in err
     cfg.write_text('[spike]\ngroup_by = ["region", "feature"]\n')
     assert cli.main(["--db", str(db), "--config", str(cfg), "--now", str(NOW)]) in (0, 1, 2)
     assert capsys.readouterr().err == ""
@@ -624,6 +628,11 @@ def test_check_exit_3_on_missing_or_corrupt_db(
             ":3: budget[0].warning_pct: must be a finite number",
         ),
         ("[anomaly]\nsigma = inf\n", ":2: anomaly.sigma: must be a finite number"),
+        (
+            "[spike]\nratio = 4\ncritical_ratio = 2\n",
+            ":3: spike.critical_ratio: must be >= ratio (4), got 2",
+        ),
+        ('[spike]\nwindow = "99999999d"\n', ":2: spike.window: bad window '99999999d': at most"),
     ],
 )
 def test_rules_errors_are_precise(tmp_path: Path, text: str, message: str) -> None:
@@ -632,6 +641,12 @@ def test_rules_errors_are_precise(tmp_path: Path, text: str, message: str) -> No
     with pytest.raises(RulesError) as exc:
         load_rules(p)
     assert str(exc.value).startswith(f"{p}{message}"), str(exc.value)
+
+
+def test_a_raised_ratio_lifts_the_default_critical_ratio(tmp_path: Path) -> None:
+    p = tmp_path / "r.toml"
+    p.write_text("[spike]\nratio = 9\n")
+    assert load_rules(p).spike.critical_ratio == 9
 
 
 def test_rules_defaults_and_full_file(tmp_path: Path) -> None:
