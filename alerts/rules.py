@@ -451,7 +451,7 @@ def load_rules(path: Path | None) -> Rules:
         return Rules()
     p = Path(path).expanduser()
     try:
-        text = p.read_text(encoding="utf-8")
+        text = p.read_text(encoding="utf-8-sig")  # a BOM (Windows editors) is not TOML
     except FileNotFoundError:
         return Rules()
     except (OSError, UnicodeDecodeError) as exc:

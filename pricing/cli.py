@@ -149,8 +149,8 @@ def _override_models(path: str) -> list[str]:
     """Model tables in an (already validated) override file."""
     from llmtop.pricing.overrides import tomllib
 
-    with open(path, "rb") as fh:
-        doc = tomllib.load(fh)
+    with open(path, encoding="utf-8-sig") as fh:
+        doc = tomllib.loads(fh.read())
     return list(doc.get("models", {}))
 
 

@@ -126,7 +126,7 @@ def parse_overrides(
     except OSError as exc:
         raise PricingError(f"{path}: cannot read override file: {exc.strerror or exc}") from exc
     try:
-        text = data.decode("utf-8")
+        text = data.decode("utf-8-sig")  # a BOM (Windows editors) is not TOML
     except UnicodeDecodeError as exc:
         raise PricingError(f"{path}:1: not UTF-8 text: {exc}") from exc
     try:

@@ -643,6 +643,12 @@ def test_rules_errors_are_precise(tmp_path: Path, text: str, message: str) -> No
     assert str(exc.value).startswith(f"{p}{message}"), str(exc.value)
 
 
+def test_a_rules_file_saved_with_a_bom_reads(tmp_path: Path) -> None:
+    p = tmp_path / "r.toml"
+    p.write_bytes("\ufeff[spike]\nratio = 9\n".encode())  # "Invalid statement" at line 1
+    assert load_rules(p).spike.ratio == 9
+
+
 def test_a_raised_ratio_lifts_the_default_critical_ratio(tmp_path: Path) -> None:
     p = tmp_path / "r.toml"
     p.write_text("[spike]\nratio = 9\n")
