@@ -196,8 +196,10 @@ def explain(
     why.since = since
     new_versions = {(e.dim, e.value) for e in items if e.kind == "version"}
 
-    # Tag values carrying more of the increase than their usual share.
-    if delta > 0:
+    # Tag values carrying more of the increase than their usual share. Against no baseline at
+    # all (a margin alert on a file younger than its month) every value is "$0.00 → $X": no
+    # change explains anything, and who spends is said instead (_top_shares).
+    if delta > 0 and b.requests > 0:
         for d in dims:
             best: tuple[float, str | None, Agg, Agg] | None = None
             for v, agg in cur_by[d].items():

@@ -128,6 +128,11 @@ class _Facts:
         )
 
 
+def _policy(rule: str) -> bool:
+    """A rule that watches a limit someone set (budgets, plans), not a change in the traffic."""
+    return rule.startswith("budget") or rule == "margin"
+
+
 def incidents(analysed: Sequence[tuple[Candidate, Why, bool]]) -> dict[str, str]:
     """Fingerprint -> fingerprint of its incident's root, for alerts that are not roots.
 
@@ -139,10 +144,12 @@ def incidents(analysed: Sequence[tuple[Candidate, Why, bool]]) -> dict[str, str]
     of a change names a value: "largest share" (what spends, when nothing changed) ties nobody
     together. An incident is every alert connected to another by these ties (so the answer does
     not depend on the order the alerts come in), filed flat under one root (root_rank). Budget
-    alerts stay on their own: a budget is a policy with its own owner, not a symptom.
+    and margin alerts stay on their own: a budget is a policy with its own owner, not a symptom,
+    and two customers over their plans are two accounts to call, not one incident (they were
+    filed under one another when the same prompt version served both).
     """
     items = sorted(
-        ((_Facts(c, why, done), c, why) for c, why, done in analysed if not c.rule.startswith("budget")),
+        ((_Facts(c, why, done), c, why) for c, why, done in analysed if not _policy(c.rule)),
         key=lambda t: t[0].fp,
     )  # fmt: skip
     up = list(range(len(items)))

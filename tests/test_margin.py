@@ -87,3 +87,28 @@ def test_plans_csv_and_bad_input(tmp_path: Path) -> None:
         str(e.value)
         == f"{tmp_path}/bad.csv:2: monthly_revenue: must be a number > 0 (dollars), got 'lots'"
     )
+
+
+def test_two_customers_over_their_plans_are_two_incidents(llmtop_db: Path) -> None:
+    """Both served by the same prompt version: the one's alert was filed under the other's, so
+    the second customer never paged."""
+    rows = [
+        payload(start=T - 3 * 86400 + i * 600, input_tokens=1000, output_tokens=200,
+                customer=c, prompt_version="v1")
+        for i in range(400)
+        for c in ("duff", "hooli", "acme")
+    ]  # fmt: skip
+    write(llmtop_db, rows)
+    text = rules_text(1.0).replace("acme = 1.0", "duff = 0.001\nhooli = 0.001")
+    rules = parse_rules(text, Path("rules.toml"))
+    r = Reader(llmtop_db, readonly=True)
+    try:
+        alerts = [a for a in evaluate(r, rules, T + 3600) if a.rule == "margin"]
+    finally:
+        r.close()
+    assert sorted(a.scope for a in alerts) == ["customer=duff", "customer=hooli"]
+    assert [a.parent for a in alerts] == [None, None]
+    # The month before is older than the file: no change to name ("prompt_version=v1 +$0.11
+    # ($0.00 → $0.11)" was every value against nothing), so who spends it.
+    for a in alerts:
+        assert a.causes and all(t.startswith("largest share: ") for t, _ in a.causes), a.causes
