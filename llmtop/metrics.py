@@ -196,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, DatabaseError) as exc:
         print(f"llmtop metrics: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C during the first read (seconds at 10M rows): no trace
+        return 130
     try:
         from prometheus_client import CollectorRegistry, generate_latest
     except ImportError:

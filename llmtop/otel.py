@@ -46,7 +46,7 @@ class OtelExporter:
         from opentelemetry.sdk.resources import Resource
 
         from llmtop import __version__
-        from llmtop.store.db import connect
+        from llmtop.store.reader import Reader
 
         if reader is None:
             from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
@@ -84,43 +84,48 @@ class OtelExporter:
         self.fallbacks = meter.create_counter("llmtop.fallbacks", unit="{request}")
         self.cache_hits = meter.create_counter("llmtop.cache_hits", unit="{request}")
         self.cache_saved = meter.create_counter("llmtop.cache_saved", unit="USD")
-        self.conn = connect(path, readonly=True, check_same_thread=False)
-        (self.last_id,) = self.conn.execute("SELECT COALESCE(MAX(id), 0) FROM calls").fetchone()
+        self.reader = Reader(path, readonly=True)
+        #: The marker (Reader.max_id) of the last row recorded: a file's row id, a PostgreSQL
+        #: store's commit sequence.
+        self.last_id = self.reader.max_id()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def poll(self) -> int:
         """Record every row written since the last poll; the number recorded."""
         n = 0
-        while True:
-            batch = list(calls_after(self.conn, self.last_id, self.dims))
-            for m in batch:
-                attrs: dict[str, Any] = dict(zip(self.keys, m.labels, strict=False))
-                self.requests.add(1, {**attrs, "llmtop.status": m.status})
-                if m.status == "failure":
-                    attrs_err = {**attrs, "error.type": m.error_type or "error"}
-                else:
-                    attrs_err = attrs
-                if m.latency_s is not None:
-                    self.duration.record(m.latency_s, attrs_err)
-                self.usage.record(m.tokens["input"], {**attrs, "gen_ai.token.type": "input"})
-                self.usage.record(m.tokens["output"], {**attrs, "gen_ai.token.type": "output"})
-                for kind, count in m.tokens.items():
-                    if count:
-                        self.tokens.add(count, {**attrs, "gen_ai.token.type": kind})
-                if m.cost_usd:
-                    self.cost.add(m.cost_usd, attrs)
-                if m.is_retry:
-                    self.retries.add(1, attrs)
-                if m.is_fallback:
-                    self.fallbacks.add(1, attrs)
-                if m.cache_hit:
-                    self.cache_hits.add(1, attrs)
-                    self.cache_saved.add(m.saved_usd, attrs)
-                self.last_id = m.id
-            n += len(batch)
-            if not batch:
-                return n
+        with self.reader.read_transaction():
+            hi, chunks = calls_after(self.reader, self.last_id, self.dims)
+            for batch in chunks:
+                n += len(batch)
+                self._record(batch)
+        self.last_id = max(self.last_id, hi)
+        return n
+
+    def _record(self, batch: list[Any]) -> None:
+        for m in batch:
+            attrs: dict[str, Any] = dict(zip(self.keys, m.labels, strict=False))
+            self.requests.add(1, {**attrs, "llmtop.status": m.status})
+            if m.status == "failure":
+                attrs_err = {**attrs, "error.type": m.error_type or "error"}
+            else:
+                attrs_err = attrs
+            if m.latency_s is not None:
+                self.duration.record(m.latency_s, attrs_err)
+            self.usage.record(m.tokens["input"], {**attrs, "gen_ai.token.type": "input"})
+            self.usage.record(m.tokens["output"], {**attrs, "gen_ai.token.type": "output"})
+            for kind, count in m.tokens.items():
+                if count:
+                    self.tokens.add(count, {**attrs, "gen_ai.token.type": kind})
+            if m.cost_usd:
+                self.cost.add(m.cost_usd, attrs)
+            if m.is_retry:
+                self.retries.add(1, attrs)
+            if m.is_fallback:
+                self.fallbacks.add(1, attrs)
+            if m.cache_hit:
+                self.cache_hits.add(1, attrs)
+                self.cache_saved.add(m.saved_usd, attrs)
 
     def start(self, interval: float = 5.0) -> OtelExporter:
         def run() -> None:
@@ -142,7 +147,7 @@ class OtelExporter:
             self.poll()
         finally:
             self.provider.shutdown()
-            self.conn.close()
+            self.reader.close()
 
 
 def start_from_env(path: str | Path, dims: Sequence[str], max_series: int) -> OtelExporter | None:

@@ -1,22 +1,29 @@
 """Running totals for the metrics exporters (`llmtop metrics`, the OTLP exporter).
 
-Prometheus wants counters that only go up; the database's rows only ever get appended (ids grow)
-and old ones pruned. So the totals are kept here and advanced by the rows past the last id seen:
-each scrape reads only the new rows, a prune never makes a counter go down, and at 10M rows only
-the first scrape reads everything. Label values come from the `requests` view's columns; past
-`max_series` distinct label sets, new ones are summed under `(other)` so totals stay exact.
+Prometheus wants counters that only go up; the database's rows only ever get appended and old
+ones pruned. So the totals are kept here and advanced by the rows past the last marker seen
+(Reader.max_id: the largest row id in a file, the last committed batch's sequence on a
+PostgreSQL store, where a smaller id can commit after a larger one): each scrape reads only the
+new rows, a prune never makes a counter go down, and at 10M rows only the first scrape reads
+everything. Both read through a Reader, so a file and a `postgresql://` store are one code path
+(the marker's SQL is translated by store/pg_dialect.py). Label values come from the `requests`
+view's columns; past `max_series` distinct label sets, new ones are summed under `(other)` so
+totals stay exact.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from llmtop.store.db import DatabaseError, connect, explain
 from llmtop.store.filters import NONE_LABEL, STRING_DIMENSIONS
-from llmtop.store.schema import check_not_newer
+from llmtop.store.reader import Reader
+
+#: The rows committed after a marker (Reader.max_id), in either backend's terms: `NOT INDEXED`
+#: with `c.id > ?` is the engine's "rows after the marker" (store/pg_dialect.py), a rowid range
+#: in a file. Read inside the transaction that read the marker, so nothing is seen twice.
+AFTER = "id IN (SELECT c.id FROM calls c NOT INDEXED WHERE c.id > ?)"
 
 #: Columns of the `requests` view a metric may be labelled by.
 METRIC_DIMENSIONS: tuple[str, ...] = (*STRING_DIMENSIONS, "status")
@@ -79,12 +86,16 @@ class Series:
 
 def _bucket_sql(expr: str, bounds: Sequence[float]) -> list[str]:
     """One SUM per bucket (non-cumulative), then the +Inf bucket, sum and count of `expr`."""
-    out = [f"SUM({expr} <= {bounds[0]!r})"]
+    out = [f"SUM(CASE WHEN {expr} <= {bounds[0]!r} THEN 1 ELSE 0 END)"]
     out += [
-        f"SUM({expr} > {lo!r} AND {expr} <= {hi!r})"
+        f"SUM(CASE WHEN {expr} > {lo!r} AND {expr} <= {hi!r} THEN 1 ELSE 0 END)"
         for lo, hi in zip(bounds, bounds[1:], strict=False)
     ]
-    out += [f"SUM({expr} > {bounds[-1]!r})", f"TOTAL({expr})", f"COUNT({expr})"]
+    out += [
+        f"SUM(CASE WHEN {expr} > {bounds[-1]!r} THEN 1 ELSE 0 END)",
+        f"TOTAL({expr})",
+        f"COUNT({expr})",
+    ]
     return out
 
 
@@ -100,13 +111,13 @@ class MetricTotals:
     """Totals over every row written so far, advanced by `refresh()` (one thread at a time)."""
 
     def __init__(self, path: str | Path, dims: Sequence[str], max_series: int = 500) -> None:
-        self.path = Path(path)
+        self.path = path
         self.dims = check_dimensions(dims)
         self.max_series = max(1, max_series)
         self.last_id = 0
         self.series: dict[tuple[tuple[str, ...], str, str], Series] = {}
         self._label_sets: set[tuple[str, ...]] = set()
-        self._conn: sqlite3.Connection | None = None
+        self._reader: Reader | None = None
         dur = _bucket_sql("latency_ms / 1000.0", DURATION_BUCKETS)
         tin = _bucket_sql("input_tokens", TOKEN_BUCKETS)
         tout = _bucket_sql("output_tokens", TOKEN_BUCKETS)
@@ -116,27 +127,22 @@ class MetricTotals:
             f"SELECT {', '.join(keys)}, COUNT(*), TOTAL(cost_usd), TOTAL(input_tokens),"
             " TOTAL(output_tokens), TOTAL(cache_read_tokens), TOTAL(cache_write_tokens),"
             " TOTAL(reasoning_tokens), TOTAL(is_retry), TOTAL(is_fallback), TOTAL(cache_hit),"
-            " TOTAL(CASE WHEN cache_hit THEN saved_usd END), TOTAL(unpriced), TOTAL(unmetered),"
-            f" {', '.join(dur + tin + tout)}"
-            f" FROM requests WHERE id > ? AND id <= ? GROUP BY {', '.join(str(i + 1) for i in range(len(keys)))}"
+            " TOTAL(CASE WHEN cache_hit = 1 THEN saved_usd END), TOTAL(unpriced),"
+            f" TOTAL(unmetered), {', '.join(dur + tin + tout)}"
+            f" FROM requests WHERE {AFTER} GROUP BY {', '.join(str(i + 1) for i in range(len(keys)))}"
         )
         self._nkeys = len(keys)
         self._nb = len(DURATION_BUCKETS) + 3
 
-    def _connect(self) -> sqlite3.Connection:
-        if self._conn is None:
-            try:
-                conn = connect(self.path, readonly=True, check_same_thread=False)
-                check_not_newer(conn, self.path)
-            except sqlite3.DatabaseError as exc:
-                raise DatabaseError(explain(self.path, exc)) from exc
-            self._conn = conn
-        return self._conn
+    def _open(self) -> Reader:
+        if self._reader is None:
+            self._reader = Reader(self.path, readonly=True)
+        return self._reader
 
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
 
     def _slot(self, labels: tuple[str, ...]) -> tuple[str, ...]:
         if labels in self._label_sets:
@@ -147,22 +153,23 @@ class MetricTotals:
         return (OTHER_LABEL,) * len(labels)
 
     def refresh(self) -> list[Series]:
-        """Add the rows written since the last call; return every series (stable objects)."""
-        conn = self._connect()
+        """Add the rows written since the last call; return every series (stable objects).
+        A database problem is DatabaseError (one sentence); the next call opens it again."""
+        reader = self._open()
         try:
-            (hi,) = conn.execute("SELECT COALESCE(MAX(id), 0) FROM calls").fetchone()
-            if hi > self.last_id:
-                # Biggest groups first, so the label sets kept under the cap are the busy ones.
-                rows = sorted(
-                    conn.execute(self._sql, (self.last_id, hi)).fetchall(),
-                    key=lambda r: -r[self._nkeys],
-                )
-                for r in rows:
-                    self._fold(r)
-                self.last_id = hi
-        except sqlite3.DatabaseError as exc:
+            with reader.read_transaction():
+                hi = reader.max_id()
+                if hi > self.last_id:
+                    # Biggest groups first, so the label sets kept under the cap are the busy ones.
+                    rows = sorted(
+                        reader.query(self._sql, (self.last_id,)), key=lambda r: -r[self._nkeys]
+                    )
+                    for r in rows:
+                        self._fold(r)
+                    self.last_id = hi
+        except Exception:
             self.close()
-            raise DatabaseError(explain(self.path, exc)) from exc
+            raise
         return list(self.series.values())
 
     def _fold(self, r: tuple[object, ...]) -> None:
@@ -208,29 +215,41 @@ class CallMeasure:
 
 
 def calls_after(
-    conn: sqlite3.Connection, after_id: int, dims: Sequence[str], limit: int = 5000
-) -> Iterator[CallMeasure]:
-    """The rows past `after_id`, oldest first, at most `limit` (the caller pages on)."""
+    reader: Reader, after: int, dims: Sequence[str]
+) -> tuple[int, Iterator[list[CallMeasure]]]:
+    """The marker now and the rows committed after `after`, oldest first, in chunks. Iterate
+    the chunks inside `reader.read_transaction()`, where the marker was read."""
     cols = [f"COALESCE(NULLIF(CAST({d} AS TEXT), ''), '{NONE_LABEL}')" for d in dims]
     sql = (
         f"SELECT id, {', '.join([*cols, 'status'])}, COALESCE(normalized_error, error_class, ''),"
         " latency_ms, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,"
         " reasoning_tokens, COALESCE(cost_usd, 0), is_retry, is_fallback, cache_hit,"
-        " COALESCE(saved_usd, 0) FROM requests WHERE id > ? ORDER BY id LIMIT ?"
+        f" COALESCE(saved_usd, 0) FROM requests WHERE {AFTER} ORDER BY id"
     )
     n = len(dims)
-    for r in conn.execute(sql, (after_id, limit)):
-        lat = r[n + 3]
-        yield CallMeasure(
-            id=r[0],
-            labels=tuple(r[1 : n + 1]),
-            status=r[n + 1],
-            error_type=r[n + 2],
-            latency_s=None if lat is None else lat / 1000.0,
-            tokens=dict(zip(TOKEN_KINDS, (int(x or 0) for x in r[n + 4 : n + 9]), strict=False)),
-            cost_usd=float(r[n + 9]),
-            is_retry=bool(r[n + 10]),
-            is_fallback=bool(r[n + 11]),
-            cache_hit=bool(r[n + 12]),
-            saved_usd=float(r[n + 13]) if r[n + 12] else 0.0,
-        )
+    hi = reader.max_id()
+
+    def measures() -> Iterator[list[CallMeasure]]:
+        if hi <= after:
+            return
+        for chunk in reader.chunks(sql, (after,), size=5000):
+            yield [_measure(r, n) for r in chunk]
+
+    return hi, measures()
+
+
+def _measure(r: tuple[object, ...], n: int) -> CallMeasure:
+    lat = r[n + 3]
+    return CallMeasure(
+        id=int(r[0]),  # type: ignore[call-overload]
+        labels=tuple(str(x) for x in r[1 : n + 1]),
+        status=str(r[n + 1]),
+        error_type=str(r[n + 2]),
+        latency_s=None if lat is None else float(lat) / 1000.0,  # type: ignore[arg-type]
+        tokens=dict(zip(TOKEN_KINDS, (int(x or 0) for x in r[n + 4 : n + 9]), strict=False)),  # type: ignore[call-overload]
+        cost_usd=float(r[n + 9]),  # type: ignore[arg-type]
+        is_retry=bool(r[n + 10]),
+        is_fallback=bool(r[n + 11]),
+        cache_hit=bool(r[n + 12]),
+        saved_usd=float(r[n + 13]) if r[n + 12] else 0.0,  # type: ignore[arg-type]
+    )

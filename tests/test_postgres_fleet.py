@@ -356,3 +356,37 @@ async def test_the_dashboards_tasks_and_margin_panels_read_a_postgres_store(
             )
     assert seen["pg"] == seen["lite"]
     assert seen["pg"][0][:5] == (5, 3, 2, 3, 7)
+
+
+def test_metrics_and_otlp_read_a_postgres_store(pg_url: str, tmp_path: Path) -> None:
+    """`llmtop metrics --db postgresql://...` said "no such database" (the URL made a Path);
+    now both exporters read the store, each scrape adding exactly the batches committed since."""
+    from llmtop.store.metrics_queries import MetricTotals
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    from llmtop.otel import OtelExporter
+
+    n = write_batches(pg_url, events(300, start=NOW - 86400), 100)
+    out = llmtop("metrics", "--db", pg_url, "--once", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    scraped = sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in out.stdout.splitlines()
+        if line.startswith("llmtop_requests_total{")
+    )
+    assert scraped == n
+    totals = MetricTotals(resolve_db_path(pg_url), ["model", "team"])
+    otel_reader = InMemoryMetricReader()
+    exp = OtelExporter(resolve_db_path(pg_url), ["model"], reader=otel_reader)
+    try:
+        assert sum(s.requests for s in totals.refresh()) == n
+        more = write_batches(pg_url, events(120, seed=11, start=NOW - 3600), 40)
+        series = totals.refresh()
+        assert sum(s.requests for s in series) == n + more
+        spend = pg_rows(pg_url, "SELECT sum(cost_usd) FROM requests")[0][0]
+        assert sum(s.cost_usd for s in series) == pytest.approx(spend, rel=1e-9)
+        assert exp.poll() == more  # the exporter counts from its start
+        assert totals.refresh() is not None and exp.poll() == 0
+    finally:
+        totals.close()
+        exp.shutdown()
