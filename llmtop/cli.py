@@ -32,7 +32,8 @@ def _tui_parser() -> argparse.ArgumentParser:
     p = Parser(
         prog="llmtop",
         description=(
-            "top for LLM spend: a live dashboard over the llmtop collector's SQLite database. "
+            "top for LLM spend: a live dashboard over the llmtop collector's database (a SQLite"
+            " file or a postgresql:// store). "
             f"Subcommands: {', '.join(SUBCOMMANDS)} (llmtop SUBCOMMAND --help)."
         ),
     )
