@@ -17,11 +17,12 @@ from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from llmtop.store.db import DatabaseError, connect, explain
 from llmtop.store.engine import Source, Spec, Tracker, total
 from llmtop.store.filters import DIMENSIONS, Clause, dim_expr, label_matches, where_sql
-from llmtop.store.pg_db import is_pg_url
+from llmtop.store.pg_db import PgUrl, is_pg_url
 from llmtop.store.records import pack_id, unpack_id
 from llmtop.store.rollup import F_SPEND, Agg
 from llmtop.store.schema import STRING_COLUMNS, applied_migrations, check_not_newer, migrate
@@ -391,11 +392,13 @@ class Reader:
 
 
 def source_labels(paths: Sequence[Path]) -> list[str]:
-    """Short, distinct names for databases: the file stem, or parent/stem when stems collide."""
+    """Short, distinct names for databases: the file stem (a store's database name), or
+    parent/stem (host/name) when they collide."""
     stems = [p.stem for p in paths]
     out = []
     for p, stem in zip(paths, stems, strict=True):
-        label = stem if stems.count(stem) == 1 else f"{p.parent.name}/{stem}"
+        where = urlsplit(p.url).hostname if isinstance(p, PgUrl) else p.parent.name
+        label = stem if stems.count(stem) == 1 else f"{where}/{stem}"
         while label in out:
             label += "'"
         out.append(label)
@@ -410,7 +413,12 @@ class MultiReader:
     """
 
     def __init__(self, paths: Sequence[str | Path], *, savings: Savings | None = None) -> None:
-        self.paths = [Path(p) for p in paths]
+        # A postgresql:// URL stays one (Path() made it `postgresql:/host/db`: "no such
+        # database" when a file and a store were merged).
+        self.paths: list[Path] = [
+            p if isinstance(p, PgUrl) else PgUrl(p) if is_pg_url(p) else Path(p)  # type: ignore[misc]
+            for p in paths
+        ]
         self.savings = savings
         self.labels = source_labels(self.paths)
         self.readers: list[Reader] = []

@@ -390,3 +390,20 @@ def test_metrics_and_otlp_read_a_postgres_store(pg_url: str, tmp_path: Path) -> 
     finally:
         totals.close()
         exp.shutdown()
+
+
+def test_a_file_and_a_store_merge_into_one_view(pg_url: str, tmp_path: Path) -> None:
+    """`llmtop --db host.db --db postgresql://...` said "postgresql:/...: no such database"
+    (the URL made a Path); each source is now a `source` of the merged view."""
+    from llmtop.store.reader import MultiReader
+
+    n_pg = write_batches(pg_url, events(90, start=NOW - 3000), 30)
+    f = tmp_path / "laptop.db"
+    n_file = write_batches(str(f), events(40, seed=5, start=NOW - 3000), 40)
+    m = MultiReader([f, resolve_db_path(pg_url)])
+    try:
+        snap = m.snapshot(now=NOW + 86400 * 4, window=7 * 86400, group_by="source")
+        dbname = pg_url.rsplit("/", 1)[1]
+        assert {g.key: g.requests for g in snap.groups} == {"laptop": n_file, dbname: n_pg}
+    finally:
+        m.close()
