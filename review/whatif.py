@@ -83,6 +83,9 @@ class Swap:
     target: str
     target_key: str | None  # the catalogue key OTHER resolves to (None: unpriced)
     unpriced_reason: str | None
+    #: MODEL and OTHER do different jobs (a chat model swapped for an embedding model): the
+    #: sum is right and meaningless, so it is said next to it.
+    mismatch: str | None = None
 
     def matches(self, model: str | None, price_key: str | None) -> bool:
         if any(ch in self.source for ch in "*?["):
@@ -102,10 +105,32 @@ def parse_swaps(texts: Sequence[str], cat: Catalogue) -> tuple[Swap, ...]:
             raise UsageError(f"--swap {text!r}: {src} is already swapped")
         key, reason = cat.resolve(dst)
         if key is not None and reason is None:
-            out.append(Swap(src, dst, key, None))
+            out.append(Swap(src, dst, key, None, _mismatch(cat, src, key)))
         else:
             out.append(Swap(src, dst, None, reason or f"no price for {dst!r}"))
     return tuple(out)
+
+
+def _mismatch(cat: Catalogue, src: str, target_key: str) -> str | None:
+    """ "gpt-4o is a chat model, text-embedding-3-small an embedding model", or None (the same
+    kind, or a kind unknown: a glob, an unpriced source)."""
+    if any(ch in src for ch in "*?["):
+        return None
+    skey, sreason = cat.resolve(src)
+    if skey is None or sreason is not None:
+        return None
+    a = (cat.entry(skey) or {}).get("mode")
+    b = (cat.entry(target_key) or {}).get("mode")
+    if not a or not b or a == b:
+        return None
+
+    def an(word: str) -> str:
+        return f"{'an' if word[:1] in 'aeiou' else 'a'} {word}"
+
+    return (
+        f"{src} is {an(a)} model and {target_key} {an(b)} model: this prices the tokens,"
+        " not whether it can do the job"
+    )
 
 
 @dataclass
@@ -312,6 +337,8 @@ def to_text(w: WhatIf) -> str:
                 f"  {line.key} ({s.target_key}): {line.calls:,} calls,"
                 f" {usd(line.now_usd)} → {_whatif_cell(line)} ({pct(line.delta_pct)})"
             )
+        if s.mismatch:
+            out.append(f"    note: {s.mismatch}")
     out.append("")
     head = ("feature", "calls", "repriced", "now", "what-if", "Δ $", "Δ %")
     out.append("{:<30} {:>9} {:>9} {:>12} {:>20} {:>12} {:>7}".format(*head))
@@ -350,6 +377,7 @@ def to_json(w: WhatIf) -> str:
                 "to": s.target,
                 "price_key": s.target_key,
                 "unpriced_reason": s.unpriced_reason,
+                "mismatch": s.mismatch,
                 **{k: v for k, v in line.as_dict().items() if k != "key"},
             }
             for s, line in zip(w.swaps, w.per_swap, strict=True)

@@ -109,6 +109,19 @@ def test_swap_totals_equal_cost_per_row(sim_db: Path, capsys: pytest.CaptureFixt
     )[0]
     assert per_swap["gpt-4o"]["calls"] == n4o > 100
     assert per_swap["gpt-4o"]["price_key"] == "gpt-4o-mini"
+    assert per_swap["gpt-4o"]["mismatch"] is None  # chat for chat
+
+
+def test_a_swap_to_another_kind_of_model_says_so(
+    sim_db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """gpt-4o → an embedding model printed "-99%" as if it were an option."""
+    doc = run_json(sim_db, capsys, "--swap=gpt-4o=text-embedding-3-small")
+    (swap,) = doc["swaps"]
+    assert swap["mismatch"] == (
+        "gpt-4o is a chat model and text-embedding-3-small an embedding model: this prices"
+        " the tokens, not whether it can do the job"
+    )
 
 
 def test_batch_tier_without_cache_equals_cost_per_row(
