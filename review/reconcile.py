@@ -126,7 +126,8 @@ def _read_csv(path: Path, text: str, add: Any) -> None:
         for n in names:
             if n in cols:
                 return n
-        raise UsageError(f"{path}:1: header: needs a {what} column ({', '.join(names)})")
+        article = "an" if what[:1] in "aeiou" else "a"
+        raise UsageError(f"{path}:1: header: needs {article} {what} column ({', '.join(names)})")
 
     rows.fieldnames = cols
     dc, mc, ac = pick(DAY_COLS, "day"), pick(MODEL_COLS, "model"), pick(AMOUNT_COLS, "amount")

@@ -210,7 +210,8 @@ def _headline(r: Report) -> str:
     cpr = r.spend / r.requests if r.requests else None
     return (
         f"Spend {usd(r.spend)} ({_money_delta(r.delta)}, {pct(r.delta_pct)} vs the previous "
-        f"{r.period.days:g} days), {r.requests:,} requests, {usd(cpr, 4)} per request."
+        f"{r.period.days:g} day{'' if r.period.days == 1 else 's'}), {r.requests:,} requests,"
+        f" {usd(cpr, 4)} per request."
     )
 
 
