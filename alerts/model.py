@@ -69,6 +69,9 @@ class AlertState:
     #: Its incident turned critical after it had been announced (or acked, or snoozed) as a
     #: warning, and paged once more for it.
     escalated: bool = False
+    #: Seconds since it last fired, when that is over a minute and it is not resolved yet (it
+    #: resolves after alerts.state.RESOLVE_AFTER): shown "quiet Nm". 0 while it fires.
+    quiet_for: float = 0.0
 
     @property
     def first_seen(self) -> float:

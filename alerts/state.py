@@ -10,7 +10,8 @@ becomes the root) or an alert escalating changes nothing an on-call did. Lifecyc
 
     (none) ──fires──▶ open ──ack──▶ acked          (quiet until it resolves)
                        │ └─snooze─▶ snoozed        (quiet until snoozed_until, then pages again)
-                       └─none of its alerts fire─▶ resolved ("resolved" event if it had paged)
+                       └─none of its alerts fire for RESOLVE_AFTER─▶ resolved ("resolved"
+                                   event if it had paged; a shorter dip leaves it open)
     resolved ──fires again within REOPEN_WITHIN─▶ open (the same incident, no new page)
     warning ──turns critical──▶ pages once more as "escalate", open again, marked escalated
     critical stays critical until the alert resolves (no flip back to warning and again)
@@ -45,6 +46,13 @@ QUIET = ("acked", "snoozed")
 LOOK_BACK = 300.0
 
 
+#: An alert, and an incident, resolve only once they have not fired for this long: a feature
+#: making a call every few minutes dips under its threshold for a pass or two in the middle of
+#: a sustained incident, and each dip sent "resolved" while it still burned (Alertmanager's
+#: resolve_timeout, Grafana's "keep firing for"). Meanwhile it is shown open, "quiet Nm".
+RESOLVE_AFTER = 600.0
+#: Not firing for longer than this (a few dashboard passes), an unresolved alert says "quiet".
+QUIET_MARK = 60.0
 #: An incident that fires again this soon after it resolved is the same incident, reopened
 #: without a page: a spike that dips under its threshold for one pass paged twice in 17 s
 #: (the demo). Past this, its return is news and pages again.
@@ -288,10 +296,14 @@ def sync_pass(
                 escalated=inc["escalated"],
             )
         for fp, row in rows.items():
-            if fp not in firing and row["state"] != "resolved":
+            if (
+                fp not in firing
+                and row["state"] != "resolved"
+                and now - row["last_seen"] >= RESOLVE_AFTER
+            ):
                 store.update(fp, state="resolved", snoozed_until=None)
-        for iid in active:
-            if iid not in claimed:
+        for iid, inc in active.items():
+            if iid not in claimed and now - inc["last_seen"] >= RESOLVE_AFTER:
                 store.update_incident(iid, state="resolved", snoozed_until=None, resolved_at=now)
                 resolved_now.append(iid)
     incs = incidents(store, now)
@@ -317,9 +329,10 @@ def sync(
 # --- reading it back -------------------------------------------------------------------------------
 
 
-def _state(row: dict[str, Any], inc: dict[str, Any] | None) -> AlertState:
+def _state(row: dict[str, Any], inc: dict[str, Any] | None, now: float | None = None) -> AlertState:
     d = _loads(row.get("details_json"))
     drill = d.get("drill") or [row["scope"], "model"]
+    quiet = 0.0 if now is None else now - row["last_seen"]
     state, until = row["state"], row.get("snoozed_until")
     if inc is not None and state != "resolved":
         state, until = inc["state"], inc["snoozed_until"]
@@ -341,6 +354,7 @@ def _state(row: dict[str, Any], inc: dict[str, Any] | None) -> AlertState:
         pending=bool(d.get("pending")),
         incident=row.get("incident"),
         escalated=bool(inc and inc["escalated"]),
+        quiet_for=quiet if state != "resolved" and quiet > QUIET_MARK else 0.0,
     )
 
 
@@ -374,7 +388,7 @@ def states(store: AlertStore, now: float) -> list[AlertState]:
     critical, then the most recent (fingerprint last: the same rows, the same order)."""
     incs = {r["id"]: r for r in store.incident_rows()}
     out = [
-        _state(r, incs.get(r["incident"]) if r.get("incident") else None)
+        _state(r, incs.get(r["incident"]) if r.get("incident") else None, now)
         for r in store.rows()
         if r["state"] != "resolved" or r["last_seen"] >= now - RESOLVED_VISIBLE
     ]

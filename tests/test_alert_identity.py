@@ -21,6 +21,7 @@ from llmtop.alerts.incidents import grouped, incidents, severity_of
 from llmtop.alerts.model import Alert
 from llmtop.alerts.state import (
     REOPEN_WITHIN,
+    RESOLVE_AFTER,
     SNOOZE_CHOICES,
     ack,
     parse_snooze,
@@ -123,8 +124,10 @@ def test_critical_holds_until_the_alert_resolves(store: AlertStore) -> None:
         assert res.pages == []
         assert [s.severity for s in res.states] == ["critical"]
         assert [i.severity for i in res.incidents] == ["critical"]
-    sync_pass(store, [], NOW + 180)
-    res = sync_pass(store, [alert("feature=chat", sev="warning")], NOW + 180 + REOPEN_WITHIN + 60)
+    sync_pass(store, [], NOW + 120 + RESOLVE_AFTER)
+    res = sync_pass(
+        store, [alert("feature=chat", sev="warning")], NOW + 180 + RESOLVE_AFTER + REOPEN_WITHIN
+    )
     assert [s.severity for s in res.states if s.state != "resolved"] == ["warning"]
 
 
@@ -132,21 +135,27 @@ def test_a_resolved_incident_is_reported_once_to_whoever_resolved_it(
     store: AlertStore, llmtop_db: Path
 ) -> None:
     sync_pass(store, [alert("feature=chat")], NOW)
-    res = sync_pass(store, [], NOW + 60)
+    # A dip shorter than RESOLVE_AFTER: still open, nothing said (it sent "resolved" while the
+    # incident still burned).
+    dip = sync_pass(store, [], NOW + 60)
+    assert dip.closed == dip.resolved == [] and [i.state for i in dip.incidents] == ["open"]
+    assert [s.state for s in dip.states] == ["open"]
+    q = NOW + RESOLVE_AFTER  # quiet since NOW
+    res = sync_pass(store, [], q)
     assert [(i.root, i.state, i.paged) for i in res.closed] == [(FEAT, "resolved", "warning")]
     assert res.resolved == res.closed
-    assert sync_pass(store, [], NOW + 120).resolved == []
+    assert sync_pass(store, [], q + 60).resolved == []
     # A dashboard whose previous pass was before the resolve hears of it from its next pass.
-    res = sync_pass(store, [], NOW + 130, previous=NOW + 30)
+    res = sync_pass(store, [], q + 70, previous=q - 30)
     assert [i.root for i in res.resolved] == [FEAT] and res.closed == []
     # Firing again within REOPEN_WITHIN is the same incident, open again, without a page (a
     # spike dipping under its threshold for one pass paged twice in 17 s).
     first = res.resolved[0].id
-    back = sync_pass(store, [alert("feature=chat")], NOW + 200)
+    back = sync_pass(store, [alert("feature=chat")], q + 140)
     assert back.pages == [] and [(i.id, i.state) for i in back.incidents] == [(first, "open")]
     # Firing again later is a new incident, which pages.
-    sync_pass(store, [], NOW + 260)
-    again = sync_pass(store, [alert("feature=chat")], NOW + 261 + REOPEN_WITHIN)
+    sync_pass(store, [], q + 140 + RESOLVE_AFTER)
+    again = sync_pass(store, [alert("feature=chat")], q + 141 + RESOLVE_AFTER + REOPEN_WITHIN)
     assert [p.kind for p in again.pages] == ["page"]
     assert again.pages[0].incident != first
     assert not ack(store, again.pages[0].incident + "x")

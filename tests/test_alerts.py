@@ -409,15 +409,17 @@ def test_ack_is_visible_to_a_second_reader_and_resolve_refires(db: Path) -> None
     new, states = state.sync(r2, alerts, NOW + 5)
     assert new == []
     assert {s.fingerprint: s.state for s in states}[fp] == "acked"
-    # It stops firing: resolved. It fires again within minutes: open again, no second page.
-    _, states = state.sync(r2, [], NOW + 10)
+    # It stops firing for RESOLVE_AFTER: resolved. It fires again within minutes: open again,
+    # no second page.
+    t = NOW + 5 + state.RESOLVE_AFTER
+    _, states = state.sync(r2, [], t)
     assert {s.fingerprint: s.state for s in states}[fp] == "resolved"
     assert not state.ack(r2, fp)  # acking a resolved alert must not silence its return
-    new, states = state.sync(r1, alerts, NOW + 20)
+    new, states = state.sync(r1, alerts, t + 10)
     assert new == [] and {s.fingerprint: s.state for s in states}[fp] == "open"
     # Resolved again, it fires after REOPEN_WITHIN: a new page.
-    state.sync(r2, [], NOW + 30)
-    new, states = state.sync(r1, alerts, NOW + 31 + state.REOPEN_WITHIN)
+    state.sync(r2, [], t + 10 + state.RESOLVE_AFTER)
+    new, states = state.sync(r1, alerts, t + 11 + state.RESOLVE_AFTER + state.REOPEN_WITHIN)
     assert fp in {a.fingerprint for a in new}
     assert {s.fingerprint: s.state for s in states}[fp] == "open"
     r1.close()

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from llmtop.alerts.notify import Event, Notifier, NotifyConfig
+from llmtop.alerts.state import RESOLVE_AFTER
 
 from tests.dbutil import scalar
 from tests.tui_fixtures import NOW, build
@@ -82,11 +83,11 @@ def rules(path: Path, amount: float, extra: str = "") -> Path:
     return path
 
 
-def check(db: Path, config: Path, hook: Hook) -> subprocess.CompletedProcess[str]:
+def check(db: Path, config: Path, hook: Hook, now: float = NOW) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "LLMTOP_TEST_HOOK": hook.url}
     return subprocess.run(
         [sys.executable, "-m", "llmtop", "check", "--db", str(db), "--config", str(config)]
-        + ["--now", str(NOW)],
+        + ["--now", str(now)],
         capture_output=True,
         text=True,
         env=env,
@@ -120,11 +121,15 @@ def test_one_call_per_page_escalation_and_resolve(
     assert check(llmtop_db, cfg, hook).returncode == 2
     assert len(hook.bodies) == 2
 
-    res = check(llmtop_db, rules(cfg, spend * 10), hook)  # 10%: nothing firing
+    res = check(llmtop_db, rules(cfg, spend * 10), hook)  # 10%: nothing firing ...
+    assert res.returncode == 0
+    assert len(hook.bodies) == 2  # ... for less than RESOLVE_AFTER: still open, nothing said
+    later = NOW + RESOLVE_AFTER
+    res = check(llmtop_db, cfg, hook, later)
     assert res.returncode == 0
     assert [b["event"] for b in hook.bodies] == ["page", "escalate", "resolve"]
     assert hook.bodies[2]["text"].startswith("[llmtop] RESOLVED ")
-    assert check(llmtop_db, cfg, hook).returncode == 0
+    assert check(llmtop_db, cfg, hook, later + 60).returncode == 0
     assert len(hook.bodies) == 3
     # The secret URL is never printed, nor stored.
     for out in (res.stdout, res.stderr):

@@ -526,6 +526,15 @@ async def test_a_resolved_incident_leaves_one_line(llmtop_db: Path) -> None:
     app = make_app(llmtop_db, watch=True, alerts=True, clock=lambda: clock[0])
     async with app.run_test(size=(120, 40)) as pilot:
         await _deploy_breaks_three_customers(llmtop_db, app, pilot)
+        # 7 minutes on, none of it fires: quiet, not resolved yet (a dip in a sustained
+        # incident sent "resolved" while it still burned).
+        clock[0] = NOW + 420
+        app.dashboard.alerts.evaluate()
+        await wait_for(pilot, lambda: any(s.quiet_for for s in app.dashboard.alert_states))
+        await pilot.pause()
+        assert {s.state for s in app.dashboard.alert_states} == {"open"}
+        (line,) = _lines(app)
+        assert " quiet 7m " in line, line
         clock[0] = NOW + 1200  # 20 minutes on: the 5-minute spike window holds none of it
         app.dashboard.alerts.evaluate()
         await wait_for(pilot, lambda: {s.state for s in app.dashboard.alert_states} == {"resolved"})

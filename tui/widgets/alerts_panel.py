@@ -101,6 +101,7 @@ def _line(
     severity: str | None = None,
     width: int = WIDE,
     new: bool = False,
+    quiet: float | None = None,
 ) -> Text:
     """Severity, scope, owner and since first, so they show at 80 columns; then the related
     count, the headline and the cause, which the ellipsis cuts on narrow terminals."""
@@ -116,6 +117,10 @@ def _line(
         t.append(" escalated ", style="bold red")
     if st != "open":
         t.append(f" {st} ", style="dim")
+    quiet = getattr(a, "quiet_for", 0.0) if quiet is None else quiet
+    if quiet:
+        # Not firing now; it resolves after 10 quiet minutes (alerts.state.RESOLVE_AFTER).
+        t.append(f" quiet {int(quiet // 60)}m ", style="dim italic")
     t.append(" ")
     t.append_text(safe(getattr(a, "scope", "") or "all", "bold"))
     wide, narrow = width >= WIDE, width < NARROW
@@ -265,6 +270,8 @@ class AlertsPanel(Vertical):
                     severity=incident_severity(root, children),
                     width=width,
                     new=root.fingerprint in self._fresh,
+                    # An incident is quiet when none of its alerts fires.
+                    quiet=min(getattr(a, "quiet_for", 0.0) for a in (root, *children)),
                 )
             options.append(Option(text, id=root.fingerprint))
             if root.fingerprint in self.expanded and not resolved:
