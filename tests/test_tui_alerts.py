@@ -503,6 +503,22 @@ async def test_snooze_asks_for_a_length(llmtop_db: Path) -> None:
         assert {s.snoozed_until for s in app.dashboard.alert_states} == {NOW + 4 * 3600}
 
 
+async def test_a_length_typed_over_the_choices_is_the_one_used(llmtop_db: Path) -> None:
+    """The list has focus when the prompt opens: `9 0 m enter` went nowhere and snoozed for the
+    highlighted 1h. Typing goes to the field."""
+    from llmtop.tui.screens.snooze_prompt import SnoozePrompt
+
+    _customers_history(llmtop_db)
+    app = make_app(llmtop_db, watch=True, alerts=True)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _deploy_breaks_three_customers(llmtop_db, app, pilot)
+        await pilot.press("a", "z")
+        await wait_for(pilot, lambda: isinstance(app.screen, SnoozePrompt))
+        await pilot.press(*"90m", "enter")
+        await wait_for(pilot, lambda: {s.state for s in app.dashboard.alert_states} == {"snoozed"})
+        assert {s.snoozed_until for s in app.dashboard.alert_states} == {NOW + 90 * 60}
+
+
 def test_snooze_lengths() -> None:
     from llmtop.tui.alerting import SNOOZE_CHOICES, parse_snooze
 

@@ -8,6 +8,7 @@ from datetime import datetime
 from llmtop.tui.alerting import SNOOZE_CHOICES, parse_snooze
 from llmtop.tui.format import safe
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -44,12 +45,28 @@ class SnoozePrompt(ModalScreen["float | None"]):
                 ),
                 id="snooze-choices",
             )
-            yield Input(placeholder="or type one: 90m, 2h, until 18:30", id="snooze-input")
+            # Not select_on_focus: the first key typed over the list focuses the field, and the
+            # next would replace it.
+            yield Input(
+                placeholder="or type one: 90m, 2h, until 18:30",
+                id="snooze-input",
+                select_on_focus=False,
+            )
             yield Static("", id="prompt-error")
 
     def on_mount(self) -> None:
         self.query_one(OptionList).highlighted = 1  # 1h, the old fixed length
         self.query_one(OptionList).focus()
+
+    def on_key(self, event: events.Key) -> None:
+        """Typing while the list has focus types into the field: `z 9 0 m enter` snoozed for
+        the highlighted 1h, the typed length lost without a word."""
+        inp = self.query_one(Input)
+        if self.query_one(OptionList).has_focus and event.is_printable and event.character:
+            event.stop()
+            event.prevent_default()
+            inp.focus()
+            inp.insert_text_at_cursor(event.character)
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         event.stop()
