@@ -546,3 +546,25 @@ async def test_a_bad_remembered_value_is_ignored(
         await settle(app, pilot)
         assert app.dashboard.window == 3600 and app.dashboard.view.group_by == "feature"
         assert app.query_one(TopTable).sort_column == "spend"  # no such column: ignored
+
+
+async def test_a_cell_updated_in_place_widens_its_column(llmtop_db: Path) -> None:
+    """A filter to failures turns err% from 9.1% into 100.0% on the same rows: updated in
+    place, DataTable kept the column's width and showed `100.` (and at 80 columns a table
+    wider than the screen, cut on the right)."""
+    from llmtop.store.filters import parse_filter
+
+    build(llmtop_db)
+    app = make_app(llmtop_db)
+    async with app.run_test(size=(200, 40)) as pilot:
+        await settle(app, pilot)
+        table = app.query_one(TopTable)
+        before = set(table.groups)
+        app.dashboard.filter_clauses = parse_filter("status=failure")
+        app.dashboard.refresh_data()
+        await settle(app, pilot)
+        await pilot.pause()
+        assert set(table.groups) <= before  # the same rows, updated in place
+        lines = ["".join(s.text for s in table.render_line(y)) for y in range(table.row_count + 1)]
+        fails = [line for line in lines[1:] if "100.0%" in line]
+        assert fails, lines

@@ -216,7 +216,7 @@ class TopTable(CellTable):
             if "delta" in self.shown_columns and (
                 was["delta"] != new["delta"] or was["delta"].sort_value != new["delta"].sort_value
             ):
-                self.update_cell(key, "delta", new["delta"])
+                self.put_cell(key, "delta", new["delta"])
             self._cells[key] = new
         if self.sort_column == "delta":
             self.apply_sort()
@@ -272,6 +272,7 @@ class TopTable(CellTable):
         # most), judged by their spend and request count as shown. Most: drawn anew, only the
         # first FIRST_ROWS cost the frame; updated in place, every changed cell would, and each
         # removal is linear (benchmarks/latency.py --keys).
+        self._widened = False
         differ = sum(1 for k in self.groups if k not in fresh)
         for k, g in fresh.items():
             old = self.groups.get(k)
@@ -297,7 +298,7 @@ class TopTable(CellTable):
                 for col in self.shown_columns:
                     cell = new[col]
                     if was[col] != cell or was[col].sort_value != cell.sort_value:
-                        self.update_cell(key, col, cell)
+                        self.put_cell(key, col, cell)
                 self.groups[key], self._cells[key] = g, new
         if len(new_keys) > FIRST_ROWS:
             order = FIELD_OF[self.sort_column]
@@ -309,8 +310,17 @@ class TopTable(CellTable):
             new_keys = new_keys[:FIRST_ROWS]
         self._add(fresh, new_keys)
         self._keep_cursor(selected)
-        if new_keys and self._fit_width:
+        if (new_keys or self._widened) and self._fit_width:
             self.fit(self._fit_width)  # new names or figures can be wider than the old ones
+
+    def put_cell(self, key: str, col: str, cell: Cell) -> None:
+        """update_cell, widening the column when the new text needs it: DataTable keeps a
+        column's width on an update, so `100.0%` replacing `2.2%` showed as `100.` (and a
+        table wider than the screen was cut on the right)."""
+        column = self.columns.get(col)  # type: ignore[call-overload]
+        wider = column is not None and cell_len(cell.plain) > column.content_width
+        self._widened = getattr(self, "_widened", False) or wider
+        self.update_cell(key, col, cell, update_width=wider)
 
     def cells_of(self, g: GroupRow) -> dict[str, Cell]:
         pending = self.compare_mode == "week" and self.baseline is None
