@@ -177,6 +177,10 @@ class Partial:
     first: float | None = None
 
 
+#: Time the month's rows must cover before they are projected to its end.
+MIN_PROJECTION_SPAN = 3600.0
+
+
 def assemble(
     parts: Sequence[Partial],
     *,
@@ -233,15 +237,24 @@ def assemble(
     local = datetime.fromtimestamp(now)
     month0 = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     next_month = (month0 + timedelta(days=32)).replace(day=1)
-    elapsed = now - month0.timestamp()
-    span = next_month.timestamp() - month0.timestamp()
+    # Rates over the time the file(s) cover, not over days before the first row: a 7-day average
+    # of a day-old file was a seventh of its rate, and a month projection of a file started
+    # yesterday spread its spend over the whole month so far.
+    first = min((p.first for p in parts if p.first is not None), default=None)
+    covered = min(window, now - first) if first is not None and now > first else window
+    month_from = max(month0.timestamp(), first) if first is not None else month0.timestamp()
+    month_covered = now - month_from
     burn = Burn(
         per_hour_now=recent.v[F_SPEND] * 3600.0 / recent_s,
-        per_hour_window=totals.spend * 3600.0 / window,
+        per_hour_window=totals.spend * 3600.0 / covered,
         per_hour_baseline=sum(base_vals) / len(base_vals) if base_vals else None,
         today=sum(p.today for p in parts),
         month=month,
-        month_projection=month * span / elapsed if elapsed > 0 else month,
+        month_projection=(
+            month + month / month_covered * (next_month.timestamp() - now)
+            if month_covered >= MIN_PROJECTION_SPAN
+            else None
+        ),
         requests_per_min=recent.v[F_N] * 60.0 / recent_s,
         spark=spark,
     )

@@ -40,7 +40,9 @@ class Burn:
     per_hour_baseline: float | None
     today: float
     month: float
-    month_projection: float
+    #: At the month's rate so far, over the part of it the file covers; None under an hour.
+    month_projection: float | None
+    #: Over the last 5 minutes, as per_hour_now.
     requests_per_min: float
     spark: tuple[float, ...]
 

@@ -225,3 +225,31 @@ def test_a_view_read_cold_keeps_the_warm_views_warm(db) -> None:
     # warm, they push it out of the warm set (WARM_VIEWS) and it is read cold again.
     assert costs[False][1] == costs[False][0]
     assert costs[True][1] > costs[True][0]
+
+
+def test_averages_and_the_month_projection_cover_only_the_files_own_time(
+    llmtop_db: Path,
+) -> None:
+    """A 7-day window over a two-day-old file averaged its spend over seven days, and the month
+    projection of a file started mid-month spread its spend over the whole month so far."""
+    from datetime import datetime, timedelta
+
+    local = datetime.fromtimestamp(NOW)
+    month0 = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0).timestamp()
+    next_month = (datetime.fromtimestamp(month0) + timedelta(days=32)).replace(day=1)
+    start = NOW - 2 * 86400
+    assert start > month0  # the fixture's clock is mid-month
+    write(llmtop_db, [payload(start=start + i * 3600, input_tokens=1000) for i in range(48)])
+    r = Reader(llmtop_db, readonly=True)
+    try:
+        snap = r.snapshot(now=NOW, window=7 * 86400)
+        spend = snap.totals.spend
+        assert snap.burn.per_hour_window == pytest.approx(spend / 48, rel=1e-9)
+        assert snap.burn.month_projection == pytest.approx(
+            spend + spend / (NOW - start) * (next_month.timestamp() - NOW), rel=1e-9
+        )
+        # Under an hour of the month covered: no projection rather than one from minutes.
+        young = r.snapshot(now=start + 1800, window=3600)
+        assert young.burn.month_projection is None
+    finally:
+        r.close()

@@ -286,7 +286,11 @@ async def test_d_compares_with_the_same_window_last_week(
 ) -> None:
     write(
         llmtop_db,
-        [payload(start=NOW - WEEK - 600, feature="chat", input_tokens=1000, output_tokens=50)],
+        [
+            payload(start=NOW - WEEK - 600, feature="chat", input_tokens=1000, output_tokens=50),
+            # The file's first row, before the compared hour: it covers all of it.
+            payload(start=NOW - WEEK - 4000, feature="old", input_tokens=10, output_tokens=5),
+        ],
     )
     r = Reader(llmtop_db)
     try:
@@ -321,8 +325,9 @@ async def test_d_compares_with_the_same_window_last_week(
 
 async def test_a_comparison_before_the_first_row_is_a_dash_not_new(llmtop_db: Path) -> None:
     """A file 40 minutes old has no previous hour and no last week: Δ says "—" on every row
-    ("new" would say every feature just appeared); with an hour before the window, a feature
-    that made no call then is "new" and one that did has its change."""
+    ("new" would say every feature just appeared); nor does a file 90 minutes old, whose
+    previous hour it covers only in part (+300% on every row); with the whole hour before the
+    window, a feature that made no call then is "new" and one that did has its change."""
     build(llmtop_db, [dict(start=NOW - 2400, feature="chat"), dict(start=NOW - 60, feature="g")])
     app = make_app(llmtop_db)
     async with app.run_test(size=(120, 36)) as pilot:
@@ -333,6 +338,12 @@ async def test_a_comparison_before_the_first_row_is_a_dash_not_new(llmtop_db: Pa
         await settle(app, pilot)
         assert {table.get_cell(k, "delta").plain for k in ("chat", "g")} == {"—"}
     build(llmtop_db, [dict(start=NOW - 5400, feature="chat")])
+    app = make_app(llmtop_db)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(app, pilot)
+        table = app.query_one(TopTable)
+        assert {table.get_cell(k, "delta").plain for k in ("chat", "g")} == {"—"}
+    build(llmtop_db, [dict(start=NOW - 7300, feature="other")])
     app = make_app(llmtop_db)
     async with app.run_test(size=(120, 36)) as pilot:
         await settle(app, pilot)

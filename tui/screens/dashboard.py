@@ -326,9 +326,11 @@ class DashboardScreen(AlertHandlers, Screen[None]):
         first = snap.first_row
         self.query_one(TopTable).show(
             snap.groups,
+            # The compared window whole: one the file covers only in part (a 24h window on a
+            # 34h-old file) showed +300% on every row.
             {
-                "prev": first is not None and first < snap.start,
-                "week": first is not None and first < snap.end - WEEK,
+                "prev": first is not None and first <= snap.start - (snap.end - snap.start),
+                "week": first is not None and first <= snap.start - WEEK,
             },
         )
         self.render_crumbs()

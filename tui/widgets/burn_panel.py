@@ -23,14 +23,16 @@ class BurnPanel(Panel):
             vs = ""  # the base's own line says why there is none
         return lines(
             line((f"{money(b.per_hour_now)}/h", "bold"), " now", vs),
-            line(f"{money(b.per_hour_window)}/h avg · {b.requests_per_min:.0f} req/min"),
+            line(f"{money(b.per_hour_window)}/h avg · {b.requests_per_min:.0f} req/min now"),
             line(
                 f"7d same-hour base {money(b.per_hour_baseline)}/h"
                 if b.per_hour_baseline is not None
                 else ("7d same-hour base: none yet", "dim")
             ),
             line(f"today {money(b.today)} · mo {money(b.month)}"),
-            line("→ month end ", (money(b.month_projection), "bold")),
+            line("→ month end ", (money(b.month_projection), "bold"))
+            if b.month_projection is not None
+            else line(("→ month end: under 1h of data", "dim")),
         )
 
     def spark(self, s: Snapshot) -> tuple[float, ...]:

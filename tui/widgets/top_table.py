@@ -97,7 +97,8 @@ def cells(
     history: bool = True,
 ) -> dict[str, Cell]:
     """A row's cells; `pending`: last week's figures for this view are still being read;
-    `history`: the compared window has rows at all (else Δ is "—", not "new" on every row)."""
+    `history`: the file covers the whole compared window (else Δ is "—": not "new" on every row
+    of a young file, nor +300% against a window it holds only part of)."""
     name = g.key if g.key is not None else "(none)"
     if g.unpriced:
         name = f"{name} ⚠{g.unpriced} unpriced"
@@ -113,7 +114,7 @@ def cells(
             Cell("…", None)
             if pending
             else Cell(delta(d), d, style=d_style)
-            if history or d is not None
+            if history
             else Cell("—", None)
         ),
         "requests": Cell(count(g.requests), g.requests),
