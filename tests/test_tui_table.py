@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -579,3 +580,25 @@ async def test_a_cell_updated_in_place_widens_its_column(llmtop_db: Path) -> Non
         lines = ["".join(s.text for s in table.render_line(y)) for y in range(table.row_count + 1)]
         fails = [line for line in lines[1:] if "100.0%" in line]
         assert fails, lines
+
+
+async def test_the_chart_ends_at_the_windows_end_not_after_it(
+    llmtop_db: Path, specs: list[dict[str, Any]]
+) -> None:
+    """At 12:01:00 the last 2-minute bin runs to 12:02: its tick said 12:02, a minute ahead of
+    now, and its one minute of spend drew as a drop. It is plotted at 12:01, a full bin's worth."""
+    from llmtop.tui.format import clock
+    from llmtop.tui.widgets.series_chart import SeriesChart
+
+    app = make_app(llmtop_db, clock=lambda: NOW + 60)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("c")
+        await settle(app, pilot)
+        chart = app.screen.query_one(SeriesChart)
+        s = chart.series
+        assert s.end == NOW + 60 and (s.bins[-1] + s.width) > s.end  # a partial last bin
+        text = re.sub(r"\x1b\[[0-9;]*m", "", chart.plt.build())
+        (ticks,) = [ln for ln in text.splitlines() if re.search(r"\d\d:\d\d\s*$", ln)]
+        assert ticks.rstrip().endswith(clock(NOW + 60)[:5]), ticks
+        assert clock(s.bins[-1] + s.width)[:5] not in ticks

@@ -16,6 +16,8 @@ from textual_plotext import PlotextPlot
 
 #: Longest legend label (tag values can be 200 characters).
 LEGEND = 24
+#: Least share of a bin the window must cover for the bin to be plotted (see draw).
+PARTIAL_MIN = 0.25
 
 
 class SeriesChart(PlotextPlot):
@@ -42,12 +44,26 @@ class SeriesChart(PlotextPlot):
             self.refresh()
             return
         end = s.end
-        xs = [(b + s.width - end) / 60.0 for b in s.bins]
+        # Bins are clock-aligned, so the first and last hold only part of the window: each is
+        # plotted at the end of what it holds (the last at `end`, not minutes past it) and as a
+        # full bin's worth (a last bin a minute old showed a drop while spend rose); one holding
+        # under a quarter of a bin is left out.
+        keep = []
+        for i, b in enumerate(s.bins):
+            lo, hi = max(b, s.start), min(b + s.width, end)
+            if hi - lo >= PARTIAL_MIN * s.width:
+                keep.append((i, (hi - end) / 60.0, s.width / (hi - lo)))
+        if not keep:
+            plt.title("no spend in this window")
+            self.refresh()
+            return
+        xs = [x for _, x, _ in keep]
         for line in s.series:
             name = "(none)" if line.key is None else str(line.key)
             if len(name) > LEGEND:
                 name = name[: LEGEND - 1] + "…"
-            plt.plot(xs, list(line.spend), label=name, marker="braille")
+            ys = [line.spend[i] * scale for i, _, scale in keep]
+            plt.plot(xs, ys, label=name, marker="braille")
         ticks = [xs[0], xs[len(xs) // 2], xs[-1]]
         plt.xticks(ticks, [clock(end + x * 60)[:5] for x in ticks])
         plt.xlabel(f"time (minutes up to {clock(end)})")
