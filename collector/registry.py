@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import os
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -43,6 +44,47 @@ def _after_fork_in_child() -> None:
             pass
     _abandoned.extend(_writers.values())
     _writers = {}
+    mp = sys.modules.get("multiprocessing.util")
+    if mp is not None:
+        # A multiprocessing worker (fork) ends in os._exit, past atexit: its last batch (up to
+        # 250 ms of calls, all of a short task's) was lost and counted nowhere. Its exit runs
+        # the Finalize callbacks first, but the worker clears that registry after this hook,
+        # so the Finalize is registered from its after-fork registry, which runs later.
+        mp.register_after_fork(_AFTER_FORK_KEY, _finalize_at_worker_exit)
+
+
+class _Key:
+    """A weak-referenceable key for multiprocessing's after-fork registry."""
+
+
+_AFTER_FORK_KEY = _Key()
+_finalized_pid = 0
+
+#: Bound on the wait for LiteLLM's logging pool at a worker's exit.
+DRAIN_WAIT = 2.0
+
+
+def _finalize_at_worker_exit(_key: object) -> None:
+    global _finalized_pid
+    if _finalized_pid == os.getpid():
+        return
+    _finalized_pid = os.getpid()
+    import multiprocessing.util
+
+    multiprocessing.util.Finalize(None, _drain_and_close, exitpriority=100)
+
+
+def _drain_and_close() -> None:
+    """At a multiprocessing worker's exit: let LiteLLM's logging pool run the success callbacks
+    it still holds (multiprocessing joins threads only after its exit hooks), bounded, then
+    close the writers."""
+    utils = sys.modules.get("litellm.utils")
+    pool = getattr(utils, "executor", None)
+    if pool is not None and hasattr(pool, "shutdown"):
+        t = threading.Thread(target=pool.shutdown, kwargs={"wait": True}, daemon=True)
+        t.start()
+        t.join(DRAIN_WAIT)
+    _close_all()
 
 
 _abandoned: list[Writer] = []

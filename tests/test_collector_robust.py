@@ -336,6 +336,29 @@ def test_forked_child_writes_through_its_own_writer(llmtop_db: Path) -> None:
     parent_writer.close()
 
 
+def _mp_work(n: int) -> None:
+    for _ in range(n):
+        litellm.completion(model="gpt-4o-mini", messages=MSG, mock_response="ok")
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_multiprocessing_worker_lands_its_last_calls(llmtop_db: Path) -> None:
+    """A fork-started multiprocessing worker ends in os._exit, past atexit: its calls of the
+    last 250 ms (all 100 of a quick task) never landed, and nothing counted them."""
+    import multiprocessing as mp
+
+    c = register(Collector(db=llmtop_db))
+    ctx = mp.get_context("fork")
+    procs = [ctx.Process(target=_mp_work, args=(100,)) for _ in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    c.flush(10)
+    assert scalar(llmtop_db, "SELECT count(*) FROM calls") == 300
+
+
 # --- garbage in ----------------------------------------------------------------------------------
 
 MALFORMED: list[Any] = [
