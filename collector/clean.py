@@ -6,9 +6,11 @@ strings recur on almost every row, so the cleaning is memoised.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import re
+import unicodedata
 from collections.abc import Callable
 from typing import Any
 
@@ -18,6 +20,8 @@ MAX_TAG_VALUE = 200
 MAX_TAG_KEY = 64
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _KEY_OK = re.compile(r"[^A-Za-z0-9_.\-]")
+_KEY_ALNUM = re.compile(r"[A-Za-z0-9]")
+log = logging.getLogger("llmtop.collector")
 
 
 # The same few strings (models, providers, tag values) recur on almost every row: memoising the
@@ -70,7 +74,15 @@ def _clean_value(value: Any) -> str | None:
 
 
 def _clean_key(key: str) -> str | None:
-    return _KEY_OK.sub("_", key.strip())[:MAX_TAG_KEY] or None
+    # Keys are ASCII identifiers everywhere they are typed (filters, rules, group_by). Accents
+    # fold to their letter (équipe -> equipe); a key left with no letter or digit (チーム -> ___)
+    # is no key: every such key would collapse into the same `___`.
+    key = key.strip()
+    if not key.isascii():
+        key = unicodedata.normalize("NFKD", key).encode("ascii", "ignore").decode()
+        if not _KEY_ALNUM.search(key):
+            return None
+    return _KEY_OK.sub("_", key)[:MAX_TAG_KEY] or None
 
 
 _value_memo = _Memo(_clean_value)
@@ -101,25 +113,42 @@ def clean_key(key: Any) -> str | None:
     return _clean_key(key) if isinstance(key, str) else None
 
 
-def parse_tag_string(spec: str) -> dict[str, str]:
-    """`team=search,environment=prod` (LLMTOP_TAGS) into a dict; malformed parts are skipped."""
+def parse_tag_string(spec: str) -> tuple[dict[str, str], list[str]]:
+    """`team=search,environment=prod` (LLMTOP_TAGS) into a dict, and the parts it could not use
+    (each skipped, never fatal: this runs inside the host app)."""
     out: dict[str, str] = {}
+    bad: list[str] = []
     for part in spec.split(","):
-        if "=" not in part:
+        if not part.strip():
             continue
-        k, _, v = part.partition("=")
+        k, sep, v = part.partition("=")
         ck, cv = clean_key(k), clean_value(v)
-        if ck and cv:
+        if not sep:
+            bad.append(f"{part.strip()!r}: not key=value")
+        elif not ck:
+            bad.append(f"{part.strip()!r}: no key")
+        elif ck != k.strip():  # `team:search;environment=prod` is one part, not two
+            bad.append(f"{part.strip()!r}: a key is letters, digits, _ . -")
+        elif not cv:
+            bad.append(f"{part.strip()!r}: no value")
+        else:
             out[ck] = cv
-    return out
+    return out, bad
 
 
 _env_cache: tuple[str, dict[str, str]] | None = None
 
 
 def env_tags() -> dict[str, str]:
+    """LLMTOP_TAGS, parsed once per distinct value; what it could not use is logged once."""
     global _env_cache
     spec = os.environ.get("LLMTOP_TAGS", "")
     if _env_cache is None or _env_cache[0] != spec:
-        _env_cache = (spec, parse_tag_string(spec))
+        tags, bad = parse_tag_string(spec)
+        if bad:
+            log.warning(
+                "llmtop: LLMTOP_TAGS: %s (skipped; the form is key=value,key=value)",
+                "; ".join(bad),
+            )
+        _env_cache = (spec, tags)
     return _env_cache[1]

@@ -3,12 +3,15 @@ LLMTOP_TAGS, in that order of precedence (README: "Tags: where they come from").
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from llmtop.collector.clean import clean_key, clean_value
 from llmtop.store.records import TAG_KEYS
 
 MAX_EXTRA_TAGS = 32
+log = logging.getLogger("llmtop.collector")
+_overflow_logged = False
 _TAG_SET = frozenset(TAG_KEYS)
 
 #: Key user ids that name no person: LiteLLM proxy files master-key requests under these.
@@ -43,10 +46,25 @@ def _put(tags: dict[str, str], extra: dict[str, str], key: Any, value: Any, extr
             v = clean_value(value)
             if v is not None:
                 tags[k] = v
-    elif extras and k not in extra and len(extra) < MAX_EXTRA_TAGS:
+    elif extras and k not in extra:
+        if len(extra) >= MAX_EXTRA_TAGS:
+            _overflowed(k)
+            return
         v = clean_value(value)
         if v is not None:
             extra[k] = v
+
+
+def _overflowed(key: str) -> None:
+    """Tags past the limit are dropped (the row is kept): said once per process, naming one."""
+    global _overflow_logged
+    if not _overflow_logged:
+        _overflow_logged = True
+        log.warning(
+            "llmtop: a call carried more than %d extra tags; the rest (first: %r) are not stored",
+            MAX_EXTRA_TAGS,
+            key,
+        )
 
 
 def _put_dict(tags: dict[str, str], extra: dict[str, str], d: Any) -> None:

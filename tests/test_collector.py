@@ -194,6 +194,38 @@ def test_tag_sources_and_sanitising(
     assert json.loads(r["tags_json"]) == {"region": "eu", "tags": "nightly"}
 
 
+def test_unusable_tag_input_is_said_once_and_the_rest_is_kept(
+    collector: Collector,
+    llmtop_db: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """LLMTOP_TAGS written as `team:search` or with `;` used to vanish without a word; tags past
+    the 32 extra ones were dropped silently; non-ASCII keys all collapsed into `___`."""
+    monkeypatch.setenv("LLMTOP_TAGS", "team:search;environment=prod, =x,region=eu,owner")
+    extra = {f"k{i:02d}": "v" for i in range(40)}
+    with caplog.at_level("WARNING", logger="llmtop.collector"):
+        for _ in range(2):
+            litellm.completion(
+                model="gpt-4o-mini",
+                messages=MSG,
+                mock_response=REPLY,
+                metadata={"llmtop": {"équipe": "recherche", "チーム": "検索", **extra}},
+            )
+        settle(collector)
+    r = rows(llmtop_db)[0]
+    tags = json.loads(r["tags_json"])
+    assert tags["equipe"] == "recherche"  # accents fold; a key of no ASCII letter is no key
+    assert "___" not in tags and len(tags) == 32
+    assert r["team"] is None  # `team:search;environment=prod` is one malformed part
+    warnings = [m for m in caplog.messages if "llmtop" in m]
+    assert sum("LLMTOP_TAGS" in m for m in warnings) == 1, warnings
+    (env_line,) = [m for m in warnings if "LLMTOP_TAGS" in m]
+    assert "'team:search;environment=prod': a key is letters" in env_line
+    assert "'=x': no key" in env_line and "'owner': not key=value" in env_line
+    assert sum("more than 32 extra tags" in m for m in warnings) == 1, warnings
+
+
 def test_router_fallback_marks_attempts(collector: Collector, llmtop_db: Path) -> None:
     router = litellm.Router(
         model_list=[
