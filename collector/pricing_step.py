@@ -17,6 +17,12 @@ def price_record(rec: CallRecord) -> None:
         rec.cost_usd = rec.input_usd = rec.output_usd = 0.0
         rec.cache_read_usd = rec.cache_write_usd = 0.0
         return
+    if rec.invalid and "tokens out of range" in rec.invalid:
+        # The bad count was stored as 0: priced, the row would carry part of its cost as all of
+        # it. Not priced, it is counted with the unpriced (and the invalid) rows instead.
+        rec.unpriced = True
+        rec.unpriced_reason = "token count out of range"
+        return
     c = cat.cost(
         rec.model or "",
         input_tokens=rec.input_tokens,

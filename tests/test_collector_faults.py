@@ -366,6 +366,36 @@ def test_arbitrary_payloads_never_stop_the_writer_and_every_call_is_counted(
     c.core.writer.close()
 
 
+def test_a_token_count_out_of_range_leaves_the_row_unpriced_not_part_priced(
+    llmtop_db: Path,
+) -> None:
+    """An absurd prompt count was stored as 0 and the row priced on its output alone: a part of
+    its cost shown as all of it. It is now kept unpriced, counted with the unpriced rows."""
+    import datetime
+
+    from llmtop.collector import Collector
+
+    base = real_payload()
+    c = Collector(db=llmtop_db)
+    t = datetime.datetime.now()
+    for i, prompt in enumerate((2**50, 12)):
+        slo = {
+            **base["standard_logging_object"],
+            "prompt_tokens": prompt,
+            "litellm_call_id": f"call-{i}",
+        }
+        c.log_success_event({**base, "standard_logging_object": slo}, None, t, t)
+    assert c.flush(30)
+    c.core.writer.close()
+    bad = "SELECT {} FROM requests WHERE litellm_call_id = 'call-0'"
+    assert scalar(llmtop_db, bad.format("cost_usd")) is None
+    assert scalar(llmtop_db, bad.format("unpriced")) == 1
+    assert "input tokens out of range" in scalar(llmtop_db, bad.format("invalid"))
+    ok = "SELECT {} FROM requests WHERE litellm_call_id = 'call-1'"
+    assert scalar(llmtop_db, ok.format("cost_usd")) > 0
+    assert scalar(llmtop_db, ok.format("invalid")) is None
+
+
 # --- what is at the path -----------------------------------------------------------------------
 
 
