@@ -307,7 +307,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     log.addHandler(collect)
     log.setLevel(logging.INFO)
     log.propagate = False
-    sink = SqliteSink(args[0])
+    sink = SqliteSink(args[0], pid=os.getppid())  # drops are the host app's
     outbox.send(("hello", os.getpid()))
     try:
         while True:

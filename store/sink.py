@@ -100,8 +100,10 @@ def _ident(path: Path) -> tuple[int, int] | None:
 class SqliteSink:
     """Writes batches into one SQLite file (one connection, one thread or process at a time)."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], pid: int | None = None) -> None:
         self.path = Path(path)
+        #: The process a drop is filed under: the host app's, also when a sidecar writes.
+        self.pid = pid
         self._conn: sqlite3.Connection | None = None
         self._ident: tuple[int, int] | None = None
         self._interner = Interner()
@@ -131,7 +133,7 @@ class SqliteSink:
         if timeout is not None:
             conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
         try:
-            insert_batch(conn, self._interner, records, drops, self._rollup)
+            insert_batch(conn, self._interner, records, drops, self._rollup, self.pid)
         except STORAGE_ERRORS as exc:
             if isinstance(exc, _DATA_SQLITE_ERRORS):
                 raise RowsRefused(f"{type(exc).__name__}: {exc}") from exc

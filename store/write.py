@@ -183,10 +183,12 @@ def insert_batch(
     records: Sequence[CallRecord],
     drops: Sequence[tuple[int, str]] = (),
     rollup: Rollup | None = None,
+    pid: int | None = None,
 ) -> None:
     """Write records (and pending drop counts) in one IMMEDIATE transaction, or nothing at all.
 
     The rollups are folded in the same transaction: they can never disagree with the rows.
+    `pid`: the process the drops are filed under (default: this one).
     """
     rollup = rollup if rollup is not None else Rollup()
     db.execute("BEGIN IMMEDIATE")
@@ -196,7 +198,7 @@ def insert_batch(
         rollup.apply(db, rows, INSERT_COLUMNS)
         if drops:
             now = time.time()
-            pid = os.getpid()
+            pid = pid or os.getpid()
             db.executemany(
                 "INSERT INTO drops (at, count, reason, pid) VALUES (?, ?, ?, ?)",
                 [(now, n, reason, pid) for n, reason in drops],

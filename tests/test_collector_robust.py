@@ -392,6 +392,8 @@ async def test_malformed_payloads_never_raise_and_are_counted(llmtop_db: Path) -
         llmtop_db, "SELECT sum(count) FROM drops WHERE reason = 'malformed payload'"
     ) == 4 * len(MALFORMED)
     assert scalar(llmtop_db, "SELECT count(*) FROM drops WHERE reason != 'malformed payload'") == 0
+    # Filed under the app's process, not the sidecar that wrote them.
+    assert scalar(llmtop_db, "SELECT group_concat(DISTINCT pid) FROM drops") == str(os.getpid())
 
 
 # --- permissions ---------------------------------------------------------------------------------
