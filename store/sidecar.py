@@ -93,6 +93,11 @@ class SidecarSink:
         self.started = 0
         _live.add(self)
 
+    @property
+    def pid(self) -> int | None:
+        """The running sidecar's process id (what an operator sees in `ps`), or None."""
+        return self._proc.pid if self._proc is not None else None
+
     def _ensure(self) -> _Duplex:
         if self._conn is not None and self._proc is not None and self._proc.poll() is None:
             return self._conn
@@ -217,7 +222,15 @@ class SidecarSink:
     def idle(self) -> None:
         """The sidecar checkpoints and prunes on its own; here a dead one is reaped."""
         if self._proc is not None and self._proc.poll() is not None:
-            self._stop(0.0)
+            code = self._stop(0.0)
+            # Between batches nothing was in flight, but a sidecar that keeps dying (an OOM
+            # killer, an operator's kill) must not go unnoticed.
+            log.warning(
+                "llmtop: %s: the database writer process stopped between batches (%s); a new"
+                " one starts with the next batch, nothing was lost",
+                self.path,
+                describe_exit(code),
+            )
         if self._fallback is not None:
             self._fallback.idle()
 

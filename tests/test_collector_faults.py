@@ -153,6 +153,27 @@ def test_an_app_sigterm_handler_is_never_replaced(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
 
 
+def test_a_sidecar_killed_between_batches_is_logged_and_replaced(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from llmtop.store.sidecar import SidecarSink
+
+    db = tmp_path / "llmtop.db"
+    sink = SidecarSink(db)
+    sink.write([CallRecord(started_at=time.time())])
+    pid = sink.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    with caplog.at_level("WARNING", logger="llmtop"):
+        wait_until(lambda: (sink.idle(), sink.pid is None)[1], "the dead sidecar reaped")
+    (line,) = [m for m in caplog.messages if "stopped between batches" in m]
+    assert "SIGKILL" in line and str(db) in line
+    sink.write([CallRecord(started_at=time.time())])
+    assert sink.started == 2 and sink.pid not in (None, pid)
+    sink.close()
+    assert scalar(db, "SELECT count(*) FROM calls") == 2
+
+
 # --- in-process faults -------------------------------------------------------------------------
 
 
