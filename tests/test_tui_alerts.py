@@ -114,6 +114,24 @@ async def test_alert_appears_live_is_acked_and_jumps(llmtop_db: Path) -> None:
         assert "feature=support-summarize" in str(app.screen.query_one("#crumbs").render())
 
 
+async def test_the_cause_has_a_line_of_its_own_below_wide_terminals(llmtop_db: Path) -> None:
+    """At 120 columns the headline fills the line: the cause, what on-call came for, goes on
+    a second line while the list has room for it, and is on screen, not cut away."""
+    write(llmtop_db, steady(NOW - 7200, NOW - 300))
+    default_rules_path(llmtop_db).write_text(RULES)
+    app = make_app(llmtop_db, watch=True, alerts=True)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        write(llmtop_db, prompt_v2_ships(NOW))
+        await wait_for(pilot, lambda: any(s.state == "open" for s in app.dashboard.alert_states))
+        await pilot.pause()
+        ol = app.query_one(AlertsPanel).query_one("#alert-list")
+        shown = ["".join(seg.text for seg in ol.render_line(y)) for y in range(ol.size.height)]
+        assert len(shown) == 2, shown
+        assert "feature=support-summarize" in shown[0] and "cause:" not in shown[0], shown
+        assert "cause:" in shown[1] and "v2" in shown[1], shown
+
+
 async def test_a_past_window_leaves_the_live_alerts_alone(llmtop_db: Path) -> None:
     """Looking at last night (`w`, a range) used to run the alert passes at the range's end:
     nothing fired then, so every open incident, acked ones too, was resolved in the shared

@@ -91,6 +91,8 @@ def related_text(root: Any, children: Sequence[Any], short: bool = False) -> str
 #: Panel widths (columns inside its border) where the line's layout changes: below NARROW the
 #: labels go and `since` is HH:MM; from WIDE on, every label and the full time are spelled out.
 NARROW, WIDE = 100, 160
+#: Lines the list shows (llmtop.tcss: AlertsPanel > OptionList max-height).
+LIST_LINES = 4
 
 
 def _line(
@@ -102,9 +104,14 @@ def _line(
     width: int = WIDE,
     new: bool = False,
     quiet: float | None = None,
+    cause_line: bool = False,
 ) -> Text:
     """Severity, scope, owner and since first, so they show at 80 columns; then the related
-    count, the headline and the cause, which the ellipsis cuts on narrow terminals."""
+    count, the headline and the cause, which the ellipsis cuts on narrow terminals.
+
+    With `cause_line` the cause goes on a second line of its own: below WIDE a headline like
+    "support-summarize burning $26.23/h over the last 2m, 3.3x its normal $8.05/h" fills a
+    120-column line, and the cause, what on-call came for, was never on screen."""
     sev = severity or getattr(a, "severity", "warning")
     st = getattr(a, "state", "open")
     t = Text(no_wrap=True, overflow="ellipsis")
@@ -135,7 +142,10 @@ def _line(
         t.append(related, style="bold")
     t.append(" · ")
     t.append_text(safe(getattr(a, "title", "")))
-    if not narrow:
+    if cause_line:
+        t.append("\n     cause: ", style="dim")
+        t.append_text(safe(getattr(a, "cause", "") or "—", "italic"))
+    elif not narrow:
         t.append(" · cause: ")
         t.append_text(safe(getattr(a, "cause", "") or "—", "italic"))
     return t
@@ -252,6 +262,12 @@ class AlertsPanel(Vertical):
             lines.sort(key=lambda line: pos.get(line[0].fingerprint, len(pos)))
             self._fresh |= {r.fingerprint for r, _, _ in lines} - self._known
         width = self.content_size.width or WIDE
+        # The cause gets its own line below WIDE while every line still fits the list (its
+        # max-height is 4): one or two incidents, nothing unfolded.
+        shown = len(lines) + sum(
+            len(ch) for r, ch, gone in lines if r.fingerprint in self.expanded and not gone
+        )
+        cause_line = width < WIDE and shown * 2 <= LIST_LINES
         visible: list[Any] = []
         options: list[Option] = []
         self._children = {}
@@ -272,6 +288,7 @@ class AlertsPanel(Vertical):
                     new=root.fingerprint in self._fresh,
                     # An incident is quiet when none of its alerts fires.
                     quiet=min(getattr(a, "quiet_for", 0.0) for a in (root, *children)),
+                    cause_line=cause_line,
                 )
             options.append(Option(text, id=root.fingerprint))
             if root.fingerprint in self.expanded and not resolved:
