@@ -519,6 +519,10 @@ async def test_snooze_asks_for_a_length(llmtop_db: Path) -> None:
         await pilot.press("shift+tab", "down", "enter")  # 15m, [1h], 4h
         await wait_for(pilot, lambda: {s.state for s in app.dashboard.alert_states} == {"snoozed"})
         assert {s.snoozed_until for s in app.dashboard.alert_states} == {NOW + 4 * 3600}
+        # The line says until when: the snooze ends by itself, and the alert pages again.
+        await pilot.pause()
+        ol = app.query_one(AlertsPanel).query_one("#alert-list")
+        assert "snoozed till 16:00" in str(ol.get_option_at_index(0).prompt)
 
 
 async def test_a_length_typed_over_the_choices_is_the_one_used(llmtop_db: Path) -> None:

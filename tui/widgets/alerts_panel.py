@@ -122,7 +122,10 @@ def _line(
     _badge(t, sev)
     if is_escalated(a):
         t.append(" escalated ", style="bold red")
-    if st != "open":
+    if st == "snoozed" and getattr(a, "snoozed_until", None):
+        # Until when: a snooze that silently ends pages again, and "snoozed" alone hid that.
+        t.append(f" snoozed till {clock(a.snoozed_until)[:5]} ", style="dim")
+    elif st != "open":
         t.append(f" {st} ", style="dim")
     quiet = getattr(a, "quiet_for", 0.0) if quiet is None else quiet
     if quiet:
