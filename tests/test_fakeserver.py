@@ -136,7 +136,10 @@ def test_delay_makes_time_to_first_token_measurable(srv: FakeLLMServer) -> None:
             first = time.monotonic() - start
     total = time.monotonic() - start
     assert first is not None and first >= 0.3
-    assert total - first >= 0.02 * 3  # the later chunks were spaced out too
+    # The later chunks were spaced out too. Bounded from the request, not from the first chunk:
+    # a client slow to read the first chunk finds the next ones already buffered (it failed so
+    # on a loaded machine), but none can arrive before the server has sent it.
+    assert total >= 0.3 + 0.02 * 3
 
 
 # -- retries and error mapping ------------------------------------------------------------

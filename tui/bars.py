@@ -110,7 +110,7 @@ def status(error: str | None, snap: Snapshot | None) -> Text:
         t.append("loading…")
         return t
     tot = snap.totals
-    t.append(f"{count(tot.requests)} requests · ")
+    t.append(f"{count(tot.requests)} request{'' if tot.requests == 1 else 's'} · ")
     t.append(f"{money(tot.spend)} spent", style="bold")
     t.append(" · ")
     na = snap.unavailable  # a source without these checks says so, never "0"
