@@ -131,6 +131,28 @@ def _merge(incs: list[dict[str, Any]], now: float, store: AlertStore) -> dict[st
     return keep
 
 
+def _quiet_on_same_scope(
+    members: Sequence[Alert],
+    rows: dict[str, dict[str, Any]],
+    active: dict[str, dict[str, Any]],
+    claimed: dict[str, dict[str, Any]],
+    firing: set[str],
+) -> dict[str, Any] | None:
+    """The open incident (the earliest opened) none of whose alerts fires in this pass and one
+    of whose alerts watches a scope one of `members` watches: alerts on one scope are one
+    incident (alerts.incidents), whether or not they fire in the same pass."""
+    scopes = {a.scope for a in members}
+    found = [
+        active[r["incident"]]
+        for fp, r in rows.items()
+        if r["scope"] in scopes
+        and r["incident"] in active
+        and r["incident"] not in claimed
+        and not any(rows[f]["incident"] == r["incident"] for f in firing if f in rows)
+    ]
+    return min(found, key=lambda i: (i["opened"], i["id"])) if found else None
+
+
 def _recently_resolved(
     members: Sequence[Alert],
     rows: dict[str, dict[str, Any]],
@@ -188,6 +210,7 @@ def sync_pass(
         taken = set(all_incs)
         claimed: dict[str, dict[str, Any]] = {}
         firing: set[str] = set()
+        firing_fps = {a.fingerprint for a in alerts}
         for root, children in grouped(alerts):
             members = [root, *children]
             firing.update(a.fingerprint for a in members)
@@ -205,6 +228,14 @@ def sync_pass(
                     active.pop(r["id"], None)
             elif free:
                 inc = dict(free[0])
+            elif not mine and (
+                quiet := _quiet_on_same_scope(members, rows, active, claimed, firing_fps)
+            ):
+                # An open incident whose alerts went quiet for a pass (it resolves only after
+                # RESOLVE_AFTER) on the scope of one firing now: the same problem, its state
+                # kept. A cache-hit drop on a snoozed spike's feature, firing during the spike's
+                # dip, paged as a new incident, then merged and ended the snooze.
+                inc = dict(quiet)
             elif not mine and (back := _recently_resolved(members, rows, all_incs, claimed, now)):
                 # Open again, as it was paged (no new page; an escalation still pages).
                 inc = dict(back, state="open", snoozed_until=None, resolved_at=None)

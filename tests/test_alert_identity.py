@@ -83,6 +83,26 @@ def test_a_snooze_survives_a_broader_alert_joining_as_the_new_root(store: AlertS
     assert sync_pass(store, later, NOW + 3660).pages == []
 
 
+def test_an_alert_on_a_snoozed_incidents_scope_joins_it_while_the_incident_is_quiet(
+    store: AlertStore,
+) -> None:
+    """A spike pages and is snoozed; during one pass of its dip under the threshold a cache-hit
+    drop on the same feature fires: same scope, same incident, still snoozed, no page (it paged
+    as a new incident, then merged with the spike and the snooze was gone)."""
+    spike, drop = alert("feature=chat", "spike"), alert("feature=chat", "cache_hit_drop")
+    first = sync_pass(store, [spike], NOW)
+    (inc,) = first.incidents
+    assert snooze(store, spike.fingerprint, NOW + 3600)
+    res = sync_pass(store, [drop], NOW + 60)
+    assert res.pages == []
+    assert [(i.id, i.state) for i in res.incidents] == [(inc.id, "snoozed")]
+    both = [spike, Alert(**{**drop.__dict__, "parent": spike.fingerprint})]
+    for t in (NOW + 120, NOW + 180):
+        res = sync_pass(store, both, t)
+        assert res.pages == []
+        assert [(i.id, i.state) for i in res.incidents] == [(inc.id, "snoozed")]
+
+
 def test_an_ack_holds_as_alerts_join_and_an_escalation_pages_once_marked(
     store: AlertStore,
 ) -> None:
