@@ -10,6 +10,7 @@ and ctrl+p lists llmtop's commands.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -602,3 +603,45 @@ async def test_the_chart_ends_at_the_windows_end_not_after_it(
         (ticks,) = [ln for ln in text.splitlines() if re.search(r"\d\d:\d\d\s*$", ln)]
         assert ticks.rstrip().endswith(clock(NOW + 60)[:5]), ticks
         assert clock(s.bins[-1] + s.width)[:5] not in ticks
+
+
+async def test_the_request_list_follows_the_newest_call_unless_the_cursor_moved(
+    llmtop_db: Path,
+) -> None:
+    """Cursor on the first line: new calls come in on top and the cursor stays there (it
+    followed its request down, and a live list showed calls minutes old on its first lines).
+    Moved down: it stays on its request. Listed again later: the old rows are not shown
+    meanwhile."""
+    write(llmtop_db, [payload(start=NOW - 600 + i, feature="f") for i in range(20)])
+    app = make_app(llmtop_db, watch=True)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("l")
+        await settle(app, pilot)
+        rt = app.query_one(RequestsTable)
+        newest = lambda: max(r.started_at for r in rt.rows_in_order())  # noqa: E731
+        assert rt.cursor_row == 0 and rt.selected_row().started_at == newest()
+
+        async def arrives(t: float) -> None:
+            write(llmtop_db, [payload(start=t, feature="f")])
+            for _ in range(200):  # readiness wait on behaviour, not a timing assertion
+                if newest() == t:
+                    return
+                app.dashboard.refresh_data()
+                await pilot.pause(0.05)
+            raise AssertionError("the new call was never listed")
+
+        await arrives(NOW - 100)
+        assert rt.cursor_row == 0 and rt.selected_row().started_at == NOW - 100
+        await pilot.press("down", "down")
+        held = rt.selected_row()
+        await arrives(NOW - 50)
+        assert rt.selected_row() == held and rt.cursor_row == 3
+
+        await pilot.press("escape")
+        await settle(app, pilot)
+        assert rt.row_count == 20 + 2  # still holding the old list, hidden
+        app.dashboard.view = dataclasses.replace(app.dashboard.view, requests=True)  # `l`
+        assert rt.row_count == 0  # not shown under the live bar before this view's read
+        await settle(app, pilot)
+        assert rt.row_count == 22 and rt.cursor_row == 0

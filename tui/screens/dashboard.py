@@ -342,6 +342,10 @@ class DashboardScreen(AlertHandlers, Screen[None]):
             return
         self.query_one(TopTable).set_dimension(new.group_by)
         switcher = self.query_one(ContentSwitcher)
+        if new.requests and new != old:
+            # Rows listed for another view, or minutes ago, are not shown under a live bar
+            # while this view's are read.
+            self.query_one(RequestsTable).show(())
         switcher.current = "requests" if new.requests else "groups"
         (self.query_one(RequestsTable) if new.requests else self.query_one(TopTable)).focus()
         self.render_crumbs()

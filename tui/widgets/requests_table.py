@@ -107,7 +107,11 @@ class RequestsTable(CellTable):
         return NARROW_LABEL if 0 < self._width < MEDIUM else MAX_LABEL
 
     def show(self, rows: tuple[RequestRow, ...]) -> None:
-        selected = self.selected_id()
+        """The rows, newest first. With the cursor on the first line the list follows the
+        newest call (as `tail -f`); moved down, the cursor stays on its request as new ones
+        arrive above it. Tracking the top request too scrolled the list down a row per new
+        call, and a live list showed calls minutes old on its first lines."""
+        selected = None if self.cursor_row <= 0 else self.selected_id()
         limit = self.label_limit()
         made = [cells(r, limit) for r in rows]
         shown = fitting(self._width, made) if self._width else self.shown_columns
@@ -129,6 +133,8 @@ class RequestsTable(CellTable):
             self.add_row(*(c[k] for k in shown), key=row_key(r))
         if selected is not None and selected in self.ids:
             self.move_cursor(row=self.ids.index(selected))
+        elif rows:
+            self.move_cursor(row=0)
 
     def selected_id(self) -> str | None:
         return cursor_key(self)
