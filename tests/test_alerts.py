@@ -542,6 +542,29 @@ def test_a_pass_in_the_past_is_a_look_back_and_never_recorded(
         store.close()
 
 
+def test_a_look_back_shows_what_fired_then_without_todays_acks(
+    db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`check --now <an hour ago>` after the incident was acked: what fired then is shown as it
+    fired, not hidden as acked by an ack made later ("all quiet", exit 0, for a look back at
+    the incident itself)."""
+    _incident(db)
+    code = cli.main(["--db", str(db), "--now", str(NOW)])
+    assert code in (1, 2)
+    capsys.readouterr()
+    store = AlertStore(db)
+    try:
+        (root,) = [s.fingerprint for s in state.states(store, NOW) if s.parent is None][:1]
+        assert state.ack(store, root)
+        state.sync_pass(store, run(db, now=NOW + 3600), NOW + 3600)  # the present moves on
+    finally:
+        store.close()
+    assert cli.main(["--db", str(db), "--now", str(NOW)]) == code
+    out, err = capsys.readouterr()
+    assert "(acked" not in out and "all quiet" not in out and "  what:  " in out, out
+    assert "a look back, not recorded" in err and "without today's acks" in err, err
+
+
 def test_check_exit_2_on_critical_json(
     db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

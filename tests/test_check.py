@@ -102,6 +102,41 @@ def test_check_honours_acks_and_snoozes_and_all_shows_them(
     assert "(new page)" in capsys.readouterr().out
 
 
+def test_an_open_incident_quiet_this_instant_is_listed_until_it_resolves(
+    db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An incident whose alerts stop firing stays open for RESOLVE_AFTER: check lists it,
+    marked quiet, with its exit code (it said "no alerts firing", exit 0, between two critical
+    runs of one incident), and its recorded severity holds in --json; then it resolves."""
+    rng = random.Random(9)
+    write(db, normal_tail(rng, skip=("support-summarize",)))
+    write(db, records("support-summarize", NOW - TAIL, NOW - 900, rng))
+    write(db, records("support-summarize", NOW - 900, NOW, rng, inp=48000, prompt_version="v4"))
+    write(db, records("support-summarize", NOW, NOW + 3600, rng))  # rolled back at NOW
+    # The spike rule alone: it stops firing minutes after the rollback (the anomaly rule's cost
+    # per call since the change is judged for two hours).
+    rules = db.parent / "spike-only.toml"
+    rules.write_text("[anomaly]\nenabled = false\n")
+    runs = []
+    for t in range(0, 1500, 150):
+        code = check(db, "--json", "--config", str(rules), now=NOW + t)
+        runs.append((t, code, json.loads(capsys.readouterr().out)))
+        if runs[-1][2] and runs[-1][2][0]["quiet_for"]:  # and the text says so
+            assert check(db, "--config", str(rules), now=NOW + t) == code
+            assert "feature=support-summarize  (quiet " in capsys.readouterr().out
+    quiet = [(t, code, objs) for t, code, objs in runs if objs and objs[0]["quiet_for"]]
+    first, paged = runs[0][1], runs[0][2]
+    assert first in (1, 2) and not paged[0]["quiet_for"], runs[0]
+    assert quiet, [(t, code) for t, code, _ in runs]
+    for _t, code, objs in quiet:
+        assert code == first and [o["severity"] for o in objs] == [paged[0]["severity"]]
+        assert objs[0]["scope"] == "feature=support-summarize"
+        assert objs[0]["incident"] == paged[0]["incident"]
+    # Listed until it resolves, and then not again: no gap that says "no alerts firing".
+    listed = [bool(objs) for _, _, objs in runs]
+    assert listed == sorted(listed, reverse=True) and not listed[-1], listed
+
+
 def test_two_cron_runs_page_an_incident_once(
     db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
