@@ -596,3 +596,35 @@ async def test_a_misspelled_tag_in_the_rules_is_said_on_screen(llmtop_db: Path) 
         assert app.dashboard.error == (
             f"alerts: {rules}:2: spike.group_by: no dimension featrue; did you mean feature?"
         )
+
+
+def test_a_related_line_carries_its_own_severity_and_a_snooze_says_its_day() -> None:
+    """Escalation and ack are the incident's, on its root's line: a related warning marked
+    "escalated" read as if it had turned critical. A snooze ending on another day names it."""
+    from llmtop.alerts.model import AlertState
+    from llmtop.tui.widgets.alerts_panel import _line
+
+    base = dict(
+        rule="cache_hit_drop",
+        severity="warning",
+        scope="feature=f",
+        title="f cache hit rate 70% → 5%",
+        cause="new route_version r13",
+        causes=(),
+        owner="team-f",
+        since=NOW - 600,
+        last_seen=NOW,
+        snoozed_until=None,
+        drill=("feature=f", "route_version"),
+        escalated=True,
+    )
+    child = AlertState(fingerprint="c", state="acked", **base)
+    text = str(_line(child, child=True))
+    assert "WARNING" in text and "escalated" not in text and "acked" not in text, text
+    root = AlertState(fingerprint="r", state="acked", **{**base, "severity": "critical"})
+    assert "escalated" in str(_line(root)) and " acked " in str(_line(root))
+    # NOW is 12:00 UTC: a snooze until 16:00 today, and one until 09:00 tomorrow (Thursday).
+    today = AlertState(fingerprint="s", state="snoozed", **{**base, "snoozed_until": NOW + 4 * 3600})  # fmt: skip
+    assert "snoozed till 16:00 " in str(_line(today))
+    later = AlertState(fingerprint="s", state="snoozed", **{**base, "snoozed_until": NOW + 21 * 3600})  # fmt: skip
+    assert "snoozed till Thu 09:00 " in str(_line(later))

@@ -66,5 +66,12 @@ def clock(ts: float) -> str:
     return datetime.fromtimestamp(ts).strftime("%H:%M:%S")
 
 
+def until(ts: float, now: float) -> str:
+    """A time to come: "16:00" today, "Mon 09:00" on another day (a snooze typed as "until
+    18:30" at 19:40 ends tomorrow, and a bare "18:30" read as already over)."""
+    at, today = datetime.fromtimestamp(ts), datetime.fromtimestamp(now)
+    return at.strftime("%H:%M") if at.date() == today.date() else at.strftime("%a %H:%M")
+
+
 def stamp(ts: float) -> str:
     return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")

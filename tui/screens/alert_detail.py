@@ -187,11 +187,19 @@ class AlertDetailScreen(ModalScreen["Outcome | None"]):
     def compose(self) -> ComposeResult:
         a = self.alert
         sev = incident_severity(self.root, self.related)
-        head = _badge(sev)
-        if is_escalated(a) or is_escalated(self.root):
+        is_root = a.fingerprint == self.root.fingerprint
+        # A related alert has its own severity (the panel's line shows it); the incident's
+        # severity, escalation and state are said as the incident's, not as this alert's.
+        head = _badge(sev if is_root else a.severity)
+        if is_root and (is_escalated(a) or is_escalated(self.root)):
             head.append(" escalated ", style="bold red")
         head.append(" ")
         head.append_text(safe(a.scope or "all", "bold"))
+        if not is_root:
+            head.append(f" · {a.rule} · filed under ", style="dim")
+            head.append_text(safe(self.root.scope or "all", "dim bold"))
+            mark = ", escalated" if is_escalated(self.root) else ""
+            head.append(f" (a {sev} incident{mark})", style="dim")
         head.append(f" · {a.state}", style="dim")
         if a.state == "snoozed" and a.snoozed_until:
             head.append(f" until {stamp(a.snoozed_until)[:16]}", style="dim")
@@ -205,7 +213,9 @@ class AlertDetailScreen(ModalScreen["Outcome | None"]):
             yield Static(head, classes="title")
             yield Static(numbers_text(a.rule, a.title, None, None), id="alert-numbers")
             yield Static(who, id="alert-who")
-            yield Static(Text("Likely causes, by dollars explained", style="bold"), classes="h")
+            # Ranked, not sorted by the dollars column: the rule's own signal (a hit rate, an
+            # error rate) first, then by dollars explained, a new version weighing a little more.
+            yield Static(Text("Likely causes, most likely first", style="bold"), classes="h")
             yield Static(causes_table(a.causes), id="alert-causes")
             chart = SpendChart(id="alert-chart")
             chart.since = a.since

@@ -3,10 +3,8 @@ place, so a typo shows its error rather than snoozing for a length nobody meant.
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from llmtop.tui.alerting import SNOOZE_CHOICES, parse_snooze
-from llmtop.tui.format import safe
+from llmtop.tui.format import safe, until
 from rich.text import Text
 from textual import events
 from textual.app import ComposeResult
@@ -15,11 +13,6 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
-
-
-def _until(ts: float, now: float) -> str:
-    at, today = datetime.fromtimestamp(ts), datetime.fromtimestamp(now)
-    return at.strftime("%H:%M") if at.date() == today.date() else at.strftime("%a %H:%M")
 
 
 class SnoozePrompt(ModalScreen["float | None"]):
@@ -40,7 +33,7 @@ class SnoozePrompt(ModalScreen["float | None"]):
             yield Static(title, classes="title")
             yield OptionList(
                 *(
-                    Option(f"{c:<22} until {_until(parse_snooze(c, self.now), self.now)}", id=c)
+                    Option(f"{c:<22} until {until(parse_snooze(c, self.now), self.now)}", id=c)
                     for c in SNOOZE_CHOICES
                 ),
                 id="snooze-choices",

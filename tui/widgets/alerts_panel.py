@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from llmtop.tui.alerting import incident_severity, is_escalated
-from llmtop.tui.format import clock, safe
+from llmtop.tui.format import clock, safe, until
 from llmtop.tui.messages import AckRequested, AlertDetailRequested, SnoozeLengthRequested
 from rich.text import Text
 from textual.app import ComposeResult
@@ -120,11 +120,18 @@ def _line(
     if child:
         t.append("   └ ", style="dim")
     _badge(t, sev)
-    if is_escalated(a):
+    if child:
+        # Escalation and state are the incident's, on its root's line: on a related warning
+        # "escalated" read as if that alert had turned critical.
+        st = "open"
+    elif is_escalated(a):
         t.append(" escalated ", style="bold red")
     if st == "snoozed" and getattr(a, "snoozed_until", None):
         # Until when: a snooze that silently ends pages again, and "snoozed" alone hid that.
-        t.append(f" snoozed till {clock(a.snoozed_until)[:5]} ", style="dim")
+        t.append(
+            f" snoozed till {until(a.snoozed_until, getattr(a, 'last_seen', None) or a.snoozed_until)} ",
+            style="dim",
+        )
     elif st != "open":
         t.append(f" {st} ", style="dim")
     quiet = getattr(a, "quiet_for", 0.0) if quiet is None else quiet
