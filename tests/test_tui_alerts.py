@@ -628,3 +628,22 @@ def test_a_related_line_carries_its_own_severity_and_a_snooze_says_its_day() -> 
     assert "snoozed till 16:00 " in str(_line(today))
     later = AlertState(fingerprint="s", state="snoozed", **{**base, "snoozed_until": NOW + 21 * 3600})  # fmt: skip
     assert "snoozed till Thu 09:00 " in str(_line(later))
+
+
+def test_one_incident_is_one_line_when_its_first_root_went_quiet() -> None:
+    """A spike gone quiet for a minute and the cache-hit drop firing on its feature are one
+    incident, each a root of its own pass: one line, under the one firing (it was two lines,
+    both critical and escalated, one 'quiet 1m')."""
+    from types import SimpleNamespace as NS
+
+    from llmtop.tui.widgets.alerts_panel import group_states
+
+    spike = NS(fingerprint="spike|f", parent=None, incident="i1", quiet_for=90.0)
+    drop = NS(fingerprint="drop|f", parent=None, incident="i1", quiet_for=0.0)
+    cust = NS(fingerprint="runaway|c", parent="spike|f", incident="i1", quiet_for=0.0)
+    other = NS(fingerprint="spike|g", parent=None, incident="i2", quiet_for=0.0)
+    got = group_states([spike, drop, cust, other])
+    assert [(r.fingerprint, sorted(c.fingerprint for c in ch)) for r, ch in got] == [
+        ("drop|f", ["runaway|c", "spike|f"]),
+        ("spike|g", []),
+    ]

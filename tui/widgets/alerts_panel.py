@@ -29,11 +29,30 @@ def group_states(states: Sequence[Any]) -> list[tuple[Any, list[Any]]]:
     """(root, alerts filed under it) in the given order; an alert whose root is not among
     `states` (resolved, or from an older pass) stands on its own."""
     present = {s.fingerprint for s in states}
+
+    def stored_parent(s: Any) -> str | None:
+        p = getattr(s, "parent", None)
+        return p if p is not None and p in present and p != s.fingerprint else None
+
+    # One incident, one line. Parents are recorded per pass, so a root gone quiet and the alert
+    # firing now on its scope are both roots of the one incident (two lines, one "quiet 1m"):
+    # the others go under the firing one (the first listed, when none or several fire).
+    lead: dict[str, str] = {}
+    by_incident: dict[str, list[Any]] = {}
+    for s in states:
+        if getattr(s, "incident", None) and stored_parent(s) is None:
+            by_incident.setdefault(s.incident, []).append(s)
+    for members in by_incident.values():
+        first = min(members, key=lambda m: getattr(m, "quiet_for", 0.0) > 0)
+        for m in members:
+            if m is not first:
+                lead[m.fingerprint] = first.fingerprint
     children: dict[str, list[Any]] = {}
     roots = []
     for s in states:
-        parent = getattr(s, "parent", None)
-        if parent is not None and parent in present and parent != s.fingerprint:
+        parent = stored_parent(s)
+        parent = lead.get(s.fingerprint) or (lead.get(parent, parent) if parent else None)
+        if parent is not None:
             children.setdefault(parent, []).append(s)
         else:
             roots.append(s)
@@ -90,7 +109,8 @@ def related_text(root: Any, children: Sequence[Any], short: bool = False) -> str
 
 #: Panel widths (columns inside its border) where the line's layout changes: below NARROW the
 #: labels go and `since` is HH:MM; from WIDE on, every label and the full time are spelled out.
-NARROW, WIDE = 100, 160
+#: The border and the list's gutter take 4 columns: these are 100 and 160-column terminals.
+NARROW, WIDE = 96, 156
 #: Lines the list shows (llmtop.tcss: AlertsPanel > OptionList max-height).
 LIST_LINES = 4
 
@@ -109,7 +129,7 @@ def _line(
     """Severity, scope, owner and since first, so they show at 80 columns; then the related
     count, the headline and the cause, which the ellipsis cuts on narrow terminals.
 
-    With `cause_line` the cause goes on a second line of its own: below WIDE a headline like
+    With `cause_line` the cause goes on a second line of its own: a headline like
     "support-summarize burning $26.23/h over the last 2m, 3.3x its normal $8.05/h" fills a
     120-column line, and the cause, what on-call came for, was never on screen."""
     sev = severity or getattr(a, "severity", "warning")
@@ -272,12 +292,13 @@ class AlertsPanel(Vertical):
             lines.sort(key=lambda line: pos.get(line[0].fingerprint, len(pos)))
             self._fresh |= {r.fingerprint for r, _, _ in lines} - self._known
         width = self.content_size.width or WIDE
-        # The cause gets its own line below WIDE while every line still fits the list (its
-        # max-height is 4): one or two incidents, nothing unfolded.
+        # The cause gets its own line while every line still fits the list (its max-height is
+        # 4): one or two incidents, nothing unfolded. Even at 200 columns a headline and "+1
+        # related (...)" left no room for it on the first.
         shown = len(lines) + sum(
             len(ch) for r, ch, gone in lines if r.fingerprint in self.expanded and not gone
         )
-        cause_line = width < WIDE and shown * 2 <= LIST_LINES
+        cause_line = shown * 2 <= LIST_LINES
         visible: list[Any] = []
         options: list[Option] = []
         self._children = {}
