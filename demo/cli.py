@@ -215,8 +215,9 @@ def run_headless(args: argparse.Namespace, path: Path, *, quiet: bool = False) -
         flushed = core.flush(30)
     w = core.writer
     elapsed = max(time.time() - start, 1e-9)
+    live = w.written - written_before
     print(
-        f"llmtop demo: {w.written - written_before:,} live rows written in {elapsed:.1f}s "
+        f"llmtop demo: {live:,} live row{'' if live == 1 else 's'} written in {elapsed:.1f}s "
         f"({(w.written - written_before) / elapsed:,.0f} rows/s), {w.dropped:,} dropped"
         f"{'' if flushed else ' (flush timed out)'}, db {path}",
         flush=True,
