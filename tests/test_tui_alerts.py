@@ -647,3 +647,25 @@ def test_one_incident_is_one_line_when_its_first_root_went_quiet() -> None:
         ("drop|f", ["runaway|c", "spike|f"]),
         ("spike|g", []),
     ]
+
+
+async def test_alerts_stay_live_while_the_view_is_paused(llmtop_db: Path) -> None:
+    """`p` freezes the table and panels, not the paging: an incident starting while paused is
+    judged, listed and recorded (a paused dashboard left running paged no one)."""
+    write(llmtop_db, steady(NOW - 7200, NOW - 300))
+    default_rules_path(llmtop_db).write_text(RULES)
+    app = make_app(llmtop_db, watch=True, alerts=True)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("p")
+        assert app.dashboard.paused_at is not None
+        write(llmtop_db, prompt_v2_ships(NOW))
+        for _ in range(200):  # readiness wait on behaviour, not a timing assertion
+            if any(s.state == "open" for s in app.dashboard.alert_states):
+                break
+            app.dashboard.alerts.evaluate()
+            await pilot.pause(0.05)
+        assert [s.scope for s in app.dashboard.alert_states if s.state == "open"] == [
+            "feature=support-summarize"
+        ]
+        assert app.dashboard.paused_at is not None and app.query_one(AlertsPanel).display

@@ -35,13 +35,11 @@ class AlertScheduler:
         host: DOMNode,
         db_path: Path,
         rules_path: Path | None,
-        paused: Callable[[], bool],
         clock: Callable[[], float],
     ) -> None:
         self.host = host
         self.db_path = db_path
         self.rules_path = rules_path
-        self.paused = paused
         #: Alerts are live whatever window the screen shows: a pass at a past window's end would
         #: resolve every open incident in the shared state (and reopen them, acks lost, back in
         #: the present), so passes and acks run at the clock's time, never the view's.
@@ -90,9 +88,9 @@ class AlertScheduler:
 
     def run_pass(self) -> None:
         """One evaluation and its paging-state sync (in a worker thread)."""
+        # Not skipped while paused: `p` freezes the view, not the paging. A dashboard paused
+        # and left (the only process running alert passes, with [notify]) paged no one.
         self.last_pass = time.monotonic()
-        if self.paused():
-            return
         try:
             from llmtop.alerts.cache import AlertCache
             from llmtop.alerts.evaluate import evaluate

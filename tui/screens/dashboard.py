@@ -144,7 +144,6 @@ class DashboardScreen(AlertHandlers, Screen[None]):
             self,
             self.db_path,
             rules_path,
-            paused=lambda: self.paused_at is not None,
             clock=clock,
         )
         #: Holds the app's frames back until the first snapshot is shown (on_mount).
