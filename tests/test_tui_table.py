@@ -70,11 +70,15 @@ async def test_a_drill_while_paused_reads_at_the_paused_instant(
         assert snap.totals.requests == len(mine)  # the call after the pause is not in it
         assert snap.totals.spend == pytest.approx(sum(expected_cost(s) for s in mine))
         assert "PAUSED at 12:00:00 · last 1h" in topbar(app)
+        # The burn figures say which instant they are for, not "now".
+        burn = app.query_one("#burn .panel-body").render()
+        assert "/h at 12:00" in str(burn) and " now" not in str(burn), burn
         await pilot.press("p")  # resumed: live again, and the late call is there
         await settle(app, pilot)
         assert app.dashboard.snapshot.end == NOW + 60
         assert app.dashboard.snapshot.totals.requests == len(mine) + 1
         assert "live · last 1h · 12:01:00" in topbar(app)
+        assert "/h now" in str(app.query_one("#burn .panel-body").render())
 
 
 async def test_a_filter_key_typo_is_named_with_the_nearest_dimension(

@@ -73,5 +73,9 @@ def until(ts: float, now: float) -> str:
     return at.strftime("%H:%M") if at.date() == today.date() else at.strftime("%a %H:%M")
 
 
+def day(ts: float) -> str:
+    return datetime.fromtimestamp(ts).strftime("%b %d")
+
+
 def stamp(ts: float) -> str:
     return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")

@@ -320,6 +320,8 @@ class DashboardScreen(AlertHandlers, Screen[None]):
     def watch_snapshot(self, snap: Snapshot | None) -> None:
         if snap is None:
             return
+        live = self.range_end is None and self.paused_at is None
+        self.query_one(BurnPanel).at = None if live else snap.end
         for panel in ("#burn", "#cache", "#errors", "#tokens"):
             self.query_one(panel).snapshot = snap  # type: ignore[attr-defined]
         first = snap.first_row
