@@ -161,6 +161,7 @@ def evaluate(
                 drill=(scope, why.drill_dim),
                 parent=parents.get(fp),
                 pending=not done,
+                base=tuple((float(a), float(b)) for a, b in c.base),
             )
         )
     alerts.sort(key=lambda a: (a.severity != "critical", a.rule, a.scope))

@@ -37,6 +37,9 @@ class Alert:
     #: Fired before its cause analysis ran (the dashboard's per-pass budget ran out): it is shown
     #: but pages only once analysed, when it is known whether it belongs to another incident.
     pending: bool = False
+    #: The time ranges its rule took as normal (epoch seconds): the detail screen reads its
+    #: baseline from these, so its "normal" is the headline's, not one worked out afresh.
+    base: tuple[tuple[float, float], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -72,6 +75,8 @@ class AlertState:
     #: Seconds since it last fired, when that is over a minute and it is not resolved yet (it
     #: resolves after alerts.state.RESOLVE_AFTER): shown "quiet Nm". 0 while it fires.
     quiet_for: float = 0.0
+    #: As Alert.base, from the pass that recorded it (last_seen).
+    base: tuple[tuple[float, float], ...] = ()
 
     @property
     def first_seen(self) -> float:

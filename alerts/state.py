@@ -85,6 +85,7 @@ def _details(a: Alert) -> str:
             "drill": list(a.drill),
             "parent": a.parent,
             "pending": a.pending,
+            "base": [list(r) for r in a.base],
         }
     )
 
@@ -386,7 +387,16 @@ def _state(row: dict[str, Any], inc: dict[str, Any] | None, now: float | None = 
         incident=row.get("incident"),
         escalated=bool(inc and inc["escalated"]),
         quiet_for=quiet if state != "resolved" and quiet > QUIET_MARK else 0.0,
+        base=_ranges(d.get("base")),
     )
+
+
+def _ranges(value: Any) -> tuple[tuple[float, float], ...]:
+    """Stored base ranges; anything else (a row from before they were kept) is none."""
+    try:
+        return tuple((float(a), float(b)) for a, b in value or ())
+    except (TypeError, ValueError):
+        return ()
 
 
 def unrecorded(alerts: Sequence[Alert], now: float) -> list[AlertState]:
@@ -409,6 +419,7 @@ def unrecorded(alerts: Sequence[Alert], now: float) -> list[AlertState]:
             drill=a.drill,
             parent=a.parent,
             pending=a.pending,
+            base=a.base,
         )
         for a in alerts
     ]

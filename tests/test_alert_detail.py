@@ -171,3 +171,47 @@ def test_a_rate_alerts_spend_is_context_not_a_verdict() -> None:
     assert "Spend, for context: Last 15m" in rate.plain
     spend = numbers_text("anomaly", "kb burning", f, None)
     assert "for context" not in spend.plain and "×5.5 its baseline" in spend.plain
+
+
+def test_a_spikes_detail_compares_with_the_normal_its_headline_names(llmtop_db: Path) -> None:
+    """The detail's baseline is the spike rule's own normal (the ranges it judged against),
+    read at the pass's instant: its mean is the headline's "its normal $X/h" and its ratio the
+    headline's. Worked out afresh it said x4.7 beside a headline's 4.4x, and later +1.3σ under
+    a critical alert."""
+    import re
+
+    from llmtop.alerts.evaluate import evaluate
+    from llmtop.alerts.rules import Rules
+    from llmtop.alerts.state import states, sync_pass
+    from llmtop.store.alert_state import AlertStore
+    from llmtop.store.reader import Reader
+    from llmtop.tui.alerting import read_figures, rule_window
+
+    from tests.builders import prompt_v2_ships, write
+    from tests.test_tui_alerts import steady
+    from tests.tui_fixtures import NOW
+
+    write(llmtop_db, steady(NOW - 3 * 3600, NOW - 300))
+    write(llmtop_db, prompt_v2_ships(NOW))
+    r = Reader(llmtop_db)
+    try:
+        fired = evaluate(r, Rules(), NOW)
+    finally:
+        r.close()
+    store = AlertStore(llmtop_db)
+    try:
+        sync_pass(store, fired, NOW)
+        (spike,) = [s for s in states(store, NOW) if s.rule == "spike"]
+    finally:
+        store.close()
+    assert spike.base, spike
+    m = re.search(r"burning \$([\d.,]+)/h .*, ([\d.]+)× its normal \$([\d.,]+)/h", spike.title)
+    assert m, spike.title
+    now_h, ratio, normal_h = float(m[1]), float(m[2]), float(m[3].replace(",", ""))
+    window = rule_window(Rules(), "spike")
+    f = read_figures(llmtop_db, spike, window, NOW + 20)  # opened 20 s after the pass
+    assert f.now == NOW
+    assert f.spend * 3600 / window == pytest.approx(now_h, rel=0.01)
+    assert f.mean is not None and f.mean * 3600 / window == pytest.approx(normal_h, rel=0.01)
+    assert f.ratio == pytest.approx(ratio, abs=0.051)
+    assert f.baseline_label.startswith("its normal, ")

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from llmtop.store.alert_state import AlertStore
-from llmtop.store.filters import parse_window
+from llmtop.store.filters import format_window, parse_window
 from llmtop.store.reader import Reader
 from llmtop.tui.messages import AlertPassEnded, AlertsEvaluated, AlertStateChanged, LoadFailed
 from textual.dom import DOMNode
@@ -374,13 +374,41 @@ def alert_window(rules: Any, alert: Any, now: float) -> float:
     return rule_window(rules, alert.rule)
 
 
+def spike_baseline(
+    base: Sequence[tuple[float, float]], window: float
+) -> tuple[list[tuple[int, float, float]], str]:
+    """The spike rule's own normal as windows of the alert's length: the ranges it took as
+    normal (the trailing two hours, the same time on previous days, or last week's busiest
+    window), each cut into `window`-long pieces, so their mean is the headline's "its normal".
+    Worked out afresh (the 12 windows before), the detail said "its normal $8.88/h" in the
+    headline beside "x4.7 its baseline", and the two drifted apart as the incident went on."""
+    pieces: list[tuple[int, float, float]] = []
+    for a, b in sorted(base, reverse=True):
+        n = max(1, round((b - a) / window))
+        step = (b - a) / n
+        pieces += [(len(pieces) + i + 1, a + i * step, a + (i + 1) * step) for i in range(n)]
+    w = format_window(round(window))
+    if len(base) == 1 and len(pieces) == 1:
+        label = f"its normal, the busiest {w} around this time last week"
+    elif len(base) == 1:
+        label = f"its normal, the {len(pieces)} {w} windows of the {format_window(round(base[0][1] - base[0][0]))} before"  # fmt: skip
+    else:
+        label = f"its normal, this time of day on the previous {len(base)} days ({len(pieces)} {w} windows)"  # fmt: skip
+    return pieces, label
+
+
 def read_figures(db_path: Path, alert: Any, window: float, now: float) -> AlertFigures:
     """Read an alert's figures through the store's alert queries (in a worker thread; its own
     short-lived connection, so an alert pass holding the scheduler's is never waited for)."""
     from llmtop.store.alert_queries import aggregate, first_row_at
-    from llmtop.store.filters import format_window, parse_filter
+    from llmtop.store.filters import parse_filter
 
     clauses = parse_filter(alert.scope or "")
+    base = tuple(getattr(alert, "base", ()) or ())
+    if rule_is_spike(alert.rule) and base and getattr(alert, "last_seen", None):
+        # The instant of the pass that judged it: the last window is the headline's, and the
+        # normal (its base ranges, kept from that pass) is the headline's too.
+        now = min(now, alert.last_seen)
     span = max(4 * window, now - alert.since + 2 * window, 3600.0)
     bucket = next((b for b in BUCKETS if b * CHART_POINTS >= span), BUCKETS[-1])
     points = min(CHART_POINTS, math.ceil(span / bucket))
@@ -396,14 +424,16 @@ def read_figures(db_path: Path, alert: Any, window: float, now: float) -> AlertF
             if now - d * 86400 - window >= first
         ]
         label = f"same {format_window(round(window))} on the previous {len(days)} days"
-        if rule_is_spike(alert.rule) or len(days) < 2:
+        if rule_is_spike(alert.rule) and base:
+            days, label = spike_baseline(base, window)
+        elif rule_is_spike(alert.rule) or len(days) < 2:
             days = [
                 (d, now - (d + 1) * window, now - d * window)
                 for d in range(1, TRAILING_WINDOWS + 1)
                 if now - (d + 1) * window >= first
             ]
             label = f"the {len(days)} {format_window(round(window))} windows before"
-        chart = [(100 + i, start + i * bucket, start + (i + 1) * bucket) for i in range(points)]
+        chart = [(10_000 + i, start + i * bucket, start + (i + 1) * bucket) for i in range(points)]
         ranges = [(0, now - window, now), *days, *chart]
         got = {idx: agg for idx, _keys, agg in aggregate(reader, ranges, (), clauses)}
     finally:
