@@ -602,7 +602,7 @@ def test_a_related_line_carries_its_own_severity_and_a_snooze_says_its_day() -> 
     """Escalation and ack are the incident's, on its root's line: a related warning marked
     "escalated" read as if it had turned critical. A snooze ending on another day names it."""
     from llmtop.alerts.model import AlertState
-    from llmtop.tui.widgets.alerts_panel import _line
+    from llmtop.tui.widgets.alerts_panel import alert_line
 
     base = dict(
         rule="cache_hit_drop",
@@ -619,15 +619,15 @@ def test_a_related_line_carries_its_own_severity_and_a_snooze_says_its_day() -> 
         escalated=True,
     )
     child = AlertState(fingerprint="c", state="acked", **base)
-    text = str(_line(child, child=True))
+    text = str(alert_line(child, child=True))
     assert "WARNING" in text and "escalated" not in text and "acked" not in text, text
     root = AlertState(fingerprint="r", state="acked", **{**base, "severity": "critical"})
-    assert "escalated" in str(_line(root)) and " acked " in str(_line(root))
+    assert "escalated" in str(alert_line(root)) and " acked " in str(alert_line(root))
     # NOW is 12:00 UTC: a snooze until 16:00 today, and one until 09:00 tomorrow (Thursday).
     today = AlertState(fingerprint="s", state="snoozed", **{**base, "snoozed_until": NOW + 4 * 3600})  # fmt: skip
-    assert "snoozed till 16:00 " in str(_line(today))
+    assert "snoozed till 16:00 " in str(alert_line(today))
     later = AlertState(fingerprint="s", state="snoozed", **{**base, "snoozed_until": NOW + 21 * 3600})  # fmt: skip
-    assert "snoozed till Thu 09:00 " in str(_line(later))
+    assert "snoozed till Thu 09:00 " in str(alert_line(later))
 
 
 def test_one_incident_is_one_line_when_its_first_root_went_quiet() -> None:

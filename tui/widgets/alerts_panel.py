@@ -115,7 +115,7 @@ NARROW, WIDE = 96, 156
 LIST_LINES = 4
 
 
-def _line(
+def alert_line(
     a: Any,
     related: str = "",
     child: bool = False,
@@ -311,7 +311,7 @@ class AlertsPanel(Vertical):
                 text = _resolved_line(root, children)
             else:
                 short = width < NARROW
-                text = _line(
+                text = alert_line(
                     root,
                     related_text(root, children, short),
                     severity=incident_severity(root, children),
@@ -325,7 +325,7 @@ class AlertsPanel(Vertical):
             if root.fingerprint in self.expanded and not resolved:
                 for c in children:
                     visible.append(c)
-                    options.append(Option(_line(c, child=True, width=width), id=c.fingerprint))
+                    options.append(Option(alert_line(c, child=True, width=width), id=c.fingerprint))
         ol.clear_options()
         ol.add_options(options)
         self._visible = visible
