@@ -45,6 +45,10 @@ EXPLAIN_DIMS: tuple[str, ...] = (
     "team",
 )
 VERSION_DIMS = ("prompt_version", "route_version")
+#: How far before the alert's window a new version's first call is looked for: it said "new
+#: prompt_version v2 since 19:38" (the 15-minute window's start) for a deploy at 19:29. As the
+#: deploy rules, a version is new for 2 hours.
+FIRST_SEEN_LOOKBACK = 7200.0
 #: Tie-break weights: a change someone made beats the mechanism it triggered.
 _WEIGHT = {"version": 1.2, "contributor": 1.0, "mechanism": 0.9, "rate": 0.9}
 
@@ -178,10 +182,12 @@ def explain(
             if v is None or agg.requests == 0 or base_raw_n[d].get(v, 0) > 0:
                 continue
             extra_usd = agg.spend - agg.requests * base_cpr
-            t0 = first_seen(reader, d, v, cur[0], cur[1], scope)
+            lookback = cur[0] - FIRST_SEEN_LOOKBACK
+            t0 = first_seen(reader, d, v, lookback, cur[1], scope)
             if t0 is not None:
                 since = t0 if since is None else min(since, t0)
-            at = f" since {datetime.fromtimestamp(t0):%H:%M}" if t0 is not None else ""
+            before = " before" if t0 is not None and t0 - lookback < 60 else ""
+            at = f" since{before} {datetime.fromtimestamp(t0):%H:%M}" if t0 is not None else ""
             items.append(
                 Evidence(
                     f"new {d} {v}{at} (not in the baseline): {int(agg.requests)} requests, "

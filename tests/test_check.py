@@ -317,3 +317,18 @@ def test_since_is_not_pulled_back_by_an_hour_of_noise(monkeypatch: pytest.Monkey
     assert change_point() in (117, 118)  # 04:26:00 or 04:26:30
     monkeypatch.setattr(onset, "SLACK", 0.0)
     assert change_point() == 41  # 03:48:00, as it was
+
+
+def test_a_new_versions_since_is_its_first_call_before_the_window(
+    db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A deploy 25 minutes ago judged over a 15-minute window: the cause names the deploy's
+    minute, not the window's start ("new prompt_version v2 since 19:38" for a 19:29 deploy)."""
+    from datetime import datetime
+
+    at = NOW - 1500
+    _deploy(db, at=at)
+    assert check(db) in (1, 2)
+    out = capsys.readouterr().out
+    assert "new prompt_version v4 since " in out, out
+    assert f"new prompt_version v4 since {datetime.fromtimestamp(at):%H:%M} " in out, out
