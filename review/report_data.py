@@ -23,6 +23,7 @@ from llmtop.alerts.explain import explain
 from llmtop.alerts.rules import Rules
 from llmtop.review.common import Period
 from llmtop.review.margin import CustomerMargin, margins
+from llmtop.store.alert_queries import first_row_at
 from llmtop.store.engine import Spec, Tracker, total
 from llmtop.store.filters import Clause, format_filter, where_sql
 from llmtop.store.incidents import IncidentRow, incidents_between
@@ -132,6 +133,15 @@ class Report:
     margins: tuple[CustomerMargin, ...] = ()
     daily: tuple[tuple[float, float], ...] = ()  # (UTC day start, spend)
     notes: tuple[str, ...] = field(default_factory=tuple)
+    #: The earliest row of the data (None: none, or the source cannot say). When it is after
+    #: the previous period's start, that period is not all in the data: its figures and the
+    #: changes are not shown (the dashboard's Δ says "—" for the same reason), not "$0.00" and
+    #: "+$1,160" on every line of a day-old file.
+    data_start: float | None = None
+
+    @property
+    def previous_covered(self) -> bool:
+        return covers(self.data_start, self.period.previous)
 
     @property
     def delta(self) -> float:
@@ -143,6 +153,16 @@ class Report:
 
 
 Savings = Callable[[str, int], "float | None"]
+
+#: Share of the previous period the data may miss at its start and still be compared with (a
+#: file begun a few minutes after it, its first call a little after the hour, covers it).
+COVER_SLACK = 0.02
+
+
+def covers(data_start: float | None, span: tuple[float, float]) -> bool:
+    """Whether data starting at `data_start` holds all of `span` (None: cannot say, so yes)."""
+    a, b = span
+    return data_start is None or data_start <= a + COVER_SLACK * (b - a)
 
 
 def _groups(
@@ -285,8 +305,12 @@ def build_report(
         incidents = incidents_between(reader, a, b)
         budgets = _budgets(reader, rules, b if now is None else now)
         plan_margins = margins(reader, rules, b if now is None else now, clauses)
+    try:
+        data_start = first_row_at(reader)
+    except Exception:  # a source that cannot say (the comparison is then shown as read)
+        data_start = None
     movers: list[Mover] = []
-    if causes:
+    if causes and covers(data_start, period.previous):
         movers = _movers(reader, rules, breakdowns, period, clauses, prev_t.v[F_N] > 0)
     tasks = tasks_read.result()
     v = cur_t.v
@@ -318,6 +342,7 @@ def build_report(
         incidents=tuple(incidents),
         margins=tuple(plan_margins),
         daily=tuple(sorted((float(k), g.v[F_SPEND]) for k, g in daily.items())),
+        data_start=data_start,
     )
 
 

@@ -55,7 +55,7 @@ def sections(r: Report) -> list[tuple[str, list[str], list[list[str]], str]]:
             )
         )
     for dim, lines in r.breakdowns.items():
-        rows = [_line(x) for x in lines[:TOP_ROWS]]
+        rows = [_line(x, r.previous_covered) for x in lines[:TOP_ROWS]]
         rest = lines[TOP_ROWS:]
         note = ""
         if rest:
@@ -194,13 +194,13 @@ def sections(r: Report) -> list[tuple[str, list[str], list[list[str]], str]]:
     return out
 
 
-def _line(x: Line) -> list[str]:
+def _line(x: Line, covered: bool = True) -> list[str]:
     return [
         _cell(x.key),
         usd(x.spend),
-        usd(x.prev_spend),
-        _money_delta(x.delta),
-        pct(x.delta_pct),
+        usd(x.prev_spend) if covered else "—",
+        _money_delta(x.delta) if covered else "—",
+        pct(x.delta_pct) if covered else "—",
         f"{x.requests:,}",
         usd(x.cost_per_request, 4),
     ]
@@ -208,11 +208,13 @@ def _line(x: Line) -> list[str]:
 
 def _headline(r: Report) -> str:
     cpr = r.spend / r.requests if r.requests else None
-    return (
-        f"Spend {usd(r.spend)} ({_money_delta(r.delta)}, {pct(r.delta_pct)} vs the previous "
-        f"{r.period.days:g} day{'' if r.period.days == 1 else 's'}), {r.requests:,} requests,"
-        f" {usd(cpr, 4)} per request."
-    )
+    days = f"{r.period.days:g} day{'' if r.period.days == 1 else 's'}"
+    if r.previous_covered:
+        vs = f"{_money_delta(r.delta)}, {pct(r.delta_pct)} vs the previous {days}"
+    else:
+        start = _d(r.data_start) if r.data_start is not None else "?"
+        vs = f"no comparison: the data starts {start}, so the previous {days} are not all in it"
+    return f"Spend {usd(r.spend)} ({vs}), {r.requests:,} requests, {usd(cpr, 4)} per request."
 
 
 def to_markdown(r: Report) -> str:
@@ -255,9 +257,11 @@ def charts(r: Report) -> list[str]:
     out.append(day.render(is_unicode=True, disable_xml_declaration=True))
     feats = r.breakdowns.get("feature", ())[:TOP_ROWS]
     if feats:
-        bar = pygal.HorizontalBar(title="Spend by feature: this period vs the previous", **cfg)
+        title = "Spend by feature" + (": this period vs the previous" if r.previous_covered else "")
+        bar = pygal.HorizontalBar(title=title, **cfg)
         bar.x_labels = [x.key or "(none)" for x in feats]
-        bar.add("previous", [round(x.prev_spend, 4) for x in feats])
+        if r.previous_covered:  # not a bar of $0 for a period the data does not hold
+            bar.add("previous", [round(x.prev_spend, 4) for x in feats])
         bar.add("this period", [round(x.spend, 4) for x in feats])
         out.append(bar.render(is_unicode=True, disable_xml_declaration=True))
     return out

@@ -185,11 +185,24 @@ def test_formats(sim_db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str
     )
 
 
-def test_no_previous_period_means_no_cause_analysis(sim_db: Path) -> None:
-    """A file younger than two periods: the movers say there is nothing to compare with (an
-    analysis against an empty baseline would read the whole period per mover to say nothing)."""
+def test_a_previous_period_the_data_does_not_hold_is_not_compared(sim_db: Path) -> None:
+    """A file younger than two periods: no movers (an analysis against an empty baseline would
+    read the whole period per mover to say nothing), and the previous figures and changes are
+    "—" with the headline saying why, not "$0.00" and "+$1,160.54" on every line (the
+    dashboard's Δ says "—" for the same reason)."""
+    from llmtop.review.report_render import to_json, to_markdown
+
     r = Reader(sim_db, readonly=True)
     rep = build_report(r, parse_period("month", T0), causes=True, now=T0)
     r.close()
-    assert rep.prev_spend == 0 and rep.prev_requests == 0 and len(rep.movers) == 3
-    assert {m.causes for m in rep.movers} == {("no calls in the previous period to compare with",)}
+    assert rep.prev_spend == 0 and not rep.previous_covered and rep.movers == ()
+    md = to_markdown(rep)
+    assert "no comparison: the data starts " in md and "Top movers" not in md, md[:400]
+    feature_rows = [x for x in md.splitlines() if x.startswith("| support-summarize |")]
+    assert feature_rows and feature_rows[0].count("| — ") == 3, feature_rows
+    assert json.loads(to_json(rep))["previous_covered"] is False
+    # The week: the data holds the previous week whole, its first call a few seconds after it.
+    r = Reader(sim_db, readonly=True)
+    week = build_report(r, parse_period("week", T0), causes=False, now=T0)
+    r.close()
+    assert week.previous_covered and "vs the previous 7 days" in to_markdown(week)
