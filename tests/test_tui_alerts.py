@@ -669,3 +669,35 @@ async def test_alerts_stay_live_while_the_view_is_paused(llmtop_db: Path) -> Non
             "feature=support-summarize"
         ]
         assert app.dashboard.paused_at is not None and app.query_one(AlertsPanel).display
+
+
+async def test_an_alert_resolved_inside_an_open_incident_is_no_resolved_line(
+    llmtop_db: Path,
+) -> None:
+    """The spike calmed and resolved, the cache-hit drop of the same incident fires on: one
+    line, the open incident's ("✓ resolved 20:02 feature=..." under it said it was over)."""
+    from llmtop.alerts.model import AlertState
+
+    base = dict(
+        severity="critical",
+        scope="feature=f",
+        cause="new route_version r13",
+        causes=(),
+        owner="team-f",
+        since=NOW - 1800,
+        last_seen=NOW,
+        snoozed_until=None,
+        drill=("feature=f", "route_version"),
+        incident="i1",
+    )
+    drop = AlertState(fingerprint="d", rule="cache_hit_drop", title="hit rate", state="open", **base)  # fmt: skip
+    spike = AlertState(fingerprint="s", rule="spike", title="burning", state="resolved", **base)  # fmt: skip
+    other = AlertState(fingerprint="o", rule="spike", title="gone", state="resolved", **{**base, "incident": "i0"})  # fmt: skip
+    app = make_app(llmtop_db)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        app.dashboard.alert_states = [drop, spike, other]
+        await pilot.pause()
+        lines = _lines(app)
+        assert len(lines) == 2 and "hit rate" in lines[0], lines
+        assert lines[1].startswith(" ✓ resolved ") and "gone" in lines[1], lines

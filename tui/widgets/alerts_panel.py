@@ -263,7 +263,16 @@ class AlertsPanel(Vertical):
     def _lines(self) -> list[tuple[Any, list[Any], bool]]:
         """(root, children, resolved) per line, in the engine's order."""
         live = [s for s in self.states if getattr(s, "state", "open") != "resolved"]
-        gone = [s for s in self.states if getattr(s, "state", "open") == "resolved"]
+        # An alert that resolved inside an incident still open (its spike calmed, its cache-hit
+        # drop fires on) is no resolved incident: "✓ resolved 20:02 feature=..." under the open
+        # line of the same incident said it was over.
+        open_incidents = {getattr(s, "incident", None) for s in live} - {None}
+        gone = [
+            s
+            for s in self.states
+            if getattr(s, "state", "open") == "resolved"
+            and getattr(s, "incident", None) not in open_incidents
+        ]
         groups = group_states(live)
         waiting = [r for r, ch in groups if getattr(r, "pending", False) and not ch]
         if len(waiting) < 2:
