@@ -701,3 +701,33 @@ async def test_an_alert_resolved_inside_an_open_incident_is_no_resolved_line(
         lines = _lines(app)
         assert len(lines) == 2 and "hit rate" in lines[0], lines
         assert lines[1].startswith(" ✓ resolved ") and "gone" in lines[1], lines
+
+
+def test_at_80_columns_owner_and_since_come_before_the_state_marks() -> None:
+    """Severity, scope, owner and since show at 80 columns whatever the incident's state:
+    "escalated snoozed till 21:14" came first and pushed the owner and since off the line."""
+    from llmtop.alerts.model import AlertState
+    from llmtop.tui.widgets.alerts_panel import alert_line
+
+    a = AlertState(
+        fingerprint="r",
+        rule="spike",
+        severity="critical",
+        scope="feature=support-summarize",
+        title="support-summarize burning $51.60/h",
+        cause="new prompt_version v2",
+        causes=(),
+        owner="team-support",
+        since=NOW - 600,
+        last_seen=NOW,
+        state="snoozed",
+        snoozed_until=NOW + 3600,
+        drill=("feature=support-summarize", "prompt_version"),
+        escalated=True,
+    )
+    narrow = str(alert_line(a, width=76))
+    assert narrow.index("team-support") < narrow.index("11:50") < narrow.index("escalated")
+    assert narrow.index("11:50") < narrow.index("snoozed till 13:00")
+    assert narrow.index("11:50") + 5 <= 76, narrow  # owner and since within the line
+    wide = str(alert_line(a, width=120))
+    assert wide.index("escalated") < wide.index("feature=support-summarize"), wide

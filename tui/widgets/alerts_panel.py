@@ -140,33 +140,39 @@ def alert_line(
     if child:
         t.append("   └ ", style="dim")
     _badge(t, sev)
+    wide, narrow = width >= WIDE, width < NARROW
+    # State marks: after the badge, or below NARROW after owner and since, which must show at
+    # 80 columns ("escalated snoozed till 21:14" pushed the owner off and since with it).
+    marks = Text()
     if child:
         # Escalation and state are the incident's, on its root's line: on a related warning
         # "escalated" read as if that alert had turned critical.
         st = "open"
     elif is_escalated(a):
-        t.append(" escalated ", style="bold red")
+        marks.append(" escalated ", style="bold red")
     if st == "snoozed" and getattr(a, "snoozed_until", None):
         # Until when: a snooze that silently ends pages again, and "snoozed" alone hid that.
-        t.append(
-            f" snoozed till {until(a.snoozed_until, getattr(a, 'last_seen', None) or a.snoozed_until)} ",
-            style="dim",
-        )
+        ref = getattr(a, "last_seen", None) or a.snoozed_until  # the pass that listed it
+        marks.append(f" snoozed till {until(a.snoozed_until, ref)} ", style="dim")
     elif st != "open":
-        t.append(f" {st} ", style="dim")
+        marks.append(f" {st} ", style="dim")
     quiet = getattr(a, "quiet_for", 0.0) if quiet is None else quiet
     if quiet:
         # Not firing now; it resolves after 10 quiet minutes (alerts.state.RESOLVE_AFTER).
-        t.append(f" quiet {int(quiet // 60)}m ", style="dim italic")
+        marks.append(f" quiet {int(quiet // 60)}m ", style="dim italic")
+    if not narrow:
+        t.append_text(marks)
     t.append(" ")
     t.append_text(safe(getattr(a, "scope", "") or "all", "bold"))
-    wide, narrow = width >= WIDE, width < NARROW
     t.append(" · owner " if wide else " · ")
     t.append_text(safe(getattr(a, "owner", None) or "—", "bold"))
     since = getattr(a, "since", None) or getattr(a, "first_seen", None)
     if since:
         when = clock(since)
         t.append(f" · since {when}" if wide else f" · {when[:5]}", style="dim")
+    if narrow and marks.plain:
+        t.append(" ·")
+        t.append_text(marks)
     if related:
         t.append(" · ")
         t.append(related, style="bold")
