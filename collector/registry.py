@@ -16,6 +16,8 @@ from llmtop.store.db import resolve_db_path
 
 _writers: dict[Path, Writer] = {}
 _writers_lock = threading.Lock()
+#: The pid this process was forked from, if it was (its writers write eagerly: Writer.eager).
+_forked_from: int | None = None
 
 
 def get_writer(db: str | os.PathLike[str] | None = None) -> Writer:
@@ -27,7 +29,13 @@ def get_writer(db: str | os.PathLike[str] | None = None) -> Writer:
     with _writers_lock:
         w = _writers.get(path)
         if w is None or w.pid != os.getpid():
-            w = _writers[path] = Writer(path)
+            child = _forked_from is not None
+            # A forked worker writes in-process (unless LLMTOP_WRITER says otherwise) and as
+            # each event comes: its parent may stop it as soon as its task returns, sooner than
+            # a writer process of its own starts (~0.2 s), and its last calls were lost.
+            sink = "thread" if child and not os.environ.get("LLMTOP_WRITER") else None
+            w = _writers[path] = Writer(path, sink=sink)
+            w.eager = child
         return w
 
 
@@ -35,7 +43,8 @@ def _after_fork_in_child() -> None:
     # The parent's thread does not exist here and its queue would be written twice: start clean.
     # The inherited connections are abandoned, not closed (SQLite forbids using them after fork);
     # the pipes to the parent's sidecar are closed here, or they would keep it alive.
-    global _writers, _writers_lock
+    global _writers, _writers_lock, _forked_from
+    _forked_from = os.getppid()
     _writers_lock = threading.Lock()  # a fork while another thread held it must not deadlock
     for w in _writers.values():
         try:
@@ -44,6 +53,15 @@ def _after_fork_in_child() -> None:
             pass
     _abandoned.extend(_writers.values())
     _writers = {}
+    try:
+        if signal.getsignal(signal.SIGTERM) is _flush_and_die:
+            # A child's SIGTERM is its parent's way to stop it now (Pool.terminate, which a
+            # `with Pool(...)` block ends in): a Python handler only runs when the main thread
+            # gets back to Python, and a pool worker waiting on the task queue's lock never did,
+            # so the pool's exit hung for good. The child dies of it at once, as without llmtop.
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    except (ValueError, OSError):
+        pass
     mp = sys.modules.get("multiprocessing.util")
     if mp is not None:
         # A multiprocessing worker (fork) ends in os._exit, past atexit: its last batch (up to

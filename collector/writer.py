@@ -68,6 +68,10 @@ class Writer:
         self.flush_interval = flush_interval
         self.batch_size = batch_size
         self.pid = os.getpid()
+        #: Write each event as it comes instead of every `flush_interval`: a forked worker's
+        #: parent may kill it the moment its task returns (Pool.terminate, the end of a `with
+        #: Pool(...)` block), and a batch held for 250 ms was all of a short task's calls.
+        self.eager = False
         self._q: deque[Any] = deque()
         self._wake = threading.Event()
         self._start_lock = threading.Lock()
@@ -100,7 +104,7 @@ class Writer:
                 self._start()
             except RuntimeError:  # no thread to be had now (a pids limit): the next call retries
                 pass
-        elif len(q) >= self.batch_size:
+        if self.eager or len(q) >= self.batch_size:
             self._wake.set()
 
     def drop(self, n: int, reason: str) -> None:

@@ -359,6 +359,51 @@ def test_a_multiprocessing_worker_lands_its_last_calls(llmtop_db: Path) -> None:
     assert scalar(llmtop_db, "SELECT count(*) FROM calls") == 300
 
 
+POOL_SCRIPT = """
+import os, sys, signal, multiprocessing as mp
+os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+from llmtop.collector import Collector
+import litellm
+from llmtop.collector.registry import install_sigterm_flush
+litellm.callbacks = [Collector(db=sys.argv[1])]
+install_sigterm_flush()  # a plain script's main process: SIGTERM flushes, then kills
+MSG = [{"role": "user", "content": "hi"}]
+def work(i):
+    litellm.completion(model="gpt-4o-mini", messages=MSG, mock_response="ok")
+    return signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+if __name__ == "__main__":
+    work(0)
+    ctx = mp.get_context("fork")
+    for _ in range(5):
+        with ctx.Pool(3) as p:  # ends in terminate(): SIGTERM to every worker
+            assert all(p.map(work, range(12))), "a worker kept the parent's SIGTERM handler"
+    p = ctx.Pool(3)
+    p.map(work, range(12))
+    p.close()
+    p.join()
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_pool_that_terminates_its_workers_ends(llmtop_db: Path, tmp_path: Path) -> None:
+    """`with Pool(...)` ends in terminate(), SIGTERM to its workers. A worker that inherited
+    the parent's Python SIGTERM handler and waited on the task queue's lock never ran it (the
+    handler runs when the main thread is back in Python), and the pool's exit hung for good.
+    Workers die of SIGTERM at once, as without llmtop; close() and join() keep every row."""
+    script = tmp_path / "pool.py"
+    script.write_text(POOL_SCRIPT)
+    r = subprocess.run(
+        [sys.executable, str(script), str(llmtop_db)],
+        capture_output=True,
+        text=True,
+        timeout=120,  # a hang is a failure, not a wait
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    # close() and join(): the workers exit, and their last batches are written.
+    n = scalar(llmtop_db, "SELECT count(*) FROM calls")
+    assert n >= 1 + 12, n
+
+
 # --- garbage in ----------------------------------------------------------------------------------
 
 MALFORMED: list[Any] = [
