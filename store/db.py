@@ -6,12 +6,15 @@ collector, the TUI and the CLI can never disagree about which file they mean.
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import stat
 from pathlib import Path
 
 from llmtop.store.histblob import merge_hist_blobs
+
+log = logging.getLogger("llmtop.store")
 
 APP_NAME = "llmtop"
 DB_FILENAME = "llmtop.db"
@@ -112,14 +115,7 @@ def connect(
     if readonly:
         if not p.exists():
             raise DatabaseError(f"{p}: no such database (is the collector writing somewhere else?)")
-        uri = f"file:{p}?mode=ro"
-        conn = sqlite3.connect(
-            uri,
-            uri=True,
-            timeout=busy / 1000,
-            isolation_level=None,
-            check_same_thread=check_same_thread,
-        )
+        conn = _open_readonly(p, busy, check_same_thread)
     else:
         if not create and not p.exists():
             raise DatabaseError(f"{p}: no such database")
@@ -162,6 +158,48 @@ def connect(
         conn.close()
         raise DatabaseError(explain(p, exc)) from exc
     return conn
+
+
+def _open_readonly(p: Path, busy: int, check_same_thread: bool) -> sqlite3.Connection:
+    """`mode=ro`, or on a read-only mount `immutable=1`: a WAL database read with `mode=ro`
+    needs its -shm file, which SQLite cannot create on a read-only volume or backup copy, and
+    check, report and export said "unable to open database file". Immutable tells SQLite that
+    nobody writes the file, which a read-only mount guarantees; rows still in a -wal file are
+    then not read, and one line says so."""
+
+    def open_uri(flags: str) -> sqlite3.Connection:
+        return sqlite3.connect(
+            f"file:{p}?{flags}",
+            uri=True,
+            timeout=busy / 1000,
+            isolation_level=None,
+            check_same_thread=check_same_thread,
+        )
+
+    conn = open_uri("mode=ro")
+    try:
+        conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+        return conn
+    except sqlite3.OperationalError as exc:
+        if "unable to open" not in str(exc) or not _read_only_volume(p.parent):
+            return conn  # the caller's first query says what is wrong, as before
+    conn.close()
+    wal = Path(f"{p}-wal")
+    if wal.exists() and wal.stat().st_size > 0:
+        log.warning(
+            "llmtop: %s is on a read-only volume: read as it is, without the %d bytes of rows"
+            " still in its -wal file",
+            p,
+            wal.stat().st_size,
+        )
+    return open_uri("mode=ro&immutable=1")
+
+
+def _read_only_volume(directory: Path) -> bool:
+    try:
+        return bool(os.statvfs(directory).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
 
 
 def check_ours(db: sqlite3.Connection, path: object = "database") -> None:

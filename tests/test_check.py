@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -332,3 +333,49 @@ def test_a_new_versions_since_is_its_first_call_before_the_window(
     out = capsys.readouterr().out
     assert "new prompt_version v4 since " in out, out
     assert f"new prompt_version v4 since {datetime.fromtimestamp(at):%H:%M} " in out, out
+
+
+def test_check_and_export_read_a_database_on_a_read_only_mount(
+    db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A backup copy or a volume mounted read-only: SQLite cannot make the -shm file a WAL
+    database read with mode=ro needs, and check, report and export said "unable to open
+    database file". They read it (immutable: nobody can write it there)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to make a read-only bind mount")
+    _deploy(db)
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    shutil.copy(db, ro / "copy.db")
+    r = subprocess.run(["mount", "--bind", str(ro), str(ro)], capture_output=True, text=True)
+    if r.returncode:
+        pytest.skip(f"cannot bind-mount here: {r.stderr.strip()}")
+    try:
+        r = subprocess.run(
+            ["mount", "-o", "remount,bind,ro", str(ro)], capture_output=True, text=True
+        )
+        assert r.returncode == 0, r.stderr
+        assert not os.access(ro, os.W_OK) or os.statvfs(ro).f_flag & os.ST_RDONLY
+        assert check(ro / "copy.db") == 2
+        out = capsys.readouterr()
+        assert out.out.startswith("CRITICAL  feature=support-summarize"), out
+        exp = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "llmtop",
+                "export",
+                "--db",
+                str(ro / "copy.db"),
+                "--until",
+                str(NOW),
+                "--window",
+                "1h",
+            ],
+            capture_output=True,
+            text=True,
+        )
+        assert exp.returncode == 0, exp.stderr
+        assert exp.stdout.startswith("id,trace_id,") and exp.stdout.count("\n") > 10
+    finally:
+        subprocess.run(["umount", "-l", str(ro)], capture_output=True)  # -l: a handle still open
