@@ -35,6 +35,7 @@ from llmtop.store.rollup import (
     F_ELIGIBLE,
     F_FAIL,
     F_FAILED_SPEND,
+    F_FALLBACK,
     F_N,
     F_RC_HITS,
     F_RETRY,
@@ -138,6 +139,8 @@ class Report:
     #: changes are not shown (the dashboard's Δ says "—" for the same reason), not "$0.00" and
     #: "+$1,160" on every line of a day-old file.
     data_start: float | None = None
+    #: Fallback attempts (beside `retries`): "retries and fallbacks" counted retries only.
+    fallbacks: int = 0
 
     @property
     def previous_covered(self) -> bool:
@@ -343,6 +346,7 @@ def build_report(
         margins=tuple(plan_margins),
         daily=tuple(sorted((float(k), g.v[F_SPEND]) for k, g in daily.items())),
         data_start=data_start,
+        fallbacks=int(v[F_FALLBACK]),
     )
 
 

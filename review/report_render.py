@@ -102,7 +102,11 @@ def sections(r: Report) -> list[tuple[str, list[str], list[list[str]], str]]:
             ["item", "amount"],
             [
                 ["failed attempts", f"{usd(r.failed_spend)} ({r.failures:,} failures)"],
-                ["retries and fallbacks", f"{usd(r.retry_spend)} ({r.retries:,} retries)"],
+                [
+                    "retries and fallbacks",
+                    f"{usd(r.retry_spend)} ({r.retries:,} {'retry' if r.retries == 1 else 'retries'},"
+                    f" {r.fallbacks:,} fallback{'' if r.fallbacks == 1 else 's'})",
+                ],
                 [
                     "prompt-cache hit rate",
                     "n/a" if r.cache_hit_rate is None else f"{r.cache_hit_rate:.0%}",

@@ -74,6 +74,7 @@ def test_report_numbers_equal_sql(sim_db: Path) -> None:
     assert rep.retry_spend == pytest.approx(retry_spend, rel=1e-9)
     assert rep.prev_spend == pytest.approx(one("total(cost_usd)", pa, pb)[0], rel=1e-9)
     assert rep.invalid == one("count(invalid)")[0]
+    assert rep.fallbacks == one("total(is_fallback)")[0] and rep.fallbacks > 0
 
     for dim in REPORT_DIMS:
         cur = {
