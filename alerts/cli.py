@@ -180,23 +180,6 @@ def _record(db: Any, alerts: list[Any], now: float, rules: Any) -> Any:
     return res
 
 
-def _state_json(a: Any) -> dict[str, Any]:
-    """A stored alert (a quiet incident's) in the JSON shape of an evaluated one."""
-    return {
-        "fingerprint": a.fingerprint,
-        "rule": a.rule,
-        "severity": a.severity,
-        "scope": a.scope,
-        "title": a.title,
-        "cause": a.cause,
-        "causes": [{"text": t, "dollars": round(v, 4)} for t, v in a.causes],
-        "owner": a.owner,
-        "since": a.since,
-        "drill": {"filter": a.drill[0], "group_by": a.drill[1]},
-        "parent": a.parent,
-    }
-
-
 def main(argv: list[str] | None = None) -> int:
     try:
         ns = build_parser().parse_args(argv)
@@ -205,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from llmtop.alerts.evaluate import evaluate
     from llmtop.alerts.incidents import grouped, severity_of
+    from llmtop.alerts.model import alert_json
     from llmtop.alerts.rules import RulesError, check_dimensions, default_rules_path, load_rules
     from llmtop.store.db import DatabaseError, resolve_db_path
     from llmtop.store.reader import Reader
@@ -275,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
         out = []
         for root, related, inc, page, quiet in blocks:
             for a in (root, *related):
-                d = a.to_json() if hasattr(a, "to_json") else _state_json(a)
+                d = alert_json(a)
                 # The severity recorded: an alert that turned critical stays critical until it
                 # resolves (what the dashboard shows), though this instant's figures say warning.
                 if a.fingerprint in states:

@@ -6,7 +6,7 @@ can serialize them without knowing about the engine.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 SEVERITIES = ("warning", "critical")
@@ -42,10 +42,16 @@ class Alert:
     base: tuple[tuple[float, float], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["causes"] = [{"text": t, "dollars": round(v, 4)} for t, v in self.causes]
-        d["drill"] = {"filter": self.drill[0], "group_by": self.drill[1]}
-        return d
+        return alert_json(self)
+
+
+def alert_json(a: Alert | AlertState) -> dict[str, Any]:
+    """An alert in `llmtop check --json`'s shape: an evaluated one, or a stored one (a quiet
+    incident's, listed though nothing of it fires at that instant), the same keys either way."""
+    d = {f.name: getattr(a, f.name) for f in fields(Alert)}
+    d["causes"] = [{"text": t, "dollars": round(v, 4)} for t, v in a.causes]
+    d["drill"] = {"filter": a.drill[0], "group_by": a.drill[1]}
+    return d
 
 
 @dataclass(frozen=True)

@@ -137,19 +137,20 @@ def _quiet_on_same_scope(
     rows: dict[str, dict[str, Any]],
     active: dict[str, dict[str, Any]],
     claimed: dict[str, dict[str, Any]],
-    firing: set[str],
+    firing: set[str | None],
 ) -> dict[str, Any] | None:
-    """The open incident (the earliest opened) none of whose alerts fires in this pass and one
-    of whose alerts watches a scope one of `members` watches: alerts on one scope are one
-    incident (alerts.incidents), whether or not they fire in the same pass."""
+    """The open incident (the earliest opened) none of whose alerts fires in this pass (not in
+    `firing`, the incidents of the alerts firing) and one of whose alerts watches a scope one
+    of `members` watches: alerts on one scope are one incident (alerts.incidents), whether or
+    not they fire in the same pass."""
     scopes = {a.scope for a in members}
     found = [
         active[r["incident"]]
-        for fp, r in rows.items()
+        for r in rows.values()
         if r["scope"] in scopes
         and r["incident"] in active
         and r["incident"] not in claimed
-        and not any(rows[f]["incident"] == r["incident"] for f in firing if f in rows)
+        and r["incident"] not in firing
     ]
     return min(found, key=lambda i: (i["opened"], i["id"])) if found else None
 
@@ -211,7 +212,8 @@ def sync_pass(
         taken = set(all_incs)
         claimed: dict[str, dict[str, Any]] = {}
         firing: set[str] = set()
-        firing_fps = {a.fingerprint for a in alerts}
+        # The incidents this pass's alerts were filed under: an incident of none is quiet.
+        firing_incs = {rows[a.fingerprint]["incident"] for a in alerts if a.fingerprint in rows}
         for root, children in grouped(alerts):
             members = [root, *children]
             firing.update(a.fingerprint for a in members)
@@ -230,7 +232,7 @@ def sync_pass(
             elif free:
                 inc = dict(free[0])
             elif not mine and (
-                quiet := _quiet_on_same_scope(members, rows, active, claimed, firing_fps)
+                quiet := _quiet_on_same_scope(members, rows, active, claimed, firing_incs)
             ):
                 # An open incident whose alerts went quiet for a pass (it resolves only after
                 # RESOLVE_AFTER) on the scope of one firing now: the same problem, its state

@@ -16,8 +16,9 @@ from llmtop.store.db import resolve_db_path
 
 _writers: dict[Path, Writer] = {}
 _writers_lock = threading.Lock()
-#: The pid this process was forked from, if it was (its writers write eagerly: Writer.eager).
-_forked_from: int | None = None
+#: This process was forked from one that had imported the collector (its writers write
+#: in-process and eagerly: get_writer).
+_forked = False
 
 
 def get_writer(db: str | os.PathLike[str] | None = None) -> Writer:
@@ -29,13 +30,12 @@ def get_writer(db: str | os.PathLike[str] | None = None) -> Writer:
     with _writers_lock:
         w = _writers.get(path)
         if w is None or w.pid != os.getpid():
-            child = _forked_from is not None
             # A forked worker writes in-process (unless LLMTOP_WRITER says otherwise) and as
             # each event comes: its parent may stop it as soon as its task returns, sooner than
             # a writer process of its own starts (~0.2 s), and its last calls were lost.
-            sink = "thread" if child and not os.environ.get("LLMTOP_WRITER") else None
+            sink = "thread" if _forked and not os.environ.get("LLMTOP_WRITER") else None
             w = _writers[path] = Writer(path, sink=sink)
-            w.eager = child
+            w.eager = _forked
         return w
 
 
@@ -43,8 +43,8 @@ def _after_fork_in_child() -> None:
     # The parent's thread does not exist here and its queue would be written twice: start clean.
     # The inherited connections are abandoned, not closed (SQLite forbids using them after fork);
     # the pipes to the parent's sidecar are closed here, or they would keep it alive.
-    global _writers, _writers_lock, _forked_from
-    _forked_from = os.getppid()
+    global _writers, _writers_lock, _forked
+    _forked = True
     _writers_lock = threading.Lock()  # a fork while another thread held it must not deadlock
     for w in _writers.values():
         try:

@@ -218,7 +218,7 @@ def run_headless(args: argparse.Namespace, path: Path, *, quiet: bool = False) -
     live = w.written - written_before
     print(
         f"llmtop demo: {live:,} live row{'' if live == 1 else 's'} written in {elapsed:.1f}s "
-        f"({(w.written - written_before) / elapsed:,.0f} rows/s), {w.dropped:,} dropped"
+        f"({live / elapsed:,.0f} rows/s), {w.dropped:,} dropped"
         f"{'' if flushed else ' (flush timed out)'}, db {path}",
         flush=True,
     )
