@@ -381,6 +381,15 @@ def _incident(db: Path) -> None:
     write(db, records("support-summarize", NOW - 900, NOW, rng, inp=48000, prompt_version="v4"))
 
 
+def _paged_incident(db: Path, capsys: pytest.CaptureFixture[str]) -> int:
+    """The incident, judged and recorded by `llmtop check` at NOW: its exit code."""
+    _incident(db)
+    code = cli.main(["--db", str(db), "--now", str(NOW)])
+    assert code in (1, 2)
+    capsys.readouterr()
+    return code
+
+
 def test_sync_pages_once_and_survives_restart(db: Path) -> None:
     _incident(db)
     alerts = run(db)
@@ -505,10 +514,7 @@ def test_a_pass_in_the_past_is_a_look_back_and_never_recorded(
     incident (nothing fired then) and the next pass in the present opened them again, acks
     lost and paging again. It evaluates and prints, says in one line that it recorded nothing,
     and the state is as it was."""
-    _incident(db)
-    code = cli.main(["--db", str(db), "--now", str(NOW)])
-    assert code in (1, 2)
-    capsys.readouterr()
+    _paged_incident(db, capsys)
     store = AlertStore(db)
     try:
         before = sorted((s.fingerprint, s.state) for s in state.states(store, NOW))
@@ -548,10 +554,7 @@ def test_a_look_back_shows_what_fired_then_without_todays_acks(
     """`check --now <an hour ago>` after the incident was acked: what fired then is shown as it
     fired, not hidden as acked by an ack made later ("all quiet", exit 0, for a look back at
     the incident itself)."""
-    _incident(db)
-    code = cli.main(["--db", str(db), "--now", str(NOW)])
-    assert code in (1, 2)
-    capsys.readouterr()
+    code = _paged_incident(db, capsys)
     store = AlertStore(db)
     try:
         (root,) = [s.fingerprint for s in state.states(store, NOW) if s.parent is None][:1]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from llmtop.alerts.rules import default_rules_path
@@ -598,13 +599,12 @@ async def test_a_misspelled_tag_in_the_rules_is_said_on_screen(llmtop_db: Path) 
         )
 
 
-def test_a_related_line_carries_its_own_severity_and_a_snooze_says_its_day() -> None:
-    """Escalation and ack are the incident's, on its root's line: a related warning marked
-    "escalated" read as if it had turned critical. A snooze ending on another day names it."""
+def _state(fingerprint: str, **given: Any) -> Any:
+    """A stored alert on feature=f for the panel to draw, with what a test does not care about
+    filled in."""
     from llmtop.alerts.model import AlertState
-    from llmtop.tui.widgets.alerts_panel import alert_line
 
-    base = dict(
+    fields: dict[str, Any] = dict(
         rule="cache_hit_drop",
         severity="warning",
         scope="feature=f",
@@ -614,19 +614,27 @@ def test_a_related_line_carries_its_own_severity_and_a_snooze_says_its_day() -> 
         owner="team-f",
         since=NOW - 600,
         last_seen=NOW,
+        state="open",
         snoozed_until=None,
         drill=("feature=f", "route_version"),
-        escalated=True,
     )
-    child = AlertState(fingerprint="c", state="acked", **base)
+    return AlertState(fingerprint=fingerprint, **{**fields, **given})
+
+
+def test_a_related_line_carries_its_own_severity_and_a_snooze_says_its_day() -> None:
+    """Escalation and ack are the incident's, on its root's line: a related warning marked
+    "escalated" read as if it had turned critical. A snooze ending on another day names it."""
+    from llmtop.tui.widgets.alerts_panel import alert_line
+
+    child = _state("c", state="acked", escalated=True)
     text = str(alert_line(child, child=True))
     assert "WARNING" in text and "escalated" not in text and "acked" not in text, text
-    root = AlertState(fingerprint="r", state="acked", **{**base, "severity": "critical"})
+    root = _state("r", state="acked", escalated=True, severity="critical")
     assert "escalated" in str(alert_line(root)) and " acked " in str(alert_line(root))
     # NOW is 12:00 UTC: a snooze until 16:00 today, and one until 09:00 tomorrow (Thursday).
-    today = AlertState(fingerprint="s", state="snoozed", **{**base, "snoozed_until": NOW + 4 * 3600})  # fmt: skip
+    today = _state("s", state="snoozed", escalated=True, snoozed_until=NOW + 4 * 3600)
     assert "snoozed till 16:00 " in str(alert_line(today))
-    later = AlertState(fingerprint="s", state="snoozed", **{**base, "snoozed_until": NOW + 21 * 3600})  # fmt: skip
+    later = _state("s", state="snoozed", escalated=True, snoozed_until=NOW + 21 * 3600)
     assert "snoozed till Thu 09:00 " in str(alert_line(later))
 
 
@@ -676,23 +684,10 @@ async def test_an_alert_resolved_inside_an_open_incident_is_no_resolved_line(
 ) -> None:
     """The spike calmed and resolved, the cache-hit drop of the same incident fires on: one
     line, the open incident's ("✓ resolved 20:02 feature=..." under it said it was over)."""
-    from llmtop.alerts.model import AlertState
-
-    base = dict(
-        severity="critical",
-        scope="feature=f",
-        cause="new route_version r13",
-        causes=(),
-        owner="team-f",
-        since=NOW - 1800,
-        last_seen=NOW,
-        snoozed_until=None,
-        drill=("feature=f", "route_version"),
-        incident="i1",
-    )
-    drop = AlertState(fingerprint="d", rule="cache_hit_drop", title="hit rate", state="open", **base)  # fmt: skip
-    spike = AlertState(fingerprint="s", rule="spike", title="burning", state="resolved", **base)  # fmt: skip
-    other = AlertState(fingerprint="o", rule="spike", title="gone", state="resolved", **{**base, "incident": "i0"})  # fmt: skip
+    base = dict(severity="critical", since=NOW - 1800, incident="i1")
+    drop = _state("d", title="hit rate", **base)
+    spike = _state("s", rule="spike", title="burning", state="resolved", **base)
+    other = _state("o", rule="spike", title="gone", state="resolved", **{**base, "incident": "i0"})
     app = make_app(llmtop_db)
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(app, pilot)
@@ -706,23 +701,17 @@ async def test_an_alert_resolved_inside_an_open_incident_is_no_resolved_line(
 def test_at_80_columns_owner_and_since_come_before_the_state_marks() -> None:
     """Severity, scope, owner and since show at 80 columns whatever the incident's state:
     "escalated snoozed till 21:14" came first and pushed the owner and since off the line."""
-    from llmtop.alerts.model import AlertState
     from llmtop.tui.widgets.alerts_panel import alert_line
 
-    a = AlertState(
-        fingerprint="r",
+    a = _state(
+        "r",
         rule="spike",
         severity="critical",
         scope="feature=support-summarize",
         title="support-summarize burning $51.60/h",
-        cause="new prompt_version v2",
-        causes=(),
         owner="team-support",
-        since=NOW - 600,
-        last_seen=NOW,
         state="snoozed",
         snoozed_until=NOW + 3600,
-        drill=("feature=support-summarize", "prompt_version"),
         escalated=True,
     )
     narrow = str(alert_line(a, width=76))
